@@ -1,0 +1,26 @@
+//! immuta-gitops: a GitOps reconciler for the Immuta data-governance platform.
+//!
+//! Data teams keep Immuta data sources, global policies, projects, purposes and license keys as
+//! YAML (or JSON) in a Git repository. This crate loads and validates those specs, plans the
+//! changes against a tenant, applies them through Immuta's V2 API, and keeps a tenant in sync as
+//! a long-lived reconciler.
+//!
+//! # Layout
+//!
+//! - [`snapshot`]: an immutable set of spec files at one revision (the seam between sources and
+//!   everything else).
+//! - [`diagnostic`]: what is wrong with the input, where, and how to fix it.
+//! - [`spec`]: pure loading and validation of spec files into the desired state.
+//! - [`emulator`]: an in-memory emulator of the documented Immuta API, used by tests, benchmarks
+//!   and as the embedded sandbox tenant.
+//! - [`cli`]: the command-line edge; the only place (with `main`) that uses `anyhow`.
+//!
+//! `ARCHITECTURE.md` at the repository root has the code map and the invariants.
+
+#![deny(clippy::all)]
+
+pub mod cli;
+pub mod diagnostic;
+pub mod emulator;
+pub mod snapshot;
+pub mod spec;

@@ -1,0 +1,1 @@
+//! Pure loading and validation of spec files into the desired state.
