@@ -11,6 +11,8 @@
 //!   everything else).
 //! - [`diagnostic`]: what is wrong with the input, where, and how to fix it.
 //! - [`spec`]: pure loading and validation of spec files into the desired state.
+//! - [`source`]: produces snapshots from a local directory (and, later, Git).
+//! - [`secret_store`]: where `${VAR}` and `${file:PATH}` values come from at send time.
 //! - [`emulator`]: an in-memory emulator of the documented Immuta API, used by tests, benchmarks
 //!   and as the embedded sandbox tenant.
 //! - [`cli`]: the command-line edge; the only place (with `main`) that uses `anyhow`.
@@ -22,5 +24,7 @@
 pub mod cli;
 pub mod diagnostic;
 pub mod emulator;
+pub mod secret_store;
 pub mod snapshot;
+pub mod source;
 pub mod spec;

@@ -62,7 +62,9 @@ impl Snapshot {
     /// Builds a snapshot from in-memory `(path, text)` pairs, with a content-derived revision.
     ///
     /// Used by tests, benchmarks and `plan --base` (where the files come from a Git tree).
-    pub fn from_texts<P: Into<String>, T: AsRef<[u8]>>(files: impl IntoIterator<Item = (P, T)>) -> Self {
+    pub fn from_texts<P: Into<String>, T: AsRef<[u8]>>(
+        files: impl IntoIterator<Item = (P, T)>,
+    ) -> Self {
         let files = files
             .into_iter()
             .map(|(path, text)| SnapshotFile {
@@ -142,7 +144,8 @@ mod tests {
 
     #[test]
     fn sub_path_keeps_only_files_below_it() {
-        let s = Snapshot::from_texts([("specs/a.yaml", "x"), ("specsx/b.yaml", "y"), ("c.yaml", "z")]);
+        let s =
+            Snapshot::from_texts([("specs/a.yaml", "x"), ("specsx/b.yaml", "y"), ("c.yaml", "z")]);
         let sub = s.with_sub_path("/specs/");
         let paths: Vec<_> = sub.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["a.yaml"]);

@@ -1,30 +1,84 @@
 //! The command-line edge: argument parsing, wiring, printing, exit codes.
+//!
+//! Each subcommand lives in its own file and returns an [`ExitCode`]; errors that end a command
+//! early are `anyhow` errors printed with their cause chain. This is the only module (with
+//! `main`) that uses `anyhow`.
 
+mod schema;
+mod validate;
+
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// GitOps reconciler for the Immuta data-governance platform.
 #[derive(Debug, Parser)]
 #[command(name = "immuta-gitops", version, about, long_about = None)]
 pub struct Cli {
+    /// When to use colours.
+    #[arg(long, value_enum, global = true, default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
+
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Load and check a spec tree; report every problem with file:line:col and a fix hint.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema (draft-07) of spec documents, for editors.
+    Schema(schema::SchemaArgs),
     /// Run an emulator of the documented Immuta API (a sandbox tenant for demos and tests).
     Emulator(crate::emulator::EmulatorArgs),
 }
 
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for errors.
+pub const EXIT_ERROR: u8 = 1;
+
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Emulator(_args) => {
-            eprintln!("error: the emulator is not built yet");
-            ExitCode::from(1)
+    let choice = match cli.color {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Emulator(_args) => Err(anyhow::anyhow!("the emulator is not built yet")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            let _ = writeln!(anstream::stderr(), "error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// `immuta-gitops plan | head` must not report an error: a closed pipe is a normal way to stop.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Names of the environment variables that are set (values are not needed to validate).
+fn env_names() -> impl Iterator<Item = String> {
+    std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())
 }

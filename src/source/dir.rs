@@ -1,0 +1,201 @@
+//! A local directory (or a single file) read into a snapshot.
+//!
+//! Hidden entries (`.git/`, `.github/`, Kubernetes' `..data/`) are skipped; symlinks are
+//! followed only while their target stays inside the spec root (a Kubernetes ConfigMap mount is
+//! a tree of such links), and files above a size limit are recorded, not read.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Error, Result};
+use crate::snapshot::{FileContent, Snapshot, SnapshotFile};
+
+/// Default limit on one file's size: 8 MiB is far above any sane spec file.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 8 * 1024 * 1024;
+
+/// How a directory is read.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    /// Files larger than this are recorded as too large, not read.
+    pub max_file_size: u64,
+    /// Which relative paths to include (the caller decides what a spec file is).
+    pub include: fn(&str) -> bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { max_file_size: DEFAULT_MAX_FILE_SIZE, include: |_| true }
+    }
+}
+
+/// Reads the tree under `root` (or the single file `root`) into a snapshot whose revision is a
+/// digest of the contents.
+pub fn read(root: &Path, options: &ReadOptions) -> Result<Snapshot> {
+    let shown = root.display().to_string();
+    let meta = fs::metadata(root).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound { path: shown.clone() },
+        _ => Error::Io { path: shown.clone(), source: e },
+    })?;
+    let canonical_root =
+        fs::canonicalize(root).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+    let mut files = Vec::new();
+    if meta.is_file() {
+        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let content = read_file(&canonical_root, options.max_file_size);
+        files.push(SnapshotFile { path: name, content });
+    } else {
+        let mut visited = HashSet::new();
+        visited.insert(canonical_root.clone());
+        walk(&canonical_root, &canonical_root, "", options, &mut visited, &mut files)
+            .map_err(|e| Error::Io { path: shown, source: e })?;
+    }
+    let mut snapshot = Snapshot::new(String::new(), files);
+    snapshot.revision = snapshot.content_revision();
+    Ok(snapshot)
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    prefix: &str,
+    options: &ReadOptions,
+    visited: &mut HashSet<PathBuf>,
+    out: &mut Vec<SnapshotFile>,
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let path = entry.path();
+        let file_type = entry.file_type()?;
+        let (target, is_dir) = if file_type.is_symlink() {
+            let link = fs::read_link(&path).map(|p| p.display().to_string()).unwrap_or_default();
+            match fs::canonicalize(&path) {
+                Ok(t) if t.starts_with(root) => {
+                    let is_dir = t.is_dir();
+                    (t, is_dir)
+                }
+                Ok(_) => {
+                    if (options.include)(&rel) {
+                        out.push(SnapshotFile {
+                            path: rel,
+                            content: FileContent::OutsideRoot { target: link },
+                        });
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    if (options.include)(&rel) {
+                        let reason = format!("symlink to `{link}` cannot be followed: {e}");
+                        out.push(SnapshotFile {
+                            path: rel,
+                            content: FileContent::Unreadable { reason },
+                        });
+                    }
+                    continue;
+                }
+            }
+        } else {
+            (path.clone(), file_type.is_dir())
+        };
+        if is_dir {
+            if visited.insert(target.clone()) {
+                walk(root, &target, &rel, options, visited, out)?;
+            }
+        } else if (options.include)(&rel) {
+            out.push(SnapshotFile {
+                path: rel,
+                content: read_file(&target, options.max_file_size),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path, max: u64) -> FileContent {
+    match fs::metadata(path) {
+        Ok(m) if m.len() > max => FileContent::TooLarge { size: m.len(), limit: max },
+        Ok(m) if !m.is_file() => FileContent::Unreadable { reason: "not a regular file".into() },
+        Ok(_) => match fs::read(path) {
+            // Re-check: the file may have grown between metadata and read.
+            Ok(bytes) if bytes.len() as u64 > max => {
+                FileContent::TooLarge { size: bytes.len() as u64, limit: max }
+            }
+            Ok(bytes) => FileContent::Bytes(Arc::from(bytes)),
+            Err(e) => FileContent::Unreadable { reason: e.to_string() },
+        },
+        Err(e) => FileContent::Unreadable { reason: e.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(s: &Snapshot) -> Vec<&str> {
+        s.files.iter().map(|f| f.path.as_str()).collect()
+    }
+
+    #[test]
+    fn reads_nested_files_sorted_and_skips_hidden_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("b/c")).unwrap();
+        fs::create_dir_all(dir.path().join(".git")).unwrap();
+        fs::write(dir.path().join("b/c/x.yaml"), "x: 1").unwrap();
+        fs::write(dir.path().join("a.yaml"), "a: 1").unwrap();
+        fs::write(dir.path().join(".git/config"), "secret").unwrap();
+        fs::write(dir.path().join(".hidden.yaml"), "h: 1").unwrap();
+        let s = read(dir.path(), &ReadOptions::default()).unwrap();
+        assert_eq!(paths(&s), ["a.yaml", "b/c/x.yaml"]);
+        assert!(s.revision.starts_with("dir:"));
+    }
+
+    #[test]
+    fn symlinks_inside_the_root_are_followed_and_outside_ones_recorded() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.yaml"), "s: 1").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("..data")).unwrap();
+        fs::write(dir.path().join("..data/spec.yaml"), "name: P").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("..data/spec.yaml"),
+            dir.path().join("spec.yaml"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.yaml"),
+            dir.path().join("leak.yaml"),
+        )
+        .unwrap();
+        let s = read(dir.path(), &ReadOptions::default()).unwrap();
+        assert_eq!(paths(&s), ["leak.yaml", "spec.yaml"]);
+        assert!(matches!(s.files[0].content, FileContent::OutsideRoot { .. }));
+        assert_eq!(s.files[1].content, FileContent::Bytes(Arc::from(&b"name: P"[..])));
+    }
+
+    #[test]
+    fn large_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("big.yaml"), vec![b'x'; 100]).unwrap();
+        let s = read(dir.path(), &ReadOptions { max_file_size: 10, include: |_| true }).unwrap();
+        assert_eq!(s.files[0].content, FileContent::TooLarge { size: 100, limit: 10 });
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error_and_a_single_file_works() {
+        assert!(matches!(
+            read(Path::new("/nonexistent/x"), &ReadOptions::default()),
+            Err(Error::NotFound { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("one.yaml"), "name: P").unwrap();
+        let s = read(&dir.path().join("one.yaml"), &ReadOptions::default()).unwrap();
+        assert_eq!(paths(&s), ["one.yaml"]);
+    }
+}

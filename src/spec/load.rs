@@ -1,0 +1,358 @@
+//! `load`: a snapshot in, the desired state and every diagnostic out.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::envfile::{self, EnvValues};
+use super::node::{self, Node};
+use super::validate::{self, FileCtx};
+use super::{Desired, LoadOptions, RepoSettings};
+use crate::diagnostic::{self, Code, Diagnostic, Location};
+use crate::snapshot::{FileContent, Snapshot, SnapshotFile};
+
+/// Names of the repository settings file at the spec root.
+pub const SETTINGS_FILES: [&str; 2] = ["immuta-gitops.yaml", "immuta-gitops.yml"];
+
+/// Whether a path (relative, `/`-separated) is a spec file: `*.yaml`, `*.yml` or `*.json`, not
+/// under a hidden directory (`.github/`, Kubernetes' `..data/`), not hidden itself.
+pub fn is_spec_file(path: &str) -> bool {
+    let has_ext =
+        [".yaml", ".yml", ".json"].iter().any(|ext| path.to_ascii_lowercase().ends_with(ext));
+    has_ext && !path.split('/').any(|c| c.starts_with('.'))
+}
+
+/// Whether a source should put a path into a snapshot: spec files, the settings file, and
+/// env files (`*.env`, not hidden).
+pub fn is_snapshot_file(path: &str) -> bool {
+    is_spec_file(path) || (path.ends_with(".env") && !path.split('/').any(|c| c.starts_with('.')))
+}
+
+/// Loads and validates every spec file of `snapshot`.
+///
+/// Returns the desired state (only documents without errors) and every diagnostic, sorted by
+/// file and position. When any diagnostic is an error, callers must apply nothing.
+pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let settings = read_settings(snapshot, &mut diags);
+    let exclude = build_excludes(&settings, &mut diags);
+    let env_defaults = read_env_files(snapshot, &settings, &mut diags);
+    let mut env_options;
+    let options = if env_defaults == EnvValues::default() {
+        options
+    } else {
+        env_options = options.clone();
+        env_options.env.extend(env_defaults.names().map(str::to_owned));
+        &env_options
+    };
+    let mut objects = Vec::new();
+    let mut files = 0;
+    let mut secret_files = Vec::new();
+    for file in &snapshot.files {
+        if !is_spec_file(&file.path)
+            || SETTINGS_FILES.contains(&file.path.as_str())
+            || exclude.is_match(&file.path)
+        {
+            continue;
+        }
+        files += 1;
+        let Some(text) = file_text(file, &mut diags) else { continue };
+        let json = file.path.to_ascii_lowercase().ends_with(".json");
+        let mut ctx = FileCtx::new(&file.path, options);
+        for doc in node::parse_documents(text, json, &options.limits) {
+            match doc.result {
+                Ok(root) => objects.extend(validate::document(&mut ctx, &root)),
+                Err(e) => {
+                    let pos = e.pos.unwrap_or(node::Pos { line: doc.start_line, column: 0 });
+                    let (code, hint) = if e.budget {
+                        (
+                            Code::Budget,
+                            "split the file, or remove deep nesting and repeated aliases",
+                        )
+                    } else if e.message.starts_with("duplicate mapping key") {
+                        (
+                            Code::DuplicateKey,
+                            "remove one of the two entries: keys in a mapping must be unique",
+                        )
+                    } else {
+                        (
+                            Code::Syntax,
+                            "fix the YAML syntax (indentation, quoting, `:` in plain values)",
+                        )
+                    };
+                    ctx.diags.push(
+                        Diagnostic::error(code, e.message)
+                            .at(Location::new(&file.path, pos.line, pos.column))
+                            .hint(hint),
+                    );
+                }
+            }
+        }
+        diags.append(&mut ctx.diags);
+        secret_files.append(&mut ctx.secret_files);
+    }
+    let keep = validate::across(&objects, options, &mut diags);
+    let mut objects: Vec<_> =
+        objects.into_iter().zip(keep).filter_map(|(o, k)| k.then_some(o)).collect();
+    objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    if options.strict || settings.strict {
+        diagnostic::promote_warnings(&mut diags);
+    }
+    diagnostic::sort(&mut diags);
+    let desired = Desired {
+        revision: snapshot.revision.clone(),
+        objects,
+        settings,
+        files,
+        env_defaults,
+        secret_files,
+    };
+    (desired, diags)
+}
+
+/// The file's text, or a diagnostic saying why there is none.
+fn file_text<'a>(file: &'a SnapshotFile, diags: &mut Vec<Diagnostic>) -> Option<&'a str> {
+    let at = Location::file(&file.path);
+    let d = match &file.content {
+        FileContent::Bytes(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) if text.contains('\0') => Diagnostic::error(
+                Code::Unreadable,
+                "the file contains NUL bytes",
+            )
+            .hint(
+                "spec files are UTF-8 text; remove binary files from the spec tree or exclude them",
+            ),
+            Ok(text) => return Some(text),
+            Err(e) => Diagnostic::error(
+                Code::Unreadable,
+                format!("the file is not UTF-8 text (invalid byte at offset {})", e.valid_up_to()),
+            )
+            .hint("save the file as UTF-8, or exclude it in immuta-gitops.yaml (`exclude:`)"),
+        },
+        FileContent::TooLarge { size, limit } => Diagnostic::error(
+            Code::Budget,
+            format!("the file is {size} bytes, more than the limit of {limit}"),
+        )
+        .hint("split it into smaller files (one object per file is a good default)"),
+        FileContent::OutsideRoot { target } => Diagnostic::error(
+            Code::OutsideRoot,
+            format!("symlink to `{target}` leaves the spec root; not followed"),
+        )
+        .hint("keep spec files inside the spec root; replace the link with the file"),
+        FileContent::Unreadable { reason } => {
+            Diagnostic::error(Code::Unreadable, format!("cannot read: {reason}"))
+                .hint("check the file's permissions, or that a symlink's target exists")
+        }
+    };
+    diags.push(d.at(at));
+    None
+}
+
+fn read_settings(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> RepoSettings {
+    let mut settings = RepoSettings::default();
+    let Some(file) = snapshot.files.iter().find(|f| SETTINGS_FILES.contains(&f.path.as_str()))
+    else {
+        return settings;
+    };
+    let Some(text) = file_text(file, diags) else { return settings };
+    let docs = node::parse_documents(text, false, &node::Limits::default());
+    let root: Node = match docs.into_iter().next().map(|d| d.result) {
+        None => return settings,
+        Some(Err(e)) => {
+            let pos = e.pos.unwrap_or_default();
+            diags.push(
+                Diagnostic::error(Code::Settings, e.message)
+                    .at(Location::new(&file.path, pos.line, pos.column))
+                    .hint("fix the YAML syntax of the settings file"),
+            );
+            return settings;
+        }
+        Some(Ok(root)) => root,
+    };
+    let checked = super::de::check::<super::model::RepoSettingsFile>(&root);
+    for e in &checked.errors {
+        let pos = e.pos.unwrap_or(root.pos);
+        diags.push(
+            Diagnostic::error(Code::Settings, e.message.clone())
+                .at(Location::new(&file.path, pos.line, pos.column))
+                .path(super::de::path_string(e.path.as_deref().unwrap_or_default()))
+                .hint("see `immuta-gitops schema` for the settings file's fields"),
+        );
+    }
+    for u in &checked.unknown_fields {
+        let hint = match &u.suggestion {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "known settings: allowDestroy, maxDeletePercent, strict, exclude, envFiles"
+                .to_owned(),
+        };
+        diags.push(
+            Diagnostic::error(Code::Settings, format!("unknown setting `{}`", u.key))
+                .at(Location::new(&file.path, u.pos.line, u.pos.column))
+                .hint(hint),
+        );
+    }
+    if let Some(s) = checked.value {
+        settings.allow_destroy = s.allow_destroy.unwrap_or(false);
+        settings.strict = s.strict.unwrap_or(false);
+        settings.exclude = s.exclude.unwrap_or_default();
+        settings.env_files = s.env_files.unwrap_or_default();
+        if let Some(p) = s.max_delete_percent {
+            if p > 100 {
+                let pos = root.get("maxDeletePercent").map_or(root.pos, |n| n.pos);
+                diags.push(
+                    Diagnostic::error(
+                        Code::Settings,
+                        format!("maxDeletePercent is {p}, more than 100"),
+                    )
+                    .at(Location::new(&file.path, pos.line, pos.column))
+                    .hint("use a percentage between 0 and 100"),
+                );
+            } else {
+                settings.max_delete_percent = p;
+            }
+        }
+    }
+    settings
+}
+
+fn read_env_files(
+    snapshot: &Snapshot,
+    settings: &RepoSettings,
+    diags: &mut Vec<Diagnostic>,
+) -> EnvValues {
+    let mut values = EnvValues::default();
+    for name in &settings.env_files {
+        let at = Location::file(SETTINGS_FILES[0]);
+        if !is_snapshot_file(name) || !name.ends_with(".env") {
+            diags.push(
+                Diagnostic::error(
+                    Code::Settings,
+                    format!("env file `{name}` must be a `*.env` file inside the spec root"),
+                )
+                .at(at)
+                .path("$.envFiles")
+                .hint("name a non-hidden `*.env` file relative to the spec root"),
+            );
+            continue;
+        }
+        let Some(file) = snapshot.files.iter().find(|f| f.path == name.trim_start_matches("./"))
+        else {
+            diags.push(
+                Diagnostic::error(Code::Settings, format!("env file `{name}` does not exist"))
+                    .at(at)
+                    .path("$.envFiles")
+                    .hint("create it, or remove it from `envFiles`"),
+            );
+            continue;
+        };
+        let Some(text) = file_text(file, diags) else { continue };
+        match envfile::parse(text) {
+            Ok(v) => values.merge(v),
+            Err(e) => diags.push(
+                Diagnostic::error(Code::Settings, format!("env file syntax: {}", e.message))
+                    .at(Location::new(&file.path, e.line, 1))
+                    .hint("write `NAME=value` lines; quote values with spaces"),
+            ),
+        }
+    }
+    values
+}
+
+fn build_excludes(settings: &RepoSettings, diags: &mut Vec<Diagnostic>) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in &settings.exclude {
+        match Glob::new(pattern) {
+            Ok(g) => {
+                builder.add(g);
+            }
+            Err(e) => diags.push(
+                Diagnostic::error(
+                    Code::Settings,
+                    format!("invalid exclude pattern `{pattern}`: {}", e.kind()),
+                )
+                .at(Location::file(SETTINGS_FILES[0]))
+                .path("$.exclude")
+                .hint("use glob syntax, e.g. `drafts/**`"),
+            ),
+        }
+    }
+    builder.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Kind;
+
+    fn run(files: &[(&str, &str)]) -> (Desired, Vec<Diagnostic>) {
+        let snapshot = Snapshot::from_texts(files.iter().copied());
+        load(&snapshot, &LoadOptions::with_env(["DB_PASSWORD".to_string()]))
+    }
+
+    #[test]
+    fn hidden_and_non_spec_files_are_skipped() {
+        assert!(is_spec_file("a/b.yaml"));
+        assert!(is_spec_file("x.JSON"));
+        assert!(!is_spec_file(".github/workflows/ci.yml"));
+        assert!(!is_spec_file("..data/spec.yaml"));
+        assert!(!is_spec_file("README.md"));
+    }
+
+    #[test]
+    fn a_small_tree_loads_into_objects_in_apply_order() {
+        let (desired, diags) = run(&[
+            ("p.yaml", "name: Research\nsubpurposes:\n  - name: Research.Clinical\n"),
+            ("q.yaml", "policyKey: k\nname: K\ntype: subscription\nactions:\n  type: anyone\n"),
+            ("proj.yaml", "projectKey: pk\nname: P\npurposes: [Research.Clinical]\n"),
+        ]);
+        assert!(diags.is_empty(), "{diags:#?}");
+        let kinds: Vec<_> = desired.objects.iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, [Kind::Purpose, Kind::Policy, Kind::Project]);
+        assert_eq!(desired.files, 3);
+    }
+
+    #[test]
+    fn excluded_files_and_settings_are_honoured() {
+        let (desired, diags) = run(&[
+            ("immuta-gitops.yaml", "exclude: [\"drafts/**\"]\nmaxDeletePercent: 10\n"),
+            ("drafts/broken.yaml", "this: [is broken\n"),
+            ("p.yaml", "name: P\n"),
+        ]);
+        assert!(diags.is_empty(), "{diags:#?}");
+        assert_eq!(desired.settings.max_delete_percent, 10);
+        assert_eq!(desired.objects.len(), 1);
+    }
+
+    #[test]
+    fn unknown_settings_are_errors() {
+        let (_, diags) = run(&[("immuta-gitops.yaml", "allowDestory: true\n")]);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].code, Code::Settings);
+        assert_eq!(diags[0].hint.as_deref(), Some("did you mean `allowDestroy`?"));
+    }
+
+    #[test]
+    fn gitops_block_is_stripped_from_the_payload_and_read_as_options() {
+        let (desired, diags) =
+            run(&[("p.yaml", "name: P\ngitops:\n  prune: false\n  reAcknowledgeRequired: true\n")]);
+        assert!(diags.is_empty(), "{diags:#?}");
+        let o = &desired.objects[0];
+        assert_eq!(o.payload, serde_json::json!({"name": "P"}));
+        assert!(!o.options.prune);
+        assert!(o.options.re_acknowledge_required);
+    }
+
+    #[test]
+    fn secrets_are_tainted_by_placeholder_and_by_field_name() {
+        let (desired, diags) = run(&[(
+            "ds.yaml",
+            "connectionKey: c\nconnection:\n  handler: Databricks\n  hostname: h\n  httpPath: p\n  \
+             password: ${DB_PASSWORD}\n  token: literal-token\n",
+        )]);
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        assert_eq!(diags[0].code, Code::PlaintextSecret);
+        assert!(!diags[0].to_string().contains("literal-token"));
+        let o = &desired.objects[0];
+        let pointers: Vec<&str> = o.tainted_pointers().collect();
+        assert_eq!(pointers, ["/connection/password", "/connection/token"]);
+        assert_eq!(o.tainted[0].location.line, 6);
+    }
+}

@@ -1,0 +1,767 @@
+//! The spec file format: typed models of the five kinds of Immuta objects.
+//!
+//! A spec document is the Immuta V2 payload itself (what the Immuta CLI's `save` commands take),
+//! plus an optional `gitops:` block for this tool's own options. These types describe every
+//! documented field, so they drive typed validation ([`super::de`]) and the JSON Schema for
+//! editors ([`super::schema`]). They are *not* what gets posted: the payload is the document as
+//! written (fields we do not model are kept), minus `gitops:`.
+//!
+//! Documented spelling drift is accepted through serde aliases: `requiredPermission(s)`,
+//! `allow(ed)MaskedJoins`, `Row Restriction By/by ...`, `licenseKey`/`licensekey`, and the
+//! `userFiles` spellings `keyName`/`key` and `userFilename`/`fileName`.
+//!
+//! Where Immuta's documentation lists values but is known to be incomplete (connection handlers,
+//! masking types, circumstance types), the field is a string and unknown values are warnings
+//! (see `validate`), not errors, so a newer tenant's vocabulary does not block anyone.
+
+#![allow(missing_docs)] // Field docs below are the schema's descriptions; not every field has one.
+
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+
+/// Connection handlers named by Immuta's V2 documentation.
+pub const HANDLERS: &[&str] = &[
+    "Snowflake",
+    "Databricks",
+    "Redshift",
+    "Google BigQuery",
+    "BigQuery",
+    "Presto",
+    "Trino",
+    "Athena",
+];
+
+/// Masking types named by Immuta's V2 documentation.
+pub const MASKING_TYPES: &[&str] = &[
+    "Hash",
+    "Constant",
+    "Null",
+    "Custom Function",
+    "K-Anonymization",
+    "Regex",
+    "Rounding",
+    "Randomized Response",
+    "Reversible",
+    "Format Preserving Masking",
+];
+
+/// Circumstance types named by Immuta's V2 documentation and seen in real exports.
+pub const CIRCUMSTANCE_TYPES: &[&str] =
+    &["tags", "columnTags", "columnRegex", "noTags", "anyTag", "domains"];
+
+/// Masking field selector types.
+pub const FIELD_TYPES: &[&str] = &["columnTags", "noTags", "anyTag"];
+
+fn open_enum(values: &[&str], description: &str) -> Schema {
+    json_schema!({
+        "description": description,
+        "anyOf": [ { "enum": values }, { "type": "string" } ]
+    })
+}
+
+fn handler_schema(_: &mut SchemaGenerator) -> Schema {
+    open_enum(HANDLERS, "The connection handler (the kind of remote database).")
+}
+
+fn masking_type_schema(_: &mut SchemaGenerator) -> Schema {
+    open_enum(
+        MASKING_TYPES,
+        "The masking type. Quote `\"Null\"` in YAML: unquoted it is a YAML null.",
+    )
+}
+
+fn circumstance_type_schema(_: &mut SchemaGenerator) -> Schema {
+    open_enum(CIRCUMSTANCE_TYPES, "Where the policy applies.")
+}
+
+fn field_type_schema(_: &mut SchemaGenerator) -> Schema {
+    open_enum(FIELD_TYPES, "Which columns the rule masks.")
+}
+
+fn any_value_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({})
+}
+
+/// A value of any shape (kept and posted as written; not checked here).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnyValue;
+
+impl<'de> Deserialize<'de> for AnyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| AnyValue)
+    }
+}
+
+impl JsonSchema for AnyValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AnyValue".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        any_value_schema(g)
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `gitops:` blocks
+
+/// Options of this tool for one data-source connection (stripped before posting).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSourceGitops {
+    /// `false` stops this tool from ever deleting the object, even when its spec is removed.
+    pub prune: Option<bool>,
+    /// Seconds to wait for data sources to be created (Immuta's `wait`; negative waits forever).
+    pub wait: Option<i64>,
+}
+
+/// Options of this tool for one policy (stripped before posting).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyGitops {
+    /// `false` stops this tool from ever deleting the object, even when its spec is removed.
+    pub prune: Option<bool>,
+    /// Post with `reCertify=true`: someone must re-certify the policy on every impacted data
+    /// source when its certification changed.
+    pub re_certify: Option<bool>,
+}
+
+/// Options of this tool for one project (stripped before posting).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectGitops {
+    /// `false` stops this tool from ever deleting the object, even when its spec is removed.
+    pub prune: Option<bool>,
+    /// Post with `deleteDataSourcesOnWorkspaceDelete=true`: removing the workspace also deletes
+    /// its data and data sources.
+    pub delete_data_sources_on_workspace_delete: Option<bool>,
+}
+
+/// Options of this tool for one purpose (stripped before posting).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurposeGitops {
+    /// `false` stops this tool from ever deleting the object, even when its spec is removed.
+    pub prune: Option<bool>,
+    /// Post with `reAcknowledgeRequired=true`: every member of projects using the purpose must
+    /// acknowledge the changed statement again.
+    pub re_acknowledge_required: Option<bool>,
+}
+
+/// Options of this tool for one license key (stripped before posting).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseGitops {
+    /// `false` stops this tool from ever deleting the license, even when its spec is removed.
+    pub prune: Option<bool>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data sources
+
+/// All data sources of one connection (`POST /api/v2/data`). Immuta replaces the whole set on
+/// every post: tables left out are disabled (or deleted with `options.hardDelete`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "Data source connection")]
+pub struct DataSourceSpec {
+    /// Unique key of this collection of data sources. Reusing a key with different connection
+    /// details deletes and recreates every data source of the key.
+    pub connection_key: String,
+    pub connection: Connection,
+    pub name_template: Option<NameTemplate>,
+    pub options: Option<DataSourceOptions>,
+    /// Owners of every data source of the connection. Absent: left as they are; `[]`: all
+    /// removed except the caller.
+    pub owners: Option<Vec<Owner>>,
+    /// Which tables become data sources. Omitted (or `all: true`) registers every table and
+    /// turns on schema monitoring.
+    pub sources: Option<Vec<Source>>,
+    pub gitops: Option<DataSourceGitops>,
+}
+
+/// How Immuta connects to the remote database.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    #[schemars(schema_with = "handler_schema")]
+    pub handler: String,
+    pub hostname: Option<String>,
+    pub port: Option<u16>,
+    pub ssl: Option<bool>,
+    pub database: Option<String>,
+    /// Limits registration to this schema of the database.
+    pub schema: Option<String>,
+    pub username: Option<String>,
+    /// Use `${ENV_VAR}`: never commit a password.
+    pub password: Option<String>,
+    /// Snowflake: the warehouse Immuta uses.
+    pub warehouse: Option<String>,
+    pub role: Option<String>,
+    /// Databricks: the SQL warehouse or cluster HTTP path.
+    pub http_path: Option<String>,
+    /// Databricks Unity Catalog: the catalog.
+    pub catalog: Option<String>,
+    pub authentication_method: Option<String>,
+    pub use_certificate: Option<bool>,
+    pub client_id: Option<String>,
+    /// Use `${ENV_VAR}`: never commit a client secret.
+    pub client_secret: Option<String>,
+    pub audience: Option<String>,
+    pub scope: Option<String>,
+    pub token: Option<String>,
+    /// BigQuery: the GCP project id.
+    pub sid: Option<String>,
+    /// Athena: the AWS region.
+    pub region: Option<String>,
+    pub query_result_location_bucket: Option<String>,
+    pub query_result_location_directory: Option<String>,
+    pub connection_string_options: Option<String>,
+    pub user_files: Option<Vec<UserFile>>,
+}
+
+/// A key file uploaded with the connection (base64 content).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserFile {
+    /// For example `PRIV_KEY_FILE`, `KeyFilePath`, `oauth client certificate`.
+    #[serde(alias = "key")]
+    pub key_name: String,
+    /// Base64 content. Use `${file:PATH}` or `${ENV_VAR}`.
+    pub content: String,
+    #[serde(alias = "fileName")]
+    pub user_filename: Option<String>,
+}
+
+/// How data sources and schema projects are named from the remote names. Placeholders:
+/// `<tablename>`, `<schema>`, `<database>`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NameTemplate {
+    pub data_source_format: Option<String>,
+    pub table_format: Option<String>,
+    pub schema_format: Option<String>,
+    pub schema_project_name_format: Option<String>,
+}
+
+/// Options applied to every data source of the connection.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSourceOptions {
+    pub stale_data_tolerance: Option<u64>,
+    pub disable_sensitive_data_discovery: Option<bool>,
+    pub domain_collection_id: Option<String>,
+    /// `true`: tables dropped from `sources` are deleted; otherwise they are disabled.
+    pub hard_delete: Option<bool>,
+    /// Tags on every data source of the connection; replaced wholesale on every post.
+    pub table_tags: Option<Vec<String>>,
+}
+
+/// A data-source owner.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    #[serde(rename = "type")]
+    pub kind: OwnerType,
+    pub name: String,
+    /// The identity manager id (`bim` for Immuta's built-in one).
+    pub iam: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerType {
+    User,
+    Group,
+}
+
+/// One entry of `sources`: `{all: true}`, a table (`tableName` + `schema`), or a query
+/// (`query` + `naming`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    /// Register every table of the connection (turns on schema monitoring).
+    pub all: Option<bool>,
+    pub table_name: Option<String>,
+    pub schema: Option<String>,
+    /// A SQL query registered as a data source (needs `naming`).
+    pub query: Option<String>,
+    pub naming: Option<Naming>,
+    pub description: Option<String>,
+    pub documentation: Option<String>,
+    pub owners: Option<Vec<Owner>>,
+    pub tags: Option<SourceTags>,
+    pub columns: Option<Vec<Column>>,
+    pub column_descriptions: Option<Vec<ColumnDescription>>,
+}
+
+/// Names for a table or query data source.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Naming {
+    pub datasource: Option<String>,
+    pub table: Option<String>,
+    pub schema: Option<String>,
+}
+
+/// Tags on the table and on its columns.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceTags {
+    pub table: Option<Vec<String>>,
+    pub columns: Option<Vec<ColumnTags>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnTags {
+    pub column_name: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Column {
+    pub name: String,
+    pub data_type: Option<String>,
+    pub nullable: Option<bool>,
+    pub remote_type: Option<String>,
+    pub primary_key: Option<bool>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnDescription {
+    pub column_name: String,
+    pub description: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policies
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum SubscriptionPolicyType {
+    #[serde(rename = "subscription")]
+    Subscription,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum DataPolicyType {
+    #[serde(rename = "data")]
+    Data,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnyAll {
+    Any,
+    All,
+}
+
+/// A global subscription policy (`POST /api/v2/policy`): who may subscribe to data sources.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "Subscription policy")]
+pub struct SubscriptionPolicySpec {
+    pub policy_key: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: SubscriptionPolicyType,
+    /// A mapping (not a list) for subscription policies.
+    pub actions: SubscriptionActions,
+    pub circumstances: Option<Vec<Circumstance>>,
+    pub circumstance_operator: Option<AnyAll>,
+    /// `true`: the policy exists but is inactive.
+    pub staged: Option<bool>,
+    pub certification: Option<Certification>,
+    pub template: Option<bool>,
+    pub gitops: Option<PolicyGitops>,
+}
+
+/// A global data policy (`POST /api/v2/policy`): masking, row-level and other rules.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "Data policy")]
+pub struct DataPolicySpec {
+    pub policy_key: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: DataPolicyType,
+    /// A list of `{description, rules}` for data policies.
+    pub actions: Vec<DataAction>,
+    pub circumstances: Option<Vec<Circumstance>>,
+    pub circumstance_operator: Option<AnyAll>,
+    pub staged: Option<bool>,
+    pub certification: Option<Certification>,
+    pub owner_restrictions: Option<OwnerRestrictions>,
+    pub template: Option<bool>,
+    pub gitops: Option<PolicyGitops>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionType {
+    /// Anyone can subscribe.
+    Anyone,
+    /// Anyone can request; subscribed once approved.
+    Approval,
+    /// Users with the listed groups or attributes.
+    Entitlements,
+    /// Users are added by hand.
+    Manual,
+}
+
+/// Who may subscribe (subscription policy `actions`, project `subscriptionPolicy`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionActions {
+    #[serde(rename = "type")]
+    pub kind: SubscriptionType,
+    pub automatic_subscription: Option<bool>,
+    pub allow_discovery: Option<bool>,
+    /// An advanced entitlement expression, e.g. `@isInGroups('Engineers')`.
+    pub advanced: Option<String>,
+    pub description: Option<String>,
+    pub approvals: Option<Vec<Approval>>,
+    pub entitlements: Option<Entitlements>,
+    pub access_grant: Option<String>,
+    pub share_responsibility: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    pub specific_approver_required: Option<bool>,
+    /// `OWNER`, `GOVERNANCE`... (also accepted as `requiredPermissions`).
+    #[serde(alias = "requiredPermissions")]
+    pub required_permission: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Entitlements {
+    pub operator: Option<AnyAll>,
+    pub groups: Option<Vec<String>>,
+    pub attributes: Option<Vec<Attribute>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribute {
+    pub name: String,
+    pub value: String,
+}
+
+/// Where a policy applies.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Circumstance {
+    #[serde(rename = "type")]
+    #[schemars(schema_with = "circumstance_type_schema")]
+    pub kind: String,
+    pub tag: Option<String>,
+    pub column_tag: Option<String>,
+    pub regex: Option<String>,
+    pub case_insensitive: Option<bool>,
+    pub domains: Option<Vec<DomainRef>>,
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainRef {
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Policy certification.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Certification {
+    pub text: Option<String>,
+    pub label: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub recertify: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerRestrictions {
+    pub users: Option<Vec<RestrictedUser>>,
+    pub groups: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestrictedUser {
+    pub iamid: Option<String>,
+    pub username: String,
+}
+
+/// One action of a data policy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataAction {
+    pub description: Option<String>,
+    pub rules: Vec<Rule>,
+}
+
+/// The kinds of data-policy rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum RuleType {
+    #[serde(rename = "Masking")]
+    Masking,
+    #[serde(rename = "Minimization")]
+    Minimization,
+    #[serde(rename = "Purpose Restriction")]
+    PurposeRestriction,
+    #[serde(rename = "Time Restriction")]
+    TimeRestriction,
+    #[serde(
+        rename = "Row Restriction By User Entitlements",
+        alias = "Row Restriction by User Entitlements"
+    )]
+    RowRestrictionByUserEntitlements,
+    #[serde(
+        rename = "Row Restriction by Custom Where Clause",
+        alias = "Row Restriction By Custom Where Clause"
+    )]
+    RowRestrictionByCustomWhereClause,
+}
+
+/// One rule of a data-policy action. `config` depends on `type` (checked separately).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    #[serde(rename = "type")]
+    pub kind: RuleType,
+    #[schemars(schema_with = "rule_config_schema")]
+    pub config: Option<AnyValue>,
+    /// The users the rule is meant for. With inclusions, add a second rule for everyone else.
+    pub inclusions: Option<Inclusions>,
+    /// The users the rule does not apply to.
+    pub exceptions: Option<Exceptions>,
+}
+
+fn rule_config_schema(g: &mut SchemaGenerator) -> Schema {
+    let masking = g.subschema_for::<MaskingRuleConfig>();
+    let predicate = g.subschema_for::<WhereClauseRuleConfig>();
+    let entitlements = g.subschema_for::<EntitlementsRuleConfig>();
+    json_schema!({
+        "description": "Rule configuration: masking (`fields`, `maskingConfig`), custom where clause \
+                        (`predicate`), user entitlements (`matches`), or another rule type's config.",
+        "anyOf": [ masking, predicate, entitlements, { "type": "object" } ]
+    })
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Inclusions {
+    pub operator: Option<AnyAll>,
+    pub groups: Option<Vec<String>>,
+    pub attributes: Option<Vec<Attribute>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Exceptions {
+    pub operator: Option<AnyAll>,
+    pub groups: Option<Vec<String>>,
+    pub attributes: Option<Vec<Attribute>>,
+    /// Purposes whose project members are exempt (a purpose restriction exception).
+    pub purposes: Option<Vec<String>>,
+}
+
+/// `config` of a `Masking` rule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaskingRuleConfig {
+    pub fields: Vec<MaskingField>,
+    pub masking_config: MaskingConfig,
+    /// Cell-level condition, e.g. `@columnTagged('Discovered.Country') = 'USA'`.
+    pub conditional_predicate: Option<String>,
+    pub operator: Option<AnyAll>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaskingField {
+    #[serde(rename = "type")]
+    #[schemars(schema_with = "field_type_schema")]
+    pub kind: String,
+    pub column_tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaskingConfig {
+    #[serde(rename = "type")]
+    #[schemars(schema_with = "masking_type_schema")]
+    pub kind: String,
+    /// `Constant`: the replacement value.
+    pub constant: Option<String>,
+    /// `Custom Function`: SQL using `@column`.
+    pub sql_function: Option<String>,
+    pub regex: Option<String>,
+    pub replacement: Option<String>,
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// `config` of a `Row Restriction by Custom Where Clause` rule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhereClauseRuleConfig {
+    /// SQL predicate, e.g. `region = @attributeValue('Region')`.
+    pub predicate: String,
+    pub column: Option<ColumnRef>,
+    pub invert: Option<bool>,
+    pub values: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnRef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// `config` of a `Row Restriction By User Entitlements` rule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntitlementsRuleConfig {
+    pub operator: Option<AnyAll>,
+    pub matches: Vec<EntitlementMatch>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntitlementMatch {
+    /// `attribute` or `group`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub attribute: Option<String>,
+    pub group: Option<String>,
+    /// The column tag whose values are matched.
+    pub tag: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projects
+
+/// A project (`POST /api/v2/project`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "Project")]
+pub struct ProjectSpec {
+    pub project_key: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// Markdown.
+    pub documentation: Option<String>,
+    #[serde(alias = "allowedMaskedJoins")]
+    pub allow_masked_joins: Option<bool>,
+    /// Purpose names (full dotted names for subpurposes).
+    pub purposes: Option<Vec<String>>,
+    /// Data-source names (as named by the connection's `nameTemplate`).
+    pub datasources: Option<Vec<String>>,
+    /// Who may join. Defaults to `manual`.
+    pub subscription_policy: Option<SubscriptionActions>,
+    pub workspace: Option<Workspace>,
+    pub equalization: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    pub gitops: Option<ProjectGitops>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    /// `databricks` or `snowflake`.
+    #[serde(rename = "type")]
+    pub kind: WorkspaceType,
+    pub config: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceType {
+    Databricks,
+    Snowflake,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Purposes
+
+/// A purpose and its subpurposes (`POST /api/v2/purpose`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "Purpose")]
+pub struct PurposeSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// The statement project members acknowledge. Immuta's default when omitted.
+    pub acknowledgement: Option<String>,
+    /// Child purposes; each name is the parent's name, a dot, and the child's own name.
+    pub subpurposes: Option<Vec<Subpurpose>>,
+    pub gitops: Option<PurposeGitops>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subpurpose {
+    /// Full dotted name, e.g. `Research.Clinical`.
+    pub name: String,
+    pub acknowledgement: Option<String>,
+    pub subpurposes: Option<Vec<Subpurpose>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Licenses
+
+/// An Immuta license key (`POST /admin/license`). Keep the key out of Git: `${ENV_VAR}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "License key")]
+pub struct LicenseSpec {
+    #[serde(alias = "licensekey")]
+    pub license_key: String,
+    pub gitops: Option<LicenseGitops>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repository settings
+
+/// Repository-wide settings: `immuta-gitops.yaml` at the spec root.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "immuta-gitops repository settings")]
+pub struct RepoSettingsFile {
+    /// Allow deletes, replaces and implicit table removals without `--allow-destroy`.
+    pub allow_destroy: Option<bool>,
+    /// Refuse a plan that deletes more than this share (percent) of managed objects, unless
+    /// `--force`. Default 25.
+    pub max_delete_percent: Option<u8>,
+    /// Treat warnings as errors.
+    pub strict: Option<bool>,
+    /// Glob patterns (relative to the spec root) of files that are not specs.
+    pub exclude: Option<Vec<String>>,
+    /// Env files (relative to the spec root, `*.env`) with default values for `${VAR}`
+    /// placeholders; the process environment wins. Never commit real secrets in them.
+    pub env_files: Option<Vec<String>>,
+}
+
+/// A typed spec document of any kind.
+#[derive(Debug, Clone)]
+pub enum Spec {
+    DataSource(Box<DataSourceSpec>),
+    SubscriptionPolicy(Box<SubscriptionPolicySpec>),
+    DataPolicy(Box<DataPolicySpec>),
+    Project(Box<ProjectSpec>),
+    Purpose(Box<PurposeSpec>),
+    License(Box<LicenseSpec>),
+}

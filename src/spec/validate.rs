@@ -1,0 +1,894 @@
+//! Semantic checks: per document (kind, types, shapes, placeholders) and across files
+//! (duplicate natural keys, references between objects).
+//!
+//! Checks on the located tree run before typed validation, so the most specific message wins
+//! when both see the same value (the `Null` trap reports "quote it", not "expected a string").
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::de::{self, Seg, path_string};
+use super::model::{self, Spec};
+use super::node::{Node, Pos, Value};
+use super::secrets::{self, SecretRef};
+use super::{Kind, LoadOptions, Object, ObjectOptions, Reference, SecretFileRef, Tainted};
+use crate::diagnostic::{Code, Diagnostic, Location};
+
+/// Collects diagnostics for one file.
+pub(crate) struct FileCtx<'a> {
+    pub file: &'a str,
+    pub options: &'a LoadOptions,
+    pub diags: Vec<Diagnostic>,
+    pub secret_files: Vec<SecretFileRef>,
+}
+
+impl<'a> FileCtx<'a> {
+    pub fn new(file: &'a str, options: &'a LoadOptions) -> Self {
+        FileCtx { file, options, diags: Vec::new(), secret_files: Vec::new() }
+    }
+
+    fn loc(&self, pos: Pos) -> Location {
+        Location::new(self.file, pos.line, pos.column)
+    }
+
+    fn push(&mut self, d: Diagnostic, pos: Pos, path: &[Seg]) {
+        let d = d.at(self.loc(pos));
+        self.diags.push(if path.is_empty() { d } else { d.path(path_string(path)) });
+    }
+
+    fn error(
+        &mut self,
+        code: Code,
+        message: impl Into<String>,
+        pos: Pos,
+        path: &[Seg],
+        hint: impl Into<String>,
+    ) {
+        self.push(Diagnostic::error(code, message).hint(hint), pos, path);
+    }
+
+    fn warning(
+        &mut self,
+        code: Code,
+        message: impl Into<String>,
+        pos: Pos,
+        path: &[Seg],
+        hint: impl Into<String>,
+    ) {
+        self.push(Diagnostic::warning(code, message).hint(hint), pos, path);
+    }
+
+    /// Typed validation of `node` (at `base`) into `T`, reporting errors and unknown fields.
+    fn typed<T: DeserializeOwned>(&mut self, node: &Node, base: &[Seg]) -> Option<T> {
+        let checked = de::check::<T>(node);
+        for e in checked.errors {
+            let mut path = base.to_vec();
+            path.extend(e.path.unwrap_or_default());
+            let pos = e.pos.unwrap_or(node.pos);
+            let (code, hint) = match &e.kind {
+                de::ErrorKind::MissingField(f) => {
+                    (Code::MissingField, format!("add `{f}: ...` to this mapping"))
+                }
+                de::ErrorKind::Invalid => (Code::InvalidValue, invalid_value_hint(&e.message)),
+            };
+            self.error(code, e.message, pos, &path, hint);
+        }
+        for u in checked.unknown_fields {
+            let mut path = base.to_vec();
+            path.extend(u.path);
+            path.push(Seg::Key(u.key.clone()));
+            let hint = match &u.suggestion {
+                Some(s) => {
+                    format!("did you mean `{s}`? Unknown fields are posted to Immuta as written")
+                }
+                None => "this tool does not model this field; it is posted to Immuta as written \
+                         (an error under --strict)"
+                    .to_owned(),
+            };
+            self.warning(
+                Code::UnknownField,
+                format!("unknown field `{}`", u.key),
+                u.pos,
+                &path,
+                hint,
+            );
+        }
+        checked.value
+    }
+}
+
+fn invalid_value_hint(message: &str) -> String {
+    if message.contains("did you mean") || message.contains("expected one of") {
+        "use one of the listed values".into()
+    } else if message.contains("quote the value") {
+        "wrap the value in quotes, for example `\"2024\"`".into()
+    } else {
+        "fix the value's type; see the JSON Schema (`immuta-gitops schema`) for the expected shape"
+            .into()
+    }
+}
+
+/// Infers the kind of a document from its natural key.
+fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
+    const KEYS: [(&str, Kind); 5] = [
+        ("connectionKey", Kind::DataSource),
+        ("policyKey", Kind::Policy),
+        ("projectKey", Kind::Project),
+        ("licenseKey", Kind::License),
+        ("licensekey", Kind::License),
+    ];
+    let Some(entries) = root.as_map() else {
+        ctx.error(
+            Code::UnknownKind,
+            format!("a spec document must be a mapping, found {}", root.value.type_name()),
+            root.pos,
+            &[],
+            "write the Immuta V2 payload as a mapping, e.g. `policyKey: ...`",
+        );
+        return None;
+    };
+    let found: Vec<(&str, Kind)> = KEYS
+        .iter()
+        .copied()
+        .filter(|(k, _)| entries.iter().any(|(key, _)| key.name == *k))
+        .collect();
+    match found.as_slice() {
+        [(_, kind)] => Some(*kind),
+        [] if root.get("name").is_some() => Some(Kind::Purpose),
+        [] => {
+            let names: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
+            let close = names.iter().find_map(|n| {
+                de::suggest(n, &["connectionKey", "policyKey", "projectKey", "licenseKey", "name"])
+                    .map(|s| (*n, s))
+            });
+            let hint = match close {
+                Some((written, s)) => format!("did you mean `{s}` instead of `{written}`?"),
+                None => "a document needs `connectionKey` (data sources), `policyKey` (policy), `projectKey` \
+                         (project), `licenseKey` (license key) or `name` (purpose)"
+                    .to_owned(),
+            };
+            ctx.error(
+                Code::UnknownKind,
+                "cannot tell what kind of Immuta object this is",
+                root.pos,
+                &[],
+                hint,
+            );
+            None
+        }
+        many => {
+            let keys: Vec<String> = many.iter().map(|(k, _)| format!("`{k}`")).collect();
+            ctx.error(
+                Code::UnknownKind,
+                format!(
+                    "the document has several natural keys ({}); a document is one object",
+                    keys.join(", ")
+                ),
+                root.pos,
+                &[],
+                "split it into one document per object (separate documents with `---`)",
+            );
+            None
+        }
+    }
+}
+
+/// Validates one document; returns the object when it has no errors.
+pub(crate) fn document(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Object> {
+    let start = ctx.diags.len();
+    let errors_before = ctx.diags.iter().filter(|d| d.is_error()).count();
+    let kind = infer_kind(ctx, root)?;
+
+    // Tree checks first: their messages are the most specific.
+    let mut tainted = Vec::new();
+    scan_strings(ctx, root, &mut Vec::new(), &mut tainted);
+    null_trap(ctx, root, &mut Vec::new());
+
+    let spec = match kind {
+        Kind::DataSource => {
+            let spec = ctx.typed::<model::DataSourceSpec>(root, &[]);
+            check_data_source(ctx, root);
+            spec.map(|s| Spec::DataSource(Box::new(s)))
+        }
+        Kind::Policy => policy(ctx, root),
+        Kind::Project => {
+            ctx.typed::<model::ProjectSpec>(root, &[]).map(|s| Spec::Project(Box::new(s)))
+        }
+        Kind::Purpose => {
+            let spec = ctx.typed::<model::PurposeSpec>(root, &[]);
+            if let Some(p) = &spec {
+                check_subpurposes(ctx, root, &p.name, &mut vec![]);
+            }
+            spec.map(|s| Spec::Purpose(Box::new(s)))
+        }
+        Kind::License => {
+            ctx.typed::<model::LicenseSpec>(root, &[]).map(|s| Spec::License(Box::new(s)))
+        }
+    };
+    dedupe_same_position(&mut ctx.diags, start);
+    let errors_after = ctx.diags.iter().filter(|d| d.is_error()).count();
+    let spec = spec?;
+    if errors_after > errors_before {
+        return None;
+    }
+    let key = natural_key(&spec);
+    let mut references = Vec::new();
+    if kind == Kind::Project {
+        for (field, target) in [("purposes", Kind::Purpose), ("datasources", Kind::DataSource)] {
+            for item in root.get(field).and_then(Node::as_seq).unwrap_or_default() {
+                if let Some(name) = item.as_str() {
+                    references.push(Reference {
+                        kind: target,
+                        name: name.to_owned(),
+                        location: ctx.loc(item.pos),
+                    });
+                }
+            }
+        }
+    }
+    let key_pos = [kind.key_field(), "licensekey"]
+        .iter()
+        .find_map(|f| root.get(f))
+        .map_or(root.pos, |n| n.pos);
+    Some(Object {
+        kind,
+        key,
+        location: ctx.loc(root.pos),
+        key_location: ctx.loc(key_pos),
+        payload: root.to_json_without(&["gitops"]),
+        tainted,
+        options: options_of(&spec),
+        references,
+        spec,
+    })
+}
+
+/// Keeps one error per position among `diags[from..]`: the first (most specific) one.
+fn dedupe_same_position(diags: &mut Vec<Diagnostic>, from: usize) {
+    let mut seen: BTreeSet<Option<Location>> = BTreeSet::new();
+    let mut index = 0;
+    diags.retain(|d| {
+        index += 1;
+        index <= from || !d.is_error() || seen.insert(d.location.clone())
+    });
+}
+
+fn natural_key(spec: &Spec) -> String {
+    match spec {
+        Spec::DataSource(s) => s.connection_key.clone(),
+        Spec::SubscriptionPolicy(s) => s.policy_key.clone(),
+        Spec::DataPolicy(s) => s.policy_key.clone(),
+        Spec::Project(s) => s.project_key.clone(),
+        Spec::Purpose(s) => s.name.clone(),
+        Spec::License(s) => license_key_id(&s.license_key),
+    }
+}
+
+/// The natural key of a license key: the placeholder as written, or a digest of a literal key.
+pub fn license_key_id(key: &str) -> String {
+    if secrets::has_placeholder(key) {
+        key.to_owned()
+    } else {
+        format!("sha256:{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
+    }
+}
+
+fn options_of(spec: &Spec) -> ObjectOptions {
+    let mut o = ObjectOptions::default();
+    match spec {
+        Spec::DataSource(s) => {
+            if let Some(g) = &s.gitops {
+                o.prune = g.prune.unwrap_or(true);
+                o.wait = g.wait;
+            }
+        }
+        Spec::SubscriptionPolicy(s) => {
+            if let Some(g) = &s.gitops {
+                o.prune = g.prune.unwrap_or(true);
+                o.re_certify = g.re_certify.unwrap_or(false);
+            }
+        }
+        Spec::DataPolicy(s) => {
+            if let Some(g) = &s.gitops {
+                o.prune = g.prune.unwrap_or(true);
+                o.re_certify = g.re_certify.unwrap_or(false);
+            }
+        }
+        Spec::Project(s) => {
+            if let Some(g) = &s.gitops {
+                o.prune = g.prune.unwrap_or(true);
+                o.delete_data_sources_on_workspace_delete =
+                    g.delete_data_sources_on_workspace_delete.unwrap_or(false);
+            }
+        }
+        Spec::Purpose(s) => {
+            if let Some(g) = &s.gitops {
+                o.prune = g.prune.unwrap_or(true);
+                o.re_acknowledge_required = g.re_acknowledge_required.unwrap_or(false);
+            }
+        }
+        Spec::License(s) => {
+            if let Some(g) = &s.gitops {
+                o.prune = g.prune.unwrap_or(true);
+            }
+        }
+    }
+    o
+}
+
+/// Walks every string: checks placeholders, records tainted values, flags literal secrets.
+fn scan_strings(
+    ctx: &mut FileCtx<'_>,
+    node: &Node,
+    path: &mut Vec<Seg>,
+    tainted: &mut Vec<Tainted>,
+) {
+    match &node.value {
+        Value::Str(s) => {
+            let names: Vec<String> = path
+                .iter()
+                .map(|s| match s {
+                    Seg::Key(k) => k.clone(),
+                    Seg::Index(i) => i.to_string(),
+                })
+                .collect();
+            let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let secret_field = secrets::is_secret_field(&name_refs);
+            let mut is_tainted = secret_field && !s.is_empty();
+            if secrets::has_placeholder(s) {
+                match secrets::parse(s) {
+                    Err(e) => ctx.error(Code::Placeholder, e.message, node.pos, path, e.hint),
+                    Ok(pieces) => {
+                        for piece in pieces {
+                            match piece {
+                                secrets::Piece::Ref(SecretRef::Env(var)) => {
+                                    is_tainted = true;
+                                    if !ctx.options.env.contains(&var) {
+                                        ctx.error(
+                                            Code::MissingVariable,
+                                            format!("environment variable `{var}` is not set"),
+                                            node.pos,
+                                            path,
+                                            format!(
+                                                "set `{var}` in the environment of immuta-gitops (CI secret, \
+                                                 Kubernetes Secret) or in an env file listed in `envFiles`; \
+                                                 it is read when the payload is sent"
+                                            ),
+                                        );
+                                    }
+                                }
+                                secrets::Piece::Ref(SecretRef::File(file)) => {
+                                    is_tainted = true;
+                                    ctx.secret_files.push(SecretFileRef {
+                                        file,
+                                        location: ctx.loc(node.pos),
+                                        path: path_string(path),
+                                    });
+                                }
+                                secrets::Piece::Text(_) => {}
+                            }
+                        }
+                    }
+                }
+            } else if secret_field && !s.is_empty() {
+                let field = names.last().map_or("", String::as_str);
+                ctx.warning(
+                    Code::PlaintextSecret,
+                    format!("`{field}` holds a literal secret: anyone who can read the repository can read it"),
+                    node.pos,
+                    path,
+                    "use a placeholder instead: `${ENV_VAR}` or `${file:PATH}`",
+                );
+            }
+            if is_tainted && path.first() != Some(&Seg::Key("gitops".into())) {
+                tainted.push(Tainted { pointer: json_pointer(path), location: ctx.loc(node.pos) });
+            }
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(Seg::Index(i));
+                scan_strings(ctx, item, path, tainted);
+                path.pop();
+            }
+        }
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                path.push(Seg::Key(k.name.clone()));
+                scan_strings(ctx, v, path, tainted);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// RFC 6901 JSON pointer of a path.
+pub fn json_pointer(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        s.push('/');
+        match seg {
+            Seg::Key(k) => s.push_str(&k.replace('~', "~0").replace('/', "~1")),
+            Seg::Index(i) => s.push_str(&i.to_string()),
+        }
+    }
+    s
+}
+
+/// `maskingConfig.type: Null` unquoted is YAML null: say so and say how to quote it.
+fn null_trap(ctx: &mut FileCtx<'_>, node: &Node, path: &mut Vec<Seg>) {
+    match &node.value {
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                path.push(Seg::Key(k.name.clone()));
+                if k.name == "maskingConfig"
+                    && let Some((tk, tv)) = v.entry("type")
+                    && tv.value == Value::Null
+                {
+                    path.push(Seg::Key(tk.name.clone()));
+                    ctx.error(
+                        Code::NullTrap,
+                        "`maskingConfig.type` is YAML null: an unquoted `Null` is not the masking type `Null`",
+                        tv.pos,
+                        path,
+                        "quote it: `type: \"Null\"`",
+                    );
+                    path.pop();
+                }
+                null_trap(ctx, v, path);
+                path.pop();
+            }
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(Seg::Index(i));
+                null_trap(ctx, item, path);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn policy(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Spec> {
+    let Some((type_key, type_node)) = root.entry("type") else {
+        ctx.error(
+            Code::MissingField,
+            "missing required field `type`",
+            root.pos,
+            &[],
+            "add `type: subscription` or `type: data`",
+        );
+        return None;
+    };
+    let type_path = [Seg::Key(type_key.name.clone())];
+    let actions = root.entry("actions");
+    match type_node.as_str() {
+        Some("subscription") => {
+            if let Some((k, a)) = actions
+                && matches!(a.value, Value::Seq(_))
+            {
+                ctx.error(
+                    Code::ActionsShape,
+                    "a subscription policy's `actions` must be a mapping, not a list",
+                    a.pos,
+                    &[Seg::Key(k.name.clone())],
+                    "write `actions: {type: anyone|approval|entitlements|manual, ...}`; lists of \
+                     `{rules: [...]}` belong to data policies (`type: data`)",
+                );
+            }
+            ctx.typed::<model::SubscriptionPolicySpec>(root, &[])
+                .map(|s| Spec::SubscriptionPolicy(Box::new(s)))
+        }
+        Some("data") => {
+            if let Some((k, a)) = actions
+                && matches!(a.value, Value::Map(_))
+            {
+                ctx.error(
+                    Code::ActionsShape,
+                    "a data policy's `actions` must be a list of `{rules: [...]}`, not a mapping",
+                    a.pos,
+                    &[Seg::Key(k.name.clone())],
+                    "write `actions:` followed by `- rules: [...]` items; a mapping belongs to \
+                     subscription policies (`type: subscription`)",
+                );
+            }
+            let spec = ctx.typed::<model::DataPolicySpec>(root, &[]);
+            if let Some((k, a)) = actions {
+                check_rules(ctx, a, &[Seg::Key(k.name.clone())]);
+            }
+            spec.map(|s| Spec::DataPolicy(Box::new(s)))
+        }
+        other => {
+            let message = match other {
+                Some(t) => match de::suggest(t, &["subscription", "data"]) {
+                    Some(s) => format!("unknown policy type `{t}` (did you mean `{s}`?)"),
+                    None => format!("unknown policy type `{t}`"),
+                },
+                None => {
+                    format!("policy `type` must be a string, found {}", type_node.value.type_name())
+                }
+            };
+            ctx.error(
+                Code::InvalidValue,
+                message,
+                type_node.pos,
+                &type_path,
+                "use `subscription` or `data`",
+            );
+            None
+        }
+    }
+}
+
+/// Checks each rule's `config` against the shape its `type` needs.
+fn check_rules(ctx: &mut FileCtx<'_>, actions: &Node, base: &[Seg]) {
+    let Some(actions) = actions.as_seq() else { return };
+    for (ai, action) in actions.iter().enumerate() {
+        let Some(rules) = action.get("rules").and_then(Node::as_seq) else { continue };
+        for (ri, rule) in rules.iter().enumerate() {
+            let mut path = base.to_vec();
+            path.extend([Seg::Index(ai), Seg::Key("rules".into()), Seg::Index(ri)]);
+            let Some(kind) = rule.get("type").and_then(Node::as_str) else { continue };
+            let config = rule.entry("config");
+            let mut config_path = path.clone();
+            config_path.push(Seg::Key("config".into()));
+            let needs = |ctx: &mut FileCtx<'_>, what: &str| {
+                ctx.error(
+                    Code::MissingField,
+                    format!("a `{kind}` rule needs a `config` with {what}"),
+                    rule.pos,
+                    &path,
+                    "add `config:` to the rule",
+                );
+            };
+            match kind {
+                "Masking" => match config {
+                    Some((_, c)) => {
+                        if let Some(m) = ctx.typed::<model::MaskingRuleConfig>(c, &config_path) {
+                            check_masking(ctx, c, &m, &config_path);
+                        }
+                    }
+                    None => needs(ctx, "`fields` and `maskingConfig`"),
+                },
+                "Row Restriction by Custom Where Clause"
+                | "Row Restriction By Custom Where Clause" => match config {
+                    Some((_, c)) => {
+                        ctx.typed::<model::WhereClauseRuleConfig>(c, &config_path);
+                    }
+                    None => needs(ctx, "a `predicate`"),
+                },
+                "Row Restriction By User Entitlements" | "Row Restriction by User Entitlements" => {
+                    match config {
+                        Some((_, c)) => {
+                            ctx.typed::<model::EntitlementsRuleConfig>(c, &config_path);
+                        }
+                        None => needs(ctx, "`matches`"),
+                    }
+                }
+                // Minimization, Time Restriction, Purpose Restriction: shapes not documented.
+                _ => {}
+            }
+        }
+    }
+}
+
+fn check_masking(ctx: &mut FileCtx<'_>, config: &Node, m: &model::MaskingRuleConfig, path: &[Seg]) {
+    let mc_node = config.get("maskingConfig").unwrap_or(config);
+    let mut mc_path = path.to_vec();
+    mc_path.push(Seg::Key("maskingConfig".into()));
+    let type_pos = mc_node.get("type").map_or(mc_node.pos, |n| n.pos);
+    let mut type_path = mc_path.clone();
+    type_path.push(Seg::Key("type".into()));
+    let kind = m.masking_config.kind.as_str();
+    match kind {
+        "Constant" if m.masking_config.constant.is_none() => ctx.error(
+            Code::MissingField,
+            "a `Constant` masking rule needs `constant`",
+            mc_node.pos,
+            &mc_path,
+            "add `constant: REDACTED` (the replacement value)",
+        ),
+        "Custom Function" if m.masking_config.sql_function.is_none() => ctx.error(
+            Code::MissingField,
+            "a `Custom Function` masking rule needs `sqlFunction`",
+            mc_node.pos,
+            &mc_path,
+            "add `sqlFunction: ...` using `@column` for the masked column",
+        ),
+        k if !model::MASKING_TYPES.contains(&k) => {
+            let hint = match de::suggest(k, model::MASKING_TYPES) {
+                Some(s) => format!("did you mean `{s}`? Unknown types are posted as written"),
+                None => format!(
+                    "known types: {}; others are posted as written",
+                    model::MASKING_TYPES.join(", ")
+                ),
+            };
+            ctx.warning(
+                Code::InvalidValue,
+                format!("unknown masking type `{k}`"),
+                type_pos,
+                &type_path,
+                hint,
+            );
+        }
+        _ => {}
+    }
+    for (i, f) in m.fields.iter().enumerate() {
+        let mut fp = path.to_vec();
+        fp.extend([Seg::Key("fields".into()), Seg::Index(i)]);
+        let pos = config
+            .get("fields")
+            .and_then(Node::as_seq)
+            .and_then(|s| s.get(i))
+            .map_or(config.pos, |n| n.pos);
+        if !model::FIELD_TYPES.contains(&f.kind.as_str()) {
+            ctx.warning(
+                Code::InvalidValue,
+                format!("unknown masking field type `{}`", f.kind),
+                pos,
+                &fp,
+                format!(
+                    "known types: {}; others are posted as written",
+                    model::FIELD_TYPES.join(", ")
+                ),
+            );
+        } else if f.kind == "columnTags" && f.column_tag.is_none() {
+            ctx.error(
+                Code::MissingField,
+                "a `columnTags` field needs `columnTag`",
+                pos,
+                &fp,
+                "add `columnTag: Discovered.PII` (the tag whose columns are masked)",
+            );
+        }
+    }
+}
+
+fn check_data_source(ctx: &mut FileCtx<'_>, root: &Node) {
+    if let Some((ck, conn)) = root.entry("connection")
+        && let Some(handler) = conn.get("handler").and_then(Node::as_str)
+    {
+        let base = [Seg::Key(ck.name.clone())];
+        if !model::HANDLERS.contains(&handler) {
+            let hint = match de::suggest(handler, model::HANDLERS) {
+                Some(s) => format!("did you mean `{s}`? Other handlers are posted as written"),
+                None => format!(
+                    "known handlers: {}; others are posted as written",
+                    model::HANDLERS.join(", ")
+                ),
+            };
+            let pos = conn.get("handler").map_or(conn.pos, |n| n.pos);
+            let mut p = base.to_vec();
+            p.push(Seg::Key("handler".into()));
+            ctx.warning(
+                Code::InvalidValue,
+                format!("unknown connection handler `{handler}`"),
+                pos,
+                &p,
+                hint,
+            );
+        }
+        let required: &[&str] = match handler {
+            "Snowflake" => &["hostname", "warehouse"],
+            "Databricks" => &["hostname", "httpPath"],
+            "Redshift" | "Presto" | "Trino" => &["hostname"],
+            "Athena" => &["region", "queryResultLocationBucket"],
+            "Google BigQuery" | "BigQuery" => &["sid"],
+            _ => &[],
+        };
+        for field in required {
+            if conn.get(field).is_none() {
+                ctx.error(
+                    Code::MissingField,
+                    format!("a {handler} connection needs `{field}`"),
+                    conn.pos,
+                    &base,
+                    format!("add `{field}: ...` to `connection`"),
+                );
+            }
+        }
+    }
+    let Some((sk, sources)) = root.entry("sources") else { return };
+    let Some(items) = sources.as_seq() else { return };
+    let mut tables: BTreeMap<(String, String), Pos> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = [Seg::Key(sk.name.clone()), Seg::Index(i)];
+        if item.as_map().is_none() {
+            continue; // typed validation reports the type
+        }
+        let all = item.get("all");
+        let table = item.get("tableName");
+        let query = item.get("query");
+        let shapes =
+            [all.is_some(), table.is_some(), query.is_some()].iter().filter(|b| **b).count();
+        if shapes == 0 {
+            ctx.error(
+                Code::MissingField,
+                "a `sources` entry needs `all: true`, a table (`tableName` + `schema`) or a query (`query` + `naming`)",
+                item.pos,
+                &path,
+                "add `tableName:` and `schema:`, or `query:` with `naming: {datasource: ...}`, or `all: true`",
+            );
+            continue;
+        }
+        if shapes > 1 {
+            ctx.error(
+                Code::InvalidValue,
+                "a `sources` entry is one of `all`, a table or a query, not several",
+                item.pos,
+                &path,
+                "split it into separate entries",
+            );
+            continue;
+        }
+        if let Some(a) = all
+            && a.value != Value::Bool(true)
+        {
+            ctx.warning(
+                Code::InvalidValue,
+                "`all` only means something as `all: true`",
+                a.pos,
+                &path,
+                "remove the entry, or write `all: true` to register every table",
+            );
+        }
+        if let Some(t) = table {
+            match item.get("schema").and_then(Node::as_str) {
+                None => ctx.error(
+                    Code::MissingField,
+                    "a table source needs `schema`",
+                    item.pos,
+                    &path,
+                    "add `schema: ...` (the remote schema of the table)",
+                ),
+                Some(schema) => {
+                    if let Some(name) = t.as_str()
+                        && let Some(first) =
+                            tables.insert((schema.to_owned(), name.to_owned()), t.pos)
+                    {
+                        ctx.error(
+                            Code::DuplicateObject,
+                            format!(
+                                "table `{schema}.{name}` is listed twice (first at line {})",
+                                first.line
+                            ),
+                            t.pos,
+                            &path,
+                            "remove one of the entries; Immuta rejects duplicate tables in a payload",
+                        );
+                    }
+                }
+            }
+        }
+        if query.is_some() && item.get("naming").and_then(|n| n.get("datasource")).is_none() {
+            ctx.error(
+                Code::MissingField,
+                "a query source needs `naming.datasource`",
+                item.pos,
+                &path,
+                "add `naming: {datasource: <data source name>}`",
+            );
+        }
+    }
+}
+
+fn check_subpurposes(ctx: &mut FileCtx<'_>, node: &Node, parent: &str, path: &mut Vec<Seg>) {
+    let Some(subs) = node.get("subpurposes").and_then(Node::as_seq) else { return };
+    path.push(Seg::Key("subpurposes".into()));
+    for (i, sub) in subs.iter().enumerate() {
+        path.push(Seg::Index(i));
+        if let Some((nk, nn)) = sub.entry("name")
+            && let Some(name) = nn.as_str()
+        {
+            let ok = name
+                .strip_prefix(parent)
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|r| !r.is_empty());
+            if !ok {
+                path.push(Seg::Key(nk.name.clone()));
+                let own = name.rsplit('.').next().unwrap_or(name);
+                ctx.error(
+                    Code::SubpurposeName,
+                    format!("subpurpose `{name}` is not named after its parent `{parent}`"),
+                    nn.pos,
+                    path,
+                    format!("subpurpose names are full dotted names: write `name: {parent}.{own}`"),
+                );
+                path.pop();
+            }
+            check_subpurposes(ctx, sub, name, path);
+        }
+        path.pop();
+    }
+    path.pop();
+}
+
+/// Checks across files: duplicate natural keys and references between objects.
+pub(crate) fn across(
+    objects: &[Object],
+    options: &LoadOptions,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<bool> {
+    let mut keep = vec![true; objects.len()];
+    // The same natural key twice.
+    let mut first: BTreeMap<(Kind, &str), &Location> = BTreeMap::new();
+    for (i, o) in objects.iter().enumerate() {
+        if let Some(prev) = first.get(&(o.kind, o.key.as_str())) {
+            let what = match o.kind {
+                Kind::License if o.key.starts_with("sha256:") => "the same license key".to_owned(),
+                kind => format!("{} `{}`", kind.noun(), o.key),
+            };
+            diags.push(
+                Diagnostic::error(
+                    Code::DuplicateObject,
+                    format!("{what} is defined twice (first at {prev})"),
+                )
+                .at(o.key_location.clone())
+                .hint("keep one definition; every object must be defined exactly once"),
+            );
+            keep[i] = false;
+        } else {
+            first.insert((o.kind, o.key.as_str()), &o.key_location);
+        }
+    }
+    // Subpurposes share the purpose namespace.
+    let mut purposes: BTreeMap<String, &Location> = BTreeMap::new();
+    for (i, o) in objects.iter().enumerate() {
+        if !keep[i] {
+            continue;
+        }
+        for name in o.purpose_names() {
+            if let Some(prev) = purposes.get(&name) {
+                if name != o.key {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::DuplicateObject,
+                            format!("purpose `{name}` is defined twice (first at {prev})"),
+                        )
+                        .at(o.location.clone())
+                        .hint("define each purpose once: either as a subpurpose or as its own document"),
+                    );
+                }
+            } else {
+                purposes.insert(name, &o.location);
+            }
+        }
+    }
+    // Projects naming purposes.
+    let known = options.known_purposes.as_ref();
+    for o in objects {
+        for r in o.references.iter().filter(|r| r.kind == Kind::Purpose) {
+            let name = &r.name;
+            if purposes.contains_key(name) || known.is_some_and(|k| k.contains(name)) {
+                continue;
+            }
+            let candidates: Vec<&str> = purposes
+                .keys()
+                .map(String::as_str)
+                .chain(known.into_iter().flatten().map(String::as_str))
+                .collect();
+            let hint = match de::suggest(name, &candidates) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if known.is_none() => {
+                    "define it in a purpose spec; if it exists on the tenant already, `plan` confirms it".to_owned()
+                }
+                None => "define it in a purpose spec, or create it on the tenant first".to_owned(),
+            };
+            let message =
+                format!("project `{}` names purpose `{name}`, which no spec defines", o.key);
+            let d = if known.is_some() {
+                Diagnostic::error(
+                    Code::UnknownReference,
+                    format!("{message} and the tenant does not have"),
+                )
+            } else {
+                Diagnostic::warning(Code::UnknownReference, message)
+            };
+            diags.push(d.at(r.location.clone()).hint(hint));
+        }
+    }
+    keep
+}

@@ -1,0 +1,10 @@
+//! The integration tests: one binary (one link step), one module per area.
+//!
+//! Tests drive the real binary (`support::bin`) or the library, against temporary spec trees,
+//! the in-process emulator on `127.0.0.1:0`, and local Git repositories. Nothing here touches
+//! the network beyond loopback.
+
+mod support;
+
+/// `validate` and `schema` through the real binary; the spec format end to end.
+mod validate;
