@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# immuta-gitops: the reconciler as a sidecar or a plain service.
+#
+#   docker build -t immuta-gitops .
+#   docker run --rm -v immuta-gitops-state:/var/lib/immuta-gitops \
+#     -e IMMUTA_URL=https://your-tenant.immuta.com -e IMMUTA_API_KEY \
+#     immuta-gitops run --repo https://github.com/acme/immuta-config.git --branch main
+
+# --- Build -----------------------------------------------------------------------------------
+FROM rust:1.95-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Dependencies first, so source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && cargo build --release --locked --bin immuta-gitops || true
+COPY . .
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin immuta-gitops
+
+# --- Run -------------------------------------------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 immuta-gitops \
+ && useradd --system --uid 10001 --gid immuta-gitops --home-dir /var/lib/immuta-gitops \
+      --shell /usr/sbin/nologin immuta-gitops \
+ && mkdir -p /var/lib/immuta-gitops \
+ && chown immuta-gitops:immuta-gitops /var/lib/immuta-gitops
+COPY --from=build /src/target/release/immuta-gitops /usr/local/bin/immuta-gitops
+
+USER 10001:10001
+WORKDIR /var/lib/immuta-gitops
+# Git cache, state file and lock live here: keep them across restarts.
+VOLUME ["/var/lib/immuta-gitops"]
+ENV IMMUTA_GITOPS_STATE_DIR=/var/lib/immuta-gitops
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/immuta-gitops"]
+CMD ["run", "--listen", "0.0.0.0:8080"]
