@@ -13,6 +13,8 @@
 //! - [`spec`]: pure loading and validation of spec files into the desired state.
 //! - [`source`]: produces snapshots from a local directory (and, later, Git).
 //! - [`secret_store`]: where `${VAR}` and `${file:PATH}` values come from at send time.
+//! - [`state`]: the inventory of managed objects (last applied payloads, ids).
+//! - [`plan`]: pure planning (desired × state × observed tenant -> plan) and rendering.
 //! - [`emulator`]: an in-memory emulator of the documented Immuta API, used by tests, benchmarks
 //!   and as the embedded sandbox tenant.
 //! - [`cli`]: the command-line edge; the only place (with `main`) that uses `anyhow`.
@@ -24,7 +26,9 @@
 pub mod cli;
 pub mod diagnostic;
 pub mod emulator;
+pub mod plan;
 pub mod secret_store;
 pub mod snapshot;
 pub mod source;
 pub mod spec;
+pub mod state;

@@ -232,7 +232,11 @@ fn interpolate_in(
                     Piece::Ref(SecretRef::File(file)) => match source.file(&file) {
                         Ok(value) => filled.push_str(&value),
                         Err(reason) => {
-                            return Err(InterpolateError::File { file, path: path.clone(), reason });
+                            return Err(InterpolateError::File {
+                                file,
+                                path: path.clone(),
+                                reason,
+                            });
                         }
                     },
                 }

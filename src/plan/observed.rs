@@ -1,0 +1,218 @@
+//! What was read from the tenant: V1 inventories and V2 dry-run answers, as plain values.
+//!
+//! `live::read` fills these in; the planner only reads them. Keeping them here (not in `live`)
+//! is what lets the planner stay free of I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::spec::Kind;
+
+/// Identifies a managed object: kind and natural key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectId {
+    /// Kind.
+    pub kind: Kind,
+    /// Natural key.
+    pub key: String,
+}
+
+impl ObjectId {
+    /// An id.
+    pub fn new(kind: Kind, key: impl Into<String>) -> Self {
+        ObjectId { kind, key: key.into() }
+    }
+}
+
+impl std::fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} \"{}\"", self.kind, self.key)
+    }
+}
+
+/// A data source as `GET /dataSource` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveDataSource {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Disabled (soft-deleted).
+    pub deleted: bool,
+}
+
+/// A global policy as `GET /policy/global` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivePolicy {
+    /// Id.
+    pub id: i64,
+    /// Natural key, when the policy has one.
+    pub policy_key: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Created by Immuta itself (seeded policies).
+    pub system_generated: bool,
+}
+
+/// A project as `GET /project` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveProject {
+    /// Id.
+    pub id: i64,
+    /// Natural key, when the project has one (schema projects have none).
+    pub project_key: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `schema` projects are created by Immuta for registered schemas; never pruned.
+    pub is_schema: bool,
+}
+
+/// A purpose as `GET /governance/purpose` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivePurpose {
+    /// Id.
+    pub id: i64,
+    /// Full (dotted) name.
+    pub name: String,
+    /// Created by Immuta itself.
+    pub system_generated: bool,
+}
+
+/// A license as `GET /admin/license` lists it (never with its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveLicense {
+    /// Id.
+    pub id: i64,
+    /// Seats.
+    pub seats: Option<i64>,
+    /// Expiry date (`YYYY-MM-DD...`).
+    pub expires: Option<String>,
+}
+
+/// Seat use of the tenant (`GET /admin/license/licenseStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseStatus {
+    /// Users counted against the license.
+    pub active_users: i64,
+    /// Seats licensed.
+    pub seats: i64,
+}
+
+/// Everything listed on the tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Data sources (disabled ones included, `deleted: true`).
+    pub data_sources: Vec<LiveDataSource>,
+    /// Global policies.
+    pub policies: Vec<LivePolicy>,
+    /// Projects.
+    pub projects: Vec<LiveProject>,
+    /// Purposes, subpurposes included.
+    pub purposes: Vec<LivePurpose>,
+    /// Licenses, when the license key could read them.
+    pub licenses: Option<Vec<LiveLicense>>,
+    /// Seat use, when readable.
+    pub license_status: Option<LicenseStatus>,
+    /// Data-source connection keys probed with `DELETE /api/v2/data/{key}?dryRun=true`:
+    /// `true` when the key exists.
+    pub data_keys: BTreeMap<String, bool>,
+}
+
+/// The server's answer to a `dryRun=true` post of the desired payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DryRun {
+    /// `POST /api/v2/data?dryRun=true`: data source names by fate.
+    Data {
+        /// Would be created.
+        creating: Vec<String>,
+        /// Would be updated.
+        updating: Vec<String>,
+        /// Would be deleted or disabled.
+        deleting: Vec<String>,
+        /// Unchanged.
+        no_change: Vec<String>,
+        /// Schema monitoring runs for the connection.
+        detection_running: bool,
+        /// Tags would change.
+        tags_updated: bool,
+    },
+    /// Policies, projects, purposes: whether the object would be created or updated.
+    Object {
+        /// Would be created.
+        creating: bool,
+        /// Would be updated.
+        updating: bool,
+        /// Project: data sources added.
+        #[serde(default)]
+        data_sources_added: i64,
+        /// Project: data sources removed.
+        #[serde(default)]
+        data_sources_removed: i64,
+    },
+    /// The tenant refused the payload (a 4xx): the plan cannot be applied as is.
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+}
+
+impl DryRun {
+    /// Whether the server says the post would change anything.
+    pub fn changes_something(&self) -> bool {
+        match self {
+            DryRun::Data { creating, updating, deleting, tags_updated, .. } => {
+                !creating.is_empty()
+                    || !updating.is_empty()
+                    || !deleting.is_empty()
+                    || *tags_updated
+            }
+            DryRun::Object { creating, updating, .. } => *creating || *updating,
+            DryRun::Rejected { .. } => true,
+        }
+    }
+}
+
+/// What was read from the tenant for one plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// V1 inventories.
+    pub inventory: Inventory,
+    /// Dry-run answers by object.
+    pub dry_runs: BTreeMap<ObjectId, DryRun>,
+}
+
+impl Observed {
+    /// A digest of everything observed: a saved plan is stale when this changes.
+    pub fn fingerprint(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(&Sha256::digest(text.as_bytes())[..16])
+    }
+
+    /// The live policy with `key`.
+    pub fn policy(&self, key: &str) -> Option<&LivePolicy> {
+        self.inventory.policies.iter().find(|p| p.policy_key.as_deref() == Some(key))
+    }
+
+    /// The live (user) project with `key`.
+    pub fn project(&self, key: &str) -> Option<&LiveProject> {
+        self.inventory
+            .projects
+            .iter()
+            .find(|p| p.project_key.as_deref() == Some(key) && !p.is_schema)
+    }
+
+    /// The live purpose named `name`.
+    pub fn purpose(&self, name: &str) -> Option<&LivePurpose> {
+        self.inventory.purposes.iter().find(|p| p.name == name)
+    }
+
+    /// The live, enabled data source named `name`.
+    pub fn data_source(&self, name: &str) -> Option<&LiveDataSource> {
+        self.inventory.data_sources.iter().find(|d| d.name == name && !d.deleted)
+    }
+}

@@ -1,0 +1,1 @@
+//! Renderers of plans: text, JSON and Markdown.

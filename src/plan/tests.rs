@@ -1,0 +1,419 @@
+//! Planner tests: pure, no runtime.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use super::observed::{Inventory, LicenseStatus, LiveLicense, LivePolicy};
+use super::*;
+use crate::snapshot::Snapshot;
+use crate::spec::{self, Desired, LoadOptions};
+
+const SALT: &str = "test-salt";
+
+fn load(files: &[(&str, &str)]) -> Desired {
+    let (desired, diags) = spec::load(
+        &Snapshot::from_texts(files.iter().copied()),
+        &LoadOptions::with_env(["PW".into()]),
+    );
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
+    desired
+}
+
+struct Env(HashMap<&'static str, &'static str>);
+impl SecretSource for Env {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|s| s.to_string())
+    }
+    fn file(&self, _: &str) -> Result<String, String> {
+        Err("no files".into())
+    }
+}
+
+fn targets<'a>(desired: &'a Desired, source: Option<&dyn SecretSource>) -> Vec<Target<'a>> {
+    desired
+        .objects
+        .iter()
+        .map(|o| Target { object: o, comparable: comparable(o, source, SALT).unwrap() })
+        .collect()
+}
+
+fn applied(targets: &[Target<'_>]) -> State {
+    let mut state = State::new("t", SALT);
+    for t in targets {
+        state.upsert(t.entry(Some(1), vec![], "r1", "now"));
+    }
+    state
+}
+
+fn run(targets: &[Target<'_>], state: &State, observed: Option<&Observed>) -> Plan {
+    plan(&PlanInput {
+        targets,
+        state,
+        observed,
+        settings: &RepoSettings::default(),
+        tenant: "t".into(),
+        revision: "r2".into(),
+        base: None,
+        refresh: false,
+        now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000),
+    })
+}
+
+fn actions(p: &Plan) -> Vec<(Action, &str)> {
+    p.changes.iter().map(|c| (c.action, c.id.key.as_str())).collect()
+}
+
+const POLICY: &str = "policyKey: mask\nname: Mask\ntype: data\nactions:\n  - rules:\n      - type: Masking\n        config:\n          fields: [{type: anyTag}]\n          maskingConfig: {type: Hash}\n";
+const PURPOSE: &str = "name: R\nsubpurposes:\n  - name: R.A\n  - name: R.B\n";
+const PROJECT: &str = "projectKey: proj\nname: P\npurposes: [R.A]\n";
+const DS: &str = "connectionKey: sales\nconnection:\n  handler: Snowflake\n  hostname: h\n  warehouse: w\n  database: D\n  password: ${PW}\nsources:\n  - {tableName: A, schema: S}\n  - {tableName: B, schema: S}\n";
+
+fn tree() -> Desired {
+    load(&[
+        ("policy.yaml", POLICY),
+        ("purpose.yaml", PURPOSE),
+        ("project.yaml", PROJECT),
+        ("ds.yaml", DS),
+    ])
+}
+
+#[test]
+fn an_empty_state_creates_everything_in_apply_order() {
+    let d = tree();
+    let t = targets(&d, None);
+    let p = run(&t, &State::new("t", SALT), None);
+    assert_eq!(
+        actions(&p),
+        [
+            (Action::Create, "R"),
+            (Action::Create, "sales"),
+            (Action::Create, "mask"),
+            (Action::Create, "proj")
+        ]
+    );
+    assert_eq!(p.summary_line(), "4 to create, 0 to update, 0 to delete, 0 implicit effects");
+    assert!(p.has_changes());
+}
+
+#[test]
+fn after_apply_the_plan_is_empty() {
+    let d = tree();
+    let t = targets(&d, None);
+    let p = run(&t, &applied(&t), None);
+    assert!(!p.has_changes(), "{:#?}", p.changes);
+    assert_eq!(p.summary().unchanged, 4);
+}
+
+#[test]
+fn formatting_key_order_and_set_order_make_no_change() {
+    let d = tree();
+    let t = targets(&d, None);
+    let state = applied(&t);
+    let reordered = load(&[
+        (
+            "policy.yaml",
+            "type: data\nname: Mask\npolicyKey: mask\nactions:\n- rules:\n  - config: {maskingConfig: {type: Hash}, fields: [{type: anyTag}]}\n    type: Masking\n",
+        ),
+        ("purpose.yaml", "subpurposes: [{name: R.B}, {name: R.A}]\nname: R\n"),
+        ("project.yaml", PROJECT),
+        ("ds.yaml", DS),
+    ]);
+    let p = run(&targets(&reordered, None), &state, None);
+    assert!(!p.has_changes(), "{:#?}", p.changes);
+}
+
+#[test]
+fn a_changed_field_is_an_update_with_the_field() {
+    let d = tree();
+    let state = applied(&targets(&d, None));
+    let d2 = load(&[("policy.yaml", &POLICY.replace("name: Mask", "name: Mask all"))]);
+    let t2 = targets(&d2, None);
+    let p = run(&t2, &state, None);
+    let update = p.changes.iter().find(|c| c.id.key == "mask").unwrap();
+    assert_eq!(update.action, Action::Update);
+    assert_eq!(update.fields.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["name"]);
+    // The other three specs are gone: deletes, last, in reverse kind order.
+    let deletes: Vec<_> =
+        p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.kind).collect();
+    assert_eq!(deletes, [Kind::Project, Kind::DataSource, Kind::Purpose]);
+}
+
+#[test]
+fn a_changed_secret_is_shown_as_sensitive_never_as_its_value() {
+    let d = tree();
+    let env1 = Env(HashMap::from([("PW", "canary-one")]));
+    let env2 = Env(HashMap::from([("PW", "canary-two")]));
+    let state = applied(&targets(&d, Some(&env1)));
+    let same = run(&targets(&d, Some(&env1)), &state, None);
+    assert!(!same.has_changes());
+    let p = run(&targets(&d, Some(&env2)), &state, None);
+    let c = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(c.fields.len(), 1);
+    assert!(c.fields[0].sensitive);
+    assert_eq!(c.fields[0].after, Some(json!("(sensitive, changed)")));
+    let dump = format!("{p:?}{state:?}");
+    assert!(!dump.contains("canary"), "{dump}");
+}
+
+#[test]
+fn dropping_a_table_is_a_destructive_implicit_effect() {
+    let d = tree();
+    let state = applied(&targets(&d, None));
+    let d2 = load(&[("ds.yaml", &DS.replace("  - {tableName: B, schema: S}\n", ""))]);
+    let t2 = targets(&d2, None);
+    let p = run(&t2, &state, None);
+    let c = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    assert_eq!(
+        c.effects,
+        vec![Effect::TablesRemoved { tables: vec!["S.B".into()], hard_delete: false }]
+    );
+    assert!(c.is_destructive());
+}
+
+#[test]
+fn a_new_hostname_replaces_the_connection() {
+    let d = tree();
+    let state = applied(&targets(&d, None));
+    let d2 = load(&[("ds.yaml", &DS.replace("hostname: h", "hostname: h2"))]);
+    let p = run(&targets(&d2, None), &state, None);
+    let c = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    assert_eq!(c.action, Action::Replace);
+    assert!(c.is_destructive());
+}
+
+#[test]
+fn prune_false_blocks_the_delete_and_is_not_destructive() {
+    let d = load(&[("p.yaml", "name: Keep\ngitops: {prune: false}\n")]);
+    let state = applied(&targets(&d, None));
+    let p = run(&[], &state, None);
+    assert_eq!(p.changes.len(), 1);
+    assert!(p.changes[0].blocked.is_some());
+    assert!(!p.changes[0].write);
+    assert!(!p.changes[0].is_destructive());
+    let safety = Safety { allow_destroy: false, force: false, max_delete_percent: 25 };
+    assert!(refusals(&p, &state, &safety).is_empty());
+}
+
+#[test]
+fn deleting_everything_or_too_much_is_refused_without_force() {
+    let d = tree();
+    let state = applied(&targets(&d, None));
+    let p = run(&[], &state, None);
+    let strict = Safety { allow_destroy: true, force: false, max_delete_percent: 25 };
+    let r = refusals(&p, &state, &strict);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].message.contains("deletes every managed object"), "{r:?}");
+    assert!(refusals(&p, &state, &Safety { force: true, ..strict }).is_empty());
+
+    // Two of four (50%) is above 25%.
+    let d2 = load(&[("policy.yaml", POLICY), ("purpose.yaml", PURPOSE)]);
+    let p = run(&targets(&d2, None), &state, None);
+    assert!(refusals(&p, &state, &strict)[0].message.contains("more than 25%"));
+    // One of four is never a mass deletion.
+    let d3 = load(&[("policy.yaml", POLICY), ("purpose.yaml", PURPOSE), ("ds.yaml", DS)]);
+    let p = run(&targets(&d3, None), &state, None);
+    assert!(refusals(&p, &state, &strict).is_empty());
+    // Destructive changes need --allow-destroy.
+    let r = refusals(&p, &state, &Safety { allow_destroy: false, ..strict });
+    assert!(r[0].hint.contains("--allow-destroy"), "{r:?}");
+}
+
+#[test]
+fn existing_objects_are_adopted_without_a_write_when_identical() {
+    let d = load(&[("policy.yaml", POLICY)]);
+    let t = targets(&d, None);
+    let mut observed = Observed {
+        inventory: Inventory {
+            policies: vec![LivePolicy {
+                id: 7,
+                policy_key: Some("mask".into()),
+                name: "Mask".into(),
+                system_generated: false,
+            }],
+            ..Inventory::default()
+        },
+        ..Observed::default()
+    };
+    let id = ObjectId::new(Kind::Policy, "mask");
+    observed.dry_runs.insert(
+        id.clone(),
+        DryRun::Object {
+            creating: false,
+            updating: false,
+            data_sources_added: 0,
+            data_sources_removed: 0,
+        },
+    );
+    let p = run(&t, &State::new("t", SALT), Some(&observed));
+    assert_eq!(p.changes[0].action, Action::Adopt);
+    assert!(!p.changes[0].write);
+    assert_eq!(p.changes[0].live_id, Some(7));
+    observed.dry_runs.insert(
+        id,
+        DryRun::Object {
+            creating: false,
+            updating: true,
+            data_sources_added: 0,
+            data_sources_removed: 0,
+        },
+    );
+    let p = run(&t, &State::new("t", SALT), Some(&observed));
+    assert!(p.changes[0].write);
+}
+
+#[test]
+fn objects_deleted_outside_are_created_again_and_changes_outside_are_updated() {
+    let d = load(&[("policy.yaml", POLICY)]);
+    let t = targets(&d, None);
+    let state = applied(&t);
+    let empty = Observed::default();
+    let p = run(&t, &state, Some(&empty));
+    assert_eq!(p.changes[0].action, Action::Create);
+    assert!(p.changes[0].reason.as_deref().unwrap().contains("deleted outside"));
+
+    let mut observed = Observed {
+        inventory: Inventory {
+            policies: vec![LivePolicy {
+                id: 1,
+                policy_key: Some("mask".into()),
+                name: "Mask".into(),
+                system_generated: false,
+            }],
+            ..Inventory::default()
+        },
+        ..Observed::default()
+    };
+    assert!(!run(&t, &state, Some(&observed)).has_changes());
+    observed.dry_runs.insert(
+        ObjectId::new(Kind::Policy, "mask"),
+        DryRun::Object {
+            creating: false,
+            updating: true,
+            data_sources_added: 0,
+            data_sources_removed: 0,
+        },
+    );
+    let p = run(&t, &state, Some(&observed));
+    assert_eq!(p.changes[0].action, Action::Update);
+    assert!(p.changes[0].reason.as_deref().unwrap().contains("changed outside"));
+}
+
+#[test]
+fn rejected_dry_runs_are_plan_errors() {
+    let d = load(&[("policy.yaml", POLICY)]);
+    let t = targets(&d, None);
+    let mut observed = Observed::default();
+    observed.dry_runs.insert(
+        ObjectId::new(Kind::Policy, "mask"),
+        DryRun::Rejected { status: 400, message: "K-Anonymization is not enabled".into() },
+    );
+    let p = run(&t, &State::new("t", SALT), Some(&observed));
+    assert_eq!(p.errors.len(), 1);
+    assert!(
+        !refusals(
+            &p,
+            &State::new("t", SALT),
+            &Safety { allow_destroy: true, force: true, max_delete_percent: 100 }
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn k_anonymization_schema_monitoring_and_license_warnings() {
+    let d = load(&[
+        ("k.yaml", &POLICY.replace("type: Hash", "type: K-Anonymization")),
+        (
+            "ds.yaml",
+            "connectionKey: all\nconnection: {handler: Databricks, hostname: h, httpPath: p}\nsources: [{all: true}]\n",
+        ),
+        ("l.yaml", "licenseKey: IMMUTA-TEST\n"),
+    ]);
+    let t = targets(&d, None);
+    let observed = Observed {
+        inventory: Inventory {
+            licenses: Some(vec![LiveLicense {
+                id: 3,
+                seats: Some(10),
+                expires: Some("2030-03-20".into()),
+            }]),
+            license_status: Some(LicenseStatus { active_users: 10, seats: 10 }),
+            ..Inventory::default()
+        },
+        ..Observed::default()
+    };
+    let p = run(&t, &State::new("t", SALT), Some(&observed));
+    let codes: Vec<&str> = p.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(
+        codes,
+        ["schema-monitoring", "k-anonymization", "license-expiry", "license-seats"],
+        "{:#?}",
+        p.warnings
+    );
+    assert!(p.warnings[1].message.contains("metadata database"));
+}
+
+#[test]
+fn unmanaged_objects_are_listed_not_touched() {
+    let d = load(&[("policy.yaml", POLICY)]);
+    let t = targets(&d, None);
+    let observed = Observed {
+        inventory: Inventory {
+            policies: vec![
+                LivePolicy {
+                    id: 1,
+                    policy_key: Some("mask".into()),
+                    name: "Mask".into(),
+                    system_generated: false,
+                },
+                LivePolicy {
+                    id: 2,
+                    policy_key: Some("by-hand".into()),
+                    name: "By hand".into(),
+                    system_generated: false,
+                },
+                LivePolicy {
+                    id: 3,
+                    policy_key: None,
+                    name: "New Column Added".into(),
+                    system_generated: true,
+                },
+            ],
+            ..Inventory::default()
+        },
+        ..Observed::default()
+    };
+    let p = run(&t, &applied(&t), Some(&observed));
+    assert_eq!(
+        p.unmanaged,
+        vec![Unmanaged { kind: Kind::Policy, name: "by-hand".into(), id: Some(2) }]
+    );
+    assert!(!p.has_changes());
+}
+
+#[test]
+fn fingerprints_change_with_specs_state_and_tenant() {
+    let d = tree();
+    let t = targets(&d, None);
+    let state = applied(&t);
+    let a = run(&t, &state, Some(&Observed::default()));
+    let b = run(&t, &state, Some(&Observed::default()));
+    assert_eq!(a.fingerprint, b.fingerprint);
+    let c = run(&t, &State::new("t", SALT), Some(&Observed::default()));
+    assert_ne!(a.fingerprint.state, c.fingerprint.state);
+    let d2 = load(&[("policy.yaml", &POLICY.replace("Mask\n", "Mask 2\n"))]);
+    let e = run(&targets(&d2, None), &state, Some(&Observed::default()));
+    assert_ne!(a.fingerprint.specs, e.fingerprint.specs);
+}
+
+#[test]
+fn days_until_reads_dates_and_timestamps() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000); // 2030-03-17
+    assert_eq!(days_until("2030-03-20", now), Some(2));
+    assert_eq!(days_until("2030-03-20T00:00:00.000Z", now), Some(2));
+    assert_eq!(days_until("2030-03-10", now), Some(-7));
+    assert_eq!(days_until("garbage", now), None);
+}

@@ -1,0 +1,153 @@
+//! The inventory of objects this tool manages: what was applied, when, and under which id.
+//!
+//! Immuta's V2 API cannot be read back field by field, so the state is what makes a plan
+//! possible: the last applied payload of every managed object (secrets as salted digests,
+//! never values), its Immuta id where one was returned, the revision and the time. Only objects
+//! in the state are ever deleted; objects created by hand on the tenant are never touched.
+//!
+//! The types here are plain data (used by the pure planner); [`file`] reads and writes them.
+
+pub mod file;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::spec::Kind;
+
+/// Current state file format.
+pub const STATE_VERSION: u32 = 1;
+
+/// The state of one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// File format version.
+    pub version: u32,
+    /// The tenant this state belongs to (its URL, or `sandbox`).
+    pub tenant: String,
+    /// Random salt for secret digests (so equal secrets in two tenants' states do not match).
+    pub salt: String,
+    /// Incremented on every write.
+    pub serial: u64,
+    /// The last revision applied completely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Managed objects, sorted by kind then key.
+    pub objects: Vec<Entry>,
+}
+
+/// One managed object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Kind.
+    pub kind: Kind,
+    /// Natural key.
+    pub key: String,
+    /// Immuta's id, where the API returned one (policies, projects, purposes, licenses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// SHA-256 of the canonical applied payload.
+    pub digest: String,
+    /// The applied payload in canonical form; secrets are `(sensitive:<salted digest>)`.
+    pub payload: serde_json::Value,
+    /// `false` when the spec said `gitops: {prune: false}` (kept after the spec is removed).
+    pub prune: bool,
+    /// Revision of the specs it was applied from.
+    pub revision: String,
+    /// When it was applied (RFC 3339).
+    pub applied_at: String,
+    /// Data sources: the names Immuta gave the connection's data sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+impl State {
+    /// An empty state for `tenant`, with the given salt.
+    pub fn new(tenant: impl Into<String>, salt: impl Into<String>) -> Self {
+        State {
+            version: STATE_VERSION,
+            tenant: tenant.into(),
+            salt: salt.into(),
+            serial: 0,
+            revision: None,
+            objects: Vec::new(),
+        }
+    }
+
+    fn position(&self, kind: Kind, key: &str) -> Result<usize, usize> {
+        self.objects.binary_search_by(|e| (e.kind, e.key.as_str()).cmp(&(kind, key)))
+    }
+
+    /// The entry for `kind`/`key`.
+    pub fn get(&self, kind: Kind, key: &str) -> Option<&Entry> {
+        self.position(kind, key).ok().map(|i| &self.objects[i])
+    }
+
+    /// Inserts or replaces an entry.
+    pub fn upsert(&mut self, entry: Entry) {
+        match self.position(entry.kind, &entry.key) {
+            Ok(i) => self.objects[i] = entry,
+            Err(i) => self.objects.insert(i, entry),
+        }
+    }
+
+    /// Removes an entry; returns it.
+    pub fn remove(&mut self, kind: Kind, key: &str) -> Option<Entry> {
+        self.position(kind, key).ok().map(|i| self.objects.remove(i))
+    }
+
+    /// A digest of the managed objects (ids, digests, prune flags): changes whenever an apply
+    /// changed anything, so a saved plan can tell it is stale.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.tenant.as_bytes());
+        for e in &self.objects {
+            h.update([0]);
+            h.update(e.kind.as_str().as_bytes());
+            h.update([0]);
+            h.update(e.key.as_bytes());
+            h.update([0]);
+            h.update(e.digest.as_bytes());
+            h.update(e.id.unwrap_or(-1).to_le_bytes());
+            h.update([u8::from(e.prune)]);
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+/// SHA-256 (hex) of a canonical payload.
+pub fn payload_digest(canonical: &serde_json::Value) -> String {
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: Kind, key: &str) -> Entry {
+        Entry {
+            kind,
+            key: key.into(),
+            id: None,
+            digest: "d".into(),
+            payload: serde_json::json!({}),
+            prune: true,
+            revision: "r".into(),
+            applied_at: "t".into(),
+            names: vec![],
+        }
+    }
+
+    #[test]
+    fn entries_stay_sorted_and_fingerprint_tracks_changes() {
+        let mut s = State::new("sandbox", "salt");
+        let empty = s.fingerprint();
+        s.upsert(entry(Kind::Project, "b"));
+        s.upsert(entry(Kind::Purpose, "a"));
+        s.upsert(entry(Kind::Project, "a"));
+        let keys: Vec<_> = s.objects.iter().map(|e| (e.kind, e.key.as_str())).collect();
+        assert_eq!(keys, [(Kind::Purpose, "a"), (Kind::Project, "a"), (Kind::Project, "b")]);
+        assert_ne!(s.fingerprint(), empty);
+        assert!(s.remove(Kind::Project, "a").is_some());
+        assert!(s.get(Kind::Project, "a").is_none());
+    }
+}
