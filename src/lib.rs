@@ -23,9 +23,11 @@
 
 #![deny(clippy::all)]
 
+pub mod apply;
 pub mod cli;
 pub mod diagnostic;
 pub mod emulator;
+pub mod live;
 pub mod plan;
 pub mod secret_store;
 pub mod snapshot;

@@ -11,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::spec::Desired;
+use crate::spec::envfile::EnvValues;
 use crate::spec::secrets::SecretSource;
 
 /// The default secrets directory (Docker and Kubernetes convention).
@@ -23,12 +24,19 @@ pub const MAX_SECRET_FILE: u64 = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ProcessSecrets {
     secrets_dir: PathBuf,
+    defaults: EnvValues,
 }
 
 impl ProcessSecrets {
     /// Secrets from the environment and `secrets_dir`.
     pub fn new(secrets_dir: impl Into<PathBuf>) -> Self {
-        ProcessSecrets { secrets_dir: secrets_dir.into() }
+        ProcessSecrets { secrets_dir: secrets_dir.into(), defaults: EnvValues::default() }
+    }
+
+    /// Adds default values for variables the environment does not set (env files).
+    pub fn with_defaults(mut self, defaults: EnvValues) -> Self {
+        self.defaults = defaults;
+        self
     }
 
     /// Where `path` resolves, or why it is not allowed.
@@ -54,7 +62,7 @@ impl ProcessSecrets {
 
 impl SecretSource for ProcessSecrets {
     fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+        std::env::var(name).ok().or_else(|| self.defaults.get(name).map(str::to_owned))
     }
 
     fn file(&self, path: &str) -> Result<String, String> {

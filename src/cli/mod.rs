@@ -4,7 +4,10 @@
 //! early are `anyhow` errors printed with their cause chain. This is the only module (with
 //! `main`) that uses `anyhow`.
 
+mod license;
+mod plan;
 mod schema;
+mod tenant;
 mod validate;
 
 use std::io::Write;
@@ -35,6 +38,12 @@ enum ColorWhen {
 enum Command {
     /// Load and check a spec tree; report every problem with file:line:col and a fix hint.
     Validate(validate::ValidateArgs),
+    /// Show what apply would change on the tenant (or against a Git revision with --base).
+    Plan(plan::PlanArgs),
+    /// Make the tenant match the specs (or carry out a plan saved with `plan --out`).
+    Apply(plan::ApplyArgs),
+    /// License seats and expiry.
+    License(license::LicenseArgs),
     /// Print the JSON Schema (draft-07) of spec documents, for editors.
     Schema(schema::SchemaArgs),
     /// Run an emulator of the documented Immuta API (a sandbox tenant for demos and tests).
@@ -45,6 +54,8 @@ enum Command {
 pub const EXIT_OK: u8 = 0;
 /// Exit code for errors.
 pub const EXIT_ERROR: u8 = 1;
+/// Exit code of `plan --detailed-exitcode` when there are changes.
+pub const EXIT_CHANGES: u8 = 2;
 
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
@@ -57,6 +68,9 @@ pub fn main() -> ExitCode {
     choice.write_global();
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Plan(args) => plan::run_plan(&args),
+        Command::Apply(args) => plan::run_apply(&args),
+        Command::License(args) => license::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Emulator(_args) => Err(anyhow::anyhow!("the emulator is not built yet")),
     };

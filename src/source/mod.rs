@@ -4,6 +4,7 @@
 //! records what it could not read as data in the snapshot.
 
 pub mod dir;
+pub mod git;
 
 /// Errors of a source as a whole (a single unreadable file is recorded in the snapshot instead).
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,14 @@ pub enum Error {
     NotFound {
         /// The path as given.
         path: String,
+    },
+    /// A Git repository or revision cannot be read.
+    #[error("git repository `{path}`: {message}")]
+    Git {
+        /// The repository path or URL.
+        path: String,
+        /// What went wrong.
+        message: String,
     },
     /// The spec root cannot be read.
     #[error("cannot read spec root `{path}`: {source}")]

@@ -1,0 +1,337 @@
+//! Carrying out a plan: in order, with bounded concurrency, recording every success at once.
+//!
+//! Changes run in the plan's order: licenses, purposes, data sources, policies, projects, then
+//! deletes in reverse. Within one kind, up to `parallelism` objects are in flight. An object
+//! whose write fails (a 4xx, or retries used up) stops the objects that depend on it (a project
+//! on its purposes and data sources, a policy on the purposes it exempts) but not its unrelated
+//! siblings. Every success is journaled in the state before the next object starts, so a
+//! killed run resumes cleanly; a cancelled run finishes the objects in flight and stops.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::live::{self, Client};
+use crate::plan::{Action, Change, DryRun, ObjectId, Plan, Target};
+use crate::spec::Kind;
+use crate::spec::secrets::{self, SecretSource};
+use crate::state::file::{self, Store};
+
+/// Errors that stop an apply as a whole (one object failing is an [`Status::Failed`] result).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The state could not be recorded: stop at once, or applied objects would be forgotten.
+    #[error("cannot record progress in the state: {0}")]
+    State(#[from] file::Error),
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Posted.
+    Applied,
+    /// Taken under management without a write.
+    Adopted,
+    /// Deleted on the tenant.
+    Deleted,
+    /// Removed from the state only (`prune: false`, or already gone).
+    Forgotten,
+    /// Nothing to do.
+    Unchanged,
+    /// The write failed.
+    Failed(String),
+    /// Not attempted.
+    Skipped(String),
+}
+
+/// The result for one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectResult {
+    /// The object.
+    pub id: ObjectId,
+    /// What the plan said.
+    pub action: Action,
+    /// What happened.
+    pub status: Status,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// The results of an apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// One result per change, in plan order.
+    pub results: Vec<ObjectResult>,
+    /// Whether the run was cancelled before the end.
+    pub cancelled: bool,
+}
+
+impl Outcome {
+    /// Objects that failed.
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|r| matches!(r.status, Status::Failed(_))).count()
+    }
+
+    /// Objects not attempted.
+    pub fn skipped(&self) -> usize {
+        self.results.iter().filter(|r| matches!(r.status, Status::Skipped(_))).count()
+    }
+
+    /// Whether everything in the plan was done.
+    pub fn is_success(&self) -> bool {
+        !self.cancelled && self.failed() == 0 && self.skipped() == 0
+    }
+
+    /// Objects written on the tenant (posted or deleted).
+    pub fn writes(&self) -> usize {
+        self.results.iter().filter(|r| matches!(r.status, Status::Applied | Status::Deleted)).count()
+    }
+}
+
+/// Receives progress (a progress bar, logs, metrics).
+pub trait Progress: Sync {
+    /// An object finished.
+    fn done(&self, result: &ObjectResult);
+}
+
+/// No progress reporting.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn done(&self, _: &ObjectResult) {}
+}
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Objects in flight at once within one kind.
+    pub parallelism: usize,
+    /// The revision being applied (recorded in the state).
+    pub revision: String,
+    /// Stop starting new objects once cancelled.
+    pub cancel: CancellationToken,
+}
+
+/// A state change decided by a finished object.
+enum StateOp {
+    Upsert(crate::state::Entry),
+    Remove(Kind, String),
+    None,
+}
+
+/// Applies `plan`. `targets` are the desired objects the plan was computed from.
+pub async fn apply(
+    plan: &Plan,
+    targets: &[Target<'_>],
+    store: &mut Store,
+    client: &Client,
+    secrets: &(dyn SecretSource + Sync),
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
+    let by_id: BTreeMap<ObjectId, &Target<'_>> =
+        targets.iter().map(|t| (ObjectId::new(t.object.kind, &t.object.key), t)).collect();
+    let deps = dependencies(plan, targets, store.state());
+    let mut outcome = Outcome::default();
+    let mut bad: BTreeMap<ObjectId, String> = BTreeMap::new();
+    let applied_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+
+    let mut start = 0;
+    while start < plan.changes.len() {
+        // One phase: consecutive changes of the same kind and direction.
+        let phase_key = |c: &Change| (c.action == Action::Delete, c.id.kind);
+        let key = phase_key(&plan.changes[start]);
+        let end = plan.changes[start..].iter().position(|c| phase_key(c) != key).map_or(plan.changes.len(), |n| start + n);
+        let phase = &plan.changes[start..end];
+        start = end;
+
+        let mut pending = Vec::new();
+        for change in phase {
+            if let Some((dep, why)) = deps.get(&change.id).into_iter().flatten().find_map(|d| bad.get(d).map(|w| (d, w))) {
+                let reason = format!("depends on {dep}, which {why}");
+                let r = ObjectResult { id: change.id.clone(), action: change.action, status: Status::Skipped(reason), took: Duration::ZERO };
+                progress.done(&r);
+                bad.insert(change.id.clone(), "was skipped".into());
+                outcome.results.push(r);
+            } else if options.cancel.is_cancelled() {
+                let r = ObjectResult {
+                    id: change.id.clone(),
+                    action: change.action,
+                    status: Status::Skipped("the run was cancelled".into()),
+                    took: Duration::ZERO,
+                };
+                outcome.cancelled = true;
+                outcome.results.push(r);
+            } else {
+                pending.push(change);
+            }
+        }
+        let mut running = stream::iter(pending)
+            .map(|change| {
+                let target = by_id.get(&change.id).copied();
+                let cancel = options.cancel.clone();
+                let applied_at = applied_at.as_str();
+                let revision = options.revision.as_str();
+                async move {
+                    if cancel.is_cancelled() {
+                        let r = ObjectResult {
+                            id: change.id.clone(),
+                            action: change.action,
+                            status: Status::Skipped("the run was cancelled".into()),
+                            took: Duration::ZERO,
+                        };
+                        return (r, StateOp::None);
+                    }
+                    let started = Instant::now();
+                    let (status, op) = execute(change, target, client, secrets, revision, applied_at).await;
+                    (ObjectResult { id: change.id.clone(), action: change.action, status, took: started.elapsed() }, op)
+                }
+            })
+            .buffer_unordered(options.parallelism.max(1));
+        while let Some((result, op)) = running.next().await {
+            match op {
+                StateOp::Upsert(entry) => store.upsert(entry)?,
+                StateOp::Remove(kind, key) => store.remove(kind, &key)?,
+                StateOp::None => {}
+            }
+            match &result.status {
+                Status::Failed(_) => {
+                    bad.insert(result.id.clone(), "failed".into());
+                }
+                Status::Skipped(_) => {
+                    outcome.cancelled |= options.cancel.is_cancelled();
+                    bad.insert(result.id.clone(), "was skipped".into());
+                }
+                _ => {}
+            }
+            progress.done(&result);
+            outcome.results.push(result);
+        }
+    }
+    if outcome.is_success() {
+        store.set_revision(&options.revision)?;
+    }
+    store.compact()?;
+    // Report in plan order.
+    let order: BTreeMap<&ObjectId, usize> = plan.changes.iter().enumerate().map(|(i, c)| (&c.id, i)).collect();
+    outcome.results.sort_by_key(|r| order.get(&r.id).copied().unwrap_or(usize::MAX));
+    Ok(outcome)
+}
+
+/// The secret values of a resolved payload (for redacting error messages).
+fn secret_values(resolved: &Value, target: &Target<'_>) -> Vec<String> {
+    target
+        .object
+        .tainted_pointers()
+        .filter_map(|p| resolved.pointer(p).and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+async fn execute(
+    change: &Change,
+    target: Option<&Target<'_>>,
+    client: &Client,
+    secrets: &(dyn SecretSource + Sync),
+    revision: &str,
+    applied_at: &str,
+) -> (Status, StateOp) {
+    let id = &change.id;
+    match (change.action, target) {
+        (Action::NoOp, _) => (Status::Unchanged, StateOp::None),
+        (Action::Delete, _) if !change.write => (Status::Forgotten, StateOp::Remove(id.kind, id.key.clone())),
+        (Action::Delete, _) => match live::delete(client, id.kind, &id.key, change.live_id).await {
+            Ok(true) => (Status::Deleted, StateOp::Remove(id.kind, id.key.clone())),
+            Ok(false) => (Status::Forgotten, StateOp::Remove(id.kind, id.key.clone())),
+            Err(e) => (Status::Failed(e.to_string()), StateOp::None),
+        },
+        (_, None) => (Status::Failed("the plan names an object the specs do not define".into()), StateOp::None),
+        (Action::Adopt, Some(t)) if !change.write => {
+            let names = match &change.server {
+                Some(DryRun::Data { no_change, .. }) => no_change.clone(),
+                _ => Vec::new(),
+            };
+            (Status::Adopted, StateOp::Upsert(t.entry(change.live_id, names, revision, applied_at)))
+        }
+        (Action::Create | Action::Update | Action::Replace | Action::Adopt, Some(t)) => {
+            let resolved = match secrets::interpolate(&t.object.payload, secrets) {
+                Ok(v) => v,
+                Err(e) => return (Status::Failed(e.to_string()), StateOp::None),
+            };
+            let secret_list = secret_values(&resolved, t);
+            match live::write(client, id.kind, &resolved, &t.object.options, &secret_list).await {
+                Ok(written) => {
+                    let entry = t.entry(written.id.or(change.live_id), written.names, revision, applied_at);
+                    (Status::Applied, StateOp::Upsert(entry))
+                }
+                Err(e) => (Status::Failed(e.to_string()), StateOp::None),
+            }
+        }
+    }
+}
+
+/// For each object, the objects it depends on: a project on the purposes it names and on the
+/// connections that produce the data sources it names; a policy on the purposes its exceptions
+/// name. Deletes run in reverse and need no edges: the tenant refuses to delete what is in use.
+fn dependencies(plan: &Plan, targets: &[Target<'_>], state: &crate::state::State) -> BTreeMap<ObjectId, Vec<ObjectId>> {
+    let mut purpose_owner: BTreeMap<String, ObjectId> = BTreeMap::new();
+    for t in targets.iter().filter(|t| t.object.kind == Kind::Purpose) {
+        for name in t.object.purpose_names() {
+            purpose_owner.insert(name, ObjectId::new(Kind::Purpose, &t.object.key));
+        }
+    }
+    let mut data_owner: BTreeMap<String, ObjectId> = BTreeMap::new();
+    for e in state.objects.iter().filter(|e| e.kind == Kind::DataSource) {
+        for n in &e.names {
+            data_owner.insert(n.clone(), ObjectId::new(Kind::DataSource, &e.key));
+        }
+    }
+    for c in plan.changes.iter().filter(|c| c.id.kind == Kind::DataSource) {
+        if let Some(DryRun::Data { creating, updating, no_change, .. }) = &c.server {
+            for n in creating.iter().chain(updating).chain(no_change) {
+                data_owner.insert(n.clone(), c.id.clone());
+            }
+        }
+    }
+    let mut deps = BTreeMap::new();
+    for t in targets {
+        let id = ObjectId::new(t.object.kind, &t.object.key);
+        let mut d: BTreeSet<ObjectId> = BTreeSet::new();
+        for r in &t.object.references {
+            let owner = match r.kind {
+                Kind::Purpose => purpose_owner.get(&r.name),
+                Kind::DataSource => data_owner.get(&r.name),
+                _ => None,
+            };
+            d.extend(owner.cloned());
+        }
+        if t.object.kind == Kind::Policy {
+            let mut names = Vec::new();
+            exception_purposes(&t.object.payload, &mut names);
+            d.extend(names.iter().filter_map(|n| purpose_owner.get(n).cloned()));
+        }
+        d.remove(&id);
+        if !d.is_empty() {
+            deps.insert(id, d.into_iter().collect());
+        }
+    }
+    deps
+}
+
+fn exception_purposes(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(p) = m.get("exceptions").and_then(|e| e.get("purposes")).and_then(Value::as_array) {
+                out.extend(p.iter().filter_map(|x| x.as_str().map(str::to_owned)));
+            }
+            m.values().for_each(|x| exception_purposes(x, out));
+        }
+        Value::Array(items) => items.iter().for_each(|x| exception_purposes(x, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,509 @@
+//! `immuta-gitops plan` and `immuta-gitops apply`.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::tenant::{self, Tenant, TenantArgs};
+use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, env_names};
+use crate::apply::{self, ObjectResult, Outcome, Progress, Status};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::live::{self, DryRunRequest, Licenses};
+use crate::plan::render::{self, TextOptions};
+use crate::plan::{self, Action, Plan, PlanInput, Safety, Target};
+use crate::secret_store;
+use crate::snapshot::Snapshot;
+use crate::source;
+use crate::spec::secrets::SecretSource;
+use crate::spec::{self, Desired, Kind, LoadOptions};
+use crate::state::{State, file};
+
+/// Output formats of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people (coloured on a terminal; NO_COLOR respected).
+    Text,
+    /// Versioned JSON (see docs/plan-json.md).
+    Json,
+    /// Markdown for a pull-request comment.
+    Markdown,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Spec root: a directory of spec files.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Plan against the specs at this Git revision instead of the state and the tenant (for
+    /// pull requests in CI: no state file, no tenant, no secrets needed).
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Ask the tenant's dry run for every object, not only changed ones (finds changes made
+    /// outside immuta-gitops).
+    #[arg(long)]
+    pub refresh: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also save the plan (JSON) to FILE, for `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on errors.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Treat spec warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+}
+
+/// Arguments of `apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Spec root, or a plan saved with `plan --out` (refused when stale).
+    #[arg(default_value = ".")]
+    pub target: PathBuf,
+    /// Allow deletes, replaces and implicit table removals.
+    #[arg(long)]
+    pub allow_destroy: bool,
+    /// Allow a plan that deletes every managed object, or more than maxDeletePercent of them.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Ask the tenant's dry run for every object (as `plan --refresh`).
+    #[arg(long)]
+    pub refresh: bool,
+    /// Treat spec warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+}
+
+/// Specs loaded without errors, or the diagnostics to print.
+fn load_specs(path: &Path, strict: bool, secrets_dir: &Path, known_purposes: Option<BTreeSet<String>>) -> anyhow::Result<(Desired, Vec<Diagnostic>)> {
+    let snapshot = source::dir::read(path, &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() })
+        .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
+    let options = LoadOptions { strict, known_purposes, ..LoadOptions::with_env(env_names()) };
+    let (desired, mut diags) = spec::load(&snapshot, &options);
+    let source = secret_store::ProcessSecrets::new(secrets_dir).with_defaults(desired.env_defaults.clone());
+    diags.extend(secret_store::check_files(&desired, &source));
+    crate::diagnostic::sort(&mut diags);
+    Ok((desired, diags))
+}
+
+/// Prints diagnostics to stderr; returns whether any is an error.
+fn report(diags: &[Diagnostic]) -> bool {
+    let mut err = anstream::stderr().lock();
+    for d in diags {
+        let _ = writeln!(err, "{d}\n");
+    }
+    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    if errors > 0 {
+        let _ = writeln!(err, "error: {errors} error(s) in the specs: nothing was planned or applied");
+    }
+    errors > 0
+}
+
+fn targets<'a>(desired: &'a Desired, source: Option<&dyn SecretSource>, salt: &str) -> anyhow::Result<Vec<Target<'a>>> {
+    desired
+        .objects
+        .iter()
+        .map(|o| {
+            let comparable = plan::comparable(o, source, salt)
+                .with_context(|| format!("{} ({})", o.label(), o.location))?;
+            Ok(Target { object: o, comparable })
+        })
+        .collect()
+}
+
+fn random_salt() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+/// The state of a tenant, created (empty, with a fresh salt) when there is none, so that a
+/// saved plan and its apply compare secrets with the same salt.
+fn state_for(tenant: &Tenant) -> anyhow::Result<State> {
+    match file::load(&tenant.state_path)? {
+        Some(state) if state.tenant != tenant.label => bail!(
+            "the state file `{}` belongs to {}, not {}: pass --state (or --state-dir) for this tenant",
+            tenant.state_path.display(),
+            state.tenant,
+            tenant.label
+        ),
+        Some(state) => Ok(state),
+        None => {
+            let state = State::new(&tenant.label, random_salt());
+            file::save(&tenant.state_path, &state)?;
+            Ok(state)
+        }
+    }
+}
+
+async fn plan_against_tenant(
+    tenant: &Tenant,
+    desired: &Desired,
+    targets: &[Target<'_>],
+    state: &State,
+    source: &dyn SecretSource,
+    refresh: bool,
+    parallelism: usize,
+) -> anyhow::Result<Plan> {
+    let wanted = plan::needs_dry_run(targets, state, refresh);
+    let mut requests = Vec::new();
+    for id in wanted {
+        let Some(t) = targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key) else { continue };
+        let payload = crate::spec::secrets::interpolate(&t.object.payload, source)
+            .with_context(|| format!("{}", t.object.label()))?;
+        let secrets = t.object.tainted_pointers().filter_map(|p| payload.pointer(p)?.as_str().map(str::to_owned)).collect();
+        requests.push(DryRunRequest { id, payload, options: t.object.options.clone(), secrets });
+    }
+    let probe_keys = state.objects.iter().filter(|e| e.kind == Kind::DataSource).map(|e| e.key.clone()).collect();
+    let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
+        || state.objects.iter().any(|e| e.kind == Kind::License);
+    let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
+    let observed = live::observe(&tenant.client, requests, probe_keys, licenses, parallelism)
+        .await
+        .context("cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant)")?;
+    let plan = plan::plan(&PlanInput {
+        targets,
+        state,
+        observed: Some(&observed),
+        settings: &desired.settings,
+        tenant: tenant.label.clone(),
+        revision: desired.revision.clone(),
+        base: None,
+        refresh,
+        now: SystemTime::now(),
+    });
+    Ok(plan)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")
+}
+
+fn print_out(text: &str) -> anyhow::Result<()> {
+    let mut out = anstream::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn render(plan: &Plan, format: Format) -> String {
+    match format {
+        Format::Text => render::text(plan, &TextOptions { color: true }),
+        Format::Json => render::json(plan),
+        Format::Markdown => render::markdown(plan, 65_000).join("\n\n---\n\n"),
+    }
+}
+
+/// `plan`.
+pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let (desired, diags) = load_specs(&args.path, args.strict, &args.tenant.secrets_dir, None)?;
+    if report(&diags) {
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let plan = match &args.base {
+        Some(rev) => plan_offline(args, &desired, rev)?,
+        None => runtime()?.block_on(async {
+            let tenant = tenant::connect(&args.tenant, None).await?;
+            if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
+                banner_line(&banner, args.format);
+            }
+            let state = state_for(&tenant)?;
+            let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
+            let known = tenant_purposes(&tenant).await?;
+            let (_, diags) = load_specs(&args.path, args.strict, &args.tenant.secrets_dir, Some(known))?;
+            if report(&diags) {
+                bail!("the specs name objects the tenant does not have");
+            }
+            let targets = targets(&desired, Some(&source), &state.salt)?;
+            plan_against_tenant(&tenant, &desired, &targets, &state, &source, args.refresh, args.tenant.parallelism).await
+        })?,
+    };
+    if let Some(out) = &args.out {
+        save_plan(out, &plan, &args.path)?;
+    }
+    print_out(&render(&plan, args.format))?;
+    let code = if !plan.errors.is_empty() {
+        EXIT_ERROR
+    } else if args.detailed_exitcode && plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    };
+    Ok(ExitCode::from(code))
+}
+
+fn banner_line(banner: &str, format: Format) {
+    if format == Format::Text {
+        let _ = writeln!(anstream::stdout(), "{banner}\n");
+    } else {
+        let _ = writeln!(anstream::stderr(), "{banner}");
+    }
+}
+
+async fn tenant_purposes(tenant: &Tenant) -> anyhow::Result<BTreeSet<String>> {
+    let inv = live::inventory(&tenant.client, Licenses::Skip)
+        .await
+        .context("cannot read the tenant's purposes; nothing was planned")?;
+    Ok(inv.purposes.into_iter().map(|p| p.name).collect())
+}
+
+/// `plan --base REV`: the specs at REV play the role of the last applied state. No tenant, no
+/// state file and no secret values are needed: both sides are compared with placeholders.
+fn plan_offline(args: &PlanArgs, desired: &Desired, rev: &str) -> anyhow::Result<Plan> {
+    let sub = source::git::path_in_repo(&args.path)?;
+    let base_snapshot: Snapshot =
+        source::git::read_revision(&args.path, rev, &sub, spec::is_snapshot_file, source::dir::DEFAULT_MAX_FILE_SIZE)?;
+    let (base, base_diags) = spec::load(&base_snapshot, &LoadOptions::with_env(env_names()));
+    let base_errors = base_diags.iter().filter(|d| d.is_error()).count();
+    if base_errors > 0 {
+        let _ = writeln!(
+            anstream::stderr(),
+            "warning: the specs at {rev} have {base_errors} error(s); objects of the invalid documents count as new"
+        );
+    }
+    const SALT: &str = "base";
+    let base_targets = targets(&base, None, SALT)?;
+    let mut state = State::new("offline", SALT);
+    for t in &base_targets {
+        state.upsert(t.entry(None, Vec::new(), &base.revision, ""));
+    }
+    let current = targets(desired, None, SALT)?;
+    Ok(plan::plan(&PlanInput {
+        targets: &current,
+        state: &state,
+        observed: None,
+        settings: &desired.settings,
+        tenant: "offline".into(),
+        revision: desired.revision.clone(),
+        base: Some(format!("{rev} ({})", base.revision.get(..12).unwrap_or(&base.revision))),
+        refresh: false,
+        now: SystemTime::now(),
+    }))
+}
+
+/// Saves a plan as JSON, with the spec root `apply FILE` reloads.
+fn save_plan(out: &Path, plan: &Plan, spec_root: &Path) -> anyhow::Result<()> {
+    let mut value: serde_json::Value = serde_json::from_str(&render::json(plan)).context("rendering the plan")?;
+    let root = std::fs::canonicalize(spec_root).unwrap_or_else(|_| spec_root.to_path_buf());
+    value["spec_root"] = serde_json::Value::String(root.display().to_string());
+    let mut text = serde_json::to_vec_pretty(&value)?;
+    text.push(b'\n');
+    std::fs::write(out, text).with_context(|| format!("cannot write the plan to `{}`", out.display()))?;
+    Ok(())
+}
+
+struct Saved {
+    spec_root: PathBuf,
+    fingerprint: plan::Fingerprint,
+    tenant: String,
+}
+
+fn read_saved(path: &Path) -> anyhow::Result<Option<Saved>> {
+    if path.is_dir() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let saved = render::json::read_saved(&text)
+        .with_context(|| format!("`{}` is not a plan saved by `plan --out`", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    let Some(root) = value.get("spec_root").and_then(|v| v.as_str()) else {
+        bail!("`{}` has no spec_root: save plans with `immuta-gitops plan --out`", path.display());
+    };
+    Ok(Some(Saved { spec_root: PathBuf::from(root), fingerprint: saved.fingerprint, tenant: saved.tenant }))
+}
+
+/// `apply`.
+pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    let saved = read_saved(&args.target)?;
+    let spec_root = saved.as_ref().map_or(args.target.clone(), |s| s.spec_root.clone());
+    if saved.as_ref().is_some_and(|s| s.tenant == "offline") {
+        bail!("this plan was made offline (`plan --base`); plan against the tenant, then apply");
+    }
+    let (desired, diags) = load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, None)?;
+    if report(&diags) {
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    runtime()?.block_on(async {
+        let tenant = tenant::connect(&args.tenant, None).await?;
+        if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
+            banner_line(&banner, Format::Text);
+        }
+        let lock = file::Lock::acquire(&tenant.state_path)?;
+        let state = state_for(&tenant)?;
+        let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
+        let known = tenant_purposes(&tenant).await?;
+        let (_, diags) = load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, Some(known))?;
+        if report(&diags) {
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        let targets = targets(&desired, Some(&source), &state.salt)?;
+        let plan =
+            plan_against_tenant(&tenant, &desired, &targets, &state, &source, args.refresh, args.tenant.parallelism).await?;
+        if let Some(saved) = &saved {
+            let stale = stale_parts(&saved.fingerprint, &plan.fingerprint);
+            if !stale.is_empty() {
+                bail!(
+                    "the saved plan is stale: {} changed since it was made; run `plan` again and review the new plan",
+                    stale.join(", ")
+                );
+            }
+        }
+        print_out(&render(&plan, Format::Text))?;
+        let safety = Safety {
+            allow_destroy: args.allow_destroy || desired.settings.allow_destroy,
+            force: args.force,
+            max_delete_percent: desired.settings.max_delete_percent,
+        };
+        let refusals = plan::refusals(&plan, &state, &safety);
+        if !refusals.is_empty() {
+            let mut err = anstream::stderr().lock();
+            for r in &refusals {
+                let _ = writeln!(err, "error: refusing to apply: {}\n  hint: {}", r.message, r.hint);
+            }
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        if !plan.has_changes() {
+            return Ok(ExitCode::from(EXIT_OK));
+        }
+        if !args.auto_approve && saved.is_none() && !confirm(&tenant.label)? {
+            let _ = writeln!(anstream::stderr(), "Apply cancelled: nothing was changed.");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        let mut store = file::Store::open(&tenant.state_path, || state.clone())?;
+        let cancel = CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = writeln!(anstream::stderr(), "\nInterrupted: finishing the objects in flight, then stopping.");
+                on_signal.cancel();
+            }
+        });
+        let progress = Bar::new(plan.changes.iter().filter(|c| c.action != Action::NoOp).count());
+        let outcome = apply::apply(
+            &plan,
+            &targets,
+            &mut store,
+            &tenant.client,
+            &source,
+            &apply::Options { parallelism: args.tenant.parallelism, revision: desired.revision.clone(), cancel },
+            &progress,
+        )
+        .await?;
+        progress.finish();
+        drop(lock);
+        print_out(&render_outcome(&outcome))?;
+        Ok(ExitCode::from(if outcome.is_success() { EXIT_OK } else { EXIT_ERROR }))
+    })
+}
+
+fn stale_parts(saved: &plan::Fingerprint, now: &plan::Fingerprint) -> Vec<&'static str> {
+    let mut parts = Vec::new();
+    if saved.specs != now.specs {
+        parts.push("the specs (or a secret value)");
+    }
+    if saved.state != now.state {
+        parts.push("the state (another apply ran)");
+    }
+    if saved.live != now.live {
+        parts.push("the tenant");
+    }
+    parts
+}
+
+fn confirm(tenant: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to apply without confirmation: stdin is not a terminal; pass --auto-approve");
+    }
+    let mut err = anstream::stderr().lock();
+    write!(err, "\nApply these changes to {tenant}? Only 'yes' is accepted: ")?;
+    err.flush()?;
+    drop(err);
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// A progress bar on a terminal; nothing otherwise.
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    fn new(total: usize) -> Bar {
+        if total < 2 || !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let bar = indicatif::ProgressBar::new(total as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+            bar.set_style(style);
+        }
+        Bar(Some(bar))
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn done(&self, result: &ObjectResult) {
+        if let Some(b) = &self.0
+            && result.action != Action::NoOp
+        {
+            b.set_message(result.id.to_string());
+            b.inc(1);
+        }
+    }
+}
+
+/// The per-object results of an apply.
+pub fn render_outcome(outcome: &Outcome) -> String {
+    use owo_colors::OwoColorize;
+    let mut out = String::from("\n");
+    let (mut done, mut unchanged) = (0, 0);
+    for r in &outcome.results {
+        let (word, line) = match &r.status {
+            Status::Unchanged => {
+                unchanged += 1;
+                continue;
+            }
+            Status::Applied => ("applied".green().to_string(), String::new()),
+            Status::Adopted => ("adopted".green().to_string(), String::new()),
+            Status::Deleted => ("deleted".green().to_string(), String::new()),
+            Status::Forgotten => ("no longer managed".green().to_string(), String::new()),
+            Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {m}")),
+            Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {m}")),
+        };
+        if matches!(r.status, Status::Applied | Status::Adopted | Status::Deleted | Status::Forgotten) {
+            done += 1;
+        }
+        out.push_str(&format!("  {} {} {word}{line} ({} ms)\n", r.action.symbol(), r.id, r.took.as_millis()));
+    }
+    let failed = outcome.failed();
+    let skipped = outcome.skipped();
+    let summary = format!(
+        "Apply {}: {done} done, {failed} failed, {skipped} skipped, {unchanged} unchanged.",
+        if outcome.is_success() { "complete" } else { "incomplete" }
+    );
+    if outcome.is_success() {
+        out.push_str(&format!("\n{}\n", summary.green().bold()));
+    } else {
+        out.push_str(&format!("\n{}\n", summary.red().bold()));
+        out.push_str("Nothing that succeeded is lost: run the same command again to finish.\n");
+    }
+    out
+}

@@ -1,0 +1,145 @@
+//! Which tenant a command talks to: a real one (`--url` / `IMMUTA_URL` and an API key), or the
+//! embedded sandbox tenant when no URL is configured.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+
+use crate::emulator::{self, EmulatorConfig, EmulatorHandle};
+use crate::live::{Client, ClientConfig, Observer};
+use crate::secret_store::{self, ProcessSecrets};
+
+/// Options shared by every command that talks to a tenant.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TenantArgs {
+    /// Immuta tenant URL. Without one, the embedded sandbox tenant is used.
+    #[arg(long, env = "IMMUTA_URL")]
+    pub url: Option<String>,
+    /// File holding the API key (default: the IMMUTA_API_KEY environment variable). Never pass
+    /// keys on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// File holding a separate API key for license calls (default: IMMUTA_ADMIN_API_KEY, else
+    /// the main key). Needed where GOVERNANCE and APPLICATION_ADMIN are exclusive.
+    #[arg(long, value_name = "FILE")]
+    pub admin_api_key_file: Option<PathBuf>,
+    /// Directory for the state file, its journal and lock, and the sandbox tenant.
+    #[arg(long, env = "IMMUTA_GITOPS_STATE_DIR", default_value = ".immuta-gitops", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// State file (default: STATE_DIR/state.json, or STATE_DIR/sandbox/state.json for the sandbox).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Directory that `${file:PATH}` placeholders are read from.
+    #[arg(long, env = "IMMUTA_GITOPS_SECRETS_DIR", default_value = secret_store::DEFAULT_SECRETS_DIR, value_name = "DIR")]
+    pub secrets_dir: PathBuf,
+    /// Requests in flight at once (dry runs, and writes within one kind).
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// Timeout of one HTTP request (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Retries of a request after a connection error, 429, 502, 503 or 504.
+    #[arg(long, default_value_t = 5)]
+    pub max_retries: usize,
+}
+
+/// A connected tenant.
+pub struct Tenant {
+    /// `sandbox`, or the URL.
+    pub label: String,
+    /// The client.
+    pub client: Client,
+    /// The state file.
+    pub state_path: PathBuf,
+    /// Whether it is the embedded sandbox.
+    pub is_sandbox: bool,
+    /// Keeps the sandbox running while the command runs.
+    _sandbox: Option<EmulatorHandle>,
+}
+
+impl Tenant {
+    /// The banner that is the first line of every command's output on the sandbox.
+    pub fn banner(&self, state_dir: &Path) -> Option<String> {
+        self.is_sandbox.then(|| {
+            format!(
+                "Using the embedded sandbox tenant (no --url or IMMUTA_URL configured); its data lives in {}",
+                state_dir.join("sandbox").display()
+            )
+        })
+    }
+}
+
+fn read_key(file: Option<&Path>, env: &str) -> anyhow::Result<Option<SecretString>> {
+    let text = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the API key file `{}`", path.display()))?,
+        ),
+        None => std::env::var(env).ok(),
+    };
+    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
+}
+
+/// Test-only: `IMMUTA_GITOPS_RETRY_BASE_MS` shortens the retry schedule so fault tests do not
+/// sleep for seconds (as cargo's `__CARGO_TEST_FIXED_RETRY_SLEEP_MS`).
+fn retry_policy(args: &TenantArgs) -> crate::live::retry::RetryPolicy {
+    let mut policy = crate::live::retry::RetryPolicy { max_retries: args.max_retries, ..Default::default() };
+    if let Some(ms) = std::env::var("IMMUTA_GITOPS_RETRY_BASE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        policy.min_delay = Duration::from_millis(ms);
+        policy.max_delay = Duration::from_millis(ms.saturating_mul(8));
+        policy.max_retry_after = Duration::from_millis(ms.saturating_mul(8));
+    }
+    policy
+}
+
+/// Connects to the configured tenant, starting the sandbox when no URL is set.
+pub async fn connect(args: &TenantArgs, observer: Option<Arc<dyn Observer>>) -> anyhow::Result<Tenant> {
+    let retry = retry_policy(args);
+    let (label, config, sandbox, default_state) = match args.url.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(url) => {
+            let Some(api_key) = read_key(args.api_key_file.as_deref(), "IMMUTA_API_KEY")? else {
+                bail!(
+                    "no API key for {url}: set IMMUTA_API_KEY, or pass --api-key-file FILE (keys never go on the \
+                     command line)"
+                );
+            };
+            let mut config = ClientConfig::new(url, api_key);
+            config.admin_api_key = read_key(args.admin_api_key_file.as_deref(), "IMMUTA_ADMIN_API_KEY")?;
+            (url.trim_end_matches('/').to_owned(), config, None, args.state_dir.join("state.json"))
+        }
+        None => {
+            let dir = args.state_dir.join("sandbox");
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the sandbox directory `{}`", dir.display()))?;
+            let handle = emulator::Emulator::start_with(EmulatorConfig {
+                data_file: Some(dir.join("tenant.json")),
+                ..EmulatorConfig::default()
+            })
+            .await
+            .context("cannot start the embedded sandbox tenant")?;
+            let config = ClientConfig::new(handle.base_url(), SecretString::from(emulator::ADMIN_KEY.to_owned()));
+            ("sandbox".to_owned(), config, Some(handle), dir.join("state.json"))
+        }
+    };
+    let config = ClientConfig { timeout: args.timeout, retry, ..config };
+    let client = match observer {
+        Some(o) => Client::with_observer(config, o)?,
+        None => Client::new(config)?,
+    };
+    Ok(Tenant {
+        is_sandbox: sandbox.is_some(),
+        label,
+        client,
+        state_path: args.state.clone().unwrap_or(default_state),
+        _sandbox: sandbox,
+    })
+}
+
+/// Where secrets come from: the environment, the secrets directory, and the env files the
+/// repository settings name (the environment wins).
+pub fn secret_source(args: &TenantArgs, defaults: crate::spec::envfile::EnvValues) -> ProcessSecrets {
+    ProcessSecrets::new(&args.secrets_dir).with_defaults(defaults)
+}

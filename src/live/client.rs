@@ -1,0 +1,523 @@
+//! The Immuta REST client: authentication, retries, and the endpoints this tool uses.
+//!
+//! Requests carry `Authorization: Bearer <api key>`; on a `401` the client exchanges the key for
+//! a session token (`POST /bim/apikey/authenticate`) once and retries with the token, which it
+//! keeps for later requests (and exchanges again when it expires). License calls use a separate
+//! admin key when one is configured, since tenants can make `GOVERNANCE` and
+//! `APPLICATION_ADMIN` mutually exclusive.
+//!
+//! API keys and tokens are held as `SecretString`s, sent in headers marked sensitive, and never
+//! logged. Error messages quote the server's message with every secret value of the request
+//! replaced by `(sensitive)`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::retry::{self, Attempt, Decision, RetryPolicy};
+use super::{Error, Result};
+
+/// How to reach a tenant.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Tenant URL, e.g. `https://acme.hosted.immutacloud.com`.
+    pub base_url: String,
+    /// API key for data sources, policies, projects and purposes.
+    pub api_key: SecretString,
+    /// API key for the license endpoints, when different.
+    pub admin_api_key: Option<SecretString>,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Timeout of establishing a connection.
+    pub connect_timeout: Duration,
+    /// Retry schedule.
+    pub retry: RetryPolicy,
+}
+
+impl ClientConfig {
+    /// A configuration with default timeouts and retries.
+    pub fn new(base_url: impl Into<String>, api_key: SecretString) -> Self {
+        ClientConfig {
+            base_url: base_url.into(),
+            api_key,
+            admin_api_key: None,
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Receives one event per HTTP request and per retry (metrics, benchmarks).
+pub trait Observer: Send + Sync {
+    /// A request finished (after its retries): endpoint template, method, final status (None on
+    /// a transport failure), duration of the last attempt.
+    fn request(&self, endpoint: &str, method: &str, status: Option<u16>, took: Duration);
+    /// A request is retried, for `reason` (`429`, `503`, `timeout`, `connection`...).
+    fn retry(&self, endpoint: &str, reason: &str);
+}
+
+struct NoObserver;
+
+impl Observer for NoObserver {
+    fn request(&self, _: &str, _: &str, _: Option<u16>, _: Duration) {}
+    fn retry(&self, _: &str, _: &str) {}
+}
+
+/// Which credential a request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The governance key.
+    Governance,
+    /// The license-admin key (falls back to the governance key).
+    Admin,
+}
+
+struct Credential {
+    api_key: SecretString,
+    token: Mutex<Option<SecretString>>,
+}
+
+/// A client for one tenant. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    governance: Credential,
+    admin: Option<Credential>,
+    policy: RetryPolicy,
+    observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.inner.base).finish_non_exhaustive()
+    }
+}
+
+/// A request: method, path, query, optional JSON body, and the secret values it carries (for
+/// redacting error messages).
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// HTTP method.
+    pub method: Method,
+    /// Path, already percent-encoded (`/api/v2/data/my%20key`).
+    pub path: String,
+    /// Low-cardinality name for metrics (`/api/v2/data/{key}`).
+    pub endpoint: &'static str,
+    /// Query parameters.
+    pub query: Vec<(&'static str, String)>,
+    /// JSON body.
+    pub body: Option<&'a Value>,
+    /// Which credential.
+    pub role: Role,
+    /// Secret values in the body, masked in any error message.
+    pub secrets: &'a [String],
+}
+
+impl<'a> Request<'a> {
+    /// A GET.
+    pub fn get(path: impl Into<String>, endpoint: &'static str) -> Self {
+        Request {
+            method: Method::GET,
+            path: path.into(),
+            endpoint,
+            query: Vec::new(),
+            body: None,
+            role: Role::Governance,
+            secrets: &[],
+        }
+    }
+
+    /// A POST with a JSON body.
+    pub fn post(path: impl Into<String>, endpoint: &'static str, body: &'a Value) -> Self {
+        Request { method: Method::POST, body: Some(body), ..Request::get(path, endpoint) }
+    }
+
+    /// A DELETE.
+    pub fn delete(path: impl Into<String>, endpoint: &'static str) -> Self {
+        Request { method: Method::DELETE, ..Request::get(path, endpoint) }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+
+    /// Uses the license-admin credential.
+    pub fn admin(mut self) -> Self {
+        self.role = Role::Admin;
+        self
+    }
+
+    /// Declares the secret values of the body.
+    pub fn secrets(mut self, secrets: &'a [String]) -> Self {
+        self.secrets = secrets;
+        self
+    }
+}
+
+/// A response: status and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: StatusCode,
+    /// The body parsed as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+/// Why one attempt failed.
+#[derive(Debug)]
+enum AttemptError {
+    Retry { reason: &'static str, after: Option<Duration>, error: Error },
+    Fatal(Error),
+}
+
+impl AttemptError {
+    fn into_error(self) -> Error {
+        match self {
+            AttemptError::Retry { error, .. } | AttemptError::Fatal(error) => error,
+        }
+    }
+}
+
+/// Percent-encodes one path segment (a natural key can contain spaces and slashes).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client for the tenant in `config`.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        Self::with_observer(config, Arc::new(NoObserver))
+    }
+
+    /// A client reporting every request to `observer`.
+    pub fn with_observer(config: ClientConfig, observer: Arc<dyn Observer>) -> Result<Self> {
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::Config(format!(
+                "the Immuta URL `{base}` must start with https:// (or http:// for a local emulator)"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("immuta-gitops/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let credential = |k: SecretString| Credential { api_key: k, token: Mutex::new(None) };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                governance: credential(config.api_key),
+                admin: config.admin_api_key.map(credential),
+                policy: config.retry,
+                observer,
+            }),
+        })
+    }
+
+    /// The tenant URL.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    fn credential(&self, role: Role) -> &Credential {
+        match role {
+            Role::Admin => self.inner.admin.as_ref().unwrap_or(&self.inner.governance),
+            Role::Governance => &self.inner.governance,
+        }
+    }
+
+    /// Sends a request with retries. Any status below 400 is returned; `404` is returned too
+    /// (callers decide whether "not found" is fine); other statuses are errors.
+    pub async fn send(&self, req: &Request<'_>) -> Result<Response> {
+        let policy = self.inner.policy;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(policy.min_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_retries)
+            .with_jitter();
+        let max_after = policy.max_retry_after;
+        let endpoint = req.endpoint;
+        let observer = self.inner.observer.clone();
+        let result = (|| self.attempt(req))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e: &AttemptError| matches!(e, AttemptError::Retry { .. }))
+            .adjust(move |e, next| {
+                // `next` is None once the retries are used up: keep it so, or backon retries forever.
+                next.map(|d| match e {
+                    AttemptError::Retry { after: Some(after), .. } => (*after).min(max_after),
+                    _ => d,
+                })
+            })
+            .notify(|e, wait| {
+                if let AttemptError::Retry { reason, error, .. } = e {
+                    observer.retry(endpoint, reason);
+                    tracing::warn!(
+                        endpoint,
+                        method = %req.method,
+                        reason,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "retrying Immuta request: {error}"
+                    );
+                }
+            })
+            .await;
+        result.map_err(AttemptError::into_error)
+    }
+
+    async fn attempt(&self, req: &Request<'_>) -> std::result::Result<Response, AttemptError> {
+        let credential = self.credential(req.role);
+        let mut exchanged = false;
+        loop {
+            let auth = match credential.token.lock().await.as_ref() {
+                Some(token) => format!("Bearer {}", token.expose_secret()),
+                None => format!("Bearer {}", credential.api_key.expose_secret()),
+            };
+            let started = Instant::now();
+            let outcome = self.once(req, &auth).await;
+            let took = started.elapsed();
+            let (status, retry_after, body) = match outcome {
+                Ok(parts) => parts,
+                Err(e) => {
+                    self.inner.observer.request(req.endpoint, req.method.as_str(), None, took);
+                    let timeout = e.is_timeout();
+                    let decision = retry::classify(Attempt::Transport { timeout }, SystemTime::now());
+                    let error = Error::Transport { url: self.url(&req.path), message: transport_message(&e) };
+                    return Err(match decision {
+                        Decision::Retry { reason, after } => AttemptError::Retry { reason, after, error },
+                        Decision::Stop => AttemptError::Fatal(error),
+                    });
+                }
+            };
+            self.inner.observer.request(req.endpoint, req.method.as_str(), Some(status.as_u16()), took);
+            if status == StatusCode::UNAUTHORIZED && !exchanged {
+                exchanged = true;
+                self.exchange(credential).await?;
+                continue;
+            }
+            if status.is_success() || status.is_redirection() || status == StatusCode::NOT_FOUND {
+                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                return Ok(Response { status, body });
+            }
+            let message = redact(&server_message(&body), req.secrets);
+            let error = match status.as_u16() {
+                401 => Error::Unauthorized { url: self.url(&req.path), message },
+                403 => Error::Forbidden { method: req.method.to_string(), path: req.path.clone(), message },
+                code => Error::Status { method: req.method.to_string(), path: req.path.clone(), status: code, message },
+            };
+            let decision = retry::classify(Attempt::Status { status, retry_after: retry_after.as_deref() }, SystemTime::now());
+            return Err(match decision {
+                Decision::Retry { reason, after } => AttemptError::Retry { reason, after, error },
+                Decision::Stop => AttemptError::Fatal(error),
+            });
+        }
+    }
+
+    async fn once(
+        &self,
+        req: &Request<'_>,
+        auth: &str,
+    ) -> std::result::Result<(StatusCode, Option<String>, Vec<u8>), reqwest::Error> {
+        let mut header = HeaderValue::from_str(auth).unwrap_or_else(|_| HeaderValue::from_static(""));
+        header.set_sensitive(true);
+        let mut builder = self.inner.http.request(req.method.clone(), self.url(&req.path)).header(AUTHORIZATION, header);
+        if !req.query.is_empty() {
+            builder = builder.query(&req.query);
+        }
+        if let Some(body) = req.body {
+            builder = builder.json(body);
+        }
+        let resp = builder.send().await?;
+        let status = resp.status();
+        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = resp.bytes().await?.to_vec();
+        Ok((status, retry_after, body))
+    }
+
+    /// Exchanges the API key for a session token.
+    async fn exchange(&self, credential: &Credential) -> std::result::Result<(), AttemptError> {
+        let url = self.url("/bim/apikey/authenticate");
+        let body = serde_json::json!({ "apikey": credential.api_key.expose_secret() });
+        let resp = self.inner.http.post(&url).json(&body).send().await.map_err(|e| AttemptError::Retry {
+            reason: "connection",
+            after: None,
+            error: Error::Transport { url: url.clone(), message: transport_message(&e) },
+        })?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        match value.get("token").and_then(Value::as_str) {
+            Some(token) if status.is_success() => {
+                *credential.token.lock().await = Some(SecretString::from(token.to_owned()));
+                Ok(())
+            }
+            _ => Err(AttemptError::Fatal(Error::Unauthorized {
+                url,
+                message: format!(
+                    "the API key was refused ({status}); check IMMUTA_API_KEY (or --api-key-file) and that \
+                     the key is not expired or revoked"
+                ),
+            })),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.inner.base, path)
+    }
+
+    /// Sends and requires a success status (404 is an error too).
+    pub async fn send_ok(&self, req: &Request<'_>) -> Result<Value> {
+        let resp = self.send(req).await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Err(Error::Status {
+                method: req.method.to_string(),
+                path: req.path.clone(),
+                status: 404,
+                message: redact(&server_message_value(&resp.body), req.secrets),
+            });
+        }
+        Ok(resp.body)
+    }
+
+    /// Every item of a paged V1 listing (`size`/`offset` paging, tolerant of the envelope:
+    /// `{hits}`, `{dataSources}`, `{purposes}`, `{results}`, `{data}` or a bare array).
+    pub async fn list(&self, path: &str, endpoint: &'static str, page_size: usize, admin: bool) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut offset = 0usize;
+        loop {
+            let mut req = Request::get(path, endpoint).query("size", page_size).query("offset", offset);
+            if admin {
+                req = req.admin();
+            }
+            let body = self.send_ok(&req).await?;
+            let (page, count) = envelope(&body).ok_or_else(|| Error::Decode {
+                path: path.to_owned(),
+                message: "expected a list or an object with `hits`".into(),
+            })?;
+            let n = page.len();
+            items.extend(page);
+            offset += n;
+            let done = n < page_size || count.is_some_and(|c| offset >= c) || n == 0;
+            if done {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+/// The items and total count of a listing page.
+fn envelope(body: &Value) -> Option<(Vec<Value>, Option<usize>)> {
+    match body {
+        Value::Array(items) => Some((items.clone(), None)),
+        Value::Object(m) => {
+            let items = ["hits", "dataSources", "purposes", "results", "data", "items", "licenses"]
+                .iter()
+                .find_map(|k| m.get(*k).and_then(Value::as_array))?;
+            let count = ["count", "total"].iter().find_map(|k| m.get(*k).and_then(Value::as_u64)).map(|c| c as usize);
+            Some((items.clone(), count))
+        }
+        _ => None,
+    }
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+fn server_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => server_message_value(&v),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() { "(no message)".to_owned() } else { truncate(text, 500) }
+        }
+    }
+}
+
+fn server_message_value(v: &Value) -> String {
+    for key in ["message", "error", "detail"] {
+        if let Some(s) = v.get(key).and_then(Value::as_str) {
+            return truncate(s, 500);
+        }
+    }
+    if v.is_null() { "(no message)".to_owned() } else { truncate(&v.to_string(), 500) }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Replaces every secret value in `message` by `(sensitive)`.
+pub fn redact(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s.as_str(), crate::spec::secrets::SENSITIVE);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn envelopes_are_read_tolerantly() {
+        assert_eq!(envelope(&json!([1, 2])), Some((vec![json!(1), json!(2)], None)));
+        assert_eq!(envelope(&json!({"hits": [1], "count": 5})), Some((vec![json!(1)], Some(5))));
+        assert_eq!(envelope(&json!({"purposes": [], "count": 0})), Some((vec![], Some(0))));
+        assert_eq!(envelope(&json!({"other": 1})), None);
+    }
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode_segment("my key/α"), "my%20key%2F%CE%B1");
+    }
+
+    #[test]
+    fn server_messages_are_redacted() {
+        let m = server_message(br#"{"statusCode":400,"message":"bad password hunter22 for user"}"#);
+        assert_eq!(redact(&m, &["hunter22".into()]), "bad password (sensitive) for user");
+        assert_eq!(server_message(b""), "(no message)");
+    }
+}

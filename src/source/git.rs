@@ -1,0 +1,136 @@
+//! Spec trees read straight from Git objects: a revision of a local repository (`plan --base`).
+//!
+//! Files are read from the commit's tree; no worktree is checked out, so the result cannot be
+//! mixed with uncommitted edits, and a `.gitignore`d file never sneaks in.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Error, Result};
+use crate::snapshot::{FileContent, Snapshot, SnapshotFile};
+
+/// Reads the files under `sub_path` (relative to the repository root, `/`-separated; empty for
+/// the whole tree) at `rev` (any revision git understands: a branch, a tag, `HEAD~1`, a commit
+/// id) of the repository containing `repo_dir`. `include` selects paths relative to `sub_path`.
+pub fn read_revision(
+    repo_dir: &Path,
+    rev: &str,
+    sub_path: &str,
+    include: fn(&str) -> bool,
+    max_file_size: u64,
+) -> Result<Snapshot> {
+    let shown = repo_dir.display().to_string();
+    let git = |e: git2::Error| Error::Git { path: shown.clone(), message: e.message().to_owned() };
+    let repo = git2::Repository::discover(repo_dir).map_err(git)?;
+    let object = repo.revparse_single(rev).map_err(|e| Error::Git {
+        path: shown.clone(),
+        message: format!("revision `{rev}` not found ({}); fetch it first (e.g. `git fetch origin main`)", e.message()),
+    })?;
+    let commit = object.peel_to_commit().map_err(git)?;
+    let root = commit.tree().map_err(git)?;
+    let prefix = sub_path.trim_matches('/');
+    let tree = if prefix.is_empty() {
+        root
+    } else {
+        match root.get_path(Path::new(prefix)) {
+            Ok(entry) => entry.to_object(&repo).and_then(|o| o.peel_to_tree()).map_err(git)?,
+            // The spec root does not exist at that revision: an empty tree, not an error (a PR
+            // that adds the spec tree plans everything as new).
+            Err(_) => return Ok(Snapshot::new(commit.id().to_string(), Vec::new())),
+        }
+    };
+    let mut files = Vec::new();
+    let mut failure = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let name = entry.name().unwrap_or_default();
+        if name.starts_with('.') {
+            return git2::TreeWalkResult::Skip;
+        }
+        if entry.kind() != Some(git2::ObjectType::Blob) {
+            return git2::TreeWalkResult::Ok;
+        }
+        let path = format!("{dir}{name}");
+        if !include(&path) {
+            return git2::TreeWalkResult::Ok;
+        }
+        let content = match repo.find_blob(entry.id()) {
+            Ok(blob) if blob.size() as u64 > max_file_size => {
+                FileContent::TooLarge { size: blob.size() as u64, limit: max_file_size }
+            }
+            Ok(blob) if entry.filemode() == 0o120_000 => {
+                FileContent::OutsideRoot { target: String::from_utf8_lossy(blob.content()).into_owned() }
+            }
+            Ok(blob) => FileContent::Bytes(Arc::from(blob.content())),
+            Err(e) => {
+                failure = Some(e);
+                return git2::TreeWalkResult::Abort;
+            }
+        };
+        files.push(SnapshotFile { path, content });
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(git)?;
+    if let Some(e) = failure {
+        return Err(git(e));
+    }
+    Ok(Snapshot::new(commit.id().to_string(), files))
+}
+
+/// The path of `dir` relative to the root of the Git repository containing it (`/`-separated),
+/// for `plan --base` on a spec root below the repository root.
+pub fn path_in_repo(dir: &Path) -> Result<String> {
+    let shown = dir.display().to_string();
+    let repo = git2::Repository::discover(dir)
+        .map_err(|e| Error::Git { path: shown.clone(), message: e.message().to_owned() })?;
+    let workdir = repo.workdir().ok_or_else(|| Error::Git {
+        path: shown.clone(),
+        message: "the repository is bare; --base needs a checkout".into(),
+    })?;
+    let canonical = std::fs::canonicalize(dir).map_err(|source| Error::Io { path: shown.clone(), source })?;
+    let workdir = std::fs::canonicalize(workdir).map_err(|source| Error::Io { path: shown.clone(), source })?;
+    let rel = canonical.strip_prefix(&workdir).unwrap_or(Path::new(""));
+    Ok(rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    }
+
+    #[test]
+    fn reads_a_sub_tree_at_a_revision_without_the_worktree() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        std::fs::create_dir_all(dir.path().join("specs/p")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".github")).unwrap();
+        std::fs::write(dir.path().join("specs/p/a.yaml"), "name: A\n").unwrap();
+        std::fs::write(dir.path().join(".github/ci.yml"), "x: 1\n").unwrap();
+        std::fs::write(dir.path().join("README.md"), "hi\n").unwrap();
+        git(dir.path(), &["add", "-A"]);
+        git(dir.path(), &["commit", "-q", "-m", "one"]);
+        std::fs::write(dir.path().join("specs/p/a.yaml"), "name: B\n").unwrap();
+        git(dir.path(), &["commit", "-q", "-am", "two"]);
+        std::fs::write(dir.path().join("specs/p/a.yaml"), "name: uncommitted\n").unwrap();
+
+        let s = read_revision(dir.path(), "HEAD~1", "specs", |_| true, 1 << 20).unwrap();
+        assert_eq!(s.files.len(), 1);
+        assert_eq!(s.files[0].path, "p/a.yaml");
+        assert_eq!(s.files[0].content, FileContent::Bytes(Arc::from(&b"name: A\n"[..])));
+        assert_eq!(s.revision.len(), 40);
+        let head = read_revision(dir.path(), "HEAD", "", |p| p.ends_with(".yaml") || p.ends_with(".yml"), 1 << 20).unwrap();
+        assert_eq!(head.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["specs/p/a.yaml"]);
+        assert!(read_revision(dir.path(), "no-such-branch", "", |_| true, 1 << 20).is_err());
+        assert_eq!(path_in_repo(&dir.path().join("specs")).unwrap(), "specs");
+    }
+}
