@@ -189,8 +189,17 @@ pub struct Observed {
 impl Observed {
     /// A digest of everything observed: a saved plan is stale when this changes.
     pub fn fingerprint(&self) -> String {
-        let text = serde_json::to_string(self).unwrap_or_default();
-        hex::encode(&Sha256::digest(text.as_bytes())[..16])
+        // `dry_runs` has struct keys, which JSON maps cannot hold: hash it as a list of pairs.
+        let dry_runs: Vec<(&ObjectId, &DryRun)> = self.dry_runs.iter().collect();
+        let mut h = Sha256::new();
+        for part in [serde_json::to_string(&self.inventory), serde_json::to_string(&dry_runs)] {
+            // Serializing these plain types cannot fail; hash the error text if it ever does,
+            // so that a failure can never make two different tenants look the same.
+            let text = part.unwrap_or_else(|e| format!("unserializable: {e}"));
+            h.update(text.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..16])
     }
 
     /// The live policy with `key`.
