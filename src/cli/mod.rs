@@ -22,9 +22,21 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Emulator(_args) => {
-            eprintln!("error: the emulator is not built yet");
-            ExitCode::from(1)
+        Command::Emulator(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(crate::emulator::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {:#}", anyhow::Error::from(e));
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }
