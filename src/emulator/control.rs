@@ -144,7 +144,10 @@ fn patch_in(store: &mut Store, kind: &str, key: &str, patch: &Value) -> ApiResul
             }
             patched.updated_at = now;
             let answer = json!(patched);
+            let tags: Vec<String> =
+                patched.spec.all_tags().into_iter().map(str::to_owned).collect();
             store.data_sources.insert(id, patched);
+            store.register_tags(tags.iter().map(String::as_str));
             Ok(answer)
         }
         "policy" => {
@@ -159,7 +162,10 @@ fn patch_in(store: &mut Store, kind: &str, key: &str, patch: &Value) -> ApiResul
             let p = p.ok_or_else(|| not_found(kind, key))?;
             patch_payload(&mut p.payload, patch, "projectKey", key)?;
             p.updated_at = now;
-            Ok(p.payload.clone())
+            let payload = p.payload.clone();
+            let tags: Vec<String> = p.names("tags").into_iter().map(str::to_owned).collect();
+            store.register_tags(tags.iter().map(String::as_str));
+            Ok(payload)
         }
         "purpose" => {
             let p = store.purpose_by_name(key).ok_or_else(|| not_found(kind, key))?;

@@ -87,7 +87,10 @@ fn flatten(
 }
 
 fn upsert(store: &mut Store, desired: Vec<Desired>, dry_run: bool) -> ApiResult<Value> {
-    let root = &desired[0].name;
+    let Some(root) = desired.first().map(|d| d.name.clone()) else {
+        return Err(ApiError::bad_request("name is required"));
+    };
+    let root = &root;
     let existing = store.purpose_by_name(root);
     if let Some(parent) = existing.and_then(|p| p.parent.as_deref()) {
         return Err(ApiError::bad_request(format!(
@@ -163,7 +166,7 @@ fn upsert(store: &mut Store, desired: Vec<Desired>, dry_run: bool) -> ApiResult<
                 }
             }
         }
-        root_id = store.purpose_by_name(&desired[0].name).map(|p| p.id);
+        root_id = store.purpose_by_name(root).map(|p| p.id);
     }
     Ok(json!({
         "dryRun": dry_run,

@@ -245,6 +245,14 @@ async fn projects_upsert_by_key_and_report_membership_and_workspace_changes() {
     let dropped = t.post("/api/v2/project", &v1).await;
     assert_eq!(dropped.body["deletingWorkspace"], true);
 
+    // Someone edits the project in the UI: the next identical post puts it back.
+    let edit = json!({"description": "edited", "tags": ["UI.Tag"]});
+    t.control(Method::PATCH, "/objects/project/analytics", Some(&edit)).await;
+    assert_eq!(t.get("/tag").await.body[0]["name"], "UI.Tag");
+    assert!(t.get("/tag").await.body[0]["id"].is_u64());
+    assert_eq!(t.post("/api/v2/project", &v1).await.body["updating"], true);
+    assert_eq!(t.post("/api/v2/project", &v1).await.body["updating"], false);
+
     let detail = t.get(&format!("/project/{id}")).await;
     assert_eq!(detail.body["projectKey"], "analytics");
     assert_eq!(detail.body["type"], "user");
@@ -292,6 +300,12 @@ async fn purposes_build_their_hierarchy_and_reposting_without_a_subpurpose_remov
         same.body,
         json!({"dryRun": false, "creating": false, "updating": false, "purposeId": root_id})
     );
+
+    // A UI edit of a subpurpose is undone by the next identical post.
+    let edit = json!({"acknowledgement": "edited"});
+    t.control(Method::PATCH, "/objects/purpose/Research.Market", Some(&edit)).await;
+    assert_eq!(t.post("/api/v2/purpose", &full).await.body["updating"], true);
+    assert_eq!(t.post("/api/v2/purpose", &full).await.body["updating"], false);
 
     let smaller = hierarchy(json!([{"name": "Research.Clinical"}]));
     let updated = t.post("/api/v2/purpose", &smaller).await;
