@@ -69,7 +69,10 @@
 //! Licenses: `POST|GET /admin/license`, `GET /admin/license/licenseStatus`,
 //! `GET /admin/license/usage` (`offset` 0, `size` 10), `DELETE /admin/license/{id}`.
 //!
-//! Errors are `{"statusCode", "error", "message"}` with a message naming the field.
+//! Errors are `{"statusCode", "error", "message"}` with a message naming the field, unknown
+//! routes included (404, and 405 for a known path with the wrong method). A YAML parse error
+//! reports only its first line (position and reason): the parser's snippet of the input could
+//! hold a secret.
 //!
 //! # Test controls
 //!
@@ -111,6 +114,7 @@
 //!   only those are accepted. `--api-key KEY=` gives a key with no permission at all.
 //! - Each key acts as a user named `apikey-user-<first 8 hex digits of SHA-256(key)>` (the
 //!   "caller" that stays owner when `owners: []`).
+//! - `POST /_emulator/reset` keeps issued tokens (they belong to the keys, not the tenant).
 //! - Every valid key sees every object in V1 listings (Immuta restricts `GET /dataSource` to
 //!   owners, subscribers and `GOVERNANCE`; the emulator has no subscriptions).
 //!
