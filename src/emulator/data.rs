@@ -16,12 +16,11 @@ use super::Permission;
 use super::auth::{Caller, authorize};
 use super::catalog::CatalogColumn;
 use super::clock::now_iso;
-use super::http::{self, ApiError, ApiResult, ok, parse_object_body, query_bool, query_number};
+use super::http::{self, ApiError, ApiResult, ok, query_bool, query_number, stored_payload};
 use super::json::{
-    as_object, canonical, join, opt_array, opt_bool, opt_object, opt_str, opt_str_list, req_str,
+    as_object, join, opt_array, opt_bool, opt_object, opt_str, opt_str_list, req_str,
 };
 use super::naming::{self, Names, render};
-use super::secrets::{Redaction, redact};
 use super::state::EmulatorState;
 use super::store::{Connection, DataSource, Owner, SchemaProject, SourceSpec, Store, next_id};
 
@@ -36,9 +35,7 @@ pub(crate) async fn post(
         authorize(&state, &headers, Some(Permission::CreateDataSource), "POST /api/v2/data")?;
     let dry_run = query_bool(&query, "dryRun")?;
     query_number(&query, "wait")?;
-    let mut payload = parse_object_body(&headers, &body)?;
-    redact(&mut payload, Redaction::Digest);
-    let payload = canonical(payload);
+    let payload = stored_payload(&headers, &body)?;
     let request = DataRequest::parse(&payload)?;
     let response = state
         .mutate(!dry_run, |store| {

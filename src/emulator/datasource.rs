@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::Permission;
 use super::auth::authorize;
 use super::clock::now_iso;
-use super::http::{self, ApiError, ApiResult, ok, page, path_id, query_usize};
+use super::http::{self, ApiError, ApiResult, Listing, ok, path_id};
 use super::state::EmulatorState;
 use super::store::DataSource;
 
@@ -90,18 +90,16 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /dataSource")?;
-    let offset = query_usize(&query, "offset", 0)?;
-    let size = query_usize(&query, "size", DEFAULT_PAGE_SIZE)?;
-    let search = query.get("searchText").map(|s| s.to_lowercase());
+    let listing = Listing::from_query(&query, "size", DEFAULT_PAGE_SIZE)?;
     let items: Vec<Value> = state.read(|store| {
         store
             .data_sources
             .values()
-            .filter(|d| search.as_ref().is_none_or(|s| d.spec.name.to_lowercase().contains(s)))
+            .filter(|d| listing.matches(&d.spec.name))
             .map(list_view)
             .collect()
     });
-    let (hits, count) = page(items, offset, size);
+    let (hits, count) = listing.page(items);
     ok(json!({ "hits": hits, "count": count }))
 }
 
@@ -154,12 +152,11 @@ pub(crate) async fn tags(
     headers: HeaderMap,
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /tag")?;
-    let limit = query_usize(&query, "limit", usize::MAX)?;
-    let search = query.get("searchText").map(|s| s.to_lowercase());
+    let listing = Listing::from_query(&query, "limit", usize::MAX)?;
     let items: Vec<Value> = state.read(|store| {
         let used = store.tags_in_use();
         used.iter()
-            .filter(|t| search.as_ref().is_none_or(|s| t.to_lowercase().contains(s)))
+            .filter(|t| listing.matches(t))
             .map(|t| {
                 let prefix = format!("{t}.");
                 json!({
@@ -174,5 +171,5 @@ pub(crate) async fn tags(
             })
             .collect()
     });
-    ok(Value::Array(page(items, 0, limit).0))
+    ok(Value::Array(listing.page(items).0))
 }

@@ -7,6 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::json::canonical;
+use super::secrets::{Redaction, redact};
+
 /// An error answered to the client as `{"statusCode", "error", "message"}`.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
@@ -113,6 +116,13 @@ pub(crate) fn parse_object_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<V
     }
 }
 
+/// A V2 payload as it is stored and compared: parsed, secrets replaced by digests, keys sorted.
+pub(crate) fn stored_payload(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    let mut payload = parse_object_body(headers, body)?;
+    redact(&mut payload, Redaction::Digest);
+    Ok(canonical(payload))
+}
+
 /// Query parameters of one request.
 pub(crate) type Query = HashMap<String, String>;
 
@@ -155,8 +165,37 @@ pub(crate) fn path_id(raw: &str, what: &str) -> ApiResult<u64> {
         .map_err(|_| ApiError::bad_request(format!("{what} id must be a positive integer")))
 }
 
-/// One page of `items` (`offset`, `size`), with the total count.
-pub(crate) fn page<T>(items: Vec<T>, offset: usize, size: usize) -> (Vec<T>, usize) {
-    let count = items.len();
-    (items.into_iter().skip(offset).take(size).collect(), count)
+/// Paging and name filter of a V1 listing: `offset`, a page size, and `searchText` (a
+/// case-insensitive substring of the name).
+pub(crate) struct Listing {
+    offset: usize,
+    size: usize,
+    search: Option<String>,
+}
+
+impl Listing {
+    /// Reads `offset` (default 0), the page size from `size_param` (default `default_size`) and
+    /// `searchText`.
+    pub(crate) fn from_query(
+        query: &Query,
+        size_param: &str,
+        default_size: usize,
+    ) -> ApiResult<Listing> {
+        Ok(Listing {
+            offset: query_usize(query, "offset", 0)?,
+            size: query_usize(query, size_param, default_size)?,
+            search: query.get("searchText").map(|s| s.to_lowercase()),
+        })
+    }
+
+    /// Whether `name` passes the `searchText` filter.
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        self.search.as_ref().is_none_or(|s| name.to_lowercase().contains(s))
+    }
+
+    /// One page of `items`, with the total count.
+    pub(crate) fn page<T>(&self, items: Vec<T>) -> (Vec<T>, usize) {
+        let count = items.len();
+        (items.into_iter().skip(self.offset).take(self.size).collect(), count)
+    }
 }

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::Permission;
 use super::auth::authorize;
 use super::clock::{midnight_iso, now_iso, parse_date, today};
-use super::http::{self, ApiError, ApiResult, ok, page, parse_object_body, path_id, query_usize};
+use super::http::{self, ApiError, ApiResult, Listing, ok, parse_object_body, path_id};
 use super::secrets::digest;
 use super::state::EmulatorState;
 use super::store::{License, Store, next_id};
@@ -216,8 +216,7 @@ pub(crate) async fn usage(
     headers: HeaderMap,
 ) -> ApiResult {
     authorize(&state, &headers, Some(Permission::ApplicationAdmin), "GET /admin/license/usage")?;
-    let offset = query_usize(&query, "offset", 0)?;
-    let size = query_usize(&query, "size", 10)?;
+    let listing = Listing::from_query(&query, "size", 10)?;
     let answer = state.read(|store| {
         let summary = |kind: &str| {
             let of_kind = store.users.iter().filter(|u| u.user_type == kind);
@@ -227,7 +226,7 @@ pub(crate) async fn usage(
         };
         let users: Vec<Value> = store.users.iter().map(|u| json!(u)).collect();
         json!({
-            "users": page(users, offset, size).0,
+            "users": listing.page(users).0,
             "summary": {
                 "dataConsumers": summary("dataConsumer"),
                 "policyOwners": summary("policyOwner"),

@@ -9,11 +9,8 @@ use serde_json::{Map, Value, json};
 use super::Permission;
 use super::auth::authorize;
 use super::clock::now_iso;
-use super::http::{
-    self, ApiError, ApiResult, ok, page, parse_object_body, path_id, query_bool, query_usize,
-};
-use super::json::{as_object, canonical, opt_array, opt_bool, opt_object, opt_str, req_str};
-use super::secrets::{Redaction, redact};
+use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, stored_payload};
+use super::json::{as_object, opt_array, opt_bool, opt_object, opt_str, req_str};
 use super::state::EmulatorState;
 use super::store::{Policy, next_id};
 
@@ -41,9 +38,7 @@ pub(crate) async fn post(
     authorize(&state, &headers, Some(Permission::Governance), "POST /api/v2/policy")?;
     let dry_run = query_bool(&query, "dryRun")?;
     query_bool(&query, "reCertify")?;
-    let mut payload = parse_object_body(&headers, &body)?;
-    redact(&mut payload, Redaction::Digest);
-    let payload = canonical(payload);
+    let payload = stored_payload(&headers, &body)?;
     let checked = validate(&payload)?;
     let response = state
         .mutate(!dry_run, |store| {
@@ -222,18 +217,16 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /policy/global")?;
-    let offset = query_usize(&query, "offset", 0)?;
-    let size = query_usize(&query, "size", usize::MAX)?;
-    let search = query.get("searchText").map(|s| s.to_lowercase());
+    let listing = Listing::from_query(&query, "size", usize::MAX)?;
     let items: Vec<Value> = state.read(|store| {
         store
             .policies
             .values()
-            .filter(|p| search.as_ref().is_none_or(|s| name_of(p).to_lowercase().contains(s)))
+            .filter(|p| listing.matches(name_of(p)))
             .map(|p| view(p, false))
             .collect()
     });
-    ok(Value::Array(page(items, offset, size).0))
+    ok(Value::Array(listing.page(items).0))
 }
 
 fn name_of(policy: &Policy) -> &str {

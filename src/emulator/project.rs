@@ -13,11 +13,8 @@ use serde_json::{Value, json};
 use super::Permission;
 use super::auth::authorize;
 use super::clock::now_iso;
-use super::http::{
-    self, ApiError, ApiResult, ok, page, parse_object_body, path_id, query_bool, query_usize,
-};
-use super::json::{as_object, canonical, opt_bool, opt_object, opt_str, opt_str_list, req_str};
-use super::secrets::{Redaction, redact};
+use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, stored_payload};
+use super::json::{as_object, opt_bool, opt_object, opt_str, opt_str_list, req_str};
 use super::state::EmulatorState;
 use super::store::{Project, SchemaProject, Store, next_id};
 
@@ -34,9 +31,7 @@ pub(crate) async fn post(
     authorize(&state, &headers, Some(Permission::CreateProject), "POST /api/v2/project")?;
     let dry_run = query_bool(&query, "dryRun")?;
     query_bool(&query, "deleteDataSourcesOnWorkspaceDelete")?;
-    let mut payload = parse_object_body(&headers, &body)?;
-    redact(&mut payload, Redaction::Digest);
-    let payload = canonical(payload);
+    let payload = stored_payload(&headers, &body)?;
     let obj = as_object(&payload, "the request body")?;
     let key = req_str(obj, "projectKey", "")?.to_owned();
     req_str(obj, "name", "")?;
@@ -230,17 +225,15 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /project")?;
-    let offset = query_usize(&query, "offset", 0)?;
-    let size = query_usize(&query, "size", DEFAULT_PAGE_SIZE)?;
-    let search = query.get("searchText").map(|s| s.to_lowercase());
+    let listing = Listing::from_query(&query, "size", DEFAULT_PAGE_SIZE)?;
     let items: Vec<Value> = state.read(|store| {
         all_views(store)
             .into_iter()
-            .filter(|(_, name, _)| search.as_ref().is_none_or(|s| name.to_lowercase().contains(s)))
+            .filter(|(_, name, _)| listing.matches(name))
             .map(|(_, _, view)| view)
             .collect()
     });
-    let (hits, count) = page(items, offset, size);
+    let (hits, count) = listing.page(items);
     ok(json!({ "hits": hits, "count": count }))
 }
 

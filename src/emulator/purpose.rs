@@ -12,11 +12,8 @@ use serde_json::{Map, Value, json};
 use super::Permission;
 use super::auth::authorize;
 use super::clock::now_iso;
-use super::http::{
-    self, ApiError, ApiResult, ok, page, parse_object_body, path_id, query_bool, query_usize,
-};
-use super::json::{as_object, canonical, opt_array, opt_str, req_str};
-use super::secrets::{Redaction, redact};
+use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, stored_payload};
+use super::json::{as_object, opt_array, opt_str, req_str};
 use super::state::EmulatorState;
 use super::store::{Purpose, Store, next_id};
 
@@ -42,9 +39,7 @@ pub(crate) async fn post(
     authorize(&state, &headers, Some(Permission::Governance), "POST /api/v2/purpose")?;
     let dry_run = query_bool(&query, "dryRun")?;
     query_bool(&query, "reAcknowledgeRequired")?;
-    let mut payload = parse_object_body(&headers, &body)?;
-    redact(&mut payload, Redaction::Digest);
-    let payload = canonical(payload);
+    let payload = stored_payload(&headers, &body)?;
     let mut desired = Vec::new();
     flatten(as_object(&payload, "the request body")?, None, "", &mut desired)?;
     let response = state.mutate(!dry_run, |store| upsert(store, desired, dry_run)).await?;
@@ -218,18 +213,16 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /governance/purpose")?;
-    let offset = query_usize(&query, "offset", 0)?;
-    let size = query_usize(&query, "size", usize::MAX)?;
-    let search = query.get("searchText").map(|s| s.to_lowercase());
+    let listing = Listing::from_query(&query, "size", usize::MAX)?;
     let items: Vec<Value> = state.read(|store| {
         store
             .purposes
             .values()
-            .filter(|p| search.as_ref().is_none_or(|s| p.name.to_lowercase().contains(s)))
+            .filter(|p| listing.matches(&p.name))
             .map(|p| view(store, p, false))
             .collect()
     });
-    let (purposes, count) = page(items, offset, size);
+    let (purposes, count) = listing.page(items);
     ok(json!({ "purposes": purposes, "count": count }))
 }
 
