@@ -236,7 +236,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 
 pub use catalog::{Catalog, CatalogColumn, CatalogConnection};
 pub use license::TEST_KEY_PREFIX;
@@ -495,11 +494,7 @@ impl EmulatorArgs {
 pub async fn run(args: EmulatorArgs) -> Result<(), Error> {
     let config = args.config()?;
     let state = EmulatorState::new(&config)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Bind { addr: config.listen, source })?;
-    let addr =
-        listener.local_addr().map_err(|source| Error::Bind { addr: config.listen, source })?;
+    let (listener, addr) = server::bind(config.listen).await?;
     let signal = shutdown_signal()?;
     eprintln!("immuta emulator listening on http://{addr}");
     if config.api_keys.is_empty() {

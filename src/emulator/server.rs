@@ -179,6 +179,14 @@ pub async fn serve(
         .map_err(Error::Serve)
 }
 
+/// Binds `addr`, answering the listener and the address actually bound (port 0 picks one).
+pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let bind_error = |source| Error::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
 /// Starts emulators in-process (for tests, benchmarks and the embedded sandbox).
 #[derive(Debug)]
 pub struct Emulator;
@@ -192,11 +200,7 @@ impl Emulator {
     /// Starts an emulator with `config`; it serves until the handle is shut down or dropped.
     pub async fn start_with(config: EmulatorConfig) -> Result<EmulatorHandle, Error> {
         let state = EmulatorState::new(&config)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| Error::Bind { addr: config.listen, source })?;
-        let addr =
-            listener.local_addr().map_err(|source| Error::Bind { addr: config.listen, source })?;
+        let (listener, addr) = bind(config.listen).await?;
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         let task = tokio::spawn(serve(listener, state.clone(), async move {
