@@ -7,7 +7,7 @@
 //! siblings. Every success is journaled in the state before the next object starts, so a
 //! killed run resumes cleanly; a cancelled run finishes the objects in flight and stops.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::{self, Client};
-use crate::plan::{Action, Change, DryRun, ObjectId, Plan, Target};
+use crate::plan::{self, Action, Change, DryRun, ObjectId, Plan, Target};
 use crate::spec::Kind;
 use crate::spec::secrets::{self, SecretSource};
 use crate::state::file::{self, Store};
@@ -90,7 +90,10 @@ impl Outcome {
 
     /// Objects written on the tenant (posted or deleted).
     pub fn writes(&self) -> usize {
-        self.results.iter().filter(|r| matches!(r.status, Status::Applied | Status::Deleted)).count()
+        self.results
+            .iter()
+            .filter(|r| matches!(r.status, Status::Applied | Status::Deleted))
+            .count()
     }
 }
 
@@ -137,7 +140,9 @@ pub async fn apply(
 ) -> Result<Outcome> {
     let by_id: BTreeMap<ObjectId, &Target<'_>> =
         targets.iter().map(|t| (ObjectId::new(t.object.kind, &t.object.key), t)).collect();
-    let deps = dependencies(plan, targets, store.state());
+    let deps = plan::dependencies(targets, store.state(), |id| {
+        plan.changes.iter().find(|c| &c.id == id).and_then(|c| c.server.as_ref())
+    });
     let mut outcome = Outcome::default();
     let mut bad: BTreeMap<ObjectId, String> = BTreeMap::new();
     let applied_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -147,15 +152,25 @@ pub async fn apply(
         // One phase: consecutive changes of the same kind and direction.
         let phase_key = |c: &Change| (c.action == Action::Delete, c.id.kind);
         let key = phase_key(&plan.changes[start]);
-        let end = plan.changes[start..].iter().position(|c| phase_key(c) != key).map_or(plan.changes.len(), |n| start + n);
+        let end = plan.changes[start..]
+            .iter()
+            .position(|c| phase_key(c) != key)
+            .map_or(plan.changes.len(), |n| start + n);
         let phase = &plan.changes[start..end];
         start = end;
 
         let mut pending = Vec::new();
         for change in phase {
-            if let Some((dep, why)) = deps.get(&change.id).into_iter().flatten().find_map(|d| bad.get(d).map(|w| (d, w))) {
+            if let Some((dep, why)) =
+                deps.get(&change.id).into_iter().flatten().find_map(|d| bad.get(d).map(|w| (d, w)))
+            {
                 let reason = format!("depends on {dep}, which {why}");
-                let r = ObjectResult { id: change.id.clone(), action: change.action, status: Status::Skipped(reason), took: Duration::ZERO };
+                let r = ObjectResult {
+                    id: change.id.clone(),
+                    action: change.action,
+                    status: Status::Skipped(reason),
+                    took: Duration::ZERO,
+                };
                 progress.done(&r);
                 bad.insert(change.id.clone(), "was skipped".into());
                 outcome.results.push(r);
@@ -189,8 +204,17 @@ pub async fn apply(
                         return (r, StateOp::None);
                     }
                     let started = Instant::now();
-                    let (status, op) = execute(change, target, client, secrets, revision, applied_at).await;
-                    (ObjectResult { id: change.id.clone(), action: change.action, status, took: started.elapsed() }, op)
+                    let (status, op) =
+                        execute(change, target, client, secrets, revision, applied_at).await;
+                    (
+                        ObjectResult {
+                            id: change.id.clone(),
+                            action: change.action,
+                            status,
+                            took: started.elapsed(),
+                        },
+                        op,
+                    )
                 }
             })
             .buffer_unordered(options.parallelism.max(1));
@@ -219,7 +243,8 @@ pub async fn apply(
     }
     store.compact()?;
     // Report in plan order.
-    let order: BTreeMap<&ObjectId, usize> = plan.changes.iter().enumerate().map(|(i, c)| (&c.id, i)).collect();
+    let order: BTreeMap<&ObjectId, usize> =
+        plan.changes.iter().enumerate().map(|(i, c)| (&c.id, i)).collect();
     outcome.results.sort_by_key(|r| order.get(&r.id).copied().unwrap_or(usize::MAX));
     Ok(outcome)
 }
@@ -244,13 +269,18 @@ async fn execute(
     let id = &change.id;
     match (change.action, target) {
         (Action::NoOp, _) => (Status::Unchanged, StateOp::None),
-        (Action::Delete, _) if !change.write => (Status::Forgotten, StateOp::Remove(id.kind, id.key.clone())),
+        (Action::Delete, _) if !change.write => {
+            (Status::Forgotten, StateOp::Remove(id.kind, id.key.clone()))
+        }
         (Action::Delete, _) => match live::delete(client, id.kind, &id.key, change.live_id).await {
             Ok(true) => (Status::Deleted, StateOp::Remove(id.kind, id.key.clone())),
             Ok(false) => (Status::Forgotten, StateOp::Remove(id.kind, id.key.clone())),
             Err(e) => (Status::Failed(e.to_string()), StateOp::None),
         },
-        (_, None) => (Status::Failed("the plan names an object the specs do not define".into()), StateOp::None),
+        (_, None) => (
+            Status::Failed("the plan names an object the specs do not define".into()),
+            StateOp::None,
+        ),
         (Action::Adopt, Some(t)) if !change.write => {
             let names = match &change.server {
                 Some(DryRun::Data { no_change, .. }) => no_change.clone(),
@@ -266,72 +296,12 @@ async fn execute(
             let secret_list = secret_values(&resolved, t);
             match live::write(client, id.kind, &resolved, &t.object.options, &secret_list).await {
                 Ok(written) => {
-                    let entry = t.entry(written.id.or(change.live_id), written.names, revision, applied_at);
+                    let entry =
+                        t.entry(written.id.or(change.live_id), written.names, revision, applied_at);
                     (Status::Applied, StateOp::Upsert(entry))
                 }
                 Err(e) => (Status::Failed(e.to_string()), StateOp::None),
             }
         }
-    }
-}
-
-/// For each object, the objects it depends on: a project on the purposes it names and on the
-/// connections that produce the data sources it names; a policy on the purposes its exceptions
-/// name. Deletes run in reverse and need no edges: the tenant refuses to delete what is in use.
-fn dependencies(plan: &Plan, targets: &[Target<'_>], state: &crate::state::State) -> BTreeMap<ObjectId, Vec<ObjectId>> {
-    let mut purpose_owner: BTreeMap<String, ObjectId> = BTreeMap::new();
-    for t in targets.iter().filter(|t| t.object.kind == Kind::Purpose) {
-        for name in t.object.purpose_names() {
-            purpose_owner.insert(name, ObjectId::new(Kind::Purpose, &t.object.key));
-        }
-    }
-    let mut data_owner: BTreeMap<String, ObjectId> = BTreeMap::new();
-    for e in state.objects.iter().filter(|e| e.kind == Kind::DataSource) {
-        for n in &e.names {
-            data_owner.insert(n.clone(), ObjectId::new(Kind::DataSource, &e.key));
-        }
-    }
-    for c in plan.changes.iter().filter(|c| c.id.kind == Kind::DataSource) {
-        if let Some(DryRun::Data { creating, updating, no_change, .. }) = &c.server {
-            for n in creating.iter().chain(updating).chain(no_change) {
-                data_owner.insert(n.clone(), c.id.clone());
-            }
-        }
-    }
-    let mut deps = BTreeMap::new();
-    for t in targets {
-        let id = ObjectId::new(t.object.kind, &t.object.key);
-        let mut d: BTreeSet<ObjectId> = BTreeSet::new();
-        for r in &t.object.references {
-            let owner = match r.kind {
-                Kind::Purpose => purpose_owner.get(&r.name),
-                Kind::DataSource => data_owner.get(&r.name),
-                _ => None,
-            };
-            d.extend(owner.cloned());
-        }
-        if t.object.kind == Kind::Policy {
-            let mut names = Vec::new();
-            exception_purposes(&t.object.payload, &mut names);
-            d.extend(names.iter().filter_map(|n| purpose_owner.get(n).cloned()));
-        }
-        d.remove(&id);
-        if !d.is_empty() {
-            deps.insert(id, d.into_iter().collect());
-        }
-    }
-    deps
-}
-
-fn exception_purposes(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(p) = m.get("exceptions").and_then(|e| e.get("purposes")).and_then(Value::as_array) {
-                out.extend(p.iter().filter_map(|x| x.as_str().map(str::to_owned)));
-            }
-            m.values().for_each(|x| exception_purposes(x, out));
-        }
-        Value::Array(items) => items.iter().for_each(|x| exception_purposes(x, out)),
-        _ => {}
     }
 }

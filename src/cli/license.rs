@@ -54,7 +54,12 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
             .context("cannot read the tenant's licenses")?;
         let usage = tenant
             .client
-            .send_ok(&Request::get("/admin/license/usage", "/admin/license/usage").query("offset", 0).query("size", 10).admin())
+            .send_ok(
+                &Request::get("/admin/license/usage", "/admin/license/usage")
+                    .query("offset", 0)
+                    .query("size", 10)
+                    .admin(),
+            )
             .await
             .context("cannot read the license usage")?;
         let now = SystemTime::now();
@@ -74,7 +79,8 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
         if licenses.is_empty() {
             warnings.push("the tenant has no license".to_owned());
         }
-        let (active, seats) = inv.license_status.as_ref().map_or((0, 0), |s| (s.active_users, s.seats));
+        let (active, seats) =
+            inv.license_status.as_ref().map_or((0, 0), |s| (s.active_users, s.seats));
         let percent = if seats > 0 { active * 100 / seats } else { 0 };
         if seats > 0 && active * 100 > seats * SEATS_WARNING_PERCENT {
             warnings.push(format!("{active} of {seats} seats are used ({percent}%)"));
@@ -113,7 +119,9 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
                     let seats = l.seats.map_or("? seats".to_owned(), |s| format!("{s} seats"));
                     out.push_str(&format!("  license {}: {seats}, {expiry}\n", l.id));
                 }
-                let count = |k: &str, f: &str| summary.get(k).and_then(|v| v.get(f)).and_then(Value::as_i64).unwrap_or(0);
+                let count = |k: &str, f: &str| {
+                    summary.get(k).and_then(|v| v.get(f)).and_then(Value::as_i64).unwrap_or(0)
+                };
                 out.push_str(&format!(
                     "  users: {} data consumers ({} active), {} policy owners ({} active)\n",
                     count("dataConsumers", "totalCount"),

@@ -13,6 +13,7 @@ mod validate;
 use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// GitOps reconciler for the Immuta data-governance platform.
@@ -72,7 +73,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => plan::run_apply(&args),
         Command::License(args) => license::run(&args),
         Command::Schema(args) => schema::run(&args),
-        Command::Emulator(_args) => Err(anyhow::anyhow!("the emulator is not built yet")),
+        Command::Emulator(args) => run_emulator(args),
     };
     match result {
         Ok(code) => code,
@@ -82,6 +83,15 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+fn run_emulator(args: crate::emulator::EmulatorArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::emulator::run(args))?;
+    Ok(ExitCode::from(EXIT_OK))
 }
 
 /// `immuta-gitops plan | head` must not report an error: a closed pipe is a normal way to stop.

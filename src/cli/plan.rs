@@ -90,12 +90,21 @@ pub struct ApplyArgs {
 }
 
 /// Specs loaded without errors, or the diagnostics to print.
-fn load_specs(path: &Path, strict: bool, secrets_dir: &Path, known_purposes: Option<BTreeSet<String>>) -> anyhow::Result<(Desired, Vec<Diagnostic>)> {
-    let snapshot = source::dir::read(path, &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() })
-        .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
+fn load_specs(
+    path: &Path,
+    strict: bool,
+    secrets_dir: &Path,
+    known_purposes: Option<BTreeSet<String>>,
+) -> anyhow::Result<(Desired, Vec<Diagnostic>)> {
+    let snapshot = source::dir::read(
+        path,
+        &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() },
+    )
+    .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
     let options = LoadOptions { strict, known_purposes, ..LoadOptions::with_env(env_names()) };
     let (desired, mut diags) = spec::load(&snapshot, &options);
-    let source = secret_store::ProcessSecrets::new(secrets_dir).with_defaults(desired.env_defaults.clone());
+    let source =
+        secret_store::ProcessSecrets::new(secrets_dir).with_defaults(desired.env_defaults.clone());
     diags.extend(secret_store::check_files(&desired, &source));
     crate::diagnostic::sort(&mut diags);
     Ok((desired, diags))
@@ -109,12 +118,17 @@ fn report(diags: &[Diagnostic]) -> bool {
     }
     let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
     if errors > 0 {
-        let _ = writeln!(err, "error: {errors} error(s) in the specs: nothing was planned or applied");
+        let _ =
+            writeln!(err, "error: {errors} error(s) in the specs: nothing was planned or applied");
     }
     errors > 0
 }
 
-fn targets<'a>(desired: &'a Desired, source: Option<&dyn SecretSource>, salt: &str) -> anyhow::Result<Vec<Target<'a>>> {
+fn targets<'a>(
+    desired: &'a Desired,
+    source: Option<&dyn SecretSource>,
+    salt: &str,
+) -> anyhow::Result<Vec<Target<'a>>> {
     desired
         .objects
         .iter()
@@ -162,13 +176,25 @@ async fn plan_against_tenant(
     let wanted = plan::needs_dry_run(targets, state, refresh);
     let mut requests = Vec::new();
     for id in wanted {
-        let Some(t) = targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key) else { continue };
+        let Some(t) = targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key)
+        else {
+            continue;
+        };
         let payload = crate::spec::secrets::interpolate(&t.object.payload, source)
-            .with_context(|| format!("{}", t.object.label()))?;
-        let secrets = t.object.tainted_pointers().filter_map(|p| payload.pointer(p)?.as_str().map(str::to_owned)).collect();
+            .with_context(|| t.object.label())?;
+        let secrets = t
+            .object
+            .tainted_pointers()
+            .filter_map(|p| payload.pointer(p)?.as_str().map(str::to_owned))
+            .collect();
         requests.push(DryRunRequest { id, payload, options: t.object.options.clone(), secrets });
     }
-    let probe_keys = state.objects.iter().filter(|e| e.kind == Kind::DataSource).map(|e| e.key.clone()).collect();
+    let probe_keys = state
+        .objects
+        .iter()
+        .filter(|e| e.kind == Kind::DataSource)
+        .map(|e| e.key.clone())
+        .collect();
     let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
         || state.objects.iter().any(|e| e.kind == Kind::License);
     let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
@@ -190,7 +216,11 @@ async fn plan_against_tenant(
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn print_out(text: &str) -> anyhow::Result<()> {
@@ -224,12 +254,22 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             let state = state_for(&tenant)?;
             let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
             let known = tenant_purposes(&tenant).await?;
-            let (_, diags) = load_specs(&args.path, args.strict, &args.tenant.secrets_dir, Some(known))?;
+            let (_, diags) =
+                load_specs(&args.path, args.strict, &args.tenant.secrets_dir, Some(known))?;
             if report(&diags) {
                 bail!("the specs name objects the tenant does not have");
             }
             let targets = targets(&desired, Some(&source), &state.salt)?;
-            plan_against_tenant(&tenant, &desired, &targets, &state, &source, args.refresh, args.tenant.parallelism).await
+            plan_against_tenant(
+                &tenant,
+                &desired,
+                &targets,
+                &state,
+                &source,
+                args.refresh,
+                args.tenant.parallelism,
+            )
+            .await
         })?,
     };
     if let Some(out) = &args.out {
@@ -265,8 +305,13 @@ async fn tenant_purposes(tenant: &Tenant) -> anyhow::Result<BTreeSet<String>> {
 /// state file and no secret values are needed: both sides are compared with placeholders.
 fn plan_offline(args: &PlanArgs, desired: &Desired, rev: &str) -> anyhow::Result<Plan> {
     let sub = source::git::path_in_repo(&args.path)?;
-    let base_snapshot: Snapshot =
-        source::git::read_revision(&args.path, rev, &sub, spec::is_snapshot_file, source::dir::DEFAULT_MAX_FILE_SIZE)?;
+    let base_snapshot: Snapshot = source::git::read_revision(
+        &args.path,
+        rev,
+        &sub,
+        spec::is_snapshot_file,
+        source::dir::DEFAULT_MAX_FILE_SIZE,
+    )?;
     let (base, base_diags) = spec::load(&base_snapshot, &LoadOptions::with_env(env_names()));
     let base_errors = base_diags.iter().filter(|d| d.is_error()).count();
     if base_errors > 0 {
@@ -297,12 +342,14 @@ fn plan_offline(args: &PlanArgs, desired: &Desired, rev: &str) -> anyhow::Result
 
 /// Saves a plan as JSON, with the spec root `apply FILE` reloads.
 fn save_plan(out: &Path, plan: &Plan, spec_root: &Path) -> anyhow::Result<()> {
-    let mut value: serde_json::Value = serde_json::from_str(&render::json(plan)).context("rendering the plan")?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&render::json(plan)).context("rendering the plan")?;
     let root = std::fs::canonicalize(spec_root).unwrap_or_else(|_| spec_root.to_path_buf());
     value["spec_root"] = serde_json::Value::String(root.display().to_string());
     let mut text = serde_json::to_vec_pretty(&value)?;
     text.push(b'\n');
-    std::fs::write(out, text).with_context(|| format!("cannot write the plan to `{}`", out.display()))?;
+    std::fs::write(out, text)
+        .with_context(|| format!("cannot write the plan to `{}`", out.display()))?;
     Ok(())
 }
 
@@ -316,14 +363,19 @@ fn read_saved(path: &Path) -> anyhow::Result<Option<Saved>> {
     if path.is_dir() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    let saved = render::json::read_saved(&text)
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let saved = render::read_saved(&text)
         .with_context(|| format!("`{}` is not a plan saved by `plan --out`", path.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text)?;
     let Some(root) = value.get("spec_root").and_then(|v| v.as_str()) else {
         bail!("`{}` has no spec_root: save plans with `immuta-gitops plan --out`", path.display());
     };
-    Ok(Some(Saved { spec_root: PathBuf::from(root), fingerprint: saved.fingerprint, tenant: saved.tenant }))
+    Ok(Some(Saved {
+        spec_root: PathBuf::from(root),
+        fingerprint: saved.fingerprint,
+        tenant: saved.tenant,
+    }))
 }
 
 /// `apply`.
@@ -426,7 +478,9 @@ fn stale_parts(saved: &plan::Fingerprint, now: &plan::Fingerprint) -> Vec<&'stat
 
 fn confirm(tenant: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("refusing to apply without confirmation: stdin is not a terminal; pass --auto-approve");
+        bail!(
+            "refusing to apply without confirmation: stdin is not a terminal; pass --auto-approve"
+        );
     }
     let mut err = anstream::stderr().lock();
     write!(err, "\nApply these changes to {tenant}? Only 'yes' is accepted: ")?;
@@ -488,10 +542,18 @@ pub fn render_outcome(outcome: &Outcome) -> String {
             Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {m}")),
             Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {m}")),
         };
-        if matches!(r.status, Status::Applied | Status::Adopted | Status::Deleted | Status::Forgotten) {
+        if matches!(
+            r.status,
+            Status::Applied | Status::Adopted | Status::Deleted | Status::Forgotten
+        ) {
             done += 1;
         }
-        out.push_str(&format!("  {} {} {word}{line} ({} ms)\n", r.action.symbol(), r.id, r.took.as_millis()));
+        out.push_str(&format!(
+            "  {} {} {word}{line} ({} ms)\n",
+            r.action.symbol(),
+            r.id,
+            r.took.as_millis()
+        ));
     }
     let failed = outcome.failed();
     let skipped = outcome.skipped();

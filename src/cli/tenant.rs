@@ -27,7 +27,12 @@ pub struct TenantArgs {
     #[arg(long, value_name = "FILE")]
     pub admin_api_key_file: Option<PathBuf>,
     /// Directory for the state file, its journal and lock, and the sandbox tenant.
-    #[arg(long, env = "IMMUTA_GITOPS_STATE_DIR", default_value = ".immuta-gitops", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "IMMUTA_GITOPS_STATE_DIR",
+        default_value = ".immuta-gitops",
+        value_name = "DIR"
+    )]
     pub state_dir: PathBuf,
     /// State file (default: STATE_DIR/state.json, or STATE_DIR/sandbox/state.json for the sandbox).
     #[arg(long, value_name = "FILE")]
@@ -86,8 +91,11 @@ fn read_key(file: Option<&Path>, env: &str) -> anyhow::Result<Option<SecretStrin
 /// Test-only: `IMMUTA_GITOPS_RETRY_BASE_MS` shortens the retry schedule so fault tests do not
 /// sleep for seconds (as cargo's `__CARGO_TEST_FIXED_RETRY_SLEEP_MS`).
 fn retry_policy(args: &TenantArgs) -> crate::live::retry::RetryPolicy {
-    let mut policy = crate::live::retry::RetryPolicy { max_retries: args.max_retries, ..Default::default() };
-    if let Some(ms) = std::env::var("IMMUTA_GITOPS_RETRY_BASE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+    let mut policy =
+        crate::live::retry::RetryPolicy { max_retries: args.max_retries, ..Default::default() };
+    if let Some(ms) =
+        std::env::var("IMMUTA_GITOPS_RETRY_BASE_MS").ok().and_then(|v| v.parse::<u64>().ok())
+    {
         policy.min_delay = Duration::from_millis(ms);
         policy.max_delay = Duration::from_millis(ms.saturating_mul(8));
         policy.max_retry_after = Duration::from_millis(ms.saturating_mul(8));
@@ -96,9 +104,16 @@ fn retry_policy(args: &TenantArgs) -> crate::live::retry::RetryPolicy {
 }
 
 /// Connects to the configured tenant, starting the sandbox when no URL is set.
-pub async fn connect(args: &TenantArgs, observer: Option<Arc<dyn Observer>>) -> anyhow::Result<Tenant> {
+pub async fn connect(
+    args: &TenantArgs,
+    observer: Option<Arc<dyn Observer>>,
+) -> anyhow::Result<Tenant> {
     let retry = retry_policy(args);
-    let (label, config, sandbox, default_state) = match args.url.as_deref().filter(|u| !u.trim().is_empty()) {
+    let (label, config, sandbox, default_state) = match args
+        .url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
         Some(url) => {
             let Some(api_key) = read_key(args.api_key_file.as_deref(), "IMMUTA_API_KEY")? else {
                 bail!(
@@ -107,20 +122,25 @@ pub async fn connect(args: &TenantArgs, observer: Option<Arc<dyn Observer>>) -> 
                 );
             };
             let mut config = ClientConfig::new(url, api_key);
-            config.admin_api_key = read_key(args.admin_api_key_file.as_deref(), "IMMUTA_ADMIN_API_KEY")?;
+            config.admin_api_key =
+                read_key(args.admin_api_key_file.as_deref(), "IMMUTA_ADMIN_API_KEY")?;
             (url.trim_end_matches('/').to_owned(), config, None, args.state_dir.join("state.json"))
         }
         None => {
             let dir = args.state_dir.join("sandbox");
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create the sandbox directory `{}`", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| {
+                format!("cannot create the sandbox directory `{}`", dir.display())
+            })?;
             let handle = emulator::Emulator::start_with(EmulatorConfig {
                 data_file: Some(dir.join("tenant.json")),
                 ..EmulatorConfig::default()
             })
             .await
             .context("cannot start the embedded sandbox tenant")?;
-            let config = ClientConfig::new(handle.base_url(), SecretString::from(emulator::ADMIN_KEY.to_owned()));
+            let config = ClientConfig::new(
+                handle.base_url(),
+                SecretString::from(emulator::ADMIN_KEY.to_owned()),
+            );
             ("sandbox".to_owned(), config, Some(handle), dir.join("state.json"))
         }
     };
@@ -140,6 +160,9 @@ pub async fn connect(args: &TenantArgs, observer: Option<Arc<dyn Observer>>) -> 
 
 /// Where secrets come from: the environment, the secrets directory, and the env files the
 /// repository settings name (the environment wins).
-pub fn secret_source(args: &TenantArgs, defaults: crate::spec::envfile::EnvValues) -> ProcessSecrets {
+pub fn secret_source(
+    args: &TenantArgs,
+    defaults: crate::spec::envfile::EnvValues,
+) -> ProcessSecrets {
     ProcessSecrets::new(&args.secrets_dir).with_defaults(defaults)
 }

@@ -305,15 +305,26 @@ impl Client {
                 Err(e) => {
                     self.inner.observer.request(req.endpoint, req.method.as_str(), None, took);
                     let timeout = e.is_timeout();
-                    let decision = retry::classify(Attempt::Transport { timeout }, SystemTime::now());
-                    let error = Error::Transport { url: self.url(&req.path), message: transport_message(&e) };
+                    let decision =
+                        retry::classify(Attempt::Transport { timeout }, SystemTime::now());
+                    let error = Error::Transport {
+                        url: self.url(&req.path),
+                        message: transport_message(&e),
+                    };
                     return Err(match decision {
-                        Decision::Retry { reason, after } => AttemptError::Retry { reason, after, error },
+                        Decision::Retry { reason, after } => {
+                            AttemptError::Retry { reason, after, error }
+                        }
                         Decision::Stop => AttemptError::Fatal(error),
                     });
                 }
             };
-            self.inner.observer.request(req.endpoint, req.method.as_str(), Some(status.as_u16()), took);
+            self.inner.observer.request(
+                req.endpoint,
+                req.method.as_str(),
+                Some(status.as_u16()),
+                took,
+            );
             if status == StatusCode::UNAUTHORIZED && !exchanged {
                 exchanged = true;
                 self.exchange(credential).await?;
@@ -326,10 +337,22 @@ impl Client {
             let message = redact(&server_message(&body), req.secrets);
             let error = match status.as_u16() {
                 401 => Error::Unauthorized { url: self.url(&req.path), message },
-                403 => Error::Forbidden { method: req.method.to_string(), path: req.path.clone(), message },
-                code => Error::Status { method: req.method.to_string(), path: req.path.clone(), status: code, message },
+                403 => Error::Forbidden {
+                    method: req.method.to_string(),
+                    path: req.path.clone(),
+                    message,
+                },
+                code => Error::Status {
+                    method: req.method.to_string(),
+                    path: req.path.clone(),
+                    status: code,
+                    message,
+                },
             };
-            let decision = retry::classify(Attempt::Status { status, retry_after: retry_after.as_deref() }, SystemTime::now());
+            let decision = retry::classify(
+                Attempt::Status { status, retry_after: retry_after.as_deref() },
+                SystemTime::now(),
+            );
             return Err(match decision {
                 Decision::Retry { reason, after } => AttemptError::Retry { reason, after, error },
                 Decision::Stop => AttemptError::Fatal(error),
@@ -342,9 +365,14 @@ impl Client {
         req: &Request<'_>,
         auth: &str,
     ) -> std::result::Result<(StatusCode, Option<String>, Vec<u8>), reqwest::Error> {
-        let mut header = HeaderValue::from_str(auth).unwrap_or_else(|_| HeaderValue::from_static(""));
+        let mut header =
+            HeaderValue::from_str(auth).unwrap_or_else(|_| HeaderValue::from_static(""));
         header.set_sensitive(true);
-        let mut builder = self.inner.http.request(req.method.clone(), self.url(&req.path)).header(AUTHORIZATION, header);
+        let mut builder = self
+            .inner
+            .http
+            .request(req.method.clone(), self.url(&req.path))
+            .header(AUTHORIZATION, header);
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
         }
@@ -353,7 +381,8 @@ impl Client {
         }
         let resp = builder.send().await?;
         let status = resp.status();
-        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after =
+            resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = resp.bytes().await?.to_vec();
         Ok((status, retry_after, body))
     }
@@ -362,10 +391,12 @@ impl Client {
     async fn exchange(&self, credential: &Credential) -> std::result::Result<(), AttemptError> {
         let url = self.url("/bim/apikey/authenticate");
         let body = serde_json::json!({ "apikey": credential.api_key.expose_secret() });
-        let resp = self.inner.http.post(&url).json(&body).send().await.map_err(|e| AttemptError::Retry {
-            reason: "connection",
-            after: None,
-            error: Error::Transport { url: url.clone(), message: transport_message(&e) },
+        let resp = self.inner.http.post(&url).json(&body).send().await.map_err(|e| {
+            AttemptError::Retry {
+                reason: "connection",
+                after: None,
+                error: Error::Transport { url: url.clone(), message: transport_message(&e) },
+            }
         })?;
         let status = resp.status();
         let value: Value = resp.json().await.unwrap_or(Value::Null);
@@ -404,11 +435,18 @@ impl Client {
 
     /// Every item of a paged V1 listing (`size`/`offset` paging, tolerant of the envelope:
     /// `{hits}`, `{dataSources}`, `{purposes}`, `{results}`, `{data}` or a bare array).
-    pub async fn list(&self, path: &str, endpoint: &'static str, page_size: usize, admin: bool) -> Result<Vec<Value>> {
+    pub async fn list(
+        &self,
+        path: &str,
+        endpoint: &'static str,
+        page_size: usize,
+        admin: bool,
+    ) -> Result<Vec<Value>> {
         let mut items = Vec::new();
         let mut offset = 0usize;
         loop {
-            let mut req = Request::get(path, endpoint).query("size", page_size).query("offset", offset);
+            let mut req =
+                Request::get(path, endpoint).query("size", page_size).query("offset", offset);
             if admin {
                 req = req.admin();
             }
@@ -436,7 +474,10 @@ fn envelope(body: &Value) -> Option<(Vec<Value>, Option<usize>)> {
             let items = ["hits", "dataSources", "purposes", "results", "data", "items", "licenses"]
                 .iter()
                 .find_map(|k| m.get(*k).and_then(Value::as_array))?;
-            let count = ["count", "total"].iter().find_map(|k| m.get(*k).and_then(Value::as_u64)).map(|c| c as usize);
+            let count = ["count", "total"]
+                .iter()
+                .find_map(|k| m.get(*k).and_then(Value::as_u64))
+                .map(|c| c as usize);
             Some((items.clone(), count))
         }
         _ => None,

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 pub use self::client::{Client, ClientConfig, Observer, Request};
 use crate::plan::observed::{
-    DryRun, Inventory, LicenseStatus, LiveDataSource, LiveLicense, LivePolicy, LiveProject, LivePurpose, ObjectId,
-    Observed,
+    DryRun, Inventory, LicenseStatus, LiveDataSource, LiveLicense, LivePolicy, LiveProject,
+    LivePurpose, ObjectId, Observed,
 };
 use crate::spec::secrets::InterpolateError;
 use crate::spec::{Kind, ObjectOptions};
@@ -41,7 +41,10 @@ pub enum Error {
         message: String,
     },
     /// The key lacks a permission.
-    #[error("{method} {path} was refused (403): the API key lacks a permission ({message}); {}", permission_hint(path))]
+    #[error(
+        "{method} {path} was refused (403): the API key lacks a permission ({message}); {}",
+        permission_hint(path)
+    )]
     Forbidden {
         /// Method.
         method: String,
@@ -124,11 +127,17 @@ pub fn v2_path(kind: Kind) -> Option<&'static str> {
 }
 
 /// Query parameters of a V2 post, from the object's `gitops:` options.
-pub fn v2_params(kind: Kind, options: &ObjectOptions, dry_run: bool) -> Vec<(&'static str, String)> {
+pub fn v2_params(
+    kind: Kind,
+    options: &ObjectOptions,
+    dry_run: bool,
+) -> Vec<(&'static str, String)> {
     let mut q = vec![("dryRun", dry_run.to_string())];
     match kind {
         Kind::Policy if options.re_certify => q.push(("reCertify", "true".into())),
-        Kind::Purpose if options.re_acknowledge_required => q.push(("reAcknowledgeRequired", "true".into())),
+        Kind::Purpose if options.re_acknowledge_required => {
+            q.push(("reAcknowledgeRequired", "true".into()))
+        }
         Kind::Project if options.delete_data_sources_on_workspace_delete => {
             q.push(("deleteDataSourcesOnWorkspaceDelete", "true".into()));
         }
@@ -180,7 +189,11 @@ pub async fn write(
     secrets: &[String],
 ) -> Result<Written> {
     let Some(path) = v2_path(kind) else {
-        let key = payload.get("licenseKey").or_else(|| payload.get("licensekey")).cloned().unwrap_or(Value::Null);
+        let key = payload
+            .get("licenseKey")
+            .or_else(|| payload.get("licensekey"))
+            .cloned()
+            .unwrap_or(Value::Null);
         let body = serde_json::json!({ "licenseKey": key });
         let req = Request::post("/admin/license", "/admin/license", &body).admin().secrets(secrets);
         let resp = client.send_ok(&req).await?;
@@ -237,8 +250,14 @@ pub async fn dry_run(
         _ => DryRun::Object {
             creating: flag("creating"),
             updating: flag("updating"),
-            data_sources_added: resp.get("numberOfDataSourcesAdded").and_then(Value::as_i64).unwrap_or(0),
-            data_sources_removed: resp.get("numberOfDataSourcesRemoved").and_then(Value::as_i64).unwrap_or(0),
+            data_sources_added: resp
+                .get("numberOfDataSourcesAdded")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            data_sources_removed: resp
+                .get("numberOfDataSourcesRemoved")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
         },
     }))
 }
@@ -246,21 +265,30 @@ pub async fn dry_run(
 /// Deletes an object. Returns `false` when it was already gone (404). Policies, purposes and
 /// licenses are deleted by id; data sources and projects by key.
 pub async fn delete(client: &Client, kind: Kind, key: &str, id: Option<i64>) -> Result<bool> {
-    let need_id = || Error::Config(format!("cannot delete {kind} `{key}`: its Immuta id is unknown"));
+    let need_id =
+        || Error::Config(format!("cannot delete {kind} `{key}`: its Immuta id is unknown"));
     let req = match kind {
-        Kind::DataSource => {
-            Request::delete(format!("/api/v2/data/{}", client::encode_segment(key)), "/api/v2/data/{key}")
-        }
-        Kind::Project => {
-            Request::delete(format!("/api/v2/project/{}", client::encode_segment(key)), "/api/v2/project/{key}")
-        }
-        Kind::Policy => Request::delete(format!("/policy/global/{}", id.ok_or_else(need_id)?), "/policy/global/{id}"),
-        Kind::Purpose => {
-            Request::delete(format!("/governance/purpose/{}", id.ok_or_else(need_id)?), "/governance/purpose/{id}")
-        }
-        Kind::License => {
-            Request::delete(format!("/admin/license/{}", id.ok_or_else(need_id)?), "/admin/license/{id}").admin()
-        }
+        Kind::DataSource => Request::delete(
+            format!("/api/v2/data/{}", client::encode_segment(key)),
+            "/api/v2/data/{key}",
+        ),
+        Kind::Project => Request::delete(
+            format!("/api/v2/project/{}", client::encode_segment(key)),
+            "/api/v2/project/{key}",
+        ),
+        Kind::Policy => Request::delete(
+            format!("/policy/global/{}", id.ok_or_else(need_id)?),
+            "/policy/global/{id}",
+        ),
+        Kind::Purpose => Request::delete(
+            format!("/governance/purpose/{}", id.ok_or_else(need_id)?),
+            "/governance/purpose/{id}",
+        ),
+        Kind::License => Request::delete(
+            format!("/admin/license/{}", id.ok_or_else(need_id)?),
+            "/admin/license/{id}",
+        )
+        .admin(),
     };
     let resp = client.send(&req).await?;
     Ok(resp.status != reqwest::StatusCode::NOT_FOUND)
@@ -269,8 +297,11 @@ pub async fn delete(client: &Client, kind: Kind, key: &str, id: Option<i64>) -> 
 /// Whether a data-source connection key exists (`DELETE /api/v2/data/{key}?dryRun=true`,
 /// which answers 404 for an unknown key and changes nothing).
 pub async fn data_key_exists(client: &Client, key: &str) -> Result<bool> {
-    let req = Request::delete(format!("/api/v2/data/{}", client::encode_segment(key)), "/api/v2/data/{key}")
-        .query("dryRun", "true");
+    let req = Request::delete(
+        format!("/api/v2/data/{}", client::encode_segment(key)),
+        "/api/v2/data/{key}",
+    )
+    .query("dryRun", "true");
     Ok(client.send(&req).await?.status != reqwest::StatusCode::NOT_FOUND)
 }
 
@@ -279,7 +310,9 @@ fn decode_err(path: &str, message: impl Into<String>) -> Error {
 }
 
 fn item_id(path: &str, v: &Value) -> Result<i64> {
-    v.get("id").and_then(Value::as_i64).ok_or_else(|| decode_err(path, "a listed item has no numeric `id`"))
+    v.get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| decode_err(path, "a listed item has no numeric `id`"))
 }
 
 fn bool_field(v: &Value, key: &str) -> bool {
@@ -315,7 +348,8 @@ pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory>
     for d in &data_sources {
         inv.data_sources.push(LiveDataSource {
             id: item_id("/dataSource", d)?,
-            name: str_field(d, "name").ok_or_else(|| decode_err("/dataSource", "a data source has no `name`"))?,
+            name: str_field(d, "name")
+                .ok_or_else(|| decode_err("/dataSource", "a data source has no `name`"))?,
             deleted: bool_field(d, "deleted"),
         });
     }
@@ -340,11 +374,19 @@ pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory>
         if !bool_field(p, "deleted") {
             inv.purposes.push(LivePurpose {
                 id: item_id("/governance/purpose", p)?,
-                name: str_field(p, "name").ok_or_else(|| decode_err("/governance/purpose", "a purpose has no `name`"))?,
+                name: str_field(p, "name")
+                    .ok_or_else(|| decode_err("/governance/purpose", "a purpose has no `name`"))?,
                 system_generated: bool_field(p, "systemGenerated"),
             });
         }
-        stack.extend(p.get("subpurposes").and_then(Value::as_array).into_iter().flatten());
+        // Some versions nest subpurposes as objects; others list them flat and name them here.
+        stack.extend(
+            p.get("subpurposes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|s| s.is_object()),
+        );
     }
     inv.purposes.sort_by_key(|p| p.id);
     inv.purposes.dedup_by_key(|p| p.id);
@@ -375,8 +417,11 @@ async fn read_licenses(client: &Client) -> Result<(Vec<LiveLicense>, Option<Lice
             expires: str_field(l, "expires"),
         });
     }
-    let status =
-        client.send_ok(&Request::get("/admin/license/licenseStatus", "/admin/license/licenseStatus").admin()).await?;
+    let status = client
+        .send_ok(
+            &Request::get("/admin/license/licenseStatus", "/admin/license/licenseStatus").admin(),
+        )
+        .await?;
     let status = match (
         status.get("activeUserCount").and_then(Value::as_i64),
         status.get("licenseSeats").and_then(Value::as_i64),

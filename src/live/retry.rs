@@ -74,10 +74,18 @@ pub enum Attempt<'a> {
 pub fn classify(attempt: Attempt<'_>, now: SystemTime) -> Decision {
     match attempt {
         Attempt::Transport { timeout: true } => Decision::Retry { after: None, reason: "timeout" },
-        Attempt::Transport { timeout: false } => Decision::Retry { after: None, reason: "connection" },
+        Attempt::Transport { timeout: false } => {
+            Decision::Retry { after: None, reason: "connection" }
+        }
         Attempt::Status { status, retry_after } => match status.as_u16() {
-            429 => Decision::Retry { after: retry_after.and_then(|v| parse_retry_after(v, now)), reason: "429" },
-            503 => Decision::Retry { after: retry_after.and_then(|v| parse_retry_after(v, now)), reason: "503" },
+            429 => Decision::Retry {
+                after: retry_after.and_then(|v| parse_retry_after(v, now)),
+                reason: "429",
+            },
+            503 => Decision::Retry {
+                after: retry_after.and_then(|v| parse_retry_after(v, now)),
+                reason: "503",
+            },
             502 => Decision::Retry { after: None, reason: "502" },
             504 => Decision::Retry { after: None, reason: "504" },
             _ => Decision::Stop,
@@ -120,9 +128,15 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_as_seconds_or_http_date() {
-        assert_eq!(status(429, Some("3")), Decision::Retry { after: Some(Duration::from_secs(3)), reason: "429" });
+        assert_eq!(
+            status(429, Some("3")),
+            Decision::Retry { after: Some(Duration::from_secs(3)), reason: "429" }
+        );
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770);
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -14,7 +14,7 @@ pub mod normalize;
 pub mod observed;
 pub mod render;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -459,6 +459,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         changes.push(change);
     }
     order(&mut changes);
+    unverifiable(&mut changes, &mut errors, &mut warnings, input);
 
     if let Some(o) = observed {
         warnings.extend(license_warnings(o, input.targets, input.now));
@@ -479,6 +480,58 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             live: observed.map(Observed::fingerprint),
         },
     }
+}
+
+/// A dry run the tenant rejects because the object names something this very plan creates
+/// (a project naming a purpose created before it) says nothing yet: the tenant checks the
+/// object when it is applied, after its dependencies. Such rejections become warnings.
+fn unverifiable(
+    changes: &mut [Change],
+    errors: &mut Vec<PlanError>,
+    warnings: &mut Vec<Warning>,
+    input: &PlanInput<'_>,
+) {
+    let pending: BTreeSet<ObjectId> = changes
+        .iter()
+        .filter(|c| {
+            matches!(c.action, Action::Create | Action::Update | Action::Replace)
+                || (c.action == Action::Adopt && c.write)
+        })
+        .map(|c| c.id.clone())
+        .collect();
+    if pending.is_empty() || errors.is_empty() {
+        return;
+    }
+    let deps = dependencies(input.targets, input.state, |id| {
+        input.observed.and_then(|o| o.dry_runs.get(id))
+    });
+    errors.retain(|e| {
+        let waiting: Vec<String> = deps
+            .get(&e.object)
+            .into_iter()
+            .flatten()
+            .filter(|d| pending.contains(d))
+            .map(ToString::to_string)
+            .collect();
+        if waiting.is_empty() {
+            return true;
+        }
+        if let Some(c) = changes.iter_mut().find(|c| c.id == e.object) {
+            c.server = None;
+        }
+        warnings.push(Warning {
+            object: Some(e.object.clone()),
+            code: "unverified",
+            message: format!(
+                "{} names objects this plan creates or changes first ({}); the tenant checks it when it is \
+                 applied after them (its dry run now says: {})",
+                e.object,
+                waiting.join(", "),
+                e.message
+            ),
+        });
+        false
+    });
 }
 
 /// Apply order: creates, updates and no-ops by kind (licenses, purposes, data sources, policies,
@@ -728,6 +781,74 @@ pub fn specs_fingerprint(targets: &[Target<'_>]) -> String {
         h.update(format!("{:?}", t.object.options).as_bytes());
     }
     hex::encode(&h.finalize()[..16])
+}
+
+/// For each desired object, the objects it depends on: a project on the purposes it names and on the
+/// connections that produce the data sources it names; a policy on the purposes its exceptions
+/// name. Deletes run in reverse and need no edges: the tenant refuses to delete what is in use.
+pub fn dependencies<'d>(
+    targets: &[Target<'_>],
+    state: &State,
+    dry_run: impl Fn(&ObjectId) -> Option<&'d DryRun>,
+) -> BTreeMap<ObjectId, Vec<ObjectId>> {
+    let mut purpose_owner: BTreeMap<String, ObjectId> = BTreeMap::new();
+    for t in targets.iter().filter(|t| t.object.kind == Kind::Purpose) {
+        for name in t.object.purpose_names() {
+            purpose_owner.insert(name, ObjectId::new(Kind::Purpose, &t.object.key));
+        }
+    }
+    let mut data_owner: BTreeMap<String, ObjectId> = BTreeMap::new();
+    for e in state.objects.iter().filter(|e| e.kind == Kind::DataSource) {
+        for n in &e.names {
+            data_owner.insert(n.clone(), ObjectId::new(Kind::DataSource, &e.key));
+        }
+    }
+    for t in targets.iter().filter(|t| t.object.kind == Kind::DataSource) {
+        let id = ObjectId::new(Kind::DataSource, &t.object.key);
+        if let Some(DryRun::Data { creating, updating, no_change, .. }) = dry_run(&id) {
+            for n in creating.iter().chain(updating).chain(no_change) {
+                data_owner.insert(n.clone(), id.clone());
+            }
+        }
+    }
+    let mut deps = BTreeMap::new();
+    for t in targets {
+        let id = ObjectId::new(t.object.kind, &t.object.key);
+        let mut d: BTreeSet<ObjectId> = BTreeSet::new();
+        for r in &t.object.references {
+            let owner = match r.kind {
+                Kind::Purpose => purpose_owner.get(&r.name),
+                Kind::DataSource => data_owner.get(&r.name),
+                _ => None,
+            };
+            d.extend(owner.cloned());
+        }
+        if t.object.kind == Kind::Policy {
+            let mut names = Vec::new();
+            exception_purposes(&t.object.payload, &mut names);
+            d.extend(names.iter().filter_map(|n| purpose_owner.get(n).cloned()));
+        }
+        d.remove(&id);
+        if !d.is_empty() {
+            deps.insert(id, d.into_iter().collect());
+        }
+    }
+    deps
+}
+
+fn exception_purposes(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(p) =
+                m.get("exceptions").and_then(|e| e.get("purposes")).and_then(Value::as_array)
+            {
+                out.extend(p.iter().filter_map(|x| x.as_str().map(str::to_owned)));
+            }
+            m.values().for_each(|x| exception_purposes(x, out));
+        }
+        Value::Array(items) => items.iter().for_each(|x| exception_purposes(x, out)),
+        _ => {}
+    }
 }
 
 /// Why `apply` refuses a plan.

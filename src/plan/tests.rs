@@ -424,15 +424,30 @@ fn the_live_fingerprint_covers_listings_and_dry_runs() {
     let mut with_dry_run = Observed::default();
     with_dry_run.dry_runs.insert(
         ObjectId::new(Kind::Policy, "p"),
-        DryRun::Object { creating: true, updating: false, data_sources_added: 0, data_sources_removed: 0 },
+        DryRun::Object {
+            creating: true,
+            updating: false,
+            data_sources_added: 0,
+            data_sources_removed: 0,
+        },
     );
     let mut other_answer = with_dry_run.clone();
     other_answer.dry_runs.insert(
         ObjectId::new(Kind::Policy, "p"),
-        DryRun::Object { creating: false, updating: true, data_sources_added: 0, data_sources_removed: 0 },
+        DryRun::Object {
+            creating: false,
+            updating: true,
+            data_sources_added: 0,
+            data_sources_removed: 0,
+        },
     );
     let mut listed = Observed::default();
-    listed.inventory.policies.push(LivePolicy { id: 1, policy_key: None, name: "x".into(), system_generated: false });
+    listed.inventory.policies.push(LivePolicy {
+        id: 1,
+        policy_key: None,
+        name: "x".into(),
+        system_generated: false,
+    });
     let prints: std::collections::BTreeSet<String> =
         [&empty, &with_dry_run, &other_answer, &listed].iter().map(|o| o.fingerprint()).collect();
     assert_eq!(prints.len(), 4);

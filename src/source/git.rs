@@ -24,7 +24,10 @@ pub fn read_revision(
     let repo = git2::Repository::discover(repo_dir).map_err(git)?;
     let object = repo.revparse_single(rev).map_err(|e| Error::Git {
         path: shown.clone(),
-        message: format!("revision `{rev}` not found ({}); fetch it first (e.g. `git fetch origin main`)", e.message()),
+        message: format!(
+            "revision `{rev}` not found ({}); fetch it first (e.g. `git fetch origin main`)",
+            e.message()
+        ),
     })?;
     let commit = object.peel_to_commit().map_err(git)?;
     let root = commit.tree().map_err(git)?;
@@ -57,9 +60,9 @@ pub fn read_revision(
             Ok(blob) if blob.size() as u64 > max_file_size => {
                 FileContent::TooLarge { size: blob.size() as u64, limit: max_file_size }
             }
-            Ok(blob) if entry.filemode() == 0o120_000 => {
-                FileContent::OutsideRoot { target: String::from_utf8_lossy(blob.content()).into_owned() }
-            }
+            Ok(blob) if entry.filemode() == 0o120_000 => FileContent::OutsideRoot {
+                target: String::from_utf8_lossy(blob.content()).into_owned(),
+            },
             Ok(blob) => FileContent::Bytes(Arc::from(blob.content())),
             Err(e) => {
                 failure = Some(e);
@@ -86,10 +89,16 @@ pub fn path_in_repo(dir: &Path) -> Result<String> {
         path: shown.clone(),
         message: "the repository is bare; --base needs a checkout".into(),
     })?;
-    let canonical = std::fs::canonicalize(dir).map_err(|source| Error::Io { path: shown.clone(), source })?;
-    let workdir = std::fs::canonicalize(workdir).map_err(|source| Error::Io { path: shown.clone(), source })?;
+    let canonical =
+        std::fs::canonicalize(dir).map_err(|source| Error::Io { path: shown.clone(), source })?;
+    let workdir = std::fs::canonicalize(workdir)
+        .map_err(|source| Error::Io { path: shown.clone(), source })?;
     let rel = canonical.strip_prefix(&workdir).unwrap_or(Path::new(""));
-    Ok(rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/"))
+    Ok(rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/"))
 }
 
 #[cfg(test)]
@@ -100,7 +109,14 @@ mod tests {
 
     fn git(dir: &Path, args: &[&str]) {
         let status = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(dir)
             .output()
@@ -128,8 +144,18 @@ mod tests {
         assert_eq!(s.files[0].path, "p/a.yaml");
         assert_eq!(s.files[0].content, FileContent::Bytes(Arc::from(&b"name: A\n"[..])));
         assert_eq!(s.revision.len(), 40);
-        let head = read_revision(dir.path(), "HEAD", "", |p| p.ends_with(".yaml") || p.ends_with(".yml"), 1 << 20).unwrap();
-        assert_eq!(head.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["specs/p/a.yaml"]);
+        let head = read_revision(
+            dir.path(),
+            "HEAD",
+            "",
+            |p| p.ends_with(".yaml") || p.ends_with(".yml"),
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(
+            head.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["specs/p/a.yaml"]
+        );
         assert!(read_revision(dir.path(), "no-such-branch", "", |_| true, 1 << 20).is_err());
         assert_eq!(path_in_repo(&dir.path().join("specs")).unwrap(), "specs");
     }

@@ -6,5 +6,9 @@
 
 mod support;
 
+/// The Immuta emulator, driven over real HTTP on 127.0.0.1: V2 full-replace semantics, V1
+/// reads, licenses, auth, test controls, persistence and the `emulator` subcommand.
+mod emulator;
+
 /// `validate` and `schema` through the real binary; the spec format end to end.
 mod validate;

@@ -1,0 +1,826 @@
+//! `POST /api/v2/data` and `DELETE /api/v2/data/{connectionKey}`: every data source of one
+//! connection, with Immuta's full-replace semantics.
+//!
+//! A post is handled in two steps: [`plan`] compares the payload with the store and decides what
+//! happens to each data source (pure, so `dryRun` answers exactly what a real post would do),
+//! then [`apply`] carries the plan out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use super::Permission;
+use super::auth::{Caller, authorize};
+use super::catalog::CatalogColumn;
+use super::clock::now_iso;
+use super::http::{self, ApiError, ApiResult, ok, query_bool, query_number, stored_payload};
+use super::json::{
+    as_object, join, opt_array, opt_bool, opt_object, opt_str, opt_str_list, req_str,
+};
+use super::naming::{self, Names, render};
+use super::state::EmulatorState;
+use super::store::{Connection, DataSource, Owner, SchemaProject, SourceSpec, Store, next_id};
+
+/// `POST /api/v2/data`.
+pub(crate) async fn post(
+    State(state): State<EmulatorState>,
+    Query(query): Query<http::Query>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let caller =
+        authorize(&state, &headers, Some(Permission::CreateDataSource), "POST /api/v2/data")?;
+    let dry_run = query_bool(&query, "dryRun")?;
+    query_number(&query, "wait")?;
+    let payload = stored_payload(&headers, &body)?;
+    let request = DataRequest::parse(&payload)?;
+    let response = state
+        .mutate(!dry_run, |store| {
+            let plan = plan(store, &request, &caller)?;
+            let response = plan.response(dry_run);
+            if !dry_run {
+                apply(store, &request, plan);
+            }
+            Ok(response)
+        })
+        .await?;
+    ok(response)
+}
+
+/// `DELETE /api/v2/data/{connectionKey}`: deletes every data source of the key.
+pub(crate) async fn delete(
+    State(state): State<EmulatorState>,
+    Path(key): Path<String>,
+    Query(query): Query<http::Query>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, Some(Permission::CreateDataSource), "DELETE /api/v2/data")?;
+    let dry_run = query_bool(&query, "dryRun")?;
+    let response = state
+        .mutate(!dry_run, |store| {
+            let ids: Vec<u64> = store
+                .data_sources
+                .values()
+                .filter(|d| d.connection_key == key)
+                .map(|d| d.id)
+                .collect();
+            if ids.is_empty() && !store.connections.contains_key(&key) {
+                return Err(ApiError::not_found(format!(
+                    "no data sources exist for connectionKey {key:?}"
+                )));
+            }
+            let names: Vec<String> = ids
+                .iter()
+                .filter_map(|id| store.data_sources.get(id))
+                .map(|d| d.spec.name.clone())
+                .collect();
+            if !dry_run {
+                remove_connection(store, &key);
+            }
+            Ok(data_response(dry_run, &[], &[], &names, &[], false, false))
+        })
+        .await?;
+    ok(response)
+}
+
+/// Removes a connection and every data source under it (also used by the control API).
+pub(crate) fn remove_connection(store: &mut Store, key: &str) {
+    store.data_sources.retain(|_, d| d.connection_key != key);
+    store.connections.remove(key);
+    store.prune_schema_projects();
+}
+
+fn data_response(
+    dry_run: bool,
+    creating: &[String],
+    updating: &[String],
+    deleting: &[String],
+    no_change: &[String],
+    detection_running: bool,
+    tags_updated: bool,
+) -> Value {
+    json!({
+        "dryRun": dry_run,
+        "creating": creating,
+        "updating": updating,
+        "deleting": deleting,
+        "noChange": no_change,
+        "detectionRunning": detection_running,
+        "tagsUpdated": tags_updated,
+    })
+}
+
+/// A validated `POST /api/v2/data` payload (borrowing the canonical, digested payload).
+struct DataRequest<'a> {
+    payload: &'a Value,
+    key: &'a str,
+    handler: &'a str,
+    hostname: &'a str,
+    database: &'a str,
+    connection_string: String,
+    /// `connection.schema`: restricts `all` to one schema.
+    only_schema: Option<&'a str>,
+    formats: Formats<'a>,
+    hard_delete: bool,
+    table_tags: Vec<String>,
+    owners: Option<Vec<Owner>>,
+    /// `sources` absent, or holding `{all: true}`.
+    all: bool,
+    entries: Vec<Entry<'a>>,
+}
+
+struct Formats<'a> {
+    data_source: &'a str,
+    table: &'a str,
+    schema: &'a str,
+    schema_project: &'a str,
+}
+
+/// One explicit `sources` entry.
+struct Entry<'a> {
+    path: String,
+    kind: EntryKind<'a>,
+    naming_datasource: Option<&'a str>,
+    naming_table: Option<&'a str>,
+    naming_schema: Option<&'a str>,
+    description: Option<String>,
+    documentation: Option<String>,
+    owners: Option<Vec<Owner>>,
+    tags: Vec<String>,
+    column_tags: Vec<(String, Vec<String>)>,
+    columns: Option<Vec<Value>>,
+    column_descriptions: Vec<(String, String)>,
+}
+
+enum EntryKind<'a> {
+    Table { schema: &'a str, table: &'a str },
+    Query { query: &'a str },
+}
+
+impl<'a> DataRequest<'a> {
+    fn parse(payload: &'a Value) -> ApiResult<DataRequest<'a>> {
+        let obj = as_object(payload, "the request body")?;
+        let key = req_str(obj, "connectionKey", "")?;
+        let connection = match obj.get("connection") {
+            None | Some(Value::Null) => {
+                return Err(ApiError::bad_request("connection is required"));
+            }
+            Some(v) => as_object(v, "connection")?,
+        };
+        let handler = req_str(connection, "handler", "connection")?;
+        let hostname = req_str(connection, "hostname", "connection")?;
+        let database = opt_str(connection, "database", "connection")?.unwrap_or("");
+        let port = match connection.get("port") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::String(s)) if s.parse::<u16>().is_ok() => Some(s.clone()),
+            Some(_) => {
+                return Err(ApiError::bad_request("connection.port must be a port number"));
+            }
+        };
+        opt_str(connection, "httpPath", "connection")?;
+        let username = opt_str(connection, "username", "connection")?;
+        let only_schema = opt_str(connection, "schema", "connection")?;
+        if let Some(files) = opt_array(connection, "userFiles", "connection")? {
+            for (i, file) in files.iter().enumerate() {
+                as_object(file, &format!("connection.userFiles[{i}]"))?;
+            }
+        }
+        let mut connection_string = String::new();
+        if let Some(user) = username {
+            connection_string.push_str(user);
+            connection_string.push('@');
+        }
+        connection_string.push_str(hostname);
+        if let Some(port) = &port {
+            connection_string.push(':');
+            connection_string.push_str(port);
+        }
+        connection_string.push('/');
+        connection_string.push_str(database);
+
+        let template = opt_object(obj, "nameTemplate", "")?;
+        let format = |key: &str, default: &'static str| -> ApiResult<&'a str> {
+            match template {
+                Some(t) => Ok(opt_str(t, key, "nameTemplate")?.unwrap_or(default)),
+                None => Ok(default),
+            }
+        };
+        let formats = Formats {
+            data_source: format("dataSourceFormat", naming::DEFAULT_DATA_SOURCE_FORMAT)?,
+            table: format("tableFormat", naming::DEFAULT_TABLE_FORMAT)?,
+            schema: format("schemaFormat", naming::DEFAULT_SCHEMA_FORMAT)?,
+            schema_project: format(
+                "schemaProjectNameFormat",
+                naming::DEFAULT_SCHEMA_PROJECT_FORMAT,
+            )?,
+        };
+
+        let mut hard_delete = false;
+        let mut table_tags = Vec::new();
+        if let Some(options) = opt_object(obj, "options", "")? {
+            hard_delete = opt_bool(options, "hardDelete", "options")?.unwrap_or(false);
+            opt_bool(options, "disableSensitiveDataDiscovery", "options")?;
+            if let Some(v) = options.get("staleDataTolerance")
+                && !v.is_null()
+                && !v.is_number()
+            {
+                return Err(ApiError::bad_request("options.staleDataTolerance must be a number"));
+            }
+            table_tags = sorted(opt_str_list(options, "tableTags", "options")?.unwrap_or_default());
+        }
+        let owners = parse_owners(obj, "")?;
+
+        let mut all = false;
+        let mut entries = Vec::new();
+        match opt_array(obj, "sources", "")? {
+            None => all = true,
+            Some(sources) => {
+                for (i, source) in sources.iter().enumerate() {
+                    let path = format!("sources[{i}]");
+                    let src = as_object(source, &path)?;
+                    match src.get("all") {
+                        Some(Value::Bool(true)) => {
+                            all = true;
+                            continue;
+                        }
+                        None | Some(Value::Null) => {}
+                        Some(_) => {
+                            return Err(ApiError::bad_request(format!(
+                                "{path}.all must be true when present"
+                            )));
+                        }
+                    }
+                    entries.push(Entry::parse(src, path)?);
+                }
+            }
+        }
+        Ok(DataRequest {
+            payload,
+            key,
+            handler,
+            hostname,
+            database,
+            connection_string,
+            only_schema,
+            formats,
+            hard_delete,
+            table_tags,
+            owners,
+            all,
+            entries,
+        })
+    }
+}
+
+impl<'a> Entry<'a> {
+    fn parse(src: &'a Map<String, Value>, path: String) -> ApiResult<Entry<'a>> {
+        let naming = opt_object(src, "naming", &path)?;
+        let naming_path = join(&path, "naming");
+        let naming_field = |key: &str| -> ApiResult<Option<&'a str>> {
+            match naming {
+                Some(n) => opt_str(n, key, &naming_path),
+                None => Ok(None),
+            }
+        };
+        let naming_datasource = naming_field("datasource")?;
+        let naming_table = naming_field("table")?;
+        let naming_schema = naming_field("schema")?;
+        let kind = if let Some(query) = opt_str(src, "query", &path)? {
+            if naming_datasource.is_none_or(|n| n.trim().is_empty()) {
+                return Err(ApiError::bad_request(format!(
+                    "{path}.naming.datasource is required for a query source"
+                )));
+            }
+            EntryKind::Query { query }
+        } else if src.contains_key("tableName") {
+            EntryKind::Table {
+                table: req_str(src, "tableName", &path)?,
+                schema: req_str(src, "schema", &path)?,
+            }
+        } else {
+            return Err(ApiError::bad_request(format!(
+                "{path} must be {{all: true}}, a table ({{tableName, schema}}) or a query \
+                 ({{query, naming}})"
+            )));
+        };
+        let mut tags = Vec::new();
+        let mut column_tags = Vec::new();
+        if let Some(t) = opt_object(src, "tags", &path)? {
+            let tags_path = join(&path, "tags");
+            tags = sorted(opt_str_list(t, "table", &tags_path)?.unwrap_or_default());
+            for (i, c) in opt_array(t, "columns", &tags_path)?.into_iter().flatten().enumerate() {
+                let c_path = format!("{tags_path}.columns[{i}]");
+                let c = as_object(c, &c_path)?;
+                let name = req_str(c, "columnName", &c_path)?;
+                let list = sorted(opt_str_list(c, "tags", &c_path)?.unwrap_or_default());
+                column_tags.push((name.to_owned(), list));
+            }
+        }
+        let columns = match opt_array(src, "columns", &path)? {
+            None => None,
+            Some(items) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let c_path = format!("{path}.columns[{i}]");
+                        let obj = as_object(c, &c_path)?;
+                        req_str(obj, "name", &c_path)?;
+                        opt_str(obj, "dataType", &c_path)?;
+                        opt_str(obj, "remoteType", &c_path)?;
+                        opt_str(obj, "description", &c_path)?;
+                        opt_bool(obj, "nullable", &c_path)?;
+                        opt_bool(obj, "primaryKey", &c_path)?;
+                        Ok(c.clone())
+                    })
+                    .collect::<ApiResult<Vec<_>>>()?,
+            ),
+        };
+        let mut column_descriptions = Vec::new();
+        for (i, d) in opt_array(src, "columnDescriptions", &path)?.into_iter().flatten().enumerate()
+        {
+            let d_path = format!("{path}.columnDescriptions[{i}]");
+            let d = as_object(d, &d_path)?;
+            let name = req_str(d, "columnName", &d_path)?;
+            let text = opt_str(d, "description", &d_path)?.unwrap_or("");
+            column_descriptions.push((name.to_owned(), text.to_owned()));
+        }
+        Ok(Entry {
+            description: opt_str(src, "description", &path)?.map(str::to_owned),
+            documentation: opt_str(src, "documentation", &path)?.map(str::to_owned),
+            owners: parse_owners(src, &path)?,
+            path,
+            kind,
+            naming_datasource,
+            naming_table,
+            naming_schema,
+            tags,
+            column_tags,
+            columns,
+            column_descriptions,
+        })
+    }
+}
+
+fn parse_owners(obj: &Map<String, Value>, parent: &str) -> ApiResult<Option<Vec<Owner>>> {
+    let Some(items) = opt_array(obj, "owners", parent)? else {
+        return Ok(None);
+    };
+    let path = join(parent, "owners");
+    let mut owners: Vec<Owner> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let o_path = format!("{path}[{i}]");
+        let o = as_object(item, &o_path)?;
+        let kind = req_str(o, "type", &o_path)?;
+        if kind != "user" && kind != "group" {
+            return Err(ApiError::bad_request(format!("{o_path}.type must be user or group")));
+        }
+        let owner = Owner {
+            kind: kind.to_owned(),
+            name: req_str(o, "name", &o_path)?.to_owned(),
+            iam: opt_str(o, "iam", &o_path)?.map(str::to_owned),
+        };
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    }
+    Ok(Some(owners))
+}
+
+fn sorted(mut list: Vec<String>) -> Vec<String> {
+    list.sort();
+    list.dedup();
+    list
+}
+
+/// What identifies the remote connection: a change here means "new connection information", so
+/// every data source of the key is deleted and recreated.
+fn identity(payload: &Value) -> Value {
+    let c = payload.get("connection");
+    let field = |k: &str| c.and_then(|c| c.get(k)).cloned().unwrap_or(Value::Null);
+    let hostname = match field("hostname") {
+        Value::String(s) => Value::String(s.to_ascii_lowercase()),
+        other => other,
+    };
+    let port = match field("port") {
+        Value::Number(n) => Value::String(n.to_string()),
+        other => other,
+    };
+    json!([field("handler"), hostname, port, field("database"), field("httpPath")])
+}
+
+/// The connection-wide part of a payload whose change touches every data source: everything
+/// but `sources`, `owners` (absent means untouched) and `options.hardDelete` (an instruction).
+fn settings(payload: &Value) -> Value {
+    let mut settings = payload.clone();
+    if let Value::Object(map) = &mut settings {
+        map.remove("sources");
+        map.remove("owners");
+        if let Some(Value::Object(options)) = map.get_mut("options") {
+            options.remove("hardDelete");
+        }
+    }
+    settings
+}
+
+/// How a desired source is matched to an existing data source of the same key.
+#[derive(PartialEq, Eq, Hash, Clone)]
+enum MatchKey {
+    Table(String, String),
+    Query(String),
+}
+
+fn match_key(spec: &SourceSpec) -> MatchKey {
+    if spec.query.is_some() {
+        MatchKey::Query(spec.name.clone())
+    } else {
+        MatchKey::Table(spec.remote_schema.clone(), spec.remote_table.clone())
+    }
+}
+
+/// A data source the payload asks for (owners still to be resolved).
+struct Desired<'r> {
+    spec: SourceSpec,
+    owners: Option<&'r Vec<Owner>>,
+}
+
+/// What one post does.
+struct Plan {
+    create: Vec<SourceSpec>,
+    update: Vec<(u64, SourceSpec)>,
+    unchanged: Vec<String>,
+    disable: Vec<u64>,
+    remove: Vec<u64>,
+    deleting_names: Vec<String>,
+    tags_updated: bool,
+    detection_running: bool,
+}
+
+impl Plan {
+    fn response(&self, dry_run: bool) -> Value {
+        let creating: Vec<String> = self.create.iter().map(|s| s.name.clone()).collect();
+        let updating: Vec<String> = self.update.iter().map(|(_, s)| s.name.clone()).collect();
+        data_response(
+            dry_run,
+            &creating,
+            &updating,
+            &self.deleting_names,
+            &self.unchanged,
+            self.detection_running,
+            self.tags_updated,
+        )
+    }
+}
+
+/// Decides what a post does, without changing anything.
+fn plan(store: &Store, request: &DataRequest<'_>, caller: &Caller) -> ApiResult<Plan> {
+    for (other_key, other) in &store.connections {
+        let c = other.payload.get("connection");
+        let host = c.and_then(|c| c.get("hostname")).and_then(Value::as_str).unwrap_or("");
+        let db = c.and_then(|c| c.get("database")).and_then(Value::as_str).unwrap_or("");
+        if other_key != request.key
+            && host.eq_ignore_ascii_case(request.hostname)
+            && db == request.database
+        {
+            return Err(ApiError::bad_request(
+                "You may only define data sources for the same connection once.",
+            ));
+        }
+    }
+    let desired = resolve_sources(store, request)?;
+
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for d in &desired {
+        if let Some(first) = names.insert(&d.0.spec.name, &d.1) {
+            return Err(ApiError::bad_request(format!(
+                "the data source name {:?} is produced twice ({first} and {})",
+                d.0.spec.name, d.1
+            )));
+        }
+    }
+    if let Some(taken) = store
+        .data_sources
+        .values()
+        .find(|ds| ds.connection_key != request.key && names.contains_key(ds.spec.name.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "a data source named {:?} already exists under another connection",
+            taken.spec.name
+        )));
+    }
+
+    let existing: Vec<&DataSource> =
+        store.data_sources.values().filter(|d| d.connection_key == request.key).collect();
+    let old = store.connections.get(request.key);
+    let recreate = old.is_some_and(|c| identity(&c.payload) != identity(request.payload));
+    let settings_changed = old.is_some_and(|c| settings(&c.payload) != settings(request.payload));
+    let caller_owner = Owner { kind: "user".to_owned(), name: caller.user.clone(), iam: None };
+    let resolve_owners = |d: &Desired<'_>, existing: Option<&DataSource>| -> Vec<Owner> {
+        match d.owners.or(request.owners.as_ref()) {
+            Some(list) if list.is_empty() => vec![caller_owner.clone()],
+            Some(list) => list.clone(),
+            None => existing.map_or_else(|| vec![caller_owner.clone()], |e| e.spec.owners.clone()),
+        }
+    };
+
+    let mut plan = Plan {
+        create: Vec::new(),
+        update: Vec::new(),
+        unchanged: Vec::new(),
+        disable: Vec::new(),
+        remove: Vec::new(),
+        deleting_names: Vec::new(),
+        tags_updated: false,
+        detection_running: request.all,
+    };
+    let by_key: HashMap<MatchKey, &DataSource> = if recreate {
+        HashMap::new()
+    } else {
+        existing.iter().map(|d| (match_key(&d.spec), *d)).collect()
+    };
+    let mut matched: BTreeSet<u64> = BTreeSet::new();
+    for (mut d, _) in desired {
+        let current = by_key.get(&match_key(&d.spec)).copied();
+        d.spec.owners = resolve_owners(&d, current);
+        match current {
+            None => {
+                plan.tags_updated |= !d.spec.all_tags().is_empty();
+                plan.create.push(d.spec);
+            }
+            Some(current) => {
+                matched.insert(current.id);
+                if current.deleted || settings_changed || current.spec != d.spec {
+                    plan.tags_updated |= current.spec.all_tags() != d.spec.all_tags();
+                    plan.update.push((current.id, d.spec));
+                } else {
+                    plan.unchanged.push(d.spec.name);
+                }
+            }
+        }
+    }
+    for ds in existing.iter().filter(|d| !matched.contains(&d.id)) {
+        if recreate || request.hard_delete {
+            plan.remove.push(ds.id);
+            plan.deleting_names.push(ds.spec.name.clone());
+        } else if !ds.deleted {
+            plan.disable.push(ds.id);
+            plan.deleting_names.push(ds.spec.name.clone());
+        }
+    }
+    Ok(plan)
+}
+
+/// The sources a payload asks for, each with where it came from (`sources[3]`, `catalog`).
+fn resolve_sources<'r>(
+    store: &Store,
+    request: &'r DataRequest<'_>,
+) -> ApiResult<Vec<(Desired<'r>, String)>> {
+    let catalog = store.catalog.lookup(request.hostname, request.database);
+    let mut desired: Vec<(Desired<'r>, String)> = Vec::new();
+    let mut tables: HashMap<(String, String), (usize, bool)> = HashMap::new();
+    if request.all
+        && let Some(catalog) = catalog
+    {
+        for (schema, schema_tables) in &catalog.schemas {
+            if request.only_schema.is_some_and(|only| only != schema) {
+                continue;
+            }
+            for (table, columns) in schema_tables {
+                tables.insert((schema.clone(), table.clone()), (desired.len(), false));
+                let spec = build_spec(request, None, schema, table, None, Some(columns))?;
+                desired.push((Desired { spec, owners: None }, "catalog".to_owned()));
+            }
+        }
+    }
+    for entry in &request.entries {
+        let (schema, table, query, columns): (&str, &str, Option<&str>, Option<&[CatalogColumn]>) =
+            match entry.kind {
+                EntryKind::Table { schema, table } => {
+                    let columns = match catalog {
+                        Some(catalog) => Some(
+                            catalog
+                                .schemas
+                                .get(schema)
+                                .and_then(|t| t.get(table))
+                                .ok_or_else(|| {
+                                    ApiError::bad_request(format!(
+                                        "{}: table {schema}.{table} does not exist in the remote \
+                                         database {}/{}",
+                                        entry.path, request.hostname, request.database
+                                    ))
+                                })?
+                                .as_slice(),
+                        ),
+                        None => None,
+                    };
+                    (schema, table, None, columns)
+                }
+                EntryKind::Query { query } => {
+                    let name = entry.naming_datasource.unwrap_or_default();
+                    (
+                        entry.naming_schema.unwrap_or(""),
+                        entry.naming_table.unwrap_or(name),
+                        Some(query),
+                        None,
+                    )
+                }
+            };
+        let spec = build_spec(request, Some(entry), schema, table, query, columns)?;
+        let desired_entry = (Desired { spec, owners: entry.owners.as_ref() }, entry.path.clone());
+        if query.is_none() {
+            match tables.get(&(schema.to_owned(), table.to_owned())) {
+                Some((_, true)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "duplicate tables are specified in the payload: {schema}.{table} ({})",
+                        entry.path
+                    )));
+                }
+                Some((index, false)) => {
+                    // An explicit entry refines the table `all` already selected.
+                    let index = *index;
+                    tables.insert((schema.to_owned(), table.to_owned()), (index, true));
+                    desired[index] = desired_entry;
+                    continue;
+                }
+                None => {
+                    tables.insert((schema.to_owned(), table.to_owned()), (desired.len(), true));
+                }
+            }
+        }
+        desired.push(desired_entry);
+    }
+    Ok(desired)
+}
+
+/// The data source a source entry (or a catalog table, when `entry` is `None`) describes.
+fn build_spec(
+    request: &DataRequest<'_>,
+    entry: Option<&Entry<'_>>,
+    schema: &str,
+    table: &str,
+    query: Option<&str>,
+    catalog_columns: Option<&[CatalogColumn]>,
+) -> ApiResult<SourceSpec> {
+    let names = Names { table, schema, database: request.database };
+    let naming = |pick: for<'e> fn(&'e Entry<'e>) -> Option<&'e str>, format: &str| -> String {
+        entry.and_then(pick).map_or_else(|| render(format, &names), str::to_owned)
+    };
+    let name = naming(|e| e.naming_datasource, request.formats.data_source);
+    if name.trim().is_empty() {
+        let at = entry.map_or("catalog", |e| e.path.as_str());
+        return Err(ApiError::bad_request(format!("{at}: the data source name is empty")));
+    }
+    let mut columns: Vec<Value> = match (entry.and_then(|e| e.columns.as_ref()), catalog_columns) {
+        (Some(explicit), _) => explicit.clone(),
+        (None, Some(remote)) => {
+            remote.iter().map(|c| json!({"name": c.name, "dataType": c.data_type})).collect()
+        }
+        (None, None) => Vec::new(),
+    };
+    let mut column_tags = BTreeMap::new();
+    if let Some(entry) = entry {
+        let known = |columns: &[Value], column: &str| {
+            columns.is_empty()
+                || columns.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(column))
+        };
+        for (i, (column, text)) in entry.column_descriptions.iter().enumerate() {
+            if !known(&columns, column) {
+                return Err(ApiError::bad_request(format!(
+                    "{}.columnDescriptions[{i}].columnName: no column {column:?} in {schema}.{table}",
+                    entry.path
+                )));
+            }
+            if let Some(Value::Object(c)) = columns
+                .iter_mut()
+                .find(|c| c.get("name").and_then(Value::as_str) == Some(column.as_str()))
+            {
+                c.insert("description".to_owned(), Value::String(text.clone()));
+            }
+        }
+        for (i, (column, tags)) in entry.column_tags.iter().enumerate() {
+            if !known(&columns, column) {
+                return Err(ApiError::bad_request(format!(
+                    "{}.tags.columns[{i}].columnName: no column {column:?} in {schema}.{table}",
+                    entry.path
+                )));
+            }
+            if !tags.is_empty() {
+                column_tags.insert(column.clone(), tags.clone());
+            }
+        }
+    }
+    Ok(SourceSpec {
+        name,
+        handler: request.handler.to_owned(),
+        connection_string: request.connection_string.clone(),
+        remote_database: request.database.to_owned(),
+        remote_schema: schema.to_owned(),
+        remote_table: table.to_owned(),
+        query: query.map(str::to_owned),
+        sql_schema_name: naming(|e| e.naming_schema, request.formats.schema),
+        sql_table_name: naming(|e| e.naming_table, request.formats.table),
+        description: entry.and_then(|e| e.description.clone()),
+        documentation: entry.and_then(|e| e.documentation.clone()),
+        owners: Vec::new(),
+        tags: entry.map(|e| e.tags.clone()).unwrap_or_default(),
+        table_tags: request.table_tags.clone(),
+        column_tags,
+        columns,
+    })
+}
+
+/// Carries a plan out.
+fn apply(store: &mut Store, request: &DataRequest<'_>, plan: Plan) {
+    let now = now_iso();
+    let created_at =
+        store.connections.get(request.key).map_or_else(|| now.clone(), |c| c.created_at.clone());
+    store.connections.insert(
+        request.key.to_owned(),
+        Connection {
+            connection_key: request.key.to_owned(),
+            payload: request.payload.clone(),
+            created_at,
+            updated_at: now.clone(),
+        },
+    );
+    for id in &plan.remove {
+        store.data_sources.remove(id);
+    }
+    for id in &plan.disable {
+        if let Some(ds) = store.data_sources.get_mut(id) {
+            ds.deleted = true;
+            ds.updated_at.clone_from(&now);
+        }
+    }
+    let mut tags: BTreeSet<String> = BTreeSet::new();
+    for (id, spec) in plan.update {
+        if let Some(ds) = store.data_sources.get_mut(&id) {
+            tags.extend(spec.all_tags().into_iter().map(str::to_owned));
+            ds.spec = spec;
+            ds.deleted = false;
+            ds.updated_at.clone_from(&now);
+        }
+    }
+    for spec in plan.create {
+        tags.extend(spec.all_tags().into_iter().map(str::to_owned));
+        let id = next_id(&mut store.ids.data_source);
+        store.data_sources.insert(
+            id,
+            DataSource {
+                id,
+                connection_key: request.key.to_owned(),
+                deleted: false,
+                created_at: now.clone(),
+                updated_at: now.clone(),
+                spec,
+            },
+        );
+    }
+    store.register_tags(tags.iter().map(String::as_str));
+    sync_schema_projects(store, request, &now);
+}
+
+/// One schema project per remote schema of the connection, named by
+/// `schemaProjectNameFormat`; projects left without data sources are removed.
+fn sync_schema_projects(store: &mut Store, request: &DataRequest<'_>, now: &str) {
+    let schemas: BTreeSet<String> = store
+        .data_sources
+        .values()
+        .filter(|d| d.connection_key == request.key && !d.spec.remote_schema.is_empty())
+        .map(|d| d.spec.remote_schema.clone())
+        .collect();
+    for schema in schemas {
+        let names = Names { table: "", schema: &schema, database: request.database };
+        let name = render(request.formats.schema_project, &names);
+        let existing = store
+            .schema_projects
+            .values_mut()
+            .find(|p| p.connection_key == request.key && p.schema == schema);
+        match existing {
+            Some(project) if project.name != name => {
+                project.name = name;
+                project.updated_at = now.to_owned();
+            }
+            Some(_) => {}
+            None => {
+                let id = next_id(&mut store.ids.project);
+                store.schema_projects.insert(
+                    id,
+                    SchemaProject {
+                        id,
+                        name,
+                        connection_key: request.key.to_owned(),
+                        schema,
+                        created_at: now.to_owned(),
+                        updated_at: now.to_owned(),
+                    },
+                );
+            }
+        }
+    }
+    store.prune_schema_projects();
+}

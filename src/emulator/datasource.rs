@@ -1,0 +1,175 @@
+//! The V1 data-source and tag endpoints: `GET /dataSource`, `GET /dataSource/{id}`,
+//! `DELETE /dataSource/{id}` (disable, then hard delete) and `GET /tag`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::Permission;
+use super::auth::authorize;
+use super::clock::now_iso;
+use super::http::{self, ApiError, ApiResult, Listing, ok, path_id};
+use super::state::EmulatorState;
+use super::store::DataSource;
+
+/// Default page size of `GET /dataSource` (Immuta's is not documented).
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// A list item, shaped like the documented example (no `connectionKey`).
+fn list_view(d: &DataSource) -> Value {
+    let s = &d.spec;
+    json!({
+        "id": d.id,
+        "name": s.name,
+        "recordFormat": "Not Provided",
+        "deleted": d.deleted,
+        "description": s.description,
+        "createdAt": d.created_at,
+        "updatedAt": d.updated_at,
+        "schemaEvolutionId": Value::Null,
+        "recordCount": 0,
+        "blobHandlerType": s.handler,
+        "subscriptionType": "policy",
+        "sqlSchemaName": s.sql_schema_name,
+        "status": "passed",
+        "subscriptionStatus": "owner",
+        "connectionString": s.connection_string,
+        "remoteTable": s.remote_table,
+        "remoteSchema": s.remote_schema,
+        "domainId": Value::Null,
+        "domainName": Value::Null,
+        "policy": "None",
+        "policyHandlerType": "None",
+        "native": Value::Null,
+        "workspace": Value::Null,
+    })
+}
+
+fn tag_list(tags: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<Value> {
+    tags.into_iter().map(|t| json!({"name": t.as_ref(), "source": "curated"})).collect()
+}
+
+/// The detail view: the list item plus SQL names, documentation, owners, tags and columns.
+fn detail_view(d: &DataSource) -> Value {
+    let s = &d.spec;
+    let mut view = list_view(d);
+    let table_tags: std::collections::BTreeSet<&String> =
+        s.tags.iter().chain(&s.table_tags).collect();
+    let columns: Vec<Value> = s
+        .columns
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let name = c.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+            if let Value::Object(map) = &mut c {
+                let tags = s.column_tags.get(&name).map(tag_list).unwrap_or_default();
+                map.insert("tags".to_owned(), Value::Array(tags));
+            }
+            c
+        })
+        .collect();
+    if let Value::Object(map) = &mut view {
+        map.insert("sqlTableName".to_owned(), json!(s.sql_table_name));
+        map.insert("remoteDatabase".to_owned(), json!(s.remote_database));
+        map.insert("query".to_owned(), json!(s.query));
+        map.insert("documentation".to_owned(), json!(s.documentation));
+        map.insert("owners".to_owned(), json!(s.owners));
+        map.insert("tags".to_owned(), Value::Array(tag_list(table_tags)));
+        map.insert("columns".to_owned(), Value::Array(columns));
+        map.insert("blobHandler".to_owned(), json!({"url": s.connection_string}));
+        map.insert("columnEvolutionEnabled".to_owned(), json!(false));
+    }
+    view
+}
+
+/// `GET /dataSource`: `{hits, count}`, by id, disabled sources included (`deleted: true`);
+/// `searchText` filters names (substring, any case).
+pub(crate) async fn list(
+    State(state): State<EmulatorState>,
+    Query(query): Query<http::Query>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, None, "GET /dataSource")?;
+    let listing = Listing::from_query(&query, "size", DEFAULT_PAGE_SIZE)?;
+    let items: Vec<Value> = state.read(|store| {
+        store
+            .data_sources
+            .values()
+            .filter(|d| listing.matches(&d.spec.name))
+            .map(list_view)
+            .collect()
+    });
+    let (hits, count) = listing.page(items);
+    ok(json!({ "hits": hits, "count": count }))
+}
+
+/// `GET /dataSource/{id}`.
+pub(crate) async fn get(
+    State(state): State<EmulatorState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, None, "GET /dataSource/{id}")?;
+    let id = path_id(&id, "data source")?;
+    let view = state.read(|store| store.data_sources.get(&id).map(detail_view));
+    view.ok_or_else(|| ApiError::not_found(format!("no data source with id {id}"))).and_then(ok)
+}
+
+/// `DELETE /dataSource/{id}`: the first call disables, the second deletes for good.
+pub(crate) async fn delete(
+    State(state): State<EmulatorState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, Some(Permission::CreateDataSource), "DELETE /dataSource/{id}")?;
+    let id = path_id(&id, "data source")?;
+    let response = state
+        .mutate(true, |store| {
+            let ds = store
+                .data_sources
+                .get_mut(&id)
+                .ok_or_else(|| ApiError::not_found(format!("no data source with id {id}")))?;
+            if ds.deleted {
+                let name = ds.spec.name.clone();
+                store.data_sources.remove(&id);
+                store.prune_schema_projects();
+                Ok(json!({ "hardDelete": true, "id": id, "name": name }))
+            } else {
+                ds.deleted = true;
+                ds.updated_at = now_iso();
+                Ok(json!({ "hardDelete": false, "id": id, "name": ds.spec.name, "deleted": true }))
+            }
+        })
+        .await?;
+    ok(response)
+}
+
+/// `GET /tag`: a bare array of every tag in use; `searchText` filters names (substring, any
+/// case), `limit` caps the answer.
+pub(crate) async fn tags(
+    State(state): State<EmulatorState>,
+    Query(query): Query<http::Query>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, None, "GET /tag")?;
+    let listing = Listing::from_query(&query, "limit", usize::MAX)?;
+    let items: Vec<Value> = state.read(|store| {
+        let used = store.tags_in_use();
+        used.iter()
+            .filter(|t| listing.matches(t))
+            .map(|t| {
+                let prefix = format!("{t}.");
+                json!({
+                    "id": store.tags.get(*t),
+                    "name": t,
+                    "displayName": t.rsplit('.').next().unwrap_or(t),
+                    "hasLeafNodes": used.iter().any(|o| o.starts_with(&prefix)),
+                    "source": "curated",
+                    "deleted": false,
+                    "systemCreated": false,
+                })
+            })
+            .collect()
+    });
+    ok(Value::Array(listing.page(items).0))
+}

@@ -1,0 +1,201 @@
+//! HTTP plumbing shared by the handlers: the JSON error body, request bodies (JSON or YAML) and
+//! query parameters.
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::json::canonical;
+use super::secrets::{Redaction, redact};
+
+/// An error answered to the client as `{"statusCode", "error", "message"}`.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+    /// Value of a `Retry-After` header, for injected faults.
+    pub(crate) retry_after: Option<String>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), retry_after: None }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    pub(crate) fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "statusCode": self.status.as_u16(),
+            "error": self.status.canonical_reason().unwrap_or("Error"),
+            "message": self.message,
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(value) = self.retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// What handlers return.
+pub(crate) type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// Answers `value` as a 200 JSON response.
+pub(crate) fn ok(value: Value) -> ApiResult {
+    Ok(axum::Json(value).into_response())
+}
+
+/// True when the request's `Content-Type` names YAML.
+pub(crate) fn is_yaml(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(media.as_str(), "application/yaml" | "text/yaml" | "application/x-yaml")
+}
+
+/// Parses a request body as YAML (by content type) or JSON into a value.
+///
+/// Parser messages are returned to the caller only (never logged), since a snippet of the input
+/// may contain a secret.
+pub(crate) fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    if is_yaml(headers) {
+        // Only the first line: the rest is a snippet of the input, which may hold a secret.
+        serde_saphyr::from_slice::<Value>(body).map_err(|e| {
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or("").trim_start_matches("error: ");
+            ApiError::bad_request(format!("the request body is not valid YAML: {first}"))
+        })
+    } else {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    }
+}
+
+/// Parses a body that must be a JSON/YAML object.
+pub(crate) fn parse_object_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    let value = parse_body(headers, body)?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::bad_request("the request body must be an object"))
+    }
+}
+
+/// A V2 payload as it is stored and compared: parsed, secrets replaced by digests, keys sorted.
+pub(crate) fn stored_payload(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    let mut payload = parse_object_body(headers, body)?;
+    redact(&mut payload, Redaction::Digest);
+    Ok(canonical(payload))
+}
+
+/// Query parameters of one request.
+pub(crate) type Query = HashMap<String, String>;
+
+/// A boolean query parameter (`true`/`false`, also `1`/`0`), `false` when absent.
+pub(crate) fn query_bool(query: &Query, name: &str) -> ApiResult<bool> {
+    match query.get(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v.is_empty() || v == "true" || v == "1" => Ok(true),
+        Some(v) if v == "false" || v == "0" => Ok(false),
+        Some(_) => {
+            Err(ApiError::bad_request(format!("query parameter {name} must be true or false")))
+        }
+    }
+}
+
+/// A non-negative integer query parameter with a default.
+pub(crate) fn query_usize(query: &Query, name: &str, default: usize) -> ApiResult<usize> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!("query parameter {name} must be a non-negative integer"))
+        }),
+    }
+}
+
+/// A numeric query parameter, only validated (the emulator does its work synchronously).
+pub(crate) fn query_number(query: &Query, name: &str) -> ApiResult<Option<f64>> {
+    match query.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("query parameter {name} must be a number"))),
+    }
+}
+
+/// Parses a numeric path id.
+pub(crate) fn path_id(raw: &str, what: &str) -> ApiResult<u64> {
+    raw.parse::<u64>()
+        .map_err(|_| ApiError::bad_request(format!("{what} id must be a positive integer")))
+}
+
+/// Paging and name filter of a V1 listing: `offset`, a page size, and `searchText` (a
+/// case-insensitive substring of the name).
+pub(crate) struct Listing {
+    offset: usize,
+    size: usize,
+    search: Option<String>,
+}
+
+impl Listing {
+    /// Reads `offset` (default 0), the page size from `size_param` (default `default_size`) and
+    /// `searchText`.
+    pub(crate) fn from_query(
+        query: &Query,
+        size_param: &str,
+        default_size: usize,
+    ) -> ApiResult<Listing> {
+        Ok(Listing {
+            offset: query_usize(query, "offset", 0)?,
+            size: query_usize(query, size_param, default_size)?,
+            search: query.get("searchText").map(|s| s.to_lowercase()),
+        })
+    }
+
+    /// Whether `name` passes the `searchText` filter.
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        self.search.as_ref().is_none_or(|s| name.to_lowercase().contains(s))
+    }
+
+    /// One page of `items`, with the total count.
+    pub(crate) fn page<T>(&self, items: Vec<T>) -> (Vec<T>, usize) {
+        let count = items.len();
+        (items.into_iter().skip(self.offset).take(self.size).collect(), count)
+    }
+}

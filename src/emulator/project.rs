@@ -1,0 +1,323 @@
+//! Projects: `POST /api/v2/project` (upsert by `projectKey`), `DELETE /api/v2/project/{key}`,
+//! and the V1 `GET /project`, `GET /project/{id}`, `GET /project/{id}/dataSources` and
+//! `DELETE /project/{id}` (the only way to delete a schema project, which deletes its data
+//! sources).
+
+use std::collections::BTreeSet;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::Permission;
+use super::auth::authorize;
+use super::clock::now_iso;
+use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, stored_payload};
+use super::json::{as_object, opt_bool, opt_object, opt_str, opt_str_list, req_str};
+use super::state::EmulatorState;
+use super::store::{Project, SchemaProject, Store, next_id};
+
+/// Default page size of `GET /project` (documented by Immuta).
+const DEFAULT_PAGE_SIZE: usize = 10;
+
+/// `POST /api/v2/project`.
+pub(crate) async fn post(
+    State(state): State<EmulatorState>,
+    Query(query): Query<http::Query>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    authorize(&state, &headers, Some(Permission::CreateProject), "POST /api/v2/project")?;
+    let dry_run = query_bool(&query, "dryRun")?;
+    query_bool(&query, "deleteDataSourcesOnWorkspaceDelete")?;
+    let payload = stored_payload(&headers, &body)?;
+    let obj = as_object(&payload, "the request body")?;
+    let key = req_str(obj, "projectKey", "")?.to_owned();
+    req_str(obj, "name", "")?;
+    opt_str(obj, "description", "")?;
+    opt_str(obj, "documentation", "")?;
+    opt_bool(obj, "allowMaskedJoins", "")?;
+    opt_bool(obj, "equalization", "")?;
+    opt_object(obj, "workspace", "")?;
+    if let Some(policy) = opt_object(obj, "subscriptionPolicy", "")? {
+        let kind = req_str(policy, "type", "subscriptionPolicy")?;
+        if !["anyone", "approval", "entitlements", "manual"].contains(&kind) {
+            return Err(ApiError::bad_request(format!(
+                "subscriptionPolicy.type must be anyone, approval, entitlements or manual (got \
+                 {kind:?})"
+            )));
+        }
+    }
+    let purposes = opt_str_list(obj, "purposes", "")?.unwrap_or_default();
+    let data_sources = opt_str_list(obj, "datasources", "")?.unwrap_or_default();
+    let tags = opt_str_list(obj, "tags", "")?.unwrap_or_default();
+    let has_workspace = obj.get("workspace").is_some_and(|w| !w.is_null());
+
+    let response = state
+        .mutate(!dry_run, |store| {
+            let unknown: Vec<&String> =
+                purposes.iter().filter(|p| store.purpose_by_name(p).is_none()).collect();
+            if !unknown.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "purposes: unknown purpose(s) {}",
+                    quoted(&unknown)
+                )));
+            }
+            let unknown: Vec<&String> = data_sources
+                .iter()
+                .filter(|d| store.active_data_source_by_name(d).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "datasources: unknown or disabled data source(s) {}",
+                    quoted(&unknown)
+                )));
+            }
+            let now = now_iso();
+            let new_sources: BTreeSet<&str> = data_sources.iter().map(String::as_str).collect();
+            let existing = store.projects.values_mut().find(|p| p.project_key == key);
+            let (creating, updating, added, removed, had_workspace, id) = match existing {
+                Some(project) => {
+                    let old: BTreeSet<&str> = project.names("datasources").into_iter().collect();
+                    let added = new_sources.difference(&old).count();
+                    let removed = old.difference(&new_sources).count();
+                    let had = project.payload.get("workspace").is_some_and(|w| !w.is_null());
+                    let updating = project.payload != payload;
+                    if updating && !dry_run {
+                        project.payload = payload.clone();
+                        project.updated_at.clone_from(&now);
+                    }
+                    (false, updating, added, removed, had, Some(project.id))
+                }
+                None => {
+                    let id = (!dry_run).then(|| {
+                        let id = next_id(&mut store.ids.project);
+                        store.projects.insert(
+                            id,
+                            Project {
+                                id,
+                                project_key: key.clone(),
+                                payload: payload.clone(),
+                                created_at: now.clone(),
+                                updated_at: now.clone(),
+                            },
+                        );
+                        id
+                    });
+                    (true, false, new_sources.len(), 0, false, id)
+                }
+            };
+            if !dry_run {
+                store.register_tags(tags.iter().map(String::as_str));
+            }
+            Ok(json!({
+                "dryRun": dry_run,
+                "creating": creating,
+                "updating": updating,
+                "numberOfDataSourcesAdded": added,
+                "numberOfDataSourcesRemoved": removed,
+                "creatingWorkspace": has_workspace && !had_workspace,
+                "deletingWorkspace": had_workspace && !has_workspace,
+                "projectId": id,
+            }))
+        })
+        .await?;
+    ok(response)
+}
+
+fn quoted(names: &[&String]) -> String {
+    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `DELETE /api/v2/project/{projectKey}`.
+pub(crate) async fn delete_by_key(
+    State(state): State<EmulatorState>,
+    Path(key): Path<String>,
+    Query(query): Query<http::Query>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, Some(Permission::CreateProject), "DELETE /api/v2/project")?;
+    let dry_run = query_bool(&query, "dryRun")?;
+    let response = state
+        .mutate(!dry_run, |store| {
+            let id = store
+                .project_by_key(&key)
+                .map(|p| p.id)
+                .ok_or_else(|| ApiError::not_found(format!("no project with projectKey {key:?}")))?;
+            if !dry_run {
+                store.projects.remove(&id);
+            }
+            Ok(json!({ "dryRun": dry_run, "projectKey": key, "projectId": id, "deleted": !dry_run }))
+        })
+        .await?;
+    ok(response)
+}
+
+fn user_view(project: &Project) -> Value {
+    let p = &project.payload;
+    let field = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "id": project.id,
+        "projectKey": project.project_key,
+        "name": project.name(),
+        "type": "user",
+        "status": "open",
+        "description": field("description"),
+        "documentation": field("documentation"),
+        "deleted": false,
+        "allowMaskedJoins": p.get("allowMaskedJoins").cloned().unwrap_or(Value::Bool(false)),
+        "equalization": p.get("equalization").cloned().unwrap_or(Value::Bool(false)),
+        "subscriptionType": "policy",
+        "subscriptionPolicy": p.get("subscriptionPolicy").cloned()
+            .unwrap_or_else(|| json!({"type": "manual"})),
+        "workspace": field("workspace"),
+        "purposes": project.names("purposes"),
+        "stagedPurposes": [],
+        "tags": project.names("tags"),
+        "acknowledgeRequired": false,
+        "createdAt": project.created_at,
+        "updatedAt": project.updated_at,
+    })
+}
+
+fn schema_view(project: &SchemaProject) -> Value {
+    json!({
+        "id": project.id,
+        "projectKey": Value::Null,
+        "name": project.name,
+        "type": "schema",
+        "status": "open",
+        "description": Value::Null,
+        "documentation": Value::Null,
+        "deleted": false,
+        "allowMaskedJoins": false,
+        "equalization": false,
+        "subscriptionType": "policy",
+        "subscriptionPolicy": {"type": "manual"},
+        "workspace": Value::Null,
+        "purposes": [],
+        "stagedPurposes": [],
+        "tags": [],
+        "remoteSchema": project.schema,
+        "acknowledgeRequired": false,
+        "createdAt": project.created_at,
+        "updatedAt": project.updated_at,
+    })
+}
+
+/// Every project (user and schema) as `(id, name, view)`, by id.
+fn all_views(store: &Store) -> Vec<(u64, String, Value)> {
+    let mut views: Vec<(u64, String, Value)> = store
+        .projects
+        .values()
+        .map(|p| (p.id, p.name().to_owned(), user_view(p)))
+        .chain(store.schema_projects.values().map(|p| (p.id, p.name.clone(), schema_view(p))))
+        .collect();
+    views.sort_by_key(|v| v.0);
+    views
+}
+
+/// `GET /project`: `{hits, count}`, by id; `searchText` filters names (substring, any case).
+pub(crate) async fn list(
+    State(state): State<EmulatorState>,
+    Query(query): Query<http::Query>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, None, "GET /project")?;
+    let listing = Listing::from_query(&query, "size", DEFAULT_PAGE_SIZE)?;
+    let items: Vec<Value> = state.read(|store| {
+        all_views(store)
+            .into_iter()
+            .filter(|(_, name, _)| listing.matches(name))
+            .map(|(_, _, view)| view)
+            .collect()
+    });
+    let (hits, count) = listing.page(items);
+    ok(json!({ "hits": hits, "count": count }))
+}
+
+/// `GET /project/{id}`.
+pub(crate) async fn get(
+    State(state): State<EmulatorState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, None, "GET /project/{id}")?;
+    let id = path_id(&id, "project")?;
+    let view = state.read(|store| {
+        store
+            .projects
+            .get(&id)
+            .map(user_view)
+            .or_else(|| store.schema_projects.get(&id).map(schema_view))
+    });
+    view.ok_or_else(|| ApiError::not_found(format!("no project with id {id}"))).and_then(ok)
+}
+
+/// `GET /project/{id}/dataSources`: `{dataSources: [{id, name, deleted}], count}`.
+pub(crate) async fn data_sources(
+    State(state): State<EmulatorState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, None, "GET /project/{id}/dataSources")?;
+    let id = path_id(&id, "project")?;
+    let items = state.read(|store| {
+        let sources: Vec<Value> = if let Some(project) = store.projects.get(&id) {
+            project
+                .names("datasources")
+                .into_iter()
+                .filter_map(|name| {
+                    store.data_sources.values().find(|d| d.spec.name == name && !d.deleted)
+                })
+                .map(|d| json!({"id": d.id, "name": d.spec.name, "deleted": d.deleted}))
+                .collect()
+        } else if let Some(project) = store.schema_projects.get(&id) {
+            store
+                .schema_project_sources(project)
+                .into_iter()
+                .map(|d| json!({"id": d.id, "name": d.spec.name, "deleted": d.deleted}))
+                .collect()
+        } else {
+            return None;
+        };
+        Some(sources)
+    });
+    let items = items.ok_or_else(|| ApiError::not_found(format!("no project with id {id}")))?;
+    let count = items.len();
+    ok(json!({ "dataSources": items, "count": count }))
+}
+
+/// `DELETE /project/{id}`: a user project is removed; a schema project is removed with every
+/// data source in it.
+pub(crate) async fn delete_by_id(
+    State(state): State<EmulatorState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers, Some(Permission::CreateProject), "DELETE /project/{id}")?;
+    let id = path_id(&id, "project")?;
+    let response = state
+        .mutate(true, |store| {
+            if store.projects.remove(&id).is_some() {
+                return Ok(json!({ "id": id, "deleted": true, "dataSourcesDeleted": [] }));
+            }
+            let project = store
+                .schema_projects
+                .remove(&id)
+                .ok_or_else(|| ApiError::not_found(format!("no project with id {id}")))?;
+            let doomed: Vec<(u64, String)> = store
+                .schema_project_sources(&project)
+                .into_iter()
+                .map(|d| (d.id, d.spec.name.clone()))
+                .collect();
+            for (ds, _) in &doomed {
+                store.data_sources.remove(ds);
+            }
+            let names: Vec<String> = doomed.into_iter().map(|(_, n)| n).collect();
+            Ok(json!({ "id": id, "deleted": true, "dataSourcesDeleted": names }))
+        })
+        .await?;
+    ok(response)
+}

@@ -1,0 +1,106 @@
+//! Secret handling: which fields are secret, masking them (`"***"`) for the request log, and
+//! replacing them by a SHA-256 digest (`"sha256:<hex>"`) before anything is stored.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Object keys whose values are secret wherever they appear.
+const SECRET_KEYS: &[&str] =
+    &["password", "clientSecret", "token", "privateKey", "licenseKey", "licensekey", "apikey"];
+
+/// What to put in place of a secret value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redaction {
+    /// `"***"`: for logs and the request log.
+    Mask,
+    /// `"sha256:<hex>"`: for the store, so identical re-posts still compare equal.
+    Digest,
+}
+
+/// The masked placeholder.
+pub(crate) const MASK: &str = "***";
+
+/// `"sha256:<hex>"` of `bytes`.
+pub(crate) fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// True for a key whose value is secret.
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.contains(&key)
+}
+
+/// Replaces every secret in `value`, recursively: values of [`SECRET_KEYS`] and `content` of
+/// items under a `userFiles` array.
+pub(crate) fn redact(value: &mut Value, how: Redaction) {
+    walk(value, how, None);
+}
+
+fn walk(value: &mut Value, how: Redaction, container: Option<&str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if is_secret_key(key) || (container == Some("userFiles") && key == "content") {
+                    replace(child, how);
+                } else {
+                    walk(child, how, Some(key));
+                }
+            }
+        }
+        // Items of an array belong to the array's key (`userFiles: [{content}]`).
+        Value::Array(items) => items.iter_mut().for_each(|item| walk(item, how, container)),
+        _ => {}
+    }
+}
+
+fn replace(value: &mut Value, how: Redaction) {
+    if value.is_null() {
+        return;
+    }
+    let replacement = match (how, &*value) {
+        (Redaction::Mask, _) => MASK.to_owned(),
+        (Redaction::Digest, Value::String(s)) if is_digest(s) => return,
+        (Redaction::Digest, Value::String(s)) => digest(s.as_bytes()),
+        (Redaction::Digest, other) => digest(other.to_string().as_bytes()),
+    };
+    *value = Value::String(replacement);
+}
+
+fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn masks_known_keys_and_user_file_content_only() {
+        let mut v = json!({
+            "connection": {"password": "p", "username": "u",
+                "userFiles": [{"keyName": "k", "content": "c"}]},
+            "content": "not a secret here",
+            "licensekey": "L"
+        });
+        redact(&mut v, Redaction::Mask);
+        assert_eq!(v["connection"]["password"], "***");
+        assert_eq!(v["connection"]["username"], "u");
+        assert_eq!(v["connection"]["userFiles"][0]["content"], "***");
+        assert_eq!(v["connection"]["userFiles"][0]["keyName"], "k");
+        assert_eq!(v["content"], "not a secret here");
+        assert_eq!(v["licensekey"], "***");
+    }
+
+    #[test]
+    fn digests_are_stable_and_not_digested_twice() {
+        let mut v = json!({"password": "hunter2"});
+        redact(&mut v, Redaction::Digest);
+        let once = v.clone();
+        redact(&mut v, Redaction::Digest);
+        assert_eq!(v, once);
+        assert!(v["password"].as_str().is_some_and(|s| s.starts_with("sha256:")));
+    }
+}
