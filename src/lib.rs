@@ -25,6 +25,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod daemon;
 pub mod diagnostic;
 pub mod emulator;
 pub mod live;

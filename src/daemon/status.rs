@@ -1,0 +1,100 @@
+//! What the reconciler reports: the applied revision, the last plan, the last reconciles, and
+//! why it is degraded. Shared between the loop (writer) and the HTTP server (reader).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+/// How many reconciles `/status` keeps.
+pub const HISTORY: usize = 20;
+
+/// One finished reconcile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconcileRecord {
+    /// What woke the loop (`poll`, `webhook`, `files`, `drift`, `reload`).
+    pub trigger: &'static str,
+    /// The source revision reconciled, when one was read.
+    pub revision: Option<String>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// `applied`, `no_changes`, `planned` (plan-only mode), `drift`, `failed`, `invalid`,
+    /// `unchanged_revision`, `source_error`, `refused`.
+    pub outcome: &'static str,
+    /// Number of changes planned (or applied).
+    pub changes: usize,
+    /// Details of a failure or a refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The summary of the last plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PlanSummary {
+    /// The revision planned.
+    pub revision: String,
+    /// The summary line (`N to create, ...`).
+    pub summary: String,
+    /// Counts.
+    pub create: usize,
+    /// Counts.
+    pub update: usize,
+    /// Counts.
+    pub delete: usize,
+    /// Implicit effects.
+    pub effects: usize,
+}
+
+/// The reconciler's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// `apply` or `plan-only`.
+    pub mode: String,
+    /// The source (repository URL and ref, or directory).
+    pub source: String,
+    /// The revision last applied completely.
+    pub applied_revision: Option<String>,
+    /// The newest revision seen at the source.
+    pub source_revision: Option<String>,
+    /// Ready: at least one reconcile succeeded.
+    pub ready: bool,
+    /// Why the reconciler is degraded (the last good revision stays applied).
+    pub degraded: Option<String>,
+    /// The last plan.
+    pub last_plan: Option<PlanSummary>,
+    /// Drift found by the last drift check (objects), when one ran.
+    pub drift: Vec<String>,
+    /// The last reconciles, newest first.
+    pub history: VecDeque<ReconcileRecord>,
+}
+
+impl Status {
+    /// Records a finished reconcile (keeps the newest [`HISTORY`]).
+    pub fn record(&mut self, record: ReconcileRecord) {
+        self.history.push_front(record);
+        self.history.truncate(HISTORY);
+    }
+}
+
+/// A shared handle on the status.
+#[derive(Debug, Clone, Default)]
+pub struct StatusHandle(Arc<RwLock<Status>>);
+
+impl StatusHandle {
+    /// A handle on `status`.
+    pub fn new(status: Status) -> Self {
+        StatusHandle(Arc::new(RwLock::new(status)))
+    }
+
+    /// A copy of the current status.
+    pub fn snapshot(&self) -> Status {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the status.
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.0.write().unwrap_or_else(|e| e.into_inner()));
+    }
+}
