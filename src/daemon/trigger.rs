@@ -38,6 +38,9 @@ impl Trigger {
 
     /// Whether the trigger is about a new desired state (goes ahead of drift checks).
     pub fn is_source_change(&self) -> bool {
-        matches!(self, Trigger::Poll | Trigger::Webhook { .. } | Trigger::FilesChanged | Trigger::Reload)
+        matches!(
+            self,
+            Trigger::Poll | Trigger::Webhook { .. } | Trigger::FilesChanged | Trigger::Reload
+        )
     }
 }
