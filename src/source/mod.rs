@@ -6,6 +6,7 @@
 //! snapshot on purpose: `plan --base` at a revision before the spec root existed.)
 //!
 //! - [`dir`]: a local directory (or file), read in full.
+//! - [`watch`]: a "maybe changed" signal for a local directory; the consumer rereads with [`dir`].
 //! - [`git`]: a revision of a local repository (`plan --base`); its tree reader is shared with
 //!   [`remote`].
 //! - [`remote`]: a remote repository followed through a shallow, bare cache (the sidecar).
@@ -13,6 +14,7 @@
 pub mod dir;
 pub mod git;
 pub mod remote;
+pub mod watch;
 
 use std::time::Duration;
 
@@ -94,6 +96,14 @@ pub enum Error {
     #[error("git cache `{path}`: {message}")]
     Cache {
         /// The cache repository's path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A directory watch cannot be started.
+    #[error("cannot watch `{path}`: {message}")]
+    Watch {
+        /// The watched root.
         path: String,
         /// What went wrong.
         message: String,
