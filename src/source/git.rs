@@ -1,7 +1,8 @@
 //! Spec trees read straight from Git objects: a revision of a local repository (`plan --base`).
 //!
 //! Files are read from the commit's tree; no worktree is checked out, so the result cannot be
-//! mixed with uncommitted edits, and a `.gitignore`d file never sneaks in.
+//! mixed with uncommitted edits, and a `.gitignore`d file never sneaks in. The remote source
+//! ([`super::remote`]) reads its fetched commits with the same tree reader.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,22 +31,54 @@ pub fn read_revision(
         ),
     })?;
     let commit = object.peel_to_commit().map_err(git)?;
-    let root = commit.tree().map_err(git)?;
-    let prefix = sub_path.trim_matches('/');
+    match read_tree(&repo, &commit, sub_path, include, max_file_size).map_err(git)? {
+        Some(snapshot) => Ok(snapshot),
+        // The spec root does not exist at that revision: an empty tree, not an error (a PR that
+        // adds the spec tree plans everything as new).
+        None => Ok(Snapshot::new(commit.id().to_string(), Vec::new())),
+    }
+}
+
+/// Reads the files under `sub_path` of `commit`'s tree into a snapshot whose revision is the
+/// commit id; `None` when `sub_path` does not exist at that commit (callers decide whether that
+/// is an empty tree or an error).
+///
+/// Hidden entries are skipped, symlinks are recorded as [`FileContent::OutsideRoot`] and never
+/// followed, blobs above `max_file_size` are recorded as [`FileContent::TooLarge`] without being
+/// inflated, and submodules (commit entries) are skipped. Any error reading an object is returned:
+/// a tree that cannot be read completely is never a partial snapshot.
+pub(super) fn read_tree(
+    repo: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    sub_path: &str,
+    include: fn(&str) -> bool,
+    max_file_size: u64,
+) -> std::result::Result<Option<Snapshot>, git2::Error> {
+    let root = commit.tree()?;
+    let prefix = sub_path.trim_start_matches("./").trim_matches('/');
     let tree = if prefix.is_empty() {
         root
     } else {
         match root.get_path(Path::new(prefix)) {
-            Ok(entry) => entry.to_object(&repo).and_then(|o| o.peel_to_tree()).map_err(git)?,
-            // The spec root does not exist at that revision: an empty tree, not an error (a PR
-            // that adds the spec tree plans everything as new).
-            Err(_) => return Ok(Snapshot::new(commit.id().to_string(), Vec::new())),
+            Ok(entry) if entry.kind() == Some(git2::ObjectType::Tree) => {
+                entry.to_object(repo)?.peel_to_tree()?
+            }
+            Ok(_) => {
+                return Err(git2::Error::new(
+                    git2::ErrorCode::Invalid,
+                    git2::ErrorClass::Tree,
+                    format!("`{prefix}` is not a directory"),
+                ));
+            }
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e),
         }
     };
+    let odb = repo.odb()?;
     let mut files = Vec::new();
     let mut failure = None;
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        let name = entry.name().unwrap_or_default();
+        let name = String::from_utf8_lossy(entry.name_bytes());
         if name.starts_with('.') {
             return git2::TreeWalkResult::Skip;
         }
@@ -56,27 +89,45 @@ pub fn read_revision(
         if !include(&path) {
             return git2::TreeWalkResult::Ok;
         }
-        let content = match repo.find_blob(entry.id()) {
-            Ok(blob) if blob.size() as u64 > max_file_size => {
-                FileContent::TooLarge { size: blob.size() as u64, limit: max_file_size }
-            }
-            Ok(blob) if entry.filemode() == 0o120_000 => FileContent::OutsideRoot {
-                target: String::from_utf8_lossy(blob.content()).into_owned(),
-            },
-            Ok(blob) => FileContent::Bytes(Arc::from(blob.content())),
+        match read_blob(repo, &odb, entry, max_file_size) {
+            Ok(content) => files.push(SnapshotFile { path, content }),
             Err(e) => {
                 failure = Some(e);
                 return git2::TreeWalkResult::Abort;
             }
-        };
-        files.push(SnapshotFile { path, content });
+        }
         git2::TreeWalkResult::Ok
-    })
-    .map_err(git)?;
+    })?;
     if let Some(e) = failure {
-        return Err(git(e));
+        return Err(e);
     }
-    Ok(Snapshot::new(commit.id().to_string(), files))
+    Ok(Some(Snapshot::new(commit.id().to_string(), files)))
+}
+
+/// Mode of a symlink entry in a Git tree.
+const SYMLINK_MODE: i32 = 0o120_000;
+
+fn read_blob(
+    repo: &git2::Repository,
+    odb: &git2::Odb<'_>,
+    entry: &git2::TreeEntry<'_>,
+    max_file_size: u64,
+) -> std::result::Result<FileContent, git2::Error> {
+    if entry.filemode() == SYMLINK_MODE {
+        // The blob holds the link target; it is never followed.
+        let blob = repo.find_blob(entry.id())?;
+        return Ok(FileContent::OutsideRoot {
+            target: String::from_utf8_lossy(blob.content()).into_owned(),
+        });
+    }
+    // The header gives the size without inflating the object.
+    let (size, _) = odb.read_header(entry.id())?;
+    let size = size as u64;
+    if size > max_file_size {
+        return Ok(FileContent::TooLarge { size, limit: max_file_size });
+    }
+    let blob = repo.find_blob(entry.id())?;
+    Ok(FileContent::Bytes(Arc::from(blob.content())))
 }
 
 /// The path of `dir` relative to the root of the Git repository containing it (`/`-separated),

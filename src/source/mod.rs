@@ -1,10 +1,22 @@
 //! Sources produce immutable [`Snapshot`](crate::snapshot::Snapshot)s of a spec tree.
 //!
 //! **Invariant:** a source never parses specs. It reads bytes, applies size and path rules, and
-//! records what it could not read as data in the snapshot.
+//! records what it could not read as data in the snapshot. A source that cannot produce a
+//! complete snapshot returns an [`Error`], never an empty or partial snapshot. (The one empty
+//! snapshot on purpose: `plan --base` at a revision before the spec root existed.)
+//!
+//! - [`dir`]: a local directory (or file), read in full.
+//! - [`watch`]: a "maybe changed" signal for a local directory; the consumer rereads with [`dir`].
+//! - [`git`]: a revision of a local repository (`plan --base`); its tree reader is shared with
+//!   [`remote`].
+//! - [`remote`]: a remote repository followed through a shallow, bare cache (the sidecar).
 
 pub mod dir;
 pub mod git;
+pub mod remote;
+pub mod watch;
+
+use std::time::Duration;
 
 /// Errors of a source as a whole (a single unreadable file is recorded in the snapshot instead).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +44,104 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Talking to a remote Git repository failed (connect, authenticate, negotiate, download).
+    #[error("fetching `{url}` failed: {message}\n  hint: {}", kind.hint())]
+    Fetch {
+        /// The remote URL, with any password in it masked.
+        url: String,
+        /// What kind of failure it was, for the hint and for retry decisions.
+        kind: FetchErrorKind,
+        /// libgit2's (or our) message, with credentials masked.
+        message: String,
+    },
+    /// The configured branch, tag or commit does not exist at the remote (or the server refuses
+    /// to serve that commit).
+    #[error("{reference} not found at `{url}`{}", hint.map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    RefNotFound {
+        /// The remote URL, with any password in it masked.
+        url: String,
+        /// The reference as configured, e.g. ``branch `main` ``.
+        reference: String,
+        /// What to check.
+        hint: Option<&'static str>,
+    },
+    /// The spec root does not exist (or is not a directory) at the fetched commit. An error, not
+    /// an empty snapshot: a typo in the path must not read as "delete everything".
+    #[error("spec root `{sub_path}` does not exist at commit {revision} of `{url}`")]
+    SubPathNotFound {
+        /// The remote URL, with any password in it masked.
+        url: String,
+        /// The fetched commit.
+        revision: String,
+        /// The spec root as configured.
+        sub_path: String,
+    },
+    /// The configured reference is not a valid branch name, tag name or full commit id.
+    #[error("invalid {reference}: {message}")]
+    InvalidRef {
+        /// The reference as configured.
+        reference: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A fetch did not finish in time (it is cancelled in the background).
+    #[error("fetching `{url}` timed out after {}", humantime::format_duration(*after))]
+    Timeout {
+        /// The remote URL, with any password in it masked.
+        url: String,
+        /// The time budget that ran out.
+        after: Duration,
+    },
+    /// The local Git cache cannot be created, opened or rebuilt.
+    #[error("git cache `{path}`: {message}")]
+    Cache {
+        /// The cache repository's path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A directory watch cannot be started.
+    #[error("cannot watch `{path}`: {message}")]
+    Watch {
+        /// The watched root.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What kind of failure a [`Error::Fetch`] was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchErrorKind {
+    /// The remote rejected the credentials, or asked for credentials that are not configured.
+    Auth,
+    /// The server's TLS certificate or SSH host key could not be verified.
+    Certificate,
+    /// The remote could not be reached or the connection broke (worth retrying later).
+    Network,
+    /// Anything else the remote or libgit2 reported.
+    Other,
+}
+
+impl FetchErrorKind {
+    /// What the user should check.
+    pub fn hint(self) -> &'static str {
+        match self {
+            FetchErrorKind::Auth => {
+                "authentication failed: check the token, password or SSH key and that it may \
+                 read this repository"
+            }
+            FetchErrorKind::Certificate => {
+                "the server's identity could not be verified: check the CA bundle (HTTPS) or \
+                 `~/.ssh/known_hosts` (SSH)"
+            }
+            FetchErrorKind::Network => {
+                "a network failure seems to have happened: check the URL, DNS, proxy and \
+                 that the server is up; the next poll retries"
+            }
+            FetchErrorKind::Other => "the remote or the local Git library reported an error",
+        }
+    }
 }
 
 /// Result alias of this module.

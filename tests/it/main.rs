@@ -10,5 +10,9 @@ mod support;
 /// reads, licenses, auth, test controls, persistence and the `emulator` subcommand.
 mod emulator;
 
+/// Sources: the remote Git source against `git daemon` on 127.0.0.1 (depth-1 fetches, pins,
+/// force-pushes, corruption, timeouts, rejected credentials) and the directory watcher.
+mod source;
+
 /// `validate` and `schema` through the real binary; the spec format end to end.
 mod validate;

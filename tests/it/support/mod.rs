@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod git;
+
 /// The repository root (where `Cargo.toml` is).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

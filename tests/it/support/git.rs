@@ -1,0 +1,282 @@
+//! Git fixtures: a work repository that commits and pushes to a bare repository, which
+//! `git daemon` serves on 127.0.0.1; plus silent and always-401 servers for failure tests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Runs `git` in `dir` with a fixed identity and no user or system configuration; panics with
+/// git's stderr on failure. Returns stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A work repository (`work/`) whose `main` is pushed to a bare repository (`served/repo.git`)
+/// that allows fetching reachable commits by id.
+pub struct GitFixture {
+    dir: tempfile::TempDir,
+}
+
+impl GitFixture {
+    /// An empty work repository and an empty served repository.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fixture = GitFixture { dir };
+        std::fs::create_dir_all(fixture.work()).expect("mkdir work");
+        std::fs::create_dir_all(fixture.served()).expect("mkdir served");
+        git(&fixture.served(), &["init", "-q", "--bare"]);
+        fixture.allow_fetch_by_id(true);
+        git(&fixture.work(), &["init", "-q"]);
+        git(
+            &fixture.work(),
+            &["remote", "add", "origin", fixture.served().to_str().expect("utf-8")],
+        );
+        fixture
+    }
+
+    /// The directory `git daemon` serves (`--base-path`).
+    pub fn base_path(&self) -> PathBuf {
+        self.dir.path().join("served")
+    }
+
+    /// The served bare repository.
+    pub fn served(&self) -> PathBuf {
+        self.base_path().join("repo.git")
+    }
+
+    /// The work repository.
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Turns `uploadpack.allowReachableSHA1InWant` and `allowAnySHA1InWant` on or off.
+    pub fn allow_fetch_by_id(&self, allow: bool) -> &Self {
+        let value = if allow { "true" } else { "false" };
+        git(&self.served(), &["config", "uploadpack.allowReachableSHA1InWant", value]);
+        git(&self.served(), &["config", "uploadpack.allowAnySHA1InWant", value]);
+        self
+    }
+
+    /// Writes `text` to `rel` in the work tree (creating directories).
+    pub fn write(&self, rel: &str, text: impl AsRef<[u8]>) -> &Self {
+        let path = self.work().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, text).expect("write");
+        self
+    }
+
+    /// Creates the symlink `rel -> target` in the work tree.
+    pub fn symlink(&self, rel: &str, target: &str) -> &Self {
+        let path = self.work().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::os::unix::fs::symlink(target, path).expect("symlink");
+        self
+    }
+
+    /// Removes `rel` from the work tree.
+    pub fn remove(&self, rel: &str) -> &Self {
+        std::fs::remove_file(self.work().join(rel)).expect("remove");
+        self
+    }
+
+    /// Commits everything and pushes `main` (forced, so a rewritten history is pushed too).
+    /// Returns the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        git(&self.work(), &["add", "-A"]);
+        git(&self.work(), &["commit", "-q", "--allow-empty", "-m", message]);
+        git(&self.work(), &["push", "-q", "--force", "origin", "main"]);
+        self.head()
+    }
+
+    /// Rewrites history: resets `main` to `rev` (keeping nothing of what came after).
+    pub fn reset_hard(&self, rev: &str) -> &Self {
+        git(&self.work(), &["reset", "-q", "--hard", rev]);
+        self
+    }
+
+    /// Tags `HEAD` (annotated when `message` is given) and pushes the tag.
+    pub fn tag(&self, name: &str, message: Option<&str>) -> &Self {
+        match message {
+            Some(m) => git(&self.work(), &["tag", "-a", name, "-m", m]),
+            None => git(&self.work(), &["tag", name]),
+        };
+        git(&self.work(), &["push", "-q", "--force", "origin", &format!("refs/tags/{name}")]);
+        self
+    }
+
+    /// The work repository's `HEAD` commit id.
+    pub fn head(&self) -> String {
+        git(&self.work(), &["rev-parse", "HEAD"])
+    }
+}
+
+/// `git daemon` serving a directory on 127.0.0.1; killed on drop.
+pub struct GitDaemon {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl GitDaemon {
+    /// Serves every repository under `base_path` (`--export-all`) and waits until the port
+    /// accepts connections.
+    pub fn serve(base_path: &Path) -> Self {
+        // `git daemon` would run `git-daemon` as a child, which `kill` would not reach.
+        let program = PathBuf::from(git(Path::new("."), &["--exec-path"])).join("git-daemon");
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(&program)
+                .arg(format!("--base-path={}", base_path.display()))
+                .args(["--export-all", "--reuseaddr", "--informative-errors"])
+                .args(["--listen=127.0.0.1", &format!("--port={port}")])
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn git daemon");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // Lost the port to someone else: try another one.
+                }
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                    return GitDaemon { child: Some(child), port };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("git daemon did not start");
+    }
+
+    /// The `git://` URL of `repo` (a path under the base path).
+    pub fn url(&self, repo: &str) -> String {
+        format!("git://127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// Stops serving (the port then refuses connections).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A listener that accepts TCP connections (through the kernel's backlog) and never answers:
+/// a server that hangs. Connections are reset when it is dropped.
+pub struct SilentServer {
+    listener: TcpListener,
+}
+
+impl SilentServer {
+    /// Binds 127.0.0.1 on a free port.
+    pub fn start() -> Self {
+        SilentServer { listener: TcpListener::bind("127.0.0.1:0").expect("bind") }
+    }
+
+    /// The `git://` URL of a repository on it.
+    pub fn url(&self) -> String {
+        format!("git://127.0.0.1:{}/repo.git", self.listener.local_addr().expect("addr").port())
+    }
+}
+
+/// An HTTP server that answers every request with `401 Unauthorized` (Basic), counting requests:
+/// what a Git host does with a wrong token.
+pub struct RejectingHttpServer {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+}
+
+impl RejectingHttpServer {
+    /// Starts serving on a free port of 127.0.0.1 (a background thread, for the test's lifetime).
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    // Keep-alive: answer every request on the connection.
+                    let mut pending = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        while let Some(end) = find(&pending, b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let response = "HTTP/1.1 401 Unauthorized\r\n\
+                                WWW-Authenticate: Basic realm=\"git\"\r\n\
+                                Content-Length: 0\r\n\r\n";
+                            if stream.write_all(response.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        RejectingHttpServer { port, requests }
+    }
+
+    /// The URL of a repository on it, with `userinfo@` when given.
+    pub fn url(&self, userinfo: Option<&str>) -> String {
+        let userinfo = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+        format!("http://{userinfo}127.0.0.1:{}/org/repo.git", self.port)
+    }
+
+    /// How many requests it has answered.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
