@@ -17,6 +17,8 @@
 //! - [`plan`]: pure planning (desired × state × observed tenant -> plan) and rendering.
 //! - [`emulator`]: an in-memory emulator of the documented Immuta API, used by tests, benchmarks
 //!   and as the embedded sandbox tenant.
+//! - [`server`]: the reconciler's HTTP server (webhooks, health, metrics, `/status`); it only
+//!   sends triggers and reads shared state, and never calls Immuta.
 //! - [`cli`]: the command-line edge; the only place (with `main`) that uses `anyhow`.
 //!
 //! `ARCHITECTURE.md` at the repository root has the code map and the invariants.
@@ -31,6 +33,7 @@ pub mod emulator;
 pub mod live;
 pub mod plan;
 pub mod secret_store;
+pub mod server;
 pub mod snapshot;
 pub mod source;
 pub mod spec;

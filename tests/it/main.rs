@@ -16,3 +16,7 @@ mod source;
 
 /// `validate` and `schema` through the real binary; the spec format end to end.
 mod validate;
+
+/// The reconciler's HTTP server over real HTTP on 127.0.0.1: webhook authentication and
+/// nudges (read from the trigger channel), health, readiness, `/status` and `/metrics`.
+mod server;

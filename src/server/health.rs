@@ -1,0 +1,48 @@
+//! The read-only routes: `/healthz` (liveness), `/readyz` (readiness), `/metrics` and `/status`.
+//! They read the shared status and registry and change nothing.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::ServerState;
+use super::metrics::CONTENT_TYPE;
+
+/// Why `/readyz` answers 503 before the first successful reconcile, when the loop has not
+/// said anything more specific.
+pub const NOT_READY_YET: &str = "no successful reconcile yet";
+
+/// `GET /healthz`: `200 ok` while the process runs (liveness says nothing about the tenant).
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: `200` once a reconcile succeeded (and while the last good revision stays
+/// applied, even when degraded), else `503`. Both answer a small JSON body with the reason.
+pub async fn readyz(State(state): State<ServerState>) -> Response {
+    let status = state.status.snapshot();
+    if status.ready {
+        let body = json!({
+            "ready": true,
+            "applied_revision": status.applied_revision,
+            "degraded": status.degraded,
+        });
+        (StatusCode::OK, Json(body)).into_response()
+    } else {
+        let reason = status.degraded.unwrap_or_else(|| NOT_READY_YET.to_owned());
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "reason": reason })))
+            .into_response()
+    }
+}
+
+/// `GET /metrics`: every series in the OpenMetrics text format.
+pub async fn metrics(State(state): State<ServerState>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.render()).into_response()
+}
+
+/// `GET /status`: the reconciler's [`Status`](crate::daemon::Status) as JSON, never cached.
+pub async fn status(State(state): State<ServerState>) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(state.status.snapshot())).into_response()
+}
