@@ -6,6 +6,7 @@
 
 mod license;
 mod plan;
+mod run;
 mod schema;
 mod tenant;
 mod validate;
@@ -24,6 +25,11 @@ pub struct Cli {
     #[arg(long, value_enum, global = true, default_value_t = ColorWhen::Auto)]
     color: ColorWhen,
 
+    /// Log format (logs go to stderr; the level comes from RUST_LOG, default `info` for `run`
+    /// and `warn` otherwise).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -35,6 +41,12 @@ enum ColorWhen {
     Never,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Load and check a spec tree; report every problem with file:line:col and a fix hint.
@@ -43,6 +55,8 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Make the tenant match the specs (or carry out a plan saved with `plan --out`).
     Apply(plan::ApplyArgs),
+    /// Keep a tenant in sync with a Git repository or a directory (the sidecar).
+    Run(Box<run::RunArgs>),
     /// License seats and expiry.
     License(license::LicenseArgs),
     /// Print the JSON Schema (draft-07) of spec documents, for editors.
@@ -67,10 +81,12 @@ pub fn main() -> ExitCode {
         ColorWhen::Never => anstream::ColorChoice::Never,
     };
     choice.write_global();
+    init_logging(cli.log_format, matches!(cli.command, Command::Run(_) | Command::Emulator(_)));
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run_plan(&args),
         Command::Apply(args) => plan::run_apply(&args),
+        Command::Run(args) => run::run(&args),
         Command::License(args) => license::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Emulator(args) => run_emulator(args),
@@ -92,6 +108,21 @@ fn run_emulator(args: crate::emulator::EmulatorArgs) -> anyhow::Result<ExitCode>
         .context("cannot start the async runtime")?;
     runtime.block_on(crate::emulator::run(args))?;
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// Logs to stderr, as text or JSON lines; `RUST_LOG` sets the level.
+fn init_logging(format: LogFormat, long_running: bool) {
+    let default = if long_running { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second initialisation (never in the binary) is harmless: ignore it.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => {
+            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
+        }
+    };
 }
 
 /// `immuta-gitops plan | head` must not report an error: a closed pipe is a normal way to stop.

@@ -703,7 +703,7 @@ fn url_secrets(url: &str) -> Vec<&str> {
 }
 
 /// The URL with its password (or a token in the user-name position) replaced by `***`.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, userinfo, rest)) = split_userinfo(url) else {
         return url.to_owned();
     };

@@ -858,16 +858,28 @@ pub(crate) fn across(
         }
     }
     // Projects naming purposes.
-    let known = options.known_purposes.as_ref();
+    let defined: BTreeSet<&str> = purposes.keys().map(String::as_str).collect();
+    diags.extend(purpose_references(objects, &defined, options.known_purposes.as_ref()));
+    keep
+}
+
+/// Projects naming purposes that neither a spec (`defined`) nor the tenant (`known`, when it
+/// was read) has: errors when the tenant was read, warnings offline.
+pub fn purpose_references(
+    objects: &[Object],
+    defined: &BTreeSet<&str>,
+    known: Option<&BTreeSet<String>>,
+) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
     for o in objects {
         for r in o.references.iter().filter(|r| r.kind == Kind::Purpose) {
             let name = &r.name;
-            if purposes.contains_key(name) || known.is_some_and(|k| k.contains(name)) {
+            if defined.contains(name.as_str()) || known.is_some_and(|k| k.contains(name)) {
                 continue;
             }
-            let candidates: Vec<&str> = purposes
-                .keys()
-                .map(String::as_str)
+            let candidates: Vec<&str> = defined
+                .iter()
+                .copied()
                 .chain(known.into_iter().flatten().map(String::as_str))
                 .collect();
             let hint = match de::suggest(name, &candidates) {
@@ -890,5 +902,5 @@ pub(crate) fn across(
             diags.push(d.at(r.location.clone()).hint(hint));
         }
     }
-    keep
+    diags
 }

@@ -20,3 +20,7 @@ mod validate;
 /// The reconciler's HTTP server over real HTTP on 127.0.0.1: webhook authentication and
 /// nudges (read from the trigger channel), health, readiness, `/status` and `/metrics`.
 mod server;
+
+/// The reconciler end to end: `run` against a Git repository on `git daemon` and a watched
+/// directory, with the emulator.
+mod daemon;

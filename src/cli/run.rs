@@ -1,0 +1,223 @@
+//! `immuta-gitops run`: the long-lived reconciler (a sidecar or a plain service).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::EXIT_OK;
+use super::tenant::{self, TenantArgs};
+use crate::daemon::{self, Config, Handles, Mode, SourceConfig, StatusHandle, Trigger};
+use crate::server::{Metrics, WebhookConfig};
+use crate::source::remote::{self, GitAuth, GitRef, GitSourceConfig};
+use crate::spec;
+
+/// What `run` does with a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunMode {
+    /// Plan and apply.
+    Apply,
+    /// Plan and report only (metrics, /status, logs); never write to the tenant.
+    PlanOnly,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Git repository to follow (https://, ssh://, git@host:path, git://, file://).
+    #[arg(long, value_name = "URL", conflicts_with = "dir", required_unless_present = "dir")]
+    pub repo: Option<String>,
+    /// Branch to follow (default: main).
+    #[arg(long, conflicts_with_all = ["tag", "commit"])]
+    pub branch: Option<String>,
+    /// Tag to pin.
+    #[arg(long, conflicts_with = "commit")]
+    pub tag: Option<String>,
+    /// Commit (full 40-hex id) to pin.
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Spec root inside the repository.
+    #[arg(long, value_name = "SUBDIR", default_value = "")]
+    pub path: String,
+    /// A local directory to watch instead of a repository.
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// How often to poll the source (a random jitter of up to 10% is added).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// How often to compare the tenant with the specs (drift check); `0s` turns it off.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub drift_interval: Duration,
+    /// Apply, or only plan and report.
+    #[arg(long, value_enum, default_value_t = RunMode::Apply)]
+    pub mode: RunMode,
+    /// Re-apply drift found by the drift check (with an exponential backoff).
+    #[arg(long)]
+    pub self_heal: bool,
+    /// Address for /webhook, /healthz, /readyz, /metrics and /status.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Allow deletes, replaces and implicit table removals.
+    #[arg(long)]
+    pub allow_destroy: bool,
+    /// Allow plans that delete every managed object or more than maxDeletePercent of them.
+    #[arg(long)]
+    pub force: bool,
+    /// Treat spec warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// File with an HTTPS access token for the repository (default: IMMUTA_GITOPS_GIT_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub git_token_file: Option<PathBuf>,
+    /// File with an SSH private key for the repository (default: IMMUTA_GITOPS_SSH_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key_file: Option<PathBuf>,
+    /// Use keys from the running ssh-agent.
+    #[arg(long)]
+    pub ssh_agent: bool,
+    /// File with the GitHub webhook secret (default: IMMUTA_GITOPS_WEBHOOK_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// File with the GitLab webhook token (default: IMMUTA_GITOPS_GITLAB_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub gitlab_token_file: Option<PathBuf>,
+    /// Quiet time that ends a burst of file changes (--dir).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub debounce: Duration,
+    /// Rescan a watched directory this often even without events (--dir).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub rescan: Duration,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+}
+
+fn secret(file: Option<&Path>, env: &str) -> anyhow::Result<Option<SecretString>> {
+    let text = match file {
+        Some(p) => Some(
+            std::fs::read_to_string(p).with_context(|| format!("cannot read `{}`", p.display()))?,
+        ),
+        None => std::env::var(env).ok(),
+    };
+    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
+}
+
+fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
+    if let Some(dir) = &args.dir {
+        if !dir.is_dir() {
+            bail!("--dir `{}` is not a directory", dir.display());
+        }
+        return Ok(SourceConfig::Dir(dir.clone()));
+    }
+    let Some(url) = &args.repo else { bail!("pass --repo URL or --dir PATH") };
+    let reference = match (&args.branch, &args.tag, &args.commit) {
+        (_, Some(t), _) => GitRef::Tag(t.clone()),
+        (_, _, Some(c)) => GitRef::Commit(c.clone()),
+        (Some(b), _, _) => GitRef::Branch(b.clone()),
+        _ => GitRef::Branch("main".into()),
+    };
+    let auth =
+        if let Some(token) = secret(args.git_token_file.as_deref(), "IMMUTA_GITOPS_GIT_TOKEN")? {
+            GitAuth::HttpsToken(token)
+        } else if let Some(key) = secret(args.ssh_key_file.as_deref(), "IMMUTA_GITOPS_SSH_KEY")? {
+            GitAuth::SshKey { user: "git".into(), private_key: key, passphrase: None }
+        } else if args.ssh_agent {
+            GitAuth::SshAgent
+        } else {
+            GitAuth::None
+        };
+    let mut config = GitSourceConfig::new(url, reference, args.tenant.state_dir.join("git-cache"));
+    config.sub_path = args.path.trim_matches('/').to_owned();
+    config.auth = auth;
+    config.include = spec::is_snapshot_file;
+    Ok(SourceConfig::Git(config))
+}
+
+/// `run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let source = source_config(args)?;
+    let webhook = WebhookConfig {
+        github_secret: secret(args.webhook_secret_file.as_deref(), "IMMUTA_GITOPS_WEBHOOK_SECRET")?,
+        gitlab_token: secret(args.gitlab_token_file.as_deref(), "IMMUTA_GITOPS_GITLAB_TOKEN")?,
+        branch: match &source {
+            SourceConfig::Git(g) => match &g.reference {
+                GitRef::Branch(b) => Some(b.clone()),
+                _ => None,
+            },
+            SourceConfig::Dir(_) => None,
+        },
+    };
+    if let SourceConfig::Git(g) = &source {
+        // SAFETY: called once, before any thread uses libgit2 (no fetch has started yet).
+        unsafe { remote::init_git_timeouts(g.connect_timeout, g.transfer_timeout) }
+            .context("cannot set the Git timeouts")?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let metrics = Arc::new(Metrics::new());
+        let tenant = tenant::connect(&args.tenant, Some(metrics.clone())).await?;
+        if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
+            tracing::warn!("{banner}");
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "serving /webhook, /healthz, /readyz, /metrics and /status");
+        eprintln!("immuta-gitops reconciler serving on http://{addr}");
+        let config = Config {
+            source,
+            mode: match args.mode {
+                RunMode::Apply => Mode::Apply,
+                RunMode::PlanOnly => Mode::PlanOnly,
+            },
+            interval: args.interval,
+            drift_interval: (!args.drift_interval.is_zero()).then_some(args.drift_interval),
+            self_heal: args.self_heal,
+            allow_destroy: args.allow_destroy,
+            force: args.force,
+            strict: args.strict,
+            parallelism: args.tenant.parallelism,
+            state_path: tenant.state_path.clone(),
+            tenant: tenant.label.clone(),
+            secrets_dir: args.tenant.secrets_dir.clone(),
+            debounce: args.debounce,
+            rescan_every: args.rescan,
+        };
+        let handles =
+            Handles { client: tenant.client.clone(), metrics, status: StatusHandle::default() };
+        let (tx, rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        spawn_signals(tx.clone(), cancel.clone())?;
+        daemon::run(config, handles, Some(listener), webhook, tx, rx, cancel).await?;
+        drop(tenant);
+        Ok(ExitCode::from(EXIT_OK))
+    })
+}
+
+/// SIGTERM and SIGINT stop the loop (the objects in flight finish first); SIGHUP reconciles now.
+fn spawn_signals(tx: mpsc::Sender<Trigger>, cancel: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: finishing the objects in flight, then stopping"); cancel.cancel(); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: finishing the objects in flight, then stopping"); cancel.cancel(); break; }
+                _ = hup.recv() => { let _ = tx.try_send(Trigger::Reload); }
+            }
+        }
+    });
+    Ok(())
+}

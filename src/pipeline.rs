@@ -1,0 +1,213 @@
+//! The reconcile pipeline shared by the CLI (`plan`, `apply`) and the daemon: specs from a
+//! snapshot, comparable targets, what the tenant says, and the plan.
+//!
+//! ```text
+//! Snapshot -> load (+ secret files) -> Desired -> targets -> observe tenant -> plan
+//! ```
+//!
+//! Every step fails closed with a typed [`Error`]: a spec error, an unreadable secret or a
+//! failed tenant read stops the pipeline; none is ever taken for "nothing to do".
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::live::{self, Client, DryRunRequest, Licenses};
+use crate::plan::{self, Observed, Plan, PlanInput, Target};
+use crate::secret_store::{self, ProcessSecrets};
+use crate::snapshot::Snapshot;
+use crate::spec::secrets::{InterpolateError, SecretSource, interpolate};
+use crate::spec::{self, Desired, Kind, LoadOptions, validate};
+use crate::state::{State, file};
+
+/// Why the pipeline stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The specs have errors (the diagnostics say which).
+    #[error("the specs have {errors} error(s); first: {first}")]
+    Specs {
+        /// Number of errors.
+        errors: usize,
+        /// The first error, for one-line reports.
+        first: String,
+        /// Every diagnostic.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// A placeholder could not be filled in.
+    #[error("{object}: {source}")]
+    Secret {
+        /// The object.
+        object: String,
+        /// The cause.
+        #[source]
+        source: InterpolateError,
+    },
+    /// The tenant could not be read (fail closed).
+    #[error(
+        "cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant): {0}"
+    )]
+    Live(#[from] live::Error),
+    /// The state file could not be read or written.
+    #[error(transparent)]
+    State(#[from] file::Error),
+    /// The state file belongs to another tenant.
+    #[error(
+        "the state file `{path}` belongs to {found}, not {expected}: use another state file for this tenant"
+    )]
+    TenantMismatch {
+        /// The state file.
+        path: String,
+        /// The tenant recorded in it.
+        found: String,
+        /// The tenant in use.
+        expected: String,
+    },
+}
+
+impl Error {
+    /// A stable, low-cardinality label for metrics and `/status`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Specs { .. } => "invalid",
+            Error::Secret { .. } => "secret",
+            Error::Live(e) => e.metric_label(),
+            Error::State(_) | Error::TenantMismatch { .. } => "state",
+        }
+    }
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Loads the specs of a snapshot and checks that every `${file:...}` can be read.
+pub fn load(
+    snapshot: &Snapshot,
+    options: &LoadOptions,
+    secrets_dir: &std::path::Path,
+) -> (Desired, Vec<Diagnostic>) {
+    let (desired, mut diags) = spec::load(snapshot, options);
+    let source = ProcessSecrets::new(secrets_dir).with_defaults(desired.env_defaults.clone());
+    diags.extend(secret_store::check_files(&desired, &source));
+    crate::diagnostic::sort(&mut diags);
+    (desired, diags)
+}
+
+/// Fails with [`Error::Specs`] when any diagnostic is an error.
+pub fn require_valid(diags: &[Diagnostic]) -> Result<()> {
+    let errors: Vec<&Diagnostic> = diags.iter().filter(|d| d.severity == Severity::Error).collect();
+    match errors.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Specs {
+            errors: errors.len(),
+            first: first.to_string().lines().next().unwrap_or_default().to_owned(),
+            diagnostics: diags.to_vec(),
+        }),
+    }
+}
+
+/// The comparable targets of the desired objects (secrets filled in from `source` and digested,
+/// or compared as written without one).
+pub fn targets<'a>(
+    desired: &'a Desired,
+    source: Option<&dyn SecretSource>,
+    salt: &str,
+) -> Result<Vec<Target<'a>>> {
+    desired
+        .objects
+        .iter()
+        .map(|o| {
+            let comparable = plan::comparable(o, source, salt).map_err(|source| Error::Secret {
+                object: format!("{} ({})", o.label(), o.location),
+                source,
+            })?;
+            Ok(Target { object: o, comparable })
+        })
+        .collect()
+}
+
+/// The state of `tenant` at `path`; created empty (with a fresh random salt) when missing, so
+/// that a saved plan and its apply digest secrets with the same salt.
+pub fn state_for(path: &std::path::Path, tenant: &str) -> Result<State> {
+    match file::load(path)? {
+        Some(state) if state.tenant != tenant => Err(Error::TenantMismatch {
+            path: path.display().to_string(),
+            found: state.tenant,
+            expected: tenant.to_owned(),
+        }),
+        Some(state) => Ok(state),
+        None => {
+            let bytes: [u8; 16] = rand::random();
+            let state = State::new(tenant, hex::encode(bytes));
+            file::save(path, &state)?;
+            Ok(state)
+        }
+    }
+}
+
+/// Reads what the plan needs from the tenant: inventories, managed connection keys, and the dry
+/// runs of changed objects (every object with `refresh`).
+pub async fn observe(
+    client: &Client,
+    targets: &[Target<'_>],
+    state: &State,
+    source: &dyn SecretSource,
+    refresh: bool,
+    parallelism: usize,
+) -> Result<Observed> {
+    let mut requests = Vec::new();
+    for id in plan::needs_dry_run(targets, state, refresh) {
+        let Some(t) = targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key)
+        else {
+            continue;
+        };
+        let payload = interpolate(&t.object.payload, source)
+            .map_err(|source| Error::Secret { object: t.object.label(), source })?;
+        let secrets = t
+            .object
+            .tainted_pointers()
+            .filter_map(|p| payload.pointer(p)?.as_str().map(str::to_owned))
+            .collect();
+        requests.push(DryRunRequest { id, payload, options: t.object.options.clone(), secrets });
+    }
+    let probe_keys = state
+        .objects
+        .iter()
+        .filter(|e| e.kind == Kind::DataSource)
+        .map(|e| e.key.clone())
+        .collect();
+    let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
+        || state.objects.iter().any(|e| e.kind == Kind::License);
+    let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
+    Ok(live::observe(client, requests, probe_keys, licenses, parallelism).await?)
+}
+
+/// Errors for projects naming purposes that neither the specs nor the tenant have.
+pub fn check_references(desired: &Desired, observed: &Observed) -> Result<()> {
+    let defined = desired.purpose_names();
+    let defined: BTreeSet<&str> = defined.iter().map(String::as_str).collect();
+    let known: BTreeSet<String> =
+        observed.inventory.purposes.iter().map(|p| p.name.clone()).collect();
+    require_valid(&validate::purpose_references(&desired.objects, &defined, Some(&known)))
+}
+
+/// The plan against a tenant.
+pub fn plan_live(
+    desired: &Desired,
+    targets: &[Target<'_>],
+    state: &State,
+    observed: &Observed,
+    tenant: &str,
+    refresh: bool,
+) -> Plan {
+    plan::plan(&PlanInput {
+        targets,
+        state,
+        observed: Some(observed),
+        settings: &desired.settings,
+        tenant: tenant.to_owned(),
+        revision: desired.revision.clone(),
+        base: None,
+        refresh,
+        now: SystemTime::now(),
+    })
+}

@@ -1,0 +1,381 @@
+//! The reconciler end to end: the real `run` binary, a Git repository served by `git daemon`
+//! on loopback (or a watched directory), and the in-process emulator.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit, Mac};
+use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorHandle};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::support::SpecDir;
+use crate::support::git::{GitDaemon, GitFixture};
+
+const SECRET: &str = "webhook-secret-for-tests";
+
+/// A running `immuta-gitops run`, killed on drop.
+struct Reconciler {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl Reconciler {
+    fn start(
+        emulator: &EmulatorHandle,
+        state_dir: &Path,
+        source: &[&str],
+        extra: &[&str],
+    ) -> Reconciler {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_immuta-gitops"))
+            .arg("run")
+            .args(source)
+            .args(["--listen", "127.0.0.1:0", "--interval", "1h", "--drift-interval", "0s"])
+            .arg("--url")
+            .arg(emulator.base_url())
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(extra)
+            .env("IMMUTA_API_KEY", ADMIN_KEY)
+            .env("IMMUTA_GITOPS_WEBHOOK_SECRET", SECRET)
+            .env("IMMUTA_GITOPS_RETRY_BASE_MS", "5")
+            .env("NO_COLOR", "1")
+            .env_remove("IMMUTA_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the reconciler");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("immuta-gitops reconciler serving on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!("the reconciler did not start:\n{}", log.lock().unwrap().join("\n"))
+        });
+        Reconciler { child, base, log, http: reqwest::Client::new() }
+    }
+
+    async fn status(&self) -> Value {
+        match self.http.get(format!("{}/status", self.base)).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
+    }
+
+    /// Waits until `/status` satisfies `done`, failing with the status and log after 30 s.
+    async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}\nstatus: {status:#}\nlog:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn webhook(&self, revision: &str) -> u16 {
+        let body = json!({"ref": "refs/heads/main", "after": revision}).to_string();
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        self.http
+            .post(format!("{}/webhook", self.base))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", "delivery-1")
+            .header("X-Hub-Signature-256", signature)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the reconciler did not stop within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Reconciler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn applied(status: &Value) -> Option<&str> {
+    status["applied_revision"].as_str()
+}
+
+async fn purposes(emulator: &EmulatorHandle) -> Vec<String> {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/governance/purpose", emulator.base_url()))
+        .header("Authorization", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = v["purposes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn purpose(name: &str) -> String {
+    format!("name: {name}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_applied_webhooks_wake_the_loop_and_broken_specs_are_held_back() {
+    let emulator = Emulator::start().await.unwrap();
+    let repo = GitFixture::new();
+    repo.write("specs/a.yaml", purpose("Alpha"));
+    let first = repo.commit("first");
+    let server = GitDaemon::serve(&repo.base_path());
+    let state = SpecDir::new();
+    let url = server.url("repo.git");
+    let daemon =
+        Reconciler::start(&emulator, state.path(), &["--repo", &url, "--path", "specs"], &[]);
+
+    // The first poll applies the head commit.
+    let s = daemon.wait_for("the first commit", |s| applied(s) == Some(first.as_str())).await;
+    assert_eq!(s["ready"], true);
+    assert_eq!(purposes(&emulator).await, ["Alpha"]);
+
+    // A new commit is applied after a webhook, long before the 1 h poll.
+    repo.write("specs/b.yaml", purpose("Beta"));
+    let second = repo.commit("second");
+    let started = Instant::now();
+    assert_eq!(daemon.webhook(&second).await, 202);
+    daemon.wait_for("the second commit", |s| applied(s) == Some(second.as_str())).await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(purposes(&emulator).await, ["Alpha", "Beta"]);
+
+    // A broken spec is not applied: /status says why, the tenant keeps the last good state.
+    repo.write("specs/c.yaml", "name: [unclosed\n");
+    repo.remove("specs/a.yaml");
+    let broken = repo.commit("broken");
+    daemon.webhook(&broken).await;
+    let s = daemon
+        .wait_for("the broken commit to be refused", |s| {
+            s["source_revision"] == broken.as_str() && s["history"][0]["outcome"] == "invalid"
+        })
+        .await;
+    assert_eq!(applied(&s), Some(second.as_str()));
+    let reason = s["degraded"].as_str().unwrap();
+    assert!(reason.contains("is not valid") && reason.contains("c.yaml"), "{reason}");
+    assert_eq!(
+        purposes(&emulator).await,
+        ["Alpha", "Beta"],
+        "nothing was applied, nothing deleted"
+    );
+
+    // The fixing commit converges (the removal of a.yaml is a destructive change: refused
+    // without --allow-destroy, so the fix also restores it).
+    repo.write("specs/c.yaml", purpose("Gamma"));
+    repo.write("specs/a.yaml", purpose("Alpha"));
+    let fixed = repo.commit("fixed");
+    daemon.webhook(&fixed).await;
+    let s = daemon.wait_for("the fixing commit", |s| applied(s) == Some(fixed.as_str())).await;
+    assert!(s["degraded"].is_null(), "{s:#}");
+    assert_eq!(purposes(&emulator).await, ["Alpha", "Beta", "Gamma"]);
+
+    // A force-push (rewritten history) is followed.
+    repo.reset_hard(&first);
+    repo.write("specs/b.yaml", purpose("Beta"));
+    repo.write("specs/c.yaml", purpose("Gamma"));
+    repo.write("specs/d.yaml", purpose("Delta"));
+    let rewritten = repo.commit("rewritten");
+    daemon.webhook(&rewritten).await;
+    daemon.wait_for("the force-pushed commit", |s| applied(s) == Some(rewritten.as_str())).await;
+    assert_eq!(purposes(&emulator).await, ["Alpha", "Beta", "Delta", "Gamma"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_server_going_away_degrades_and_deletes_nothing() {
+    let emulator = Emulator::start().await.unwrap();
+    let repo = GitFixture::new();
+    repo.write("a.yaml", purpose("Alpha"));
+    repo.write("b.yaml", purpose("Beta"));
+    let head = repo.commit("first");
+    let mut server = GitDaemon::serve(&repo.base_path());
+    let state = SpecDir::new();
+    let url = server.url("repo.git");
+    let daemon = Reconciler::start(
+        &emulator,
+        state.path(),
+        &["--repo", &url],
+        &["--allow-destroy", "--force"],
+    );
+    daemon.wait_for("the first commit", |s| applied(s) == Some(head.as_str())).await;
+
+    server.kill();
+    daemon.webhook(&head).await;
+    let s =
+        daemon.wait_for("a source error", |s| s["history"][0]["outcome"] == "source_error").await;
+    assert!(s["degraded"].as_str().unwrap().contains("cannot read the source"), "{s:#}");
+    assert_eq!(s["ready"], true, "the last good revision stays applied");
+    assert_eq!(applied(&s), Some(head.as_str()));
+    assert_eq!(
+        purposes(&emulator).await,
+        ["Alpha", "Beta"],
+        "a failed fetch is never an empty tree"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_an_apply_stops_cleanly_and_the_next_run_resumes() {
+    let emulator = Emulator::start().await.unwrap();
+    let http = reqwest::Client::new();
+    http.put(format!("{}/_emulator/latency", emulator.base_url()))
+        .json(&json!({"ms": 150}))
+        .send()
+        .await
+        .unwrap();
+    let specs = SpecDir::new();
+    for i in 0..30 {
+        specs.write(&format!("p{i:02}.yaml"), &purpose(&format!("Purpose {i:02}")));
+    }
+    let state = SpecDir::new();
+    let dir = specs.path().to_str().unwrap().to_owned();
+    let mut daemon =
+        Reconciler::start(&emulator, state.path(), &["--dir", &dir], &["--parallelism", "2"]);
+    // Wait until some, not all, purposes exist, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = purposes(&emulator).await.len();
+        if n >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the apply did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = daemon.terminate();
+    assert!(status.success(), "SIGTERM must exit 0: {status:?}");
+    let partial = purposes(&emulator).await.len();
+    assert!(partial < 30, "the apply should have been stopped part way ({partial})");
+    let journal_or_state = std::fs::read_to_string(state.path().join("state.json")).unwrap();
+    let recorded = journal_or_state.matches("\"kind\": \"purpose\"").count();
+    assert_eq!(recorded, partial, "every object created is recorded in the state");
+
+    // A new run finishes the job: no object lost or duplicated.
+    http.put(format!("{}/_emulator/latency", emulator.base_url()))
+        .json(&json!({"ms": 0}))
+        .send()
+        .await
+        .unwrap();
+    let daemon = Reconciler::start(&emulator, state.path(), &["--dir", &dir], &[]);
+    daemon.wait_for("convergence", |s| s["history"][0]["outcome"] == "applied").await;
+    let names = purposes(&emulator).await;
+    assert_eq!(names.len(), 30);
+    let expected: Vec<String> = (0..30).map(|i| format!("Purpose {i:02}")).collect();
+    assert_eq!(names, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_directory_reconciles_each_edit_exactly_once() {
+    let emulator = Emulator::start().await.unwrap();
+    // A Kubernetes ConfigMap layout: `..data -> ..v1`, `spec.yaml -> ..data/spec.yaml`.
+    let root = SpecDir::new();
+    let dir = root.path();
+    std::fs::create_dir(dir.join("..v1")).unwrap();
+    std::fs::write(dir.join("..v1/cm.yaml"), purpose("From configmap v1")).unwrap();
+    std::os::unix::fs::symlink("..v1", dir.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/cm.yaml", dir.join("cm.yaml")).unwrap();
+    root.write("a.yaml", &purpose("Alpha"));
+    let state = SpecDir::new();
+    let daemon = Reconciler::start(
+        &emulator,
+        state.path(),
+        &["--dir", dir.to_str().unwrap()],
+        &["--debounce", "150ms", "--rescan", "1h", "--allow-destroy"],
+    );
+    daemon.wait_for("the first reconcile", |s| s["history"][0]["outcome"] == "applied").await;
+    assert_eq!(purposes(&emulator).await, ["Alpha", "From configmap v1"]);
+
+    let count = |s: &Value| s["history"].as_array().map_or(0, Vec::len);
+    let mut seen = count(&daemon.status().await);
+    // Each edit leads to exactly one more reconcile, which applies exactly one change.
+    type Step<'a> = (&'a str, Box<dyn Fn() + 'a>, Vec<&'a str>);
+    let steps: Vec<Step<'_>> = vec![
+        (
+            "edit",
+            Box::new(|| {
+                std::fs::write(dir.join("a.yaml"), "name: Alpha\ndescription: edited\n").unwrap()
+            }),
+            vec!["Alpha", "From configmap v1"],
+        ),
+        (
+            "add",
+            Box::new(|| std::fs::write(dir.join("b.yaml"), purpose("Beta")).unwrap()),
+            vec!["Alpha", "Beta", "From configmap v1"],
+        ),
+        (
+            "delete",
+            Box::new(|| std::fs::remove_file(dir.join("b.yaml")).unwrap()),
+            vec!["Alpha", "From configmap v1"],
+        ),
+        (
+            "symlink swap",
+            Box::new(|| {
+                std::fs::create_dir(dir.join("..v2")).unwrap();
+                std::fs::write(dir.join("..v2/cm.yaml"), purpose("From configmap v2")).unwrap();
+                std::os::unix::fs::symlink("..v2", dir.join("..data_tmp")).unwrap();
+                std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+                std::fs::remove_dir_all(dir.join("..v1")).unwrap();
+            }),
+            vec!["Alpha", "From configmap v2"],
+        ),
+    ];
+    for (what, step, expected) in steps {
+        step();
+        let s = daemon.wait_for(what, |s| count(s) > seen).await;
+        // Let any straggling event arrive: it must not cause another reconcile.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let s2 = daemon.status().await;
+        assert_eq!(count(&s2), seen + 1, "{what}: exactly one reconcile\n{s2:#}");
+        let record = &s["history"][0];
+        assert_eq!(record["trigger"], "files", "{what}: {record}");
+        assert_eq!(record["outcome"], "applied", "{what}: {record}");
+        assert_eq!(purposes(&emulator).await, expected, "{what}");
+        seen += 1;
+    }
+}
