@@ -1,5 +1,5 @@
 //! The plan JSON: a versioned wire format (documented in `docs/plan-json.md`), written by
-//! `plan --output json` and `plan --out`, read back by `apply plan.json`.
+//! `plan --format json` and `plan --out`, read back by `apply plan.json`.
 //!
 //! The types here are this format's own, converted by hand from the planner's types, so a
 //! refactoring of the planner cannot change the format by accident. Within `format_version` 1
