@@ -6,6 +6,9 @@
 
 mod support;
 
+/// The invariants of ARCHITECTURE.md that a grep can check.
+mod architecture;
+
 /// The Immuta emulator, driven over real HTTP on 127.0.0.1: V2 full-replace semantics, V1
 /// reads, licenses, auth, test controls, persistence and the `emulator` subcommand.
 mod emulator;
