@@ -155,9 +155,10 @@ pub async fn observe(
     parallelism: usize,
 ) -> Result<Observed> {
     let mut requests = Vec::new();
+    let by_id: std::collections::HashMap<(Kind, &str), &Target<'_>> =
+        targets.iter().map(|t| ((t.object.kind, t.object.key.as_str()), t)).collect();
     for id in plan::needs_dry_run(targets, state, refresh) {
-        let Some(t) = targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key)
-        else {
+        let Some(t) = by_id.get(&(id.kind, id.key.as_str())).copied() else {
             continue;
         };
         let payload = interpolate(&t.object.payload, source)
@@ -169,16 +170,19 @@ pub async fn observe(
             .collect();
         requests.push(DryRunRequest { id, payload, options: t.object.options.clone(), secrets });
     }
+    // Connections whose data-source names are recorded are found in the `/dataSource` listing;
+    // only the others need a per-key existence probe.
     let probe_keys = state
         .objects
         .iter()
-        .filter(|e| e.kind == Kind::DataSource)
+        .filter(|e| e.kind == Kind::DataSource && e.names.is_empty())
         .map(|e| e.key.clone())
         .collect();
     let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
         || state.objects.iter().any(|e| e.kind == Kind::License);
     let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
-    Ok(live::observe(client, requests, probe_keys, licenses, parallelism).await?)
+    // Dry runs and probes change nothing on the tenant: they run twice as wide as writes.
+    Ok(live::observe(client, requests, probe_keys, licenses, parallelism.saturating_mul(2)).await?)
 }
 
 /// Errors for projects naming purposes that neither the specs nor the tenant have.

@@ -40,8 +40,8 @@ pub struct TenantArgs {
     /// Directory that `${file:PATH}` placeholders are read from.
     #[arg(long, env = "IMMUTA_GITOPS_SECRETS_DIR", default_value = secret_store::DEFAULT_SECRETS_DIR, value_name = "DIR")]
     pub secrets_dir: PathBuf,
-    /// Requests in flight at once (dry runs, and writes within one kind).
-    #[arg(long, default_value_t = 4)]
+    /// Writes in flight at once within one kind (dry runs and listings use twice as many).
+    #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
     /// Timeout of one HTTP request (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]

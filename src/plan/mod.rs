@@ -14,7 +14,7 @@ pub mod normalize;
 pub mod observed;
 pub mod render;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -334,6 +334,7 @@ pub struct PlanInput<'a> {
 /// Computes the plan.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let observed = input.observed;
+    let index = observed.map(LiveIndex::new);
     let mut changes = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
@@ -365,7 +366,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             blocked: None,
             write: true,
         };
-        let presence = observed.map(|o| presence(o, &id, prev));
+        let presence = index.as_ref().map(|i| i.presence(&id, prev));
         match prev {
             None => match presence {
                 Some(Presence::Present(live_id)) => {
@@ -426,7 +427,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         if desired_ids.contains(&id) {
             continue;
         }
-        let presence = observed.map(|o| presence(o, &id, Some(entry)));
+        let presence = index.as_ref().map(|i| i.presence(&id, Some(entry)));
         let mut change = Change {
             id,
             action: Action::Delete,
@@ -563,30 +564,69 @@ enum Presence {
     Unknown,
 }
 
-fn presence(o: &Observed, id: &ObjectId, entry: Option<&state::Entry>) -> Presence {
-    let found = |v: Option<i64>| v.map_or(Presence::Absent, |i| Presence::Present(Some(i)));
-    match id.kind {
-        Kind::Policy => found(o.policy(&id.key).map(|p| p.id)),
-        Kind::Project => found(o.project(&id.key).map(|p| p.id)),
-        Kind::Purpose => found(o.purpose(&id.key).map(|p| p.id)),
-        Kind::DataSource => match o.inventory.data_keys.get(&id.key) {
-            Some(true) => Presence::Present(None),
-            Some(false) => Presence::Absent,
-            None => match entry {
-                Some(e) if !e.names.is_empty() => {
-                    if e.names.iter().any(|n| o.data_source(n).is_some()) {
-                        Presence::Present(None)
-                    } else {
-                        Presence::Absent
+/// What the tenant has, indexed once per plan (the listings can hold tens of thousands of
+/// objects; a linear search per object would make planning quadratic).
+struct LiveIndex<'a> {
+    observed: &'a Observed,
+    policies: HashMap<&'a str, i64>,
+    projects: HashMap<&'a str, i64>,
+    purposes: HashMap<&'a str, i64>,
+    data_sources: HashSet<&'a str>,
+    licenses: Option<HashSet<i64>>,
+}
+
+impl<'a> LiveIndex<'a> {
+    fn new(o: &'a Observed) -> Self {
+        let inv = &o.inventory;
+        LiveIndex {
+            observed: o,
+            policies: inv
+                .policies
+                .iter()
+                .filter_map(|p| Some((p.policy_key.as_deref()?, p.id)))
+                .collect(),
+            projects: inv
+                .projects
+                .iter()
+                .filter(|p| !p.is_schema)
+                .filter_map(|p| Some((p.project_key.as_deref()?, p.id)))
+                .collect(),
+            purposes: inv.purposes.iter().map(|p| (p.name.as_str(), p.id)).collect(),
+            data_sources: inv
+                .data_sources
+                .iter()
+                .filter(|d| !d.deleted)
+                .map(|d| d.name.as_str())
+                .collect(),
+            licenses: inv.licenses.as_ref().map(|l| l.iter().map(|l| l.id).collect()),
+        }
+    }
+
+    fn presence(&self, id: &ObjectId, entry: Option<&state::Entry>) -> Presence {
+        let found = |v: Option<&i64>| v.map_or(Presence::Absent, |i| Presence::Present(Some(*i)));
+        match id.kind {
+            Kind::Policy => found(self.policies.get(id.key.as_str())),
+            Kind::Project => found(self.projects.get(id.key.as_str())),
+            Kind::Purpose => found(self.purposes.get(id.key.as_str())),
+            Kind::DataSource => match self.observed.inventory.data_keys.get(&id.key) {
+                Some(true) => Presence::Present(None),
+                Some(false) => Presence::Absent,
+                None => match entry {
+                    Some(e) if !e.names.is_empty() => {
+                        if e.names.iter().any(|n| self.data_sources.contains(n.as_str())) {
+                            Presence::Present(None)
+                        } else {
+                            Presence::Absent
+                        }
                     }
-                }
+                    _ => Presence::Unknown,
+                },
+            },
+            Kind::License => match (&self.licenses, entry.and_then(|e| e.id)) {
+                (Some(ids), Some(lid)) => found(ids.get(&lid)),
                 _ => Presence::Unknown,
             },
-        },
-        Kind::License => match (&o.inventory.licenses, entry.and_then(|e| e.id)) {
-            (Some(list), Some(lid)) => found(list.iter().find(|l| l.id == lid).map(|l| l.id)),
-            _ => Presence::Unknown,
-        },
+        }
     }
 }
 

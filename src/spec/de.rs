@@ -193,7 +193,7 @@ pub fn check<T: DeserializeOwned>(node: &Node) -> Checked<T> {
     let mut unknown: BTreeMap<Pos, UnknownField> = BTreeMap::new();
     for _ in 0..MAX_ROUNDS {
         let ctx = Ctx { skipped: &skipped, unknown: RefCell::new(Vec::new()) };
-        let result = T::deserialize(NodeDe { node, path: Vec::new(), ctx: &ctx });
+        let result = T::deserialize(NodeDe { node, path: PathLink::ROOT, ctx: &ctx });
         for u in ctx.unknown.into_inner() {
             unknown.entry(u.pos).or_insert(u);
         }
@@ -253,16 +253,55 @@ impl Ctx<'_> {
     }
 }
 
-struct NodeDe<'a, 'c> {
+/// A path inside the document as a linked list borrowed from the tree and the call stack: no
+/// allocation per value; a `Vec<Seg>` is built only when something is reported.
+#[derive(Clone, Copy)]
+struct PathLink<'a, 'p> {
+    parent: Option<&'p PathLink<'a, 'p>>,
+    seg: Option<SegRef<'a>>,
+}
+
+#[derive(Clone, Copy)]
+enum SegRef<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a, 'p> PathLink<'a, 'p> {
+    const ROOT: PathLink<'static, 'static> = PathLink { parent: None, seg: None };
+
+    fn child(&'p self, seg: SegRef<'a>) -> PathLink<'a, 'p> {
+        PathLink { parent: Some(self), seg: Some(seg) }
+    }
+
+    fn to_vec(self) -> Vec<Seg> {
+        let mut segs = Vec::new();
+        let mut cur = Some(&self);
+        let mut here;
+        while let Some(link) = cur {
+            here = *link;
+            match here.seg {
+                Some(SegRef::Key(k)) => segs.push(Seg::Key(k.to_owned())),
+                Some(SegRef::Index(i)) => segs.push(Seg::Index(i)),
+                None => {}
+            }
+            cur = here.parent;
+        }
+        segs.reverse();
+        segs
+    }
+}
+
+struct NodeDe<'a, 'p, 'c> {
     node: &'a Node,
-    path: Vec<Seg>,
+    path: PathLink<'a, 'p>,
     ctx: &'c Ctx<'c>,
 }
 
-impl NodeDe<'_, '_> {
+impl NodeDe<'_, '_, '_> {
     fn locate(&self, mut e: Error) -> Error {
         if e.path.is_none() {
-            e.path = Some(self.path.clone());
+            e.path = Some(self.path.to_vec());
             e.pos = Some(self.node.pos);
         }
         e
@@ -301,7 +340,7 @@ macro_rules! forward_number {
     )*};
 }
 
-impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
+impl<'de> de::Deserializer<'de> for NodeDe<'_, '_, '_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -388,7 +427,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
         match &self.node.value {
             Value::Seq(items) => {
                 let access =
-                    SeqAccess { items: items.iter().enumerate(), path: &self.path, ctx: self.ctx };
+                    SeqAccess { items: items.iter().enumerate(), path: self.path, ctx: self.ctx };
                 visitor.visit_seq(access).map_err(|e| self.locate(e))
             }
             _ => Err(self.wrong_type("a list")),
@@ -418,7 +457,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
                 let access = MapAccess {
                     entries: entries.iter(),
                     value: None,
-                    path: &self.path,
+                    path: self.path,
                     ctx: self.ctx,
                 };
                 visitor.visit_map(access).map_err(|e| self.locate(e))
@@ -442,7 +481,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
                 known.push(entry);
             } else {
                 self.ctx.unknown.borrow_mut().push(UnknownField {
-                    path: self.path.clone(),
+                    path: self.path.to_vec(),
                     key: entry.0.name.clone(),
                     pos: entry.0.pos,
                     suggestion: suggest(&entry.0.name, fields).map(str::to_owned),
@@ -450,7 +489,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
             }
         }
         let access =
-            MapAccess { entries: known.into_iter(), value: None, path: &self.path, ctx: self.ctx };
+            MapAccess { entries: known.into_iter(), value: None, path: self.path, ctx: self.ctx };
         visitor.visit_map(access).map_err(|e| self.locate(e))
     }
 
@@ -478,14 +517,14 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
     }
 }
 
-struct SeqAccess<'a, 'c, I> {
+struct SeqAccess<'a, 'p, 'c, I> {
     items: I,
-    path: &'a [Seg],
+    path: PathLink<'a, 'p>,
     ctx: &'c Ctx<'c>,
 }
 
-impl<'de, 'a, 'c, I: Iterator<Item = (usize, &'a Node)>> de::SeqAccess<'de>
-    for SeqAccess<'a, 'c, I>
+impl<'de, 'a, 'p, 'c, I: Iterator<Item = (usize, &'a Node)>> de::SeqAccess<'de>
+    for SeqAccess<'a, 'p, 'c, I>
 {
     type Error = Error;
 
@@ -497,22 +536,23 @@ impl<'de, 'a, 'c, I: Iterator<Item = (usize, &'a Node)>> de::SeqAccess<'de>
             if self.ctx.is_skipped(node) {
                 continue;
             }
-            let mut path = self.path.to_vec();
-            path.push(Seg::Index(i));
+            let path = self.path.child(SegRef::Index(i));
             return seed.deserialize(NodeDe { node, path, ctx: self.ctx }).map(Some);
         }
         Ok(None)
     }
 }
 
-struct MapAccess<'a, 'c, I> {
+struct MapAccess<'a, 'p, 'c, I> {
     entries: I,
     value: Option<&'a (Key, Node)>,
-    path: &'a [Seg],
+    path: PathLink<'a, 'p>,
     ctx: &'c Ctx<'c>,
 }
 
-impl<'de, 'a, 'c, I: Iterator<Item = &'a (Key, Node)>> de::MapAccess<'de> for MapAccess<'a, 'c, I> {
+impl<'de, 'a, 'p, 'c, I: Iterator<Item = &'a (Key, Node)>> de::MapAccess<'de>
+    for MapAccess<'a, 'p, 'c, I>
+{
     type Error = Error;
 
     fn next_key_seed<K: de::DeserializeSeed<'de>>(
@@ -528,9 +568,7 @@ impl<'de, 'a, 'c, I: Iterator<Item = &'a (Key, Node)>> de::MapAccess<'de> for Ma
                 entry.0.name.as_str().into_deserializer();
             return seed.deserialize(d).map(Some).map_err(|mut e| {
                 if e.path.is_none() {
-                    let mut path = self.path.to_vec();
-                    path.push(Seg::Key(entry.0.name.clone()));
-                    e.path = Some(path);
+                    e.path = Some(self.path.child(SegRef::Key(&entry.0.name)).to_vec());
                     e.pos = Some(entry.0.pos);
                 }
                 e
@@ -543,8 +581,7 @@ impl<'de, 'a, 'c, I: Iterator<Item = &'a (Key, Node)>> de::MapAccess<'de> for Ma
         let Some((key, node)) = self.value.take() else {
             return Err(Error::custom("value requested before key"));
         };
-        let mut path = self.path.to_vec();
-        path.push(Seg::Key(key.name.clone()));
+        let path = self.path.child(SegRef::Key(&key.name));
         seed.deserialize(NodeDe { node, path, ctx: self.ctx })
     }
 }

@@ -43,51 +43,45 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
         env_options.env.extend(env_defaults.names().map(str::to_owned));
         &env_options
     };
+    let spec_files: Vec<&SnapshotFile> = snapshot
+        .files
+        .iter()
+        .filter(|f| {
+            is_spec_file(&f.path)
+                && !SETTINGS_FILES.contains(&f.path.as_str())
+                && !exclude.is_match(&f.path)
+        })
+        .collect();
+    let files = spec_files.len();
+    // Files are independent until the cross-file checks: load them on every core, then merge
+    // in path order so the result does not depend on scheduling.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let results: Vec<FileResult> = if threads < 2 || spec_files.len() < 64 {
+        spec_files.iter().map(|f| load_file(f, options)).collect()
+    } else {
+        let chunk = spec_files.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = spec_files
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter().map(|f| load_file(f, options)).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            // A panic in a worker is re-raised: losing a file's objects would read as deletions.
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        })
+    };
     let mut objects = Vec::new();
-    let mut files = 0;
     let mut secret_files = Vec::new();
-    for file in &snapshot.files {
-        if !is_spec_file(&file.path)
-            || SETTINGS_FILES.contains(&file.path.as_str())
-            || exclude.is_match(&file.path)
-        {
-            continue;
-        }
-        files += 1;
-        let Some(text) = file_text(file, &mut diags) else { continue };
-        let json = file.path.to_ascii_lowercase().ends_with(".json");
-        let mut ctx = FileCtx::new(&file.path, options);
-        for doc in node::parse_documents(text, json, &options.limits) {
-            match doc.result {
-                Ok(root) => objects.extend(validate::document(&mut ctx, &root)),
-                Err(e) => {
-                    let pos = e.pos.unwrap_or(node::Pos { line: doc.start_line, column: 0 });
-                    let (code, hint) = if e.budget {
-                        (
-                            Code::Budget,
-                            "split the file, or remove deep nesting and repeated aliases",
-                        )
-                    } else if e.message.starts_with("duplicate mapping key") {
-                        (
-                            Code::DuplicateKey,
-                            "remove one of the two entries: keys in a mapping must be unique",
-                        )
-                    } else {
-                        (
-                            Code::Syntax,
-                            "fix the YAML syntax (indentation, quoting, `:` in plain values)",
-                        )
-                    };
-                    ctx.diags.push(
-                        Diagnostic::error(code, e.message)
-                            .at(Location::new(&file.path, pos.line, pos.column))
-                            .hint(hint),
-                    );
-                }
-            }
-        }
-        diags.append(&mut ctx.diags);
-        secret_files.append(&mut ctx.secret_files);
+    for mut r in results {
+        objects.append(&mut r.objects);
+        diags.append(&mut r.diags);
+        secret_files.append(&mut r.secret_files);
     }
     let keep = validate::across(&objects, options, &mut diags);
     let mut objects: Vec<_> =
@@ -106,6 +100,75 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
         secret_files,
     };
     (desired, diags)
+}
+
+/// A cached file result, with the bytes it was computed from.
+#[derive(Clone)]
+pub struct CachedFile {
+    content: std::sync::Arc<[u8]>,
+    result: FileResult,
+}
+
+/// What one file yields.
+#[derive(Default, Clone)]
+struct FileResult {
+    objects: Vec<super::Object>,
+    diags: Vec<Diagnostic>,
+    secret_files: Vec<super::SecretFileRef>,
+}
+
+fn load_file(file: &SnapshotFile, options: &LoadOptions) -> FileResult {
+    let FileContent::Bytes(bytes) = &file.content else { return load_file_uncached(file, options) };
+    let Some(cache) = &options.cache else { return load_file_uncached(file, options) };
+    let hit = {
+        let map = cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&file.path).filter(|c| c.content == *bytes).map(|c| c.result.clone())
+    };
+    if let Some(result) = hit {
+        return result;
+    }
+    let result = load_file_uncached(file, options);
+    let entry = CachedFile { content: bytes.clone(), result: result.clone() };
+    cache.0.lock().unwrap_or_else(|e| e.into_inner()).insert(file.path.clone(), entry);
+    result
+}
+
+fn load_file_uncached(file: &SnapshotFile, options: &LoadOptions) -> FileResult {
+    let mut diags = Vec::new();
+    let Some(text) = file_text(file, &mut diags) else {
+        return FileResult { diags, ..FileResult::default() };
+    };
+    let json = file.path.to_ascii_lowercase().ends_with(".json");
+    let mut ctx = FileCtx::new(&file.path, options);
+    let mut objects = Vec::new();
+    for doc in node::parse_documents(text, json, &options.limits) {
+        match doc.result {
+            Ok(root) => objects.extend(validate::document(&mut ctx, &root)),
+            Err(e) => {
+                let pos = e.pos.unwrap_or(node::Pos { line: doc.start_line, column: 0 });
+                let (code, hint) = if e.budget {
+                    (Code::Budget, "split the file, or remove deep nesting and repeated aliases")
+                } else if e.message.starts_with("duplicate mapping key") {
+                    (
+                        Code::DuplicateKey,
+                        "remove one of the two entries: keys in a mapping must be unique",
+                    )
+                } else {
+                    (
+                        Code::Syntax,
+                        "fix the YAML syntax (indentation, quoting, `:` in plain values)",
+                    )
+                };
+                ctx.diags.push(
+                    Diagnostic::error(code, e.message)
+                        .at(Location::new(&file.path, pos.line, pos.column))
+                        .hint(hint),
+                );
+            }
+        }
+    }
+    diags.append(&mut ctx.diags);
+    FileResult { objects, diags, secret_files: ctx.secret_files }
 }
 
 /// The file's text, or a diagnostic saying why there is none.
@@ -285,6 +348,21 @@ mod tests {
     fn run(files: &[(&str, &str)]) -> (Desired, Vec<Diagnostic>) {
         let snapshot = Snapshot::from_texts(files.iter().copied());
         load(&snapshot, &LoadOptions::with_env(["DB_PASSWORD".to_string()]))
+    }
+
+    #[test]
+    fn a_shared_cache_gives_the_same_results_as_loading_afresh() {
+        let cache = std::sync::Arc::new(crate::spec::LoadCache::default());
+        let options = LoadOptions { cache: Some(cache), ..LoadOptions::default() };
+        let a = Snapshot::from_texts([("p.yaml", "name: P\n"), ("q.yaml", "name: Q\n")]);
+        let b = Snapshot::from_texts([("p.yaml", "name: P\n"), ("q.yaml", "name: Q2\nbad: [\n")]);
+        for snapshot in [&a, &b, &a, &b] {
+            let (fresh, fresh_diags) = load(snapshot, &LoadOptions::default());
+            let (cached, cached_diags) = load(snapshot, &options);
+            let keys = |d: &Desired| d.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
+            assert_eq!(keys(&fresh), keys(&cached));
+            assert_eq!(fresh_diags, cached_diags);
+        }
     }
 
     #[test]

@@ -25,6 +25,9 @@ use std::fmt;
 
 pub use load::{SETTINGS_FILES, is_snapshot_file, is_spec_file, load};
 
+#[doc(hidden)]
+pub use load::CachedFile;
+
 use crate::diagnostic::Location;
 
 /// The kinds of objects, in apply order (deletes run in reverse).
@@ -293,6 +296,19 @@ pub struct LoadOptions {
     pub known_purposes: Option<BTreeSet<String>>,
     /// Parser budgets.
     pub limits: node::Limits,
+    /// Results of files already loaded with the same options (`plan --base` loads two trees
+    /// that share most files).
+    pub cache: Option<std::sync::Arc<LoadCache>>,
+}
+
+/// Per-file load results, reused when a file with the same path and bytes is loaded again.
+#[derive(Default)]
+pub struct LoadCache(std::sync::Mutex<std::collections::HashMap<String, load::CachedFile>>);
+
+impl std::fmt::Debug for LoadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoadCache")
+    }
 }
 
 impl LoadOptions {

@@ -183,8 +183,7 @@ pub(crate) fn document(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Object> {
 
     // Tree checks first: their messages are the most specific.
     let mut tainted = Vec::new();
-    scan_strings(ctx, root, &mut Vec::new(), &mut tainted);
-    null_trap(ctx, root, &mut Vec::new());
+    walk(ctx, root, &mut Vec::new(), &mut tainted);
 
     let spec = match kind {
         Kind::DataSource => {
@@ -318,89 +317,134 @@ fn options_of(spec: &Spec) -> ObjectOptions {
     o
 }
 
-/// Walks every string: checks placeholders, records tainted values, flags literal secrets.
-fn scan_strings(
+/// A step of a path borrowed from the tree (the walks below allocate only when they report).
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn owned(path: &[Step<'_>]) -> Vec<Seg> {
+    path.iter()
+        .map(|s| match s {
+            Step::Key(k) => Seg::Key((*k).to_owned()),
+            Step::Index(i) => Seg::Index(*i),
+        })
+        .collect()
+}
+
+/// Whether the value at `path` is a known secret field (`password`, `userFiles[].content`...).
+fn is_secret_path(path: &[Step<'_>]) -> bool {
+    match path {
+        [.., Step::Key(last)] if secrets::SECRET_FIELDS.contains(last) => true,
+        [.., Step::Key("userFiles"), Step::Index(_), Step::Key("content")] => true,
+        _ => false,
+    }
+}
+
+/// One walk over the tree: checks placeholders, records tainted values, flags literal secrets,
+/// and catches `maskingConfig.type: Null` (unquoted `Null` is YAML null).
+fn walk<'a>(
     ctx: &mut FileCtx<'_>,
-    node: &Node,
-    path: &mut Vec<Seg>,
+    node: &'a Node,
+    path: &mut Vec<Step<'a>>,
     tainted: &mut Vec<Tainted>,
 ) {
     match &node.value {
-        Value::Str(s) => {
-            let names: Vec<String> = path
-                .iter()
-                .map(|s| match s {
-                    Seg::Key(k) => k.clone(),
-                    Seg::Index(i) => i.to_string(),
-                })
-                .collect();
-            let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let secret_field = secrets::is_secret_field(&name_refs);
-            let mut is_tainted = secret_field && !s.is_empty();
-            if secrets::has_placeholder(s) {
-                match secrets::parse(s) {
-                    Err(e) => ctx.error(Code::Placeholder, e.message, node.pos, path, e.hint),
-                    Ok(pieces) => {
-                        for piece in pieces {
-                            match piece {
-                                secrets::Piece::Ref(SecretRef::Env(var)) => {
-                                    is_tainted = true;
-                                    if !ctx.options.env.contains(&var) {
-                                        ctx.error(
-                                            Code::MissingVariable,
-                                            format!("environment variable `{var}` is not set"),
-                                            node.pos,
-                                            path,
-                                            format!(
-                                                "set `{var}` in the environment of immuta-gitops (CI secret, \
-                                                 Kubernetes Secret) or in an env file listed in `envFiles`; \
-                                                 it is read when the payload is sent"
-                                            ),
-                                        );
-                                    }
-                                }
-                                secrets::Piece::Ref(SecretRef::File(file)) => {
-                                    is_tainted = true;
-                                    ctx.secret_files.push(SecretFileRef {
-                                        file,
-                                        location: ctx.loc(node.pos),
-                                        path: path_string(path),
-                                    });
-                                }
-                                secrets::Piece::Text(_) => {}
-                            }
-                        }
-                    }
-                }
-            } else if secret_field && !s.is_empty() {
-                let field = names.last().map_or("", String::as_str);
-                ctx.warning(
-                    Code::PlaintextSecret,
-                    format!("`{field}` holds a literal secret: anyone who can read the repository can read it"),
-                    node.pos,
-                    path,
-                    "use a placeholder instead: `${ENV_VAR}` or `${file:PATH}`",
-                );
-            }
-            if is_tainted && path.first() != Some(&Seg::Key("gitops".into())) {
-                tainted.push(Tainted { pointer: json_pointer(path), location: ctx.loc(node.pos) });
-            }
-        }
+        Value::Str(s) => string(ctx, node, s, path, tainted),
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                path.push(Seg::Index(i));
-                scan_strings(ctx, item, path, tainted);
+                path.push(Step::Index(i));
+                walk(ctx, item, path, tainted);
                 path.pop();
             }
         }
         Value::Map(entries) => {
             for (k, v) in entries {
-                path.push(Seg::Key(k.name.clone()));
-                scan_strings(ctx, v, path, tainted);
+                path.push(Step::Key(&k.name));
+                if k.name == "maskingConfig"
+                    && let Some((tk, tv)) = v.entry("type")
+                    && tv.value == Value::Null
+                {
+                    path.push(Step::Key(&tk.name));
+                    ctx.error(
+                        Code::NullTrap,
+                        "`maskingConfig.type` is YAML null: an unquoted `Null` is not the masking type `Null`",
+                        tv.pos,
+                        &owned(path),
+                        "quote it: `type: \"Null\"`",
+                    );
+                    path.pop();
+                }
+                walk(ctx, v, path, tainted);
                 path.pop();
             }
         }
         _ => {}
+    }
+}
+
+fn string(
+    ctx: &mut FileCtx<'_>,
+    node: &Node,
+    s: &str,
+    path: &[Step<'_>],
+    tainted: &mut Vec<Tainted>,
+) {
+    let secret_field = is_secret_path(path);
+    let mut is_tainted = secret_field && !s.is_empty();
+    if secrets::has_placeholder(s) {
+        match secrets::parse(s) {
+            Err(e) => ctx.error(Code::Placeholder, e.message, node.pos, &owned(path), e.hint),
+            Ok(pieces) => {
+                for piece in pieces {
+                    match piece {
+                        secrets::Piece::Ref(SecretRef::Env(var)) => {
+                            is_tainted = true;
+                            if !ctx.options.env.contains(&var) {
+                                ctx.error(
+                                    Code::MissingVariable,
+                                    format!("environment variable `{var}` is not set"),
+                                    node.pos,
+                                    &owned(path),
+                                    format!(
+                                        "set `{var}` in the environment of immuta-gitops (CI secret, \
+                                         Kubernetes Secret) or in an env file listed in `envFiles`; \
+                                         it is read when the payload is sent"
+                                    ),
+                                );
+                            }
+                        }
+                        secrets::Piece::Ref(SecretRef::File(file)) => {
+                            is_tainted = true;
+                            ctx.secret_files.push(SecretFileRef {
+                                file,
+                                location: ctx.loc(node.pos),
+                                path: path_string(&owned(path)),
+                            });
+                        }
+                        secrets::Piece::Text(_) => {}
+                    }
+                }
+            }
+        }
+    } else if secret_field && !s.is_empty() {
+        let field = match path.last() {
+            Some(Step::Key(k)) => *k,
+            _ => "",
+        };
+        ctx.warning(
+            Code::PlaintextSecret,
+            format!(
+                "`{field}` holds a literal secret: anyone who can read the repository can read it"
+            ),
+            node.pos,
+            &owned(path),
+            "use a placeholder instead: `${ENV_VAR}` or `${file:PATH}`",
+        );
+    }
+    if is_tainted && !matches!(path.first(), Some(Step::Key("gitops"))) {
+        tainted.push(Tainted { pointer: json_pointer(&owned(path)), location: ctx.loc(node.pos) });
     }
 }
 
@@ -415,41 +459,6 @@ pub fn json_pointer(path: &[Seg]) -> String {
         }
     }
     s
-}
-
-/// `maskingConfig.type: Null` unquoted is YAML null: say so and say how to quote it.
-fn null_trap(ctx: &mut FileCtx<'_>, node: &Node, path: &mut Vec<Seg>) {
-    match &node.value {
-        Value::Map(entries) => {
-            for (k, v) in entries {
-                path.push(Seg::Key(k.name.clone()));
-                if k.name == "maskingConfig"
-                    && let Some((tk, tv)) = v.entry("type")
-                    && tv.value == Value::Null
-                {
-                    path.push(Seg::Key(tk.name.clone()));
-                    ctx.error(
-                        Code::NullTrap,
-                        "`maskingConfig.type` is YAML null: an unquoted `Null` is not the masking type `Null`",
-                        tv.pos,
-                        path,
-                        "quote it: `type: \"Null\"`",
-                    );
-                    path.pop();
-                }
-                null_trap(ctx, v, path);
-                path.pop();
-            }
-        }
-        Value::Seq(items) => {
-            for (i, item) in items.iter().enumerate() {
-                path.push(Seg::Index(i));
-                null_trap(ctx, item, path);
-                path.pop();
-            }
-        }
-        _ => {}
-    }
 }
 
 fn policy(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Spec> {

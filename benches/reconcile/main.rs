@@ -1,0 +1,730 @@
+//! Benchmarks of immuta-gitops against the naive way, written to `BENCHMARKS.md`.
+//!
+//! ```sh
+//! cargo bench --bench reconcile -- --write BENCHMARKS.md   # everything (minutes on 2 cores)
+//! cargo bench --bench reconcile -- --quick                 # smaller trees, printed to stdout
+//! ```
+//!
+//! Not part of the test suite: numbers depend on the machine. Everything runs on loopback
+//! against the in-process emulator (with injected per-request latency to model a real
+//! tenant), `git daemon`, and the release binary.
+
+mod generate;
+
+#[allow(dead_code)]
+#[path = "../../tests/it/support/git.rs"]
+mod git;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use immuta_gitops::apply::{self, Silent};
+use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorHandle};
+use immuta_gitops::live::{self, Client, ClientConfig, Observer};
+use immuta_gitops::pipeline;
+use immuta_gitops::plan::{self, render};
+use immuta_gitops::secret_store::ProcessSecrets;
+use immuta_gitops::snapshot::Snapshot;
+use immuta_gitops::source::dir;
+use immuta_gitops::spec::{self, LoadOptions, secrets};
+use immuta_gitops::state::file::Store;
+use secrecy::SecretString;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// Parallelism used for our apply (the CLI default).
+const PARALLELISM: usize = 8;
+
+/// Counts API requests by method.
+#[derive(Default)]
+struct Counter(Mutex<BTreeMap<String, u64>>);
+
+impl Observer for Counter {
+    fn request(&self, _endpoint: &str, method: &str, _status: Option<u16>, _took: Duration) {
+        *self.0.lock().unwrap().entry(method.to_owned()).or_default() += 1;
+    }
+    fn retry(&self, _: &str, _: &str) {}
+}
+
+impl Counter {
+    fn take(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+struct Section {
+    title: String,
+    note: String,
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+struct Goal {
+    goal: &'static str,
+    measured: String,
+    met: bool,
+}
+
+#[derive(Default)]
+struct Report {
+    sections: Vec<Section>,
+    goals: Vec<Goal>,
+}
+
+fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+fn mb(kb: i64) -> String {
+    format!("{:.0} MB", kb as f64 / 1024.0)
+}
+
+/// Runs a command and returns (wall time, peak RSS in KiB, exit success) via wait4.
+fn measure(cmd: &mut Command) -> (Duration, i64, bool) {
+    let started = Instant::now();
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+    let pid = i32::try_from(child.id()).expect("pid");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child; status and usage point to live locals.
+    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let took = started.elapsed();
+    std::mem::forget(child); // already reaped
+    (took, usage.ru_maxrss, libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_immuta-gitops"));
+    c.env("NO_COLOR", "1").env_remove("IMMUTA_URL");
+    c
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0))
+        })
+        .map_or("?".into(), |kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0));
+    format!("{cpu}, {cores} cores, {mem} RAM")
+}
+
+fn write_tree(n: usize) -> (tempfile::TempDir, generate::Tree) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = generate::tree(n, 42);
+    generate::write(&tree, dir.path()).expect("write tree");
+    (dir, tree)
+}
+
+fn read(dir: &Path) -> Snapshot {
+    dir::read(dir, &dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() })
+        .expect("read tree")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn bench_load(report: &mut Report, sizes: &[usize]) {
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let (dir, tree) = write_tree(n);
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let snapshot = read(dir.path());
+            let (desired, diags) = spec::load(&snapshot, &LoadOptions::default());
+            best = best.min(started.elapsed());
+            assert!(
+                diags.iter().all(|d| !d.is_error()),
+                "{:?}",
+                diags.iter().find(|d| d.is_error())
+            );
+            assert_eq!(desired.objects.len(), tree.objects());
+        }
+        let (wall, rss, ok) = measure(bin().arg("validate").arg(dir.path()));
+        assert!(ok, "validate failed");
+        rows.push(vec![
+            format!("{n}"),
+            format!("{}", tree.files.len() - 2),
+            format!("{}", tree.tables),
+            secs(best),
+            format!("{:.0}", tree.objects() as f64 / best.as_secs_f64()),
+            secs(wall),
+            mb(rss),
+        ]);
+    }
+    report.sections.push(Section {
+        title: "Load + validate".into(),
+        note: "In-process: read the directory and `spec::load` (best of 3). Binary: `immuta-gitops validate DIR` \
+               (wall time and peak RSS of the process)."
+            .into(),
+        header: vec!["objects", "files", "tables", "load (in-process)", "docs/s", "`validate` wall", "`validate` peak RSS"],
+        rows,
+    });
+}
+
+fn bench_offline_plan(report: &mut Report, n: usize) {
+    // A Git repository whose last commit changes 1% of the policies.
+    let repo = git::GitFixture::new();
+    let tree = generate::tree(n, 42);
+    for (path, text) in &tree.files {
+        repo.write(&format!("specs/{path}"), text);
+    }
+    repo.commit("base");
+    let changed = (tree.policies / 100).max(1);
+    for i in 0..changed {
+        repo.write(&format!("specs/policies/policy-{i:05}.yaml"), format!("policyKey: policy-{i:05}\nname: Renamed {i}\ntype: subscription\nactions:\n  type: manual\n"));
+    }
+    repo.commit("change");
+    let specs = repo.work().join("specs");
+
+    // In-process: the pure planner and the text renderer on the loaded trees.
+    let snapshot = read(&specs);
+    let (desired, _) = spec::load(&snapshot, &LoadOptions::default());
+    let base_snapshot = immuta_gitops::source::git::read_revision(
+        &specs,
+        "HEAD~1",
+        "specs",
+        spec::is_snapshot_file,
+        8 << 20,
+    )
+    .expect("base");
+    let (base, _) = spec::load(&base_snapshot, &LoadOptions::default());
+    let started = Instant::now();
+    let base_targets = pipeline::targets(&base, None, "base").expect("targets");
+    let mut state = immuta_gitops::state::State::new("offline", "base");
+    for t in &base_targets {
+        state.upsert(t.entry(None, vec![], "r", ""));
+    }
+    let targets = pipeline::targets(&desired, None, "base").expect("targets");
+    let p = plan::plan(&plan::PlanInput {
+        targets: &targets,
+        state: &state,
+        observed: None,
+        settings: &desired.settings,
+        tenant: "offline".into(),
+        revision: desired.revision.clone(),
+        base: Some("HEAD~1".into()),
+        refresh: false,
+        now: SystemTime::now(),
+    });
+    let text = render::text(&p, &render::TextOptions { color: false });
+    let pure = started.elapsed();
+    assert_eq!(p.summary().update, changed, "{}", p.summary_line());
+
+    let (wall, rss, ok) =
+        measure(bin().args(["plan", "--base", "HEAD~1", "--color", "never"]).arg(&specs));
+    assert!(ok, "plan --base failed");
+    report.sections.push(Section {
+        title: format!("Offline plan ({n} objects, {changed} changed)"),
+        note: "Pure: comparable targets of both sides + `plan::plan` + text rendering, in-process. Binary: \
+               `immuta-gitops plan --base HEAD~1 DIR` (reads the base revision from Git, loads both trees, plans, \
+               renders)."
+            .into(),
+        header: vec!["measure", "time", "peak RSS", "plan output"],
+        rows: vec![
+            vec!["pure planner".into(), secs(pure), "-".into(), format!("{} lines", text.lines().count())],
+            vec!["`plan --base` binary".into(), secs(wall), mb(rss), p.summary_line()],
+        ],
+    });
+    report.goals.push(Goal {
+        goal: "offline plan of 10,000 objects under 1 s and 200 MB",
+        measured: format!("`plan --base` of {n} objects: {}, {}", secs(wall), mb(rss)),
+        met: n < 10_000 || (wall < Duration::from_secs(1) && rss < 200 * 1024),
+    });
+}
+
+struct Tenant {
+    handle: EmulatorHandle,
+    client: Client,
+    counter: Arc<Counter>,
+    http: reqwest::Client,
+}
+
+impl Tenant {
+    async fn start(latency_ms: u64) -> Tenant {
+        let handle = Emulator::start().await.expect("emulator");
+        let counter = Arc::new(Counter::default());
+        let config = ClientConfig::new(handle.base_url(), SecretString::from(ADMIN_KEY.to_owned()));
+        let client = Client::with_observer(config, counter.clone()).expect("client");
+        let http = reqwest::Client::new();
+        http.put(format!("{}/_emulator/latency", handle.base_url()))
+            .json(&json!({"ms": latency_ms}))
+            .send()
+            .await
+            .expect("latency");
+        Tenant { handle, client, counter, http }
+    }
+
+    async fn latency(&self, ms: u64) {
+        self.http
+            .put(format!("{}/_emulator/latency", self.handle.base_url()))
+            .json(&json!({"ms": ms}))
+            .send()
+            .await
+            .expect("latency");
+    }
+}
+
+struct Run {
+    took: Duration,
+    calls: BTreeMap<String, u64>,
+    writes: usize,
+}
+
+impl Run {
+    fn calls(&self) -> String {
+        self.calls.iter().map(|(m, n)| format!("{m} {n}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// One reconcile the way `apply --auto-approve` does it: load, observe, plan, apply.
+async fn ours(
+    t: &Tenant,
+    dir: &Path,
+    state_path: &Path,
+    refresh: bool,
+    apply_changes: bool,
+) -> (Run, plan::Plan) {
+    t.counter.take();
+    let started = Instant::now();
+    let snapshot = read(dir);
+    let (desired, diags) =
+        pipeline::load(&snapshot, &LoadOptions::default(), Path::new("/run/secrets"));
+    pipeline::require_valid(&diags).expect("valid specs");
+    let state = pipeline::state_for(state_path, "bench").expect("state");
+    let source = ProcessSecrets::new("/run/secrets").with_defaults(desired.env_defaults.clone());
+    let targets = pipeline::targets(&desired, Some(&source), &state.salt).expect("targets");
+    let observed = pipeline::observe(&t.client, &targets, &state, &source, refresh, PARALLELISM)
+        .await
+        .expect("observe");
+    let p = pipeline::plan_live(&desired, &targets, &state, &observed, "bench", refresh);
+    let mut writes = 0;
+    if apply_changes && p.has_changes() {
+        assert!(p.errors.is_empty(), "{:?}", p.errors.first());
+        let mut store = Store::open(state_path, || state.clone()).expect("store");
+        let options = apply::Options {
+            parallelism: PARALLELISM,
+            revision: desired.revision.clone(),
+            cancel: CancellationToken::new(),
+        };
+        let outcome = apply::apply(&p, &targets, &mut store, &t.client, &source, &options, &Silent)
+            .await
+            .expect("apply");
+        assert!(
+            outcome.is_success(),
+            "apply failed: {:?}",
+            outcome.results.iter().find(|r| !matches!(
+                r.status,
+                apply::Status::Applied | apply::Status::Unchanged | apply::Status::Adopted
+            ))
+        );
+        writes = outcome.writes();
+    }
+    (Run { took: started.elapsed(), calls: t.counter.take(), writes }, p)
+}
+
+/// The naive way: post every spec, one after the other, on every run (a CI loop over
+/// `immuta datasource|policy|project|purpose save`).
+async fn naive(t: &Tenant, dir: &Path) -> Run {
+    t.counter.take();
+    let started = Instant::now();
+    let snapshot = read(dir);
+    let (desired, _) = spec::load(&snapshot, &LoadOptions::default());
+    let source = ProcessSecrets::new("/run/secrets").with_defaults(desired.env_defaults.clone());
+    let mut writes = 0;
+    for o in &desired.objects {
+        let payload = secrets::interpolate(&o.payload, &source).expect("secrets");
+        live::write(&t.client, o.kind, &payload, &o.options, &[]).await.expect("naive post");
+        writes += 1;
+    }
+    Run { took: started.elapsed(), calls: t.counter.take(), writes }
+}
+
+fn touch_one(dir: &Path) {
+    let path = dir.join("policies/policy-00003.yaml");
+    let text = std::fs::read_to_string(&path).expect("policy");
+    std::fs::write(&path, text.replace("type: manual", "type: manual\n  description: edited"))
+        .expect("edit");
+}
+
+async fn bench_apply(report: &mut Report, n: usize, latencies: &[u64]) {
+    let mut rows = Vec::new();
+    for &ms in latencies {
+        // Ours.
+        let (dir, _) = write_tree(n);
+        let state = tempfile::tempdir().expect("state");
+        let state_path = state.path().join("state.json");
+        let t = Tenant::start(ms).await;
+        let (cold, _) = ours(&t, dir.path(), &state_path, false, true).await;
+        let (noop, noop_plan) = ours(&t, dir.path(), &state_path, false, true).await;
+        touch_one(dir.path());
+        let (one, _) = ours(&t, dir.path(), &state_path, false, true).await;
+        let (refresh, refresh_plan) = ours(&t, dir.path(), &state_path, true, false).await;
+        assert!(!noop_plan.has_changes() && !refresh_plan.has_changes());
+        // Naive, on a fresh tenant.
+        let (ndir, _) = write_tree(n);
+        let nt = Tenant::start(ms).await;
+        let ncold = naive(&nt, ndir.path()).await;
+        let nnoop = naive(&nt, ndir.path()).await;
+        touch_one(ndir.path());
+        let none = naive(&nt, ndir.path()).await;
+        for (what, o, nv) in [
+            ("cold apply", &cold, &ncold),
+            ("no-op reconcile", &noop, &nnoop),
+            ("one file changed", &one, &none),
+        ] {
+            rows.push(vec![
+                format!("{n}"),
+                format!("{ms} ms"),
+                what.into(),
+                secs(o.took),
+                format!("{} ({})", o.writes, o.calls()),
+                secs(nv.took),
+                format!("{} ({})", nv.writes, nv.calls()),
+                format!("{:.1}x", nv.took.as_secs_f64() / o.took.as_secs_f64().max(1e-9)),
+            ]);
+        }
+        rows.push(vec![
+            format!("{n}"),
+            format!("{ms} ms"),
+            "`plan --refresh` (every object's dry run)".into(),
+            secs(refresh.took),
+            format!("0 ({})", refresh.calls()),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ]);
+        if ms == 20 {
+            let ratio = ncold.took.as_secs_f64() / cold.took.as_secs_f64().max(1e-9);
+            report.goals.push(Goal {
+                goal: "cold apply at least 5x faster than the naive loop at 20 ms latency",
+                measured: format!(
+                    "{n} objects: {} vs naive {} ({ratio:.1}x)",
+                    secs(cold.took),
+                    secs(ncold.took)
+                ),
+                met: ratio >= 5.0,
+            });
+        }
+        if ms == latencies[0] {
+            report.goals.push(Goal {
+                goal: "no-op reconcile with zero writes",
+                measured: format!("{n} objects: {} writes ({})", noop.writes, noop.calls()),
+                met: noop.writes == 0 && !noop.calls.contains_key("DELETE"),
+            });
+            report.goals.push(Goal {
+                goal: "one-file change with exactly one write",
+                measured: format!("{n} objects: {} write(s) ({})", one.writes, one.calls()),
+                met: one.writes == 1,
+            });
+        }
+        t.latency(0).await;
+    }
+    report.sections.push(Section {
+        title: format!("Apply: immuta-gitops vs the naive loop ({n} objects)"),
+        note: format!(
+            "Ours: load, V1 listings, dry runs of changed objects only, plan, apply with parallelism {PARALLELISM}, \
+             state journaled. Naive: post every spec file, serially, on every run. Writes are POSTs/DELETEs \
+             that change the tenant; request counts are by HTTP method (our POSTs include dry runs; GETs are \
+             listing pages). Latency is injected per request by the emulator."
+        ),
+        header: vec!["objects", "latency", "run", "immuta-gitops", "writes (requests)", "naive", "writes (requests)", "naive / ours"],
+        rows,
+    });
+}
+
+async fn status(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    match http.get(format!("{base}/status")).send().await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+async fn wait_applied(
+    http: &reqwest::Client,
+    base: &str,
+    rev: &str,
+    log: &Mutex<Vec<String>>,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let s = status(http, base).await;
+        if s["applied_revision"] == rev {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not applied: {s:#}\n{}",
+            log.lock().unwrap().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn proc_stat(pid: u32) -> (u64, i64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (ticks, rss)
+}
+
+async fn bench_daemon(report: &mut Report, idle: Duration) {
+    let emulator = Emulator::start().await.expect("emulator");
+    let repo = git::GitFixture::new();
+    let tree = generate::tree(50, 7);
+    for (path, text) in &tree.files {
+        repo.write(path, text);
+    }
+    let mut head = repo.commit("base");
+    let server = git::GitDaemon::serve(&repo.base_path());
+    let secret = "bench-webhook-secret";
+    let mut rows = Vec::new();
+    for (label, interval) in [("webhook", "1h"), ("poll every 5s", "5s")] {
+        let dir = tempfile::tempdir().expect("state");
+        let mut child = bin()
+            .args([
+                "run",
+                "--repo",
+                &server.url("repo.git"),
+                "--listen",
+                "127.0.0.1:0",
+                "--interval",
+                interval,
+                "--drift-interval",
+                "0s",
+            ])
+            .arg("--url")
+            .arg(emulator.base_url())
+            .arg("--state-dir")
+            .arg(dir.path())
+            .env("IMMUTA_API_KEY", ADMIN_KEY)
+            .env("IMMUTA_GITOPS_WEBHOOK_SECRET", secret)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            // Keep draining stderr so the reconciler never blocks on a full pipe.
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("immuta-gitops reconciler serving on ") {
+                    let _ = tx.send(a.to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(30)).expect("the reconciler starts");
+        let http = reqwest::Client::new();
+        wait_applied(&http, &base, &head, &log).await;
+        let mut samples = Vec::new();
+        for i in 0..5 {
+            repo.write(
+                &format!("purposes/bench-{label}-{i}.yaml").replace(' ', "-"),
+                format!("name: Bench {label} {i}\n"),
+            );
+            head = repo.commit("change");
+            let started = Instant::now();
+            if label == "webhook" {
+                let body = json!({"ref": "refs/heads/main", "after": head}).to_string();
+                use hmac::{Hmac, KeyInit, Mac};
+                let mut mac =
+                    Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
+                mac.update(body.as_bytes());
+                let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+                http.post(format!("{base}/webhook"))
+                    .header("X-GitHub-Event", "push")
+                    .header("X-Hub-Signature-256", sig)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("webhook");
+            }
+            wait_applied(&http, &base, &head, &log).await;
+            samples.push(started.elapsed());
+        }
+        samples.sort();
+        rows.push(vec![
+            format!("commit to applied, {label}"),
+            format!(
+                "median {}, min {}, max {} (5 commits)",
+                secs(samples[2]),
+                secs(samples[0]),
+                secs(samples[4])
+            ),
+        ]);
+        if label == "webhook" {
+            // Idle: no commits, no webhooks (the poll interval is 1 h).
+            let (t0, _) = proc_stat(child.id());
+            tokio::time::sleep(idle).await;
+            let (t1, rss) = proc_stat(child.id());
+            // SAFETY: sysconf has no preconditions.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+            let cpu = (t1 - t0) as f64 / hz;
+            rows.push(vec![
+                format!("idle over {}", secs(idle)),
+                format!(
+                    "CPU {:.3} s ({:.3}% of one core), RSS {}",
+                    cpu,
+                    cpu * 100.0 / idle.as_secs_f64(),
+                    mb(rss)
+                ),
+            ]);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    report.sections.push(Section {
+        title: "Reconciler (`immuta-gitops run`, release build)".into(),
+        note: "A 50-object repository served by `git daemon` on loopback; each commit adds one purpose. Latency is \
+               from the push (and, with the webhook, the delivery) to `/status` reporting the commit as applied."
+            .into(),
+        header: vec!["measure", "result"],
+        rows,
+    });
+}
+
+async fn bench_emulator(report: &mut Report, window: Duration) {
+    let emulator = Emulator::start().await.expect("emulator");
+    let base = emulator.base_url();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + window;
+    let mut tasks = Vec::new();
+    for w in 0..4u64 {
+        let http = http.clone();
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let i = n % 50;
+                let (path, body) = match n % 4 {
+                    0 => ("/api/v2/policy", json!({"policyKey": format!("p{w}-{i}"), "name": format!("P {w} {i} {n}"), "type": "subscription", "actions": {"type": "anyone"}})),
+                    1 => ("/api/v2/purpose", json!({"name": format!("Purpose {w} {i}"), "description": format!("{n}")})),
+                    2 => ("/api/v2/data?dryRun=true", json!({"connectionKey": format!("c{w}-{i}"), "connection": {"handler": "Snowflake", "hostname": format!("h{w}-{i}"), "database": "D"}, "sources": [{"tableName": "T", "schema": "S"}]})),
+                    _ => ("/api/v2/project", json!({"projectKey": format!("k{w}-{i}"), "name": format!("K {w} {i} {n}")})),
+                };
+                let r = http.post(format!("{base}{path}")).header("Authorization", ADMIN_KEY).json(&body).send().await.expect("post");
+                assert!(r.status().is_success(), "{path}: {}", r.status());
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    report.sections.push(Section {
+        title: "Emulator throughput".into(),
+        note: "4 concurrent clients on loopback, in the same process as the emulator, posting a mix of policy, \
+               purpose and project upserts and data-source dry runs."
+            .into(),
+        header: vec!["window", "requests", "requests/s"],
+        rows: vec![vec![secs(window), total.to_string(), format!("{:.0}", total as f64 / window.as_secs_f64())]],
+    });
+}
+
+fn render_report(report: &Report, command: &str) -> String {
+    let mut s = String::from("# Benchmarks\n\n");
+    s.push_str(&format!(
+        "Measured {} on {}.\n\nCommand: `{command}` (release build; every number comes from one run of that command).\n\n",
+        humantime::format_rfc3339_seconds(SystemTime::now()).to_string().get(..10).unwrap_or_default(),
+        machine()
+    ));
+    s.push_str("## Goals\n\n| goal | measured | met |\n|---|---|---|\n");
+    for g in &report.goals {
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            g.goal,
+            g.measured,
+            if g.met { "yes" } else { "**no**" }
+        ));
+    }
+    for sec in &report.sections {
+        s.push_str(&format!("\n## {}\n\n{}\n\n", sec.title, sec.note));
+        s.push_str(&format!("| {} |\n", sec.header.join(" | ")));
+        s.push_str(&format!("|{}\n", "---|".repeat(sec.header.len())));
+        for row in &sec.rows {
+            s.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+    }
+    s
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--emit-tree") {
+        // `--emit-tree N DIR`: write a generated tree (for profiling) and stop.
+        let n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1000);
+        let dir = PathBuf::from(args.get(i + 2).map_or("tree", String::as_str));
+        generate::write(&generate::tree(n, 42), &dir).expect("write tree");
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let out: Option<PathBuf> =
+        args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut report = Report::default();
+    let big = if quick { 2_000 } else { 10_000 };
+    let small = if quick { 300 } else { 1_000 };
+    eprintln!("load...");
+    bench_load(&mut report, &[small, big]);
+    eprintln!("offline plan...");
+    bench_offline_plan(&mut report, big);
+    runtime.block_on(async {
+        eprintln!("apply (ours vs naive)...");
+        bench_apply(&mut report, small, &[0, 20]).await;
+        bench_apply(&mut report, big, &[0]).await;
+        eprintln!("reconciler...");
+        bench_daemon(
+            &mut report,
+            if quick { Duration::from_secs(10) } else { Duration::from_secs(60) },
+        )
+        .await;
+        eprintln!("emulator...");
+        bench_emulator(&mut report, Duration::from_secs(5)).await;
+    });
+    let command = format!(
+        "cargo bench --bench reconcile -- {}--write BENCHMARKS.md",
+        if quick { "--quick " } else { "" }
+    );
+    let text = render_report(&report, &command);
+    match out {
+        Some(path) => std::fs::write(&path, &text).expect("write report"),
+        None => print!("{text}"),
+    }
+}
