@@ -27,3 +27,6 @@ mod server;
 /// The reconciler end to end: `run` against a Git repository on `git daemon` and a watched
 /// directory, with the emulator.
 mod daemon;
+
+/// Secret hygiene: canaries in every secret-bearing field, scanned for in every output.
+mod secrets;
