@@ -42,6 +42,8 @@ pub enum Status {
     Deleted,
     /// Removed from the state only (`prune: false`, or already gone).
     Forgotten,
+    /// Changed in the state only (its `gitops:` protection), without a call.
+    Recorded,
     /// Nothing to do.
     Unchanged,
     /// The write failed.
@@ -125,6 +127,8 @@ pub struct Options {
 enum StateOp {
     Upsert(crate::state::Entry),
     Remove(Kind, String),
+    /// Records the object's `prune` protection, keeping the rest of its entry.
+    SetPrune(Kind, String, bool),
     None,
 }
 
@@ -222,6 +226,12 @@ pub async fn apply(
             match op {
                 StateOp::Upsert(entry) => store.upsert(entry)?,
                 StateOp::Remove(kind, key) => store.remove(kind, &key)?,
+                StateOp::SetPrune(kind, key, prune) => {
+                    if let Some(mut entry) = store.state().get(kind, &key).cloned() {
+                        entry.prune = prune;
+                        store.upsert(entry)?;
+                    }
+                }
                 StateOp::None => {}
             }
             match &result.status {
@@ -281,6 +291,9 @@ async fn execute(
             Status::Failed("the plan names an object the specs do not define".into()),
             StateOp::None,
         ),
+        (Action::Update, Some(t)) if !change.write => {
+            (Status::Recorded, StateOp::SetPrune(id.kind, id.key.clone(), t.object.options.prune))
+        }
         (Action::Adopt, Some(t)) if !change.write => {
             let names = match &change.server {
                 Some(DryRun::Data { no_change, .. }) => no_change.clone(),

@@ -539,12 +539,17 @@ pub fn render_outcome(outcome: &Outcome) -> String {
             Status::Adopted => ("adopted".green().to_string(), String::new()),
             Status::Deleted => ("deleted".green().to_string(), String::new()),
             Status::Forgotten => ("no longer managed".green().to_string(), String::new()),
+            Status::Recorded => ("recorded in the state".green().to_string(), String::new()),
             Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {m}")),
             Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {m}")),
         };
         if matches!(
             r.status,
-            Status::Applied | Status::Adopted | Status::Deleted | Status::Forgotten
+            Status::Applied
+                | Status::Adopted
+                | Status::Deleted
+                | Status::Forgotten
+                | Status::Recorded
         ) {
             done += 1;
         }

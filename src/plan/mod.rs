@@ -411,6 +411,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     );
                     change.effects =
                         effects::effects(id.kind, before, &t.comparable, &prev.names, dry);
+                } else if prev.prune != t.object.options.prune {
+                    // The payload is unchanged but the protection is not: only the state,
+                    // which is what a later delete reads, needs to learn it.
+                    change.action = Action::Update;
+                    change.write = false;
+                    change.reason = Some(if t.object.options.prune {
+                        "`gitops: {prune: false}` removed: the object may be deleted again once its spec is; only the state is updated".to_owned()
+                    } else {
+                        "`gitops: {prune: false}` added: the object will be kept on the tenant when its spec is deleted; only the state is updated".to_owned()
+                    });
                 }
             }
         }

@@ -452,3 +452,30 @@ fn the_live_fingerprint_covers_listings_and_dry_runs() {
         [&empty, &with_dry_run, &other_answer, &listed].iter().map(|o| o.fingerprint()).collect();
     assert_eq!(prints.len(), 4);
 }
+
+#[test]
+fn adding_prune_protection_to_a_managed_object_is_a_state_only_change() {
+    let d = tree();
+    let t = targets(&d, None);
+    let state = applied(&t);
+    let protected =
+        POLICY.replace("policyKey: mask\n", "policyKey: mask\ngitops: {prune: false}\n");
+    let d2 = load(&[
+        ("policy.yaml", protected.as_str()),
+        ("purpose.yaml", PURPOSE),
+        ("project.yaml", PROJECT),
+        ("ds.yaml", DS),
+    ]);
+    let t2 = targets(&d2, None);
+    let p = run(&t2, &state, None);
+    let c = p.changes.iter().find(|c| c.id.key == "mask").unwrap();
+    assert_eq!((c.action, c.write), (Action::Update, false), "{c:#?}");
+    assert!(c.fields.is_empty() && !c.is_destructive());
+    assert!(p.has_changes());
+    // Once recorded, the plan is empty again.
+    let mut state = state;
+    let mut entry = state.get(Kind::Policy, "mask").unwrap().clone();
+    entry.prune = false;
+    state.upsert(entry);
+    assert!(!run(&t2, &state, None).has_changes());
+}
