@@ -380,6 +380,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         "exists on the tenant and matches the spec; it is recorded as managed without a write"
                             .to_owned()
                     });
+                    if differs && let Some(o) = observed {
+                        change.effects = adoption_effects(t, dry, o);
+                    }
                 }
                 _ => change.action = Action::Create,
             },
@@ -597,6 +600,39 @@ fn presence(o: &Observed, id: &ObjectId, entry: Option<&state::Entry>) -> Presen
             (Some(list), Some(lid)) => found(list.iter().find(|l| l.id == lid).map(|l| l.id)),
             _ => Presence::Unknown,
         },
+    }
+}
+
+/// What posting the spec over an object that exists but is not managed yet destroys. There is no
+/// last applied payload to compare with, so only what the tenant tells is known: the data
+/// sources its dry run would delete or disable, and the subpurposes it lists that the spec
+/// leaves out.
+fn adoption_effects(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<Effect> {
+    match (t.object.kind, dry) {
+        (Kind::DataSource, Some(DryRun::Data { deleting, .. })) if !deleting.is_empty() => {
+            let hard_delete = t
+                .comparable
+                .get("options")
+                .and_then(|o| o.get("hardDelete"))
+                .and_then(Value::as_bool)
+                == Some(true);
+            vec![Effect::TablesRemoved { tables: deleting.clone(), hard_delete }]
+        }
+        (Kind::Purpose, _) => {
+            let kept: BTreeSet<String> = t.object.purpose_names().into_iter().collect();
+            let prefix = format!("{}.", t.object.key);
+            let names: Vec<String> = o
+                .inventory
+                .purposes
+                .iter()
+                .filter(|p| p.name.starts_with(&prefix) && !kept.contains(&p.name))
+                .map(|p| p.name.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if names.is_empty() { Vec::new() } else { vec![Effect::SubpurposesRemoved { names }] }
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -479,3 +479,49 @@ fn adding_prune_protection_to_a_managed_object_is_a_state_only_change() {
     state.upsert(entry);
     assert!(!run(&t2, &state, None).has_changes());
 }
+
+#[test]
+fn adopting_over_more_tables_or_subpurposes_than_the_spec_is_destructive() {
+    let d = tree();
+    let t = targets(&d, None);
+    let mut observed = Observed::default();
+    observed.inventory.data_keys.insert("sales".into(), true);
+    for (id, name) in [(1, "R"), (2, "R.A"), (3, "R.B"), (4, "R.C")] {
+        observed.inventory.purposes.push(super::observed::LivePurpose {
+            id,
+            name: name.into(),
+            system_generated: false,
+        });
+    }
+    observed.dry_runs.insert(
+        ObjectId::new(Kind::DataSource, "sales"),
+        DryRun::Data {
+            creating: vec![],
+            updating: vec![],
+            deleting: vec!["s c".into()],
+            no_change: vec!["s a".into(), "s b".into()],
+            detection_running: false,
+            tags_updated: false,
+        },
+    );
+    observed.dry_runs.insert(
+        ObjectId::new(Kind::Purpose, "R"),
+        DryRun::Object {
+            creating: false,
+            updating: true,
+            data_sources_added: 0,
+            data_sources_removed: 0,
+        },
+    );
+    let p = run(&t, &State::new("t", SALT), Some(&observed));
+    let ds = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    assert_eq!(ds.action, Action::Adopt);
+    assert_eq!(
+        ds.effects,
+        [Effect::TablesRemoved { tables: vec!["s c".into()], hard_delete: false }]
+    );
+    assert!(ds.is_destructive());
+    let purpose = p.changes.iter().find(|c| c.id.key == "R").unwrap();
+    assert_eq!(purpose.action, Action::Adopt);
+    assert_eq!(purpose.effects, [Effect::SubpurposesRemoved { names: vec!["R.C".into()] }]);
+}
