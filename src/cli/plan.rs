@@ -357,6 +357,8 @@ struct Saved {
     spec_root: PathBuf,
     fingerprint: plan::Fingerprint,
     tenant: String,
+    /// Made with `--refresh`: its fingerprint covers a dry run of every object.
+    refreshed: bool,
 }
 
 fn read_saved(path: &Path) -> anyhow::Result<Option<Saved>> {
@@ -375,6 +377,7 @@ fn read_saved(path: &Path) -> anyhow::Result<Option<Saved>> {
         spec_root: PathBuf::from(root),
         fingerprint: saved.fingerprint,
         tenant: saved.tenant,
+        refreshed: value.get("refreshed").and_then(serde_json::Value::as_bool).unwrap_or(false),
     }))
 }
 
@@ -403,8 +406,10 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_ERROR));
         }
         let targets = targets(&desired, Some(&source), &state.salt)?;
+        // A saved plan is checked against what it was made from: the same reads.
+        let refresh = args.refresh || saved.as_ref().is_some_and(|s| s.refreshed);
         let plan =
-            plan_against_tenant(&tenant, &desired, &targets, &state, &source, args.refresh, args.tenant.parallelism).await?;
+            plan_against_tenant(&tenant, &desired, &targets, &state, &source, refresh, args.tenant.parallelism).await?;
         if let Some(saved) = &saved {
             let stale = stale_parts(&saved.fingerprint, &plan.fingerprint);
             if !stale.is_empty() {
