@@ -467,6 +467,9 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What changed since a plan was saved. What is read from the tenant (the dry runs of changed
+/// objects) depends on the specs and the state, so a different reading is blamed on the tenant
+/// only when they are unchanged.
 fn stale_parts(saved: &plan::Fingerprint, now: &plan::Fingerprint) -> Vec<&'static str> {
     let mut parts = Vec::new();
     if saved.specs != now.specs {
@@ -475,7 +478,7 @@ fn stale_parts(saved: &plan::Fingerprint, now: &plan::Fingerprint) -> Vec<&'stat
     if saved.state != now.state {
         parts.push("the state (another apply ran)");
     }
-    if saved.live != now.live {
+    if saved.live != now.live && parts.is_empty() {
         parts.push("the tenant");
     }
     parts
@@ -578,4 +581,22 @@ pub fn render_outcome(outcome: &Outcome) -> String {
         out.push_str("Nothing that succeeded is lost: run the same command again to finish.\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(specs: &str, state: &str, live: &str) -> plan::Fingerprint {
+        plan::Fingerprint { specs: specs.into(), state: state.into(), live: Some(live.into()) }
+    }
+
+    #[test]
+    fn the_tenant_is_blamed_only_when_the_specs_and_state_are_unchanged() {
+        let saved = fp("a", "b", "c");
+        assert_eq!(stale_parts(&saved, &fp("a", "b", "c")), Vec::<&str>::new());
+        assert_eq!(stale_parts(&saved, &fp("a", "b", "X")), ["the tenant"]);
+        assert_eq!(stale_parts(&saved, &fp("X", "b", "X")), ["the specs (or a secret value)"]);
+        assert_eq!(stale_parts(&saved, &fp("a", "X", "X")), ["the state (another apply ran)"]);
+    }
 }
