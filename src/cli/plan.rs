@@ -365,6 +365,13 @@ fn read_saved(path: &Path) -> anyhow::Result<Option<Saved>> {
     if path.is_dir() {
         return Ok(None);
     }
+    if !path.exists() {
+        bail!(
+            "`{}` does not exist: pass the directory that holds your spec files, or a plan saved \
+             with `plan --out`; nothing was applied",
+            path.display()
+        );
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
     let saved = render::read_saved(&text)
