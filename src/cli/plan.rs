@@ -295,10 +295,10 @@ fn banner_line(banner: &str, format: Format) {
 }
 
 async fn tenant_purposes(tenant: &Tenant) -> anyhow::Result<BTreeSet<String>> {
-    let inv = live::inventory(&tenant.client, Licenses::Skip)
+    let purposes = live::purposes(&tenant.client)
         .await
         .context("cannot read the tenant's purposes; nothing was planned")?;
-    Ok(inv.purposes.into_iter().map(|p| p.name).collect())
+    Ok(purposes.into_iter().map(|p| p.name).collect())
 }
 
 /// `plan --base REV`: the specs at REV play the role of the last applied state. No tenant, no
