@@ -13,14 +13,14 @@ use super::tenant::{self, Tenant, TenantArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, env_names};
 use crate::apply::{self, ObjectResult, Outcome, Progress, Status};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::live::{self, DryRunRequest, Licenses};
+use crate::live;
 use crate::plan::render::{self, TextOptions};
 use crate::plan::{self, Action, Plan, PlanInput, Safety, Target};
 use crate::secret_store;
 use crate::snapshot::Snapshot;
 use crate::source;
 use crate::spec::secrets::SecretSource;
-use crate::spec::{self, Desired, Kind, LoadOptions};
+use crate::spec::{self, Desired, LoadOptions};
 use crate::state::{State, file};
 
 /// Output formats of `plan`.
@@ -173,34 +173,9 @@ async fn plan_against_tenant(
     refresh: bool,
     parallelism: usize,
 ) -> anyhow::Result<Plan> {
-    let wanted = plan::needs_dry_run(targets, state, refresh);
-    let mut requests = Vec::new();
-    for id in wanted {
-        let Some(t) = targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key)
-        else {
-            continue;
-        };
-        let payload = crate::spec::secrets::interpolate(&t.object.payload, source)
-            .with_context(|| t.object.label())?;
-        let secrets = t
-            .object
-            .tainted_pointers()
-            .filter_map(|p| payload.pointer(p)?.as_str().map(str::to_owned))
-            .collect();
-        requests.push(DryRunRequest { id, payload, options: t.object.options.clone(), secrets });
-    }
-    let probe_keys = state
-        .objects
-        .iter()
-        .filter(|e| e.kind == Kind::DataSource)
-        .map(|e| e.key.clone())
-        .collect();
-    let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
-        || state.objects.iter().any(|e| e.kind == Kind::License);
-    let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
-    let observed = live::observe(&tenant.client, requests, probe_keys, licenses, parallelism)
-        .await
-        .context("cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant)")?;
+    let observed =
+        crate::pipeline::observe(&tenant.client, targets, state, source, refresh, parallelism)
+            .await?;
     let plan = plan::plan(&PlanInput {
         targets,
         state,
