@@ -27,3 +27,9 @@ mod server;
 /// The reconciler end to end: `run` against a Git repository on `git daemon` and a watched
 /// directory, with the emulator.
 mod daemon;
+
+/// `plan` and `apply` end to end against the emulator (and the sandbox): `specs-example`,
+/// every implicit effect, deletes and their guards, drift, adoption, saved plans, a killed
+/// apply, secrets, and a property test of random edit sequences.
+mod apply;
+
