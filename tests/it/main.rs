@@ -33,3 +33,6 @@ mod daemon;
 /// apply, secrets, and a property test of random edit sequences.
 mod apply;
 
+/// Fault injection (429, 5xx bursts, timeouts, dropped connections, expired tokens, 403/400/500)
+/// crossed with plan, create, update and delete: exit codes, messages, retries, convergence.
+mod faults;
