@@ -379,6 +379,13 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
             banner_line(&banner, Format::Text);
         }
+        if let Some(s) = saved.as_ref().filter(|s| s.tenant != tenant.label) {
+            bail!(
+                "this plan was made for {}, not {}: plan against this tenant, then apply that plan; nothing was applied",
+                s.tenant,
+                tenant.label
+            );
+        }
         let lock = file::Lock::acquire(&tenant.state_path)?;
         let state = state_for(&tenant)?;
         let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
