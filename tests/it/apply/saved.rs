@@ -119,3 +119,19 @@ async fn a_saved_plan_is_stale_once_the_tenant_changes() {
     s.env.by_hand(Method::POST, "/api/v2/policy", Some(&hand_policy("made-in-the-ui"))).await;
     refused_as_stale(&s, "the tenant").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_is_refused_on_another_tenant() {
+    let s = saved(&[]).await;
+    // Another tenant with the same objects (its own state directory, the same specs).
+    let mut other = Env::start().await;
+    other.specs = crate::support::SpecDir::new();
+    write_shop(&other.specs);
+    other.apply_in_process().await;
+    let file = s.file();
+    other.clear_requests().await;
+    let run = other.run(&["apply", &file, "--auto-approve"]).await.must_exit(1);
+    assert!(run.stderr.contains(&format!("was made for {}", s.env.url())), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("not {}", other.url())), "{}", run.stderr);
+    assert_eq!(writes(&other.requests().await), Vec::<String>::new());
+}
