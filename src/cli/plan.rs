@@ -17,7 +17,7 @@ use crate::live;
 use crate::plan::render::{self, TextOptions};
 use crate::plan::{self, Action, Plan, PlanInput, Safety, Target};
 use crate::secret_store;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{FileContent, Snapshot, SnapshotFile};
 use crate::source;
 use crate::spec::secrets::SecretSource;
 use crate::spec::{self, Desired, LoadOptions};
@@ -96,11 +96,16 @@ fn load_specs(
     secrets_dir: &Path,
     known_purposes: Option<BTreeSet<String>>,
 ) -> anyhow::Result<(Desired, Vec<Diagnostic>)> {
-    let snapshot = source::dir::read(
+    let mut snapshot = source::dir::read(
         path,
         &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() },
     )
     .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
+    let files = snapshot.files.len();
+    snapshot.files.retain(|f| !is_saved_plan(f));
+    if snapshot.files.len() != files {
+        snapshot.revision = snapshot.content_revision();
+    }
     let options = LoadOptions { strict, known_purposes, ..LoadOptions::with_env(env_names()) };
     let (desired, mut diags) = spec::load(&snapshot, &options);
     let source =
@@ -108,6 +113,18 @@ fn load_specs(
     diags.extend(secret_store::check_files(&desired, &source));
     crate::diagnostic::sort(&mut diags);
     Ok((desired, diags))
+}
+
+/// Whether a file of the spec tree is a plan saved by `plan --out`: never a spec, and it may well
+/// be saved inside the spec root (`plan --out plan.json` run from the root).
+fn is_saved_plan(file: &SnapshotFile) -> bool {
+    let FileContent::Bytes(bytes) = &file.content else { return false };
+    if !file.path.ends_with(".json") {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| {
+        ["format_version", "fingerprint", "spec_root"].iter().all(|k| v.get(*k).is_some())
+    })
 }
 
 /// Prints diagnostics to stderr; returns whether any is an error.
