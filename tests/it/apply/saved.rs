@@ -135,3 +135,15 @@ async fn a_saved_plan_is_refused_on_another_tenant() {
     assert!(run.stderr.contains(&format!("not {}", other.url())), "{}", run.stderr);
     assert_eq!(writes(&other.requests().await), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_saved_inside_the_spec_root_is_not_read_as_a_spec() {
+    let env = Env::start().await;
+    write_shop(&env.specs);
+    // `plan --out plan.json` from the spec root, as one would with Terraform.
+    let file = env.specs.path().join("plan.json").display().to_string();
+    env.plan(&["--out", &file]).await.must_exit(0);
+    let run = env.run(&["apply", &file, "--auto-approve"]).await.must_exit(0);
+    assert!(run.stdout.contains("Apply complete: 5 done"), "{}", run.text());
+    env.assert_converged().await;
+}
