@@ -387,3 +387,43 @@ async fn data_sources_and_purposes_dropped_from_a_project_are_removed_from_it() 
     }
     env.assert_converged().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_listed_for_the_first_time_replace_the_creator() {
+    let env = Env::start().await;
+    write_shop(&env.specs);
+    let no_owners =
+        "owners:\n  - {type: group, name: stewards}\n  - {type: user, name: maria@example.com}\n";
+    edit(&env.specs, "data/shop.yaml", no_owners, "");
+    env.apply_in_process().await;
+    let creator = json!([{"type": "user", "name": caller(&env.key)}]);
+    assert_eq!(record(&env.tenant().await, "public orders")["owners"], creator);
+
+    edit(
+        &env.specs,
+        "data/shop.yaml",
+        "sources:\n",
+        "owners:\n  - {type: group, name: stewards}\nsources:\n",
+    );
+    let plan = planned(
+        &env,
+        "datasource",
+        "shop",
+        &["owners_replaced"],
+        "! owners are replaced on every data source: adds `group:stewards`; owners not listed (such as the creator) are removed",
+        false,
+    )
+    .await;
+    assert_eq!(
+        change(&plan, "datasource", "shop")["effects"][0]["added"],
+        json!(["group:stewards"])
+    );
+    env.apply(&[]).await.must_exit(0);
+    let stewards = json!([{"type": "group", "name": "stewards"}]);
+    assert_eq!(
+        record(&env.tenant().await, "public orders")["owners"],
+        stewards,
+        "the creator is no owner"
+    );
+    env.assert_converged().await;
+}
