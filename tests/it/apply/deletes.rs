@@ -264,3 +264,25 @@ async fn objects_made_by_hand_are_listed_as_unmanaged_and_never_touched() {
     assert!(env.managed().is_empty());
     env.assert_converged().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_the_tenant_refuses_is_not_applied_at_all() {
+    let env = Env::start().await;
+    write_shop(&env.specs);
+    // K-Anonymization masking on a tenant that has not activated it: the dry run says 422.
+    env.specs.write(
+        "policies/kanon.yaml",
+        &policy_spec("kanon")
+            .replace("maskingConfig: {type: Hash}", "maskingConfig: {type: K-Anonymization}"),
+    );
+    let run = env.plan(&["--detailed-exitcode"]).await.must_exit(1);
+    assert!(run.stdout.contains("(422)"), "{}", run.stdout);
+    let run = env.apply(&["--allow-destroy", "--force"]).await.must_exit(1);
+    assert!(
+        run.stderr.contains("refusing to apply: the tenant refuses 1 object(s)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(writes(&env.requests().await), Vec::<String>::new(), "not even the valid objects");
+    assert!(env.managed().is_empty());
+}
