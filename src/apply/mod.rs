@@ -191,7 +191,11 @@ pub async fn apply(
                 pending.push(change);
             }
         }
-        let mut running = stream::iter(pending)
+        // The futures are built up front, not by a closure inside the stream: a stream holding a
+        // closure over borrowed changes makes `apply`'s future not `Send` (the compiler cannot
+        // prove the closure works for every lifetime), so it could not run in a spawned task.
+        let jobs: Vec<_> = pending
+            .into_iter()
             .map(|change| {
                 let target = by_id.get(&change.id).copied();
                 let cancel = options.cancel.clone();
@@ -221,7 +225,8 @@ pub async fn apply(
                     )
                 }
             })
-            .buffer_unordered(options.parallelism.max(1));
+            .collect();
+        let mut running = stream::iter(jobs).buffer_unordered(options.parallelism.max(1));
         while let Some((result, op)) = running.next().await {
             match op {
                 StateOp::Upsert(entry) => store.upsert(entry)?,
@@ -316,5 +321,26 @@ async fn execute(
                 Err(e) => (Status::Failed(e.to_string()), StateOp::None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `apply` can run in a spawned task (a daemon's reconcile, a background job): this only
+    /// compiles while its future is `Send`.
+    #[allow(dead_code)]
+    fn apply_is_send<'a>(
+        plan: &'a Plan,
+        targets: &'a [Target<'a>],
+        store: &'a mut Store,
+        client: &'a Client,
+        secrets: &'a (dyn SecretSource + Sync),
+        options: &'a Options,
+        progress: &'a dyn Progress,
+    ) {
+        fn send<T: Send>(_: T) {}
+        send(apply(plan, targets, store, client, secrets, options, progress));
     }
 }
