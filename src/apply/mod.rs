@@ -42,6 +42,8 @@ pub enum Status {
     Deleted,
     /// Removed from the state only (`prune: false`, or already gone).
     Forgotten,
+    /// Changed in the state only (its `gitops:` protection), without a call.
+    Recorded,
     /// Nothing to do.
     Unchanged,
     /// The write failed.
@@ -125,6 +127,8 @@ pub struct Options {
 enum StateOp {
     Upsert(crate::state::Entry),
     Remove(Kind, String),
+    /// Records the object's `prune` protection, keeping the rest of its entry.
+    SetPrune(Kind, String, bool),
     None,
 }
 
@@ -187,7 +191,11 @@ pub async fn apply(
                 pending.push(change);
             }
         }
-        let mut running = stream::iter(pending)
+        // The futures are built up front, not by a closure inside the stream: a stream holding a
+        // closure over borrowed changes makes `apply`'s future not `Send` (the compiler cannot
+        // prove the closure works for every lifetime), so it could not run in a spawned task.
+        let jobs: Vec<_> = pending
+            .into_iter()
             .map(|change| {
                 let target = by_id.get(&change.id).copied();
                 let cancel = options.cancel.clone();
@@ -217,11 +225,18 @@ pub async fn apply(
                     )
                 }
             })
-            .buffer_unordered(options.parallelism.max(1));
+            .collect();
+        let mut running = stream::iter(jobs).buffer_unordered(options.parallelism.max(1));
         while let Some((result, op)) = running.next().await {
             match op {
                 StateOp::Upsert(entry) => store.upsert(entry)?,
                 StateOp::Remove(kind, key) => store.remove(kind, &key)?,
+                StateOp::SetPrune(kind, key, prune) => {
+                    if let Some(mut entry) = store.state().get(kind, &key).cloned() {
+                        entry.prune = prune;
+                        store.upsert(entry)?;
+                    }
+                }
                 StateOp::None => {}
             }
             match &result.status {
@@ -281,6 +296,9 @@ async fn execute(
             Status::Failed("the plan names an object the specs do not define".into()),
             StateOp::None,
         ),
+        (Action::Update, Some(t)) if !change.write => {
+            (Status::Recorded, StateOp::SetPrune(id.kind, id.key.clone(), t.object.options.prune))
+        }
         (Action::Adopt, Some(t)) if !change.write => {
             let names = match &change.server {
                 Some(DryRun::Data { no_change, .. }) => no_change.clone(),
@@ -303,5 +321,26 @@ async fn execute(
                 Err(e) => (Status::Failed(e.to_string()), StateOp::None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `apply` can run in a spawned task (a daemon's reconcile, a background job): this only
+    /// compiles while its future is `Send`.
+    #[allow(dead_code)]
+    fn apply_is_send<'a>(
+        plan: &'a Plan,
+        targets: &'a [Target<'a>],
+        store: &'a mut Store,
+        client: &'a Client,
+        secrets: &'a (dyn SecretSource + Sync),
+        options: &'a Options,
+        progress: &'a dyn Progress,
+    ) {
+        fn send<T: Send>(_: T) {}
+        send(apply(plan, targets, store, client, secrets, options, progress));
     }
 }

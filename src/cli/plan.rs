@@ -13,14 +13,14 @@ use super::tenant::{self, Tenant, TenantArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, env_names};
 use crate::apply::{self, ObjectResult, Outcome, Progress, Status};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::live::{self, DryRunRequest, Licenses};
+use crate::live;
 use crate::plan::render::{self, TextOptions};
 use crate::plan::{self, Action, Plan, PlanInput, Safety, Target};
 use crate::secret_store;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{FileContent, Snapshot, SnapshotFile};
 use crate::source;
 use crate::spec::secrets::SecretSource;
-use crate::spec::{self, Desired, Kind, LoadOptions};
+use crate::spec::{self, Desired, LoadOptions};
 use crate::state::{State, file};
 
 /// Output formats of `plan`.
@@ -96,11 +96,16 @@ fn load_specs(
     secrets_dir: &Path,
     known_purposes: Option<BTreeSet<String>>,
 ) -> anyhow::Result<(Desired, Vec<Diagnostic>)> {
-    let snapshot = source::dir::read(
+    let mut snapshot = source::dir::read(
         path,
         &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() },
     )
     .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
+    let files = snapshot.files.len();
+    snapshot.files.retain(|f| !is_saved_plan(f));
+    if snapshot.files.len() != files {
+        snapshot.revision = snapshot.content_revision();
+    }
     let options = LoadOptions { strict, known_purposes, ..LoadOptions::with_env(env_names()) };
     let (desired, mut diags) = spec::load(&snapshot, &options);
     let source =
@@ -108,6 +113,18 @@ fn load_specs(
     diags.extend(secret_store::check_files(&desired, &source));
     crate::diagnostic::sort(&mut diags);
     Ok((desired, diags))
+}
+
+/// Whether a file of the spec tree is a plan saved by `plan --out`: never a spec, and it may well
+/// be saved inside the spec root (`plan --out plan.json` run from the root).
+fn is_saved_plan(file: &SnapshotFile) -> bool {
+    let FileContent::Bytes(bytes) = &file.content else { return false };
+    if !file.path.ends_with(".json") {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| {
+        ["format_version", "fingerprint", "spec_root"].iter().all(|k| v.get(*k).is_some())
+    })
 }
 
 /// Prints diagnostics to stderr; returns whether any is an error.
@@ -173,34 +190,9 @@ async fn plan_against_tenant(
     refresh: bool,
     parallelism: usize,
 ) -> anyhow::Result<Plan> {
-    let wanted = plan::needs_dry_run(targets, state, refresh);
-    let mut requests = Vec::new();
-    for id in wanted {
-        let Some(t) = targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key)
-        else {
-            continue;
-        };
-        let payload = crate::spec::secrets::interpolate(&t.object.payload, source)
-            .with_context(|| t.object.label())?;
-        let secrets = t
-            .object
-            .tainted_pointers()
-            .filter_map(|p| payload.pointer(p)?.as_str().map(str::to_owned))
-            .collect();
-        requests.push(DryRunRequest { id, payload, options: t.object.options.clone(), secrets });
-    }
-    let probe_keys = state
-        .objects
-        .iter()
-        .filter(|e| e.kind == Kind::DataSource)
-        .map(|e| e.key.clone())
-        .collect();
-    let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
-        || state.objects.iter().any(|e| e.kind == Kind::License);
-    let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
-    let observed = live::observe(&tenant.client, requests, probe_keys, licenses, parallelism)
-        .await
-        .context("cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant)")?;
+    let observed =
+        crate::pipeline::observe(&tenant.client, targets, state, source, refresh, parallelism)
+            .await?;
     let plan = plan::plan(&PlanInput {
         targets,
         state,
@@ -295,10 +287,10 @@ fn banner_line(banner: &str, format: Format) {
 }
 
 async fn tenant_purposes(tenant: &Tenant) -> anyhow::Result<BTreeSet<String>> {
-    let inv = live::inventory(&tenant.client, Licenses::Skip)
+    let purposes = live::purposes(&tenant.client)
         .await
         .context("cannot read the tenant's purposes; nothing was planned")?;
-    Ok(inv.purposes.into_iter().map(|p| p.name).collect())
+    Ok(purposes.into_iter().map(|p| p.name).collect())
 }
 
 /// `plan --base REV`: the specs at REV play the role of the last applied state. No tenant, no
@@ -357,11 +349,20 @@ struct Saved {
     spec_root: PathBuf,
     fingerprint: plan::Fingerprint,
     tenant: String,
+    /// Made with `--refresh`: its fingerprint covers a dry run of every object.
+    refreshed: bool,
 }
 
 fn read_saved(path: &Path) -> anyhow::Result<Option<Saved>> {
     if path.is_dir() {
         return Ok(None);
+    }
+    if !path.exists() {
+        bail!(
+            "`{}` does not exist: pass the directory that holds your spec files, or a plan saved \
+             with `plan --out`; nothing was applied",
+            path.display()
+        );
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
@@ -375,6 +376,7 @@ fn read_saved(path: &Path) -> anyhow::Result<Option<Saved>> {
         spec_root: PathBuf::from(root),
         fingerprint: saved.fingerprint,
         tenant: saved.tenant,
+        refreshed: value.get("refreshed").and_then(serde_json::Value::as_bool).unwrap_or(false),
     }))
 }
 
@@ -394,6 +396,13 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
             banner_line(&banner, Format::Text);
         }
+        if let Some(s) = saved.as_ref().filter(|s| s.tenant != tenant.label) {
+            bail!(
+                "this plan was made for {}, not {}: plan against this tenant, then apply that plan; nothing was applied",
+                s.tenant,
+                tenant.label
+            );
+        }
         let lock = file::Lock::acquire(&tenant.state_path)?;
         let state = state_for(&tenant)?;
         let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
@@ -403,8 +412,10 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_ERROR));
         }
         let targets = targets(&desired, Some(&source), &state.salt)?;
+        // A saved plan is checked against what it was made from: the same reads.
+        let refresh = args.refresh || saved.as_ref().is_some_and(|s| s.refreshed);
         let plan =
-            plan_against_tenant(&tenant, &desired, &targets, &state, &source, args.refresh, args.tenant.parallelism).await?;
+            plan_against_tenant(&tenant, &desired, &targets, &state, &source, refresh, args.tenant.parallelism).await?;
         if let Some(saved) = &saved {
             let stale = stale_parts(&saved.fingerprint, &plan.fingerprint);
             if !stale.is_empty() {
@@ -462,6 +473,9 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What changed since a plan was saved. What is read from the tenant (the dry runs of changed
+/// objects) depends on the specs and the state, so a different reading is blamed on the tenant
+/// only when they are unchanged.
 fn stale_parts(saved: &plan::Fingerprint, now: &plan::Fingerprint) -> Vec<&'static str> {
     let mut parts = Vec::new();
     if saved.specs != now.specs {
@@ -470,7 +484,7 @@ fn stale_parts(saved: &plan::Fingerprint, now: &plan::Fingerprint) -> Vec<&'stat
     if saved.state != now.state {
         parts.push("the state (another apply ran)");
     }
-    if saved.live != now.live {
+    if saved.live != now.live && parts.is_empty() {
         parts.push("the tenant");
     }
     parts
@@ -539,12 +553,17 @@ pub fn render_outcome(outcome: &Outcome) -> String {
             Status::Adopted => ("adopted".green().to_string(), String::new()),
             Status::Deleted => ("deleted".green().to_string(), String::new()),
             Status::Forgotten => ("no longer managed".green().to_string(), String::new()),
+            Status::Recorded => ("recorded in the state".green().to_string(), String::new()),
             Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {m}")),
             Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {m}")),
         };
         if matches!(
             r.status,
-            Status::Applied | Status::Adopted | Status::Deleted | Status::Forgotten
+            Status::Applied
+                | Status::Adopted
+                | Status::Deleted
+                | Status::Forgotten
+                | Status::Recorded
         ) {
             done += 1;
         }
@@ -568,4 +587,22 @@ pub fn render_outcome(outcome: &Outcome) -> String {
         out.push_str("Nothing that succeeded is lost: run the same command again to finish.\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(specs: &str, state: &str, live: &str) -> plan::Fingerprint {
+        plan::Fingerprint { specs: specs.into(), state: state.into(), live: Some(live.into()) }
+    }
+
+    #[test]
+    fn the_tenant_is_blamed_only_when_the_specs_and_state_are_unchanged() {
+        let saved = fp("a", "b", "c");
+        assert_eq!(stale_parts(&saved, &fp("a", "b", "c")), Vec::<&str>::new());
+        assert_eq!(stale_parts(&saved, &fp("a", "b", "X")), ["the tenant"]);
+        assert_eq!(stale_parts(&saved, &fp("X", "b", "X")), ["the specs (or a secret value)"]);
+        assert_eq!(stale_parts(&saved, &fp("a", "X", "X")), ["the state (another apply ran)"]);
+    }
 }

@@ -369,10 +369,32 @@ pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory>
             is_schema: p.get("type").and_then(Value::as_str) == Some("schema"),
         });
     }
-    let mut stack: Vec<&Value> = purposes.iter().collect();
+    inv.purposes = decode_purposes(&purposes)?;
+    if licenses != Licenses::Skip {
+        match read_licenses(client).await {
+            Ok((list, status)) => {
+                inv.licenses = Some(list);
+                inv.license_status = status;
+            }
+            Err(Error::Forbidden { .. }) if licenses == Licenses::IfPermitted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(inv)
+}
+
+/// Every purpose and subpurpose (`GET /governance/purpose`), by id.
+pub async fn purposes(client: &Client) -> Result<Vec<LivePurpose>> {
+    let listed = client.list("/governance/purpose", "/governance/purpose", 200, false).await?;
+    decode_purposes(&listed)
+}
+
+fn decode_purposes(listed: &[Value]) -> Result<Vec<LivePurpose>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&Value> = listed.iter().collect();
     while let Some(p) = stack.pop() {
         if !bool_field(p, "deleted") {
-            inv.purposes.push(LivePurpose {
+            out.push(LivePurpose {
                 id: item_id("/governance/purpose", p)?,
                 name: str_field(p, "name")
                     .ok_or_else(|| decode_err("/governance/purpose", "a purpose has no `name`"))?,
@@ -388,19 +410,9 @@ pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory>
                 .filter(|s| s.is_object()),
         );
     }
-    inv.purposes.sort_by_key(|p| p.id);
-    inv.purposes.dedup_by_key(|p| p.id);
-    if licenses != Licenses::Skip {
-        match read_licenses(client).await {
-            Ok((list, status)) => {
-                inv.licenses = Some(list);
-                inv.license_status = status;
-            }
-            Err(Error::Forbidden { .. }) if licenses == Licenses::IfPermitted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(inv)
+    out.sort_by_key(|p| p.id);
+    out.dedup_by_key(|p| p.id);
+    Ok(out)
 }
 
 async fn read_licenses(client: &Client) -> Result<(Vec<LiveLicense>, Option<LicenseStatus>)> {
@@ -445,8 +457,12 @@ pub struct DryRunRequest {
     pub secrets: Vec<String>,
 }
 
-/// Reads what a plan needs: the inventories, the existence of managed connection keys, and
-/// the dry runs, with at most `parallelism` requests at a time. Fails closed.
+/// Reads what a plan needs: the inventories, the existence of connection keys, and the dry
+/// runs, with at most `parallelism` requests at a time. Fails closed.
+///
+/// Besides `probe_keys` (the managed ones, to find those deleted outside), every connection key
+/// with a dry run is probed: for one not managed yet, the dry run cannot tell whether the key
+/// exists when it has no tables, and an existing key is adopted, not created.
 pub async fn observe(
     client: &Client,
     dry_runs: Vec<DryRunRequest>,
@@ -455,6 +471,10 @@ pub async fn observe(
     parallelism: usize,
 ) -> Result<Observed> {
     let parallelism = parallelism.max(1);
+    let probe_keys: std::collections::BTreeSet<String> = probe_keys
+        .into_iter()
+        .chain(dry_runs.iter().filter(|r| r.id.kind == Kind::DataSource).map(|r| r.id.key.clone()))
+        .collect();
     let inventory_fut = inventory(client, licenses);
     let probes_fut = stream::iter(probe_keys)
         .map(|key| async move { data_key_exists(client, &key).await.map(|exists| (key, exists)) })

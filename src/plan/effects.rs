@@ -117,11 +117,12 @@ impl Effect {
             Effect::OwnersReplaced { all_but_caller: true, removed, .. } => {
                 format!("owners: [] removes every owner except the caller: {}", list(removed))
             }
+            Effect::OwnersReplaced { removed, added, .. } if removed.is_empty() => format!(
+                "owners are replaced on every data source: adds {}; owners not listed (such as the creator) are removed",
+                list(added)
+            ),
             Effect::OwnersReplaced { removed, added, .. } => {
-                let mut parts = Vec::new();
-                if !removed.is_empty() {
-                    parts.push(format!("removes {}", list(removed)));
-                }
+                let mut parts = vec![format!("removes {}", list(removed))];
                 if !added.is_empty() {
                     parts.push(format!("adds {}", list(added)));
                 }
@@ -275,6 +276,13 @@ pub fn effects(
                         all_but_caller: false,
                     })
                 }
+                // Listed for the first time: whoever owns the data sources now (at least the
+                // caller that created them, or owners set by hand) is replaced by the list.
+                (None, Some(after)) => out.push(Effect::OwnersReplaced {
+                    removed: Vec::new(),
+                    added: after.into_iter().collect(),
+                    all_but_caller: false,
+                }),
                 _ => {}
             }
         }
@@ -340,6 +348,22 @@ mod tests {
         );
         assert!(e[0].is_destructive());
         assert!(!e[1].is_destructive());
+    }
+
+    #[test]
+    fn owners_listed_for_the_first_time_replace_whoever_owns_now() {
+        let prev = ds(&["A"], &[], None);
+        let next = ds(&["A"], &[], Some(json!([{"type": "group", "name": "g"}])));
+        let e = effects(Kind::DataSource, &prev, &next, &[], None);
+        assert_eq!(
+            e,
+            vec![Effect::OwnersReplaced {
+                removed: vec![],
+                added: vec!["group:g".into()],
+                all_but_caller: false
+            }]
+        );
+        assert!(e[0].describe().contains("owners not listed (such as the creator) are removed"));
     }
 
     #[test]

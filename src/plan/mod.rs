@@ -381,6 +381,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         "exists on the tenant and matches the spec; it is recorded as managed without a write"
                             .to_owned()
                     });
+                    if differs && let Some(o) = observed {
+                        change.effects = adoption_effects(t, dry, o);
+                    }
                 }
                 _ => change.action = Action::Create,
             },
@@ -412,6 +415,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     );
                     change.effects =
                         effects::effects(id.kind, before, &t.comparable, &prev.names, dry);
+                } else if prev.prune != t.object.options.prune {
+                    // The payload is unchanged but the protection is not: only the state,
+                    // which is what a later delete reads, needs to learn it.
+                    change.action = Action::Update;
+                    change.write = false;
+                    change.reason = Some(if t.object.options.prune {
+                        "`gitops: {prune: false}` removed: the object may be deleted again once its spec is; only the state is updated".to_owned()
+                    } else {
+                        "`gitops: {prune: false}` added: the object will be kept on the tenant when its spec is deleted; only the state is updated".to_owned()
+                    });
                 }
             }
         }
@@ -627,6 +640,39 @@ impl<'a> LiveIndex<'a> {
                 _ => Presence::Unknown,
             },
         }
+    }
+}
+
+/// What posting the spec over an object that exists but is not managed yet destroys. There is no
+/// last applied payload to compare with, so only what the tenant tells is known: the data
+/// sources its dry run would delete or disable, and the subpurposes it lists that the spec
+/// leaves out.
+fn adoption_effects(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<Effect> {
+    match (t.object.kind, dry) {
+        (Kind::DataSource, Some(DryRun::Data { deleting, .. })) if !deleting.is_empty() => {
+            let hard_delete = t
+                .comparable
+                .get("options")
+                .and_then(|o| o.get("hardDelete"))
+                .and_then(Value::as_bool)
+                == Some(true);
+            vec![Effect::TablesRemoved { tables: deleting.clone(), hard_delete }]
+        }
+        (Kind::Purpose, _) => {
+            let kept: BTreeSet<String> = t.object.purpose_names().into_iter().collect();
+            let prefix = format!("{}.", t.object.key);
+            let names: Vec<String> = o
+                .inventory
+                .purposes
+                .iter()
+                .filter(|p| p.name.starts_with(&prefix) && !kept.contains(&p.name))
+                .map(|p| p.name.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if names.is_empty() { Vec::new() } else { vec![Effect::SubpurposesRemoved { names }] }
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -452,3 +452,76 @@ fn the_live_fingerprint_covers_listings_and_dry_runs() {
         [&empty, &with_dry_run, &other_answer, &listed].iter().map(|o| o.fingerprint()).collect();
     assert_eq!(prints.len(), 4);
 }
+
+#[test]
+fn adding_prune_protection_to_a_managed_object_is_a_state_only_change() {
+    let d = tree();
+    let t = targets(&d, None);
+    let state = applied(&t);
+    let protected =
+        POLICY.replace("policyKey: mask\n", "policyKey: mask\ngitops: {prune: false}\n");
+    let d2 = load(&[
+        ("policy.yaml", protected.as_str()),
+        ("purpose.yaml", PURPOSE),
+        ("project.yaml", PROJECT),
+        ("ds.yaml", DS),
+    ]);
+    let t2 = targets(&d2, None);
+    let p = run(&t2, &state, None);
+    let c = p.changes.iter().find(|c| c.id.key == "mask").unwrap();
+    assert_eq!((c.action, c.write), (Action::Update, false), "{c:#?}");
+    assert!(c.fields.is_empty() && !c.is_destructive());
+    assert!(p.has_changes());
+    // Once recorded, the plan is empty again.
+    let mut state = state;
+    let mut entry = state.get(Kind::Policy, "mask").unwrap().clone();
+    entry.prune = false;
+    state.upsert(entry);
+    assert!(!run(&t2, &state, None).has_changes());
+}
+
+#[test]
+fn adopting_over_more_tables_or_subpurposes_than_the_spec_is_destructive() {
+    let d = tree();
+    let t = targets(&d, None);
+    let mut observed = Observed::default();
+    observed.inventory.data_keys.insert("sales".into(), true);
+    for (id, name) in [(1, "R"), (2, "R.A"), (3, "R.B"), (4, "R.C")] {
+        observed.inventory.purposes.push(super::observed::LivePurpose {
+            id,
+            name: name.into(),
+            system_generated: false,
+        });
+    }
+    observed.dry_runs.insert(
+        ObjectId::new(Kind::DataSource, "sales"),
+        DryRun::Data {
+            creating: vec![],
+            updating: vec![],
+            deleting: vec!["s c".into()],
+            no_change: vec!["s a".into(), "s b".into()],
+            detection_running: false,
+            tags_updated: false,
+        },
+    );
+    observed.dry_runs.insert(
+        ObjectId::new(Kind::Purpose, "R"),
+        DryRun::Object {
+            creating: false,
+            updating: true,
+            data_sources_added: 0,
+            data_sources_removed: 0,
+        },
+    );
+    let p = run(&t, &State::new("t", SALT), Some(&observed));
+    let ds = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    assert_eq!(ds.action, Action::Adopt);
+    assert_eq!(
+        ds.effects,
+        [Effect::TablesRemoved { tables: vec!["s c".into()], hard_delete: false }]
+    );
+    assert!(ds.is_destructive());
+    let purpose = p.changes.iter().find(|c| c.id.key == "R").unwrap();
+    assert_eq!(purpose.action, Action::Adopt);
+    assert_eq!(purpose.effects, [Effect::SubpurposesRemoved { names: vec!["R.C".into()] }]);
+}

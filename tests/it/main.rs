@@ -30,3 +30,12 @@ mod daemon;
 
 /// Secret hygiene: canaries in every secret-bearing field, scanned for in every output.
 mod secrets;
+
+/// `plan` and `apply` end to end against the emulator (and the sandbox): `specs-example`,
+/// every implicit effect, deletes and their guards, drift, adoption, saved plans, a killed
+/// apply, secrets, and a property test of random edit sequences.
+mod apply;
+
+/// Fault injection (429, 5xx bursts, timeouts, dropped connections, expired tokens, 403/400/500)
+/// crossed with plan, create, update and delete: exit codes, messages, retries, convergence.
+mod faults;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod git;
+pub mod tenant;
 
 /// The repository root (where `Cargo.toml` is).
 pub fn repo_root() -> PathBuf {
