@@ -170,13 +170,25 @@ pub async fn observe(
             .collect();
         requests.push(DryRunRequest { id, payload, options: t.object.options.clone(), secrets });
     }
-    // Connections whose data-source names are recorded are found in the `/dataSource` listing;
-    // only the others need a per-key existence probe.
+    // Which connection keys exist, where the listings cannot tell: a managed connection whose
+    // data-source names are recorded is found in the `/dataSource` listing, but one with no
+    // recorded names needs a probe, and so does a desired connection not managed yet (its dry
+    // run cannot tell whether the key exists when it has no tables; an existing key is adopted,
+    // not created).
     let probe_keys = state
         .objects
         .iter()
         .filter(|e| e.kind == Kind::DataSource && e.names.is_empty())
         .map(|e| e.key.clone())
+        .chain(
+            targets
+                .iter()
+                .filter(|t| {
+                    t.object.kind == Kind::DataSource
+                        && state.get(Kind::DataSource, &t.object.key).is_none()
+                })
+                .map(|t| t.object.key.clone()),
+        )
         .collect();
     let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
         || state.objects.iter().any(|e| e.kind == Kind::License);

@@ -460,9 +460,8 @@ pub struct DryRunRequest {
 /// Reads what a plan needs: the inventories, the existence of connection keys, and the dry
 /// runs, with at most `parallelism` requests at a time. Fails closed.
 ///
-/// Besides `probe_keys` (the managed ones, to find those deleted outside), every connection key
-/// with a dry run is probed: for one not managed yet, the dry run cannot tell whether the key
-/// exists when it has no tables, and an existing key is adopted, not created.
+/// `probe_keys` are the connection keys whose existence the listings cannot tell (the caller
+/// decides which: see `pipeline::observe`).
 pub async fn observe(
     client: &Client,
     dry_runs: Vec<DryRunRequest>,
@@ -471,10 +470,7 @@ pub async fn observe(
     parallelism: usize,
 ) -> Result<Observed> {
     let parallelism = parallelism.max(1);
-    let probe_keys: std::collections::BTreeSet<String> = probe_keys
-        .into_iter()
-        .chain(dry_runs.iter().filter(|r| r.id.kind == Kind::DataSource).map(|r| r.id.key.clone()))
-        .collect();
+    let probe_keys: std::collections::BTreeSet<String> = probe_keys.into_iter().collect();
     let inventory_fut = inventory(client, licenses);
     let probes_fut = stream::iter(probe_keys)
         .map(|key| async move { data_key_exists(client, &key).await.map(|exists| (key, exists)) })
