@@ -14,10 +14,10 @@ use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, env_names};
 use crate::apply::{self, ObjectResult, Outcome, Progress, Status};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::live;
+use crate::pipeline;
 use crate::plan::render::{self, TextOptions};
 use crate::plan::{self, Action, Plan, PlanInput, Safety, Target};
-use crate::secret_store;
-use crate::snapshot::{FileContent, Snapshot, SnapshotFile};
+use crate::snapshot::Snapshot;
 use crate::source;
 use crate::spec::secrets::SecretSource;
 use crate::spec::{self, Desired, LoadOptions};
@@ -96,35 +96,13 @@ fn load_specs(
     secrets_dir: &Path,
     known_purposes: Option<BTreeSet<String>>,
 ) -> anyhow::Result<(Desired, Vec<Diagnostic>)> {
-    let mut snapshot = source::dir::read(
+    let snapshot = source::dir::read(
         path,
         &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() },
     )
     .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
-    let files = snapshot.files.len();
-    snapshot.files.retain(|f| !is_saved_plan(f));
-    if snapshot.files.len() != files {
-        snapshot.revision = snapshot.content_revision();
-    }
     let options = LoadOptions { strict, known_purposes, ..LoadOptions::with_env(env_names()) };
-    let (desired, mut diags) = spec::load(&snapshot, &options);
-    let source =
-        secret_store::ProcessSecrets::new(secrets_dir).with_defaults(desired.env_defaults.clone());
-    diags.extend(secret_store::check_files(&desired, &source));
-    crate::diagnostic::sort(&mut diags);
-    Ok((desired, diags))
-}
-
-/// Whether a file of the spec tree is a plan saved by `plan --out`: never a spec, and it may well
-/// be saved inside the spec root (`plan --out plan.json` run from the root).
-fn is_saved_plan(file: &SnapshotFile) -> bool {
-    let FileContent::Bytes(bytes) = &file.content else { return false };
-    if !file.path.ends_with(".json") {
-        return false;
-    }
-    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| {
-        ["format_version", "fingerprint", "spec_root"].iter().all(|k| v.get(*k).is_some())
-    })
+    Ok(pipeline::load(&snapshot, &options, secrets_dir))
 }
 
 /// Prints diagnostics to stderr; returns whether any is an error.
@@ -146,39 +124,12 @@ fn targets<'a>(
     source: Option<&dyn SecretSource>,
     salt: &str,
 ) -> anyhow::Result<Vec<Target<'a>>> {
-    desired
-        .objects
-        .iter()
-        .map(|o| {
-            let comparable = plan::comparable(o, source, salt)
-                .with_context(|| format!("{} ({})", o.label(), o.location))?;
-            Ok(Target { object: o, comparable })
-        })
-        .collect()
+    Ok(pipeline::targets(desired, source, salt)?)
 }
 
-fn random_salt() -> String {
-    let bytes: [u8; 16] = rand::random();
-    hex::encode(bytes)
-}
-
-/// The state of a tenant, created (empty, with a fresh salt) when there is none, so that a
-/// saved plan and its apply compare secrets with the same salt.
+/// The state of a tenant (created empty, with a fresh salt, when there is none).
 fn state_for(tenant: &Tenant) -> anyhow::Result<State> {
-    match file::load(&tenant.state_path)? {
-        Some(state) if state.tenant != tenant.label => bail!(
-            "the state file `{}` belongs to {}, not {}: pass --state (or --state-dir) for this tenant",
-            tenant.state_path.display(),
-            state.tenant,
-            tenant.label
-        ),
-        Some(state) => Ok(state),
-        None => {
-            let state = State::new(&tenant.label, random_salt());
-            file::save(&tenant.state_path, &state)?;
-            Ok(state)
-        }
-    }
+    Ok(pipeline::state_for(&tenant.state_path, &tenant.label)?)
 }
 
 async fn plan_against_tenant(
@@ -191,20 +142,8 @@ async fn plan_against_tenant(
     parallelism: usize,
 ) -> anyhow::Result<Plan> {
     let observed =
-        crate::pipeline::observe(&tenant.client, targets, state, source, refresh, parallelism)
-            .await?;
-    let plan = plan::plan(&PlanInput {
-        targets,
-        state,
-        observed: Some(&observed),
-        settings: &desired.settings,
-        tenant: tenant.label.clone(),
-        revision: desired.revision.clone(),
-        base: None,
-        refresh,
-        now: SystemTime::now(),
-    });
-    Ok(plan)
+        pipeline::observe(&tenant.client, targets, state, source, refresh, parallelism).await?;
+    Ok(pipeline::plan_live(desired, targets, state, &observed, &tenant.label, refresh))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -110,6 +110,11 @@ fn invalid_value_hint(message: &str) -> String {
     }
 }
 
+/// Whether a document is a plan saved by `plan --out` (its top-level keys say so).
+fn is_saved_plan(root: &Node) -> bool {
+    ["format_version", "fingerprint", "changes"].iter().all(|k| root.get(k).is_some())
+}
+
 /// Infers the kind of a document from its natural key.
 fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
     const KEYS: [(&str, Kind); 5] = [
@@ -177,6 +182,11 @@ fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
 
 /// Validates one document; returns the object when it has no errors.
 pub(crate) fn document(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Object> {
+    if is_saved_plan(root) {
+        // `plan --out plan.json` run from the spec root saves the plan where the next load
+        // finds it: it is this tool's own output, never a spec.
+        return None;
+    }
     let start = ctx.diags.len();
     let errors_before = ctx.diags.iter().filter(|d| d.is_error()).count();
     let kind = infer_kind(ctx, root)?;

@@ -250,3 +250,18 @@ fn every_example_spec_points_editors_at_the_schema() {
     }
     assert!(checked >= 10);
 }
+
+#[test]
+fn a_plan_saved_in_the_spec_root_is_not_a_spec() {
+    let dir = SpecDir::new();
+    dir.write("p.yaml", "name: P\n");
+    // What `plan --out plan.json` run from the spec root leaves there.
+    dir.write(
+        "plan.json",
+        r#"{"format_version": 1, "tenant": "sandbox", "changes": [], "fingerprint": {"specs": "a", "state": "b", "live": null}, "spec_root": "/x"}"#,
+    );
+    let out = bin().arg("validate").arg(dir.path()).output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("1 valid object in 2 files"), "{text}");
+}
