@@ -1,6 +1,5 @@
 //! `immuta-gitops plan` and `immuta-gitops apply`.
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +12,6 @@ use super::tenant::{self, Tenant, TenantArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, env_names};
 use crate::apply::{self, ObjectResult, Outcome, Progress, Status};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::live;
 use crate::pipeline;
 use crate::plan::render::{self, TextOptions};
 use crate::plan::{self, Action, Plan, PlanInput, Safety, Target};
@@ -94,14 +92,14 @@ fn load_specs(
     path: &Path,
     strict: bool,
     secrets_dir: &Path,
-    known_purposes: Option<BTreeSet<String>>,
+    cache: Option<std::sync::Arc<spec::LoadCache>>,
 ) -> anyhow::Result<(Desired, Vec<Diagnostic>)> {
     let snapshot = source::dir::read(
         path,
         &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() },
     )
     .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
-    let options = LoadOptions { strict, known_purposes, ..LoadOptions::with_env(env_names()) };
+    let options = LoadOptions { strict, cache, ..LoadOptions::with_env(env_names()) };
     Ok(pipeline::load(&snapshot, &options, secrets_dir))
 }
 
@@ -171,12 +169,15 @@ fn render(plan: &Plan, format: Format) -> String {
 
 /// `plan`.
 pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let (desired, diags) = load_specs(&args.path, args.strict, &args.tenant.secrets_dir, None)?;
+    // `--base` loads two trees that share most files: parse each shared file once.
+    let cache = args.base.as_ref().map(|_| std::sync::Arc::new(spec::LoadCache::default()));
+    let (desired, diags) =
+        load_specs(&args.path, args.strict, &args.tenant.secrets_dir, cache.clone())?;
     if report(&diags) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
     let plan = match &args.base {
-        Some(rev) => plan_offline(args, &desired, rev)?,
+        Some(rev) => plan_offline(args, &desired, rev, cache)?,
         None => runtime()?.block_on(async {
             let tenant = tenant::connect(&args.tenant, None).await?;
             if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
@@ -184,12 +185,6 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             }
             let state = state_for(&tenant)?;
             let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
-            let known = tenant_purposes(&tenant).await?;
-            let (_, diags) =
-                load_specs(&args.path, args.strict, &args.tenant.secrets_dir, Some(known))?;
-            if report(&diags) {
-                bail!("the specs name objects the tenant does not have");
-            }
             let targets = targets(&desired, Some(&source), &state.salt)?;
             plan_against_tenant(
                 &tenant,
@@ -225,16 +220,14 @@ fn banner_line(banner: &str, format: Format) {
     }
 }
 
-async fn tenant_purposes(tenant: &Tenant) -> anyhow::Result<BTreeSet<String>> {
-    let purposes = live::purposes(&tenant.client)
-        .await
-        .context("cannot read the tenant's purposes; nothing was planned")?;
-    Ok(purposes.into_iter().map(|p| p.name).collect())
-}
-
 /// `plan --base REV`: the specs at REV play the role of the last applied state. No tenant, no
 /// state file and no secret values are needed: both sides are compared with placeholders.
-fn plan_offline(args: &PlanArgs, desired: &Desired, rev: &str) -> anyhow::Result<Plan> {
+fn plan_offline(
+    args: &PlanArgs,
+    desired: &Desired,
+    rev: &str,
+    cache: Option<std::sync::Arc<spec::LoadCache>>,
+) -> anyhow::Result<Plan> {
     let sub = source::git::path_in_repo(&args.path)?;
     let base_snapshot: Snapshot = source::git::read_revision(
         &args.path,
@@ -243,7 +236,8 @@ fn plan_offline(args: &PlanArgs, desired: &Desired, rev: &str) -> anyhow::Result
         spec::is_snapshot_file,
         source::dir::DEFAULT_MAX_FILE_SIZE,
     )?;
-    let (base, base_diags) = spec::load(&base_snapshot, &LoadOptions::with_env(env_names()));
+    let options = LoadOptions { strict: args.strict, cache, ..LoadOptions::with_env(env_names()) };
+    let (base, base_diags) = spec::load(&base_snapshot, &options);
     let base_errors = base_diags.iter().filter(|d| d.is_error()).count();
     if base_errors > 0 {
         let _ = writeln!(
@@ -345,11 +339,6 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         let lock = file::Lock::acquire(&tenant.state_path)?;
         let state = state_for(&tenant)?;
         let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
-        let known = tenant_purposes(&tenant).await?;
-        let (_, diags) = load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, Some(known))?;
-        if report(&diags) {
-            return Ok(ExitCode::from(EXIT_ERROR));
-        }
         let targets = targets(&desired, Some(&source), &state.salt)?;
         // A saved plan is checked against what it was made from: the same reads.
         let refresh = args.refresh || saved.as_ref().is_some_and(|s| s.refreshed);

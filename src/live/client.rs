@@ -291,7 +291,10 @@ impl Client {
 
     async fn attempt(&self, req: &Request<'_>) -> std::result::Result<Response, AttemptError> {
         let credential = self.credential(req.role);
-        let mut exchanged = false;
+        // A 401 is answered by exchanging the key for a token and trying again. Twice at most:
+        // once when the key itself is refused as a bearer, once more when the token expires
+        // while the request waits (a real server's token lifetime can run out mid-run).
+        let mut exchanges = 0;
         loop {
             let auth = match credential.token.lock().await.as_ref() {
                 Some(token) => format!("Bearer {}", token.expose_secret()),
@@ -325,8 +328,8 @@ impl Client {
                 Some(status.as_u16()),
                 took,
             );
-            if status == StatusCode::UNAUTHORIZED && !exchanged {
-                exchanged = true;
+            if status == StatusCode::UNAUTHORIZED && exchanges < 2 {
+                exchanges += 1;
                 self.exchange(credential).await?;
                 continue;
             }

@@ -383,12 +383,6 @@ pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory>
     Ok(inv)
 }
 
-/// Every purpose and subpurpose (`GET /governance/purpose`), by id.
-pub async fn purposes(client: &Client) -> Result<Vec<LivePurpose>> {
-    let listed = client.list("/governance/purpose", "/governance/purpose", 200, false).await?;
-    decode_purposes(&listed)
-}
-
 fn decode_purposes(listed: &[Value]) -> Result<Vec<LivePurpose>> {
     let mut out = Vec::new();
     let mut stack: Vec<&Value> = listed.iter().collect();
