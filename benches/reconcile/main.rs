@@ -325,6 +325,7 @@ async fn ours(
             parallelism: PARALLELISM,
             revision: desired.revision.clone(),
             cancel: CancellationToken::new(),
+            wait: None,
         };
         let outcome = apply::apply(&p, &targets, &mut store, &t.client, &source, &options, &Silent)
             .await

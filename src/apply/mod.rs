@@ -113,7 +113,7 @@ impl Progress for Silent {
 }
 
 /// How to apply.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Objects in flight at once within one kind.
     pub parallelism: usize,
@@ -121,6 +121,9 @@ pub struct Options {
     pub revision: String,
     /// Stop starting new objects once cancelled.
     pub cancel: CancellationToken,
+    /// Seconds to wait for data sources to be created (`apply --wait`), for connections whose
+    /// spec sets no `gitops: {wait}` of its own.
+    pub wait: Option<i64>,
 }
 
 /// A state change decided by a finished object.
@@ -201,6 +204,7 @@ pub async fn apply(
                 let cancel = options.cancel.clone();
                 let applied_at = applied_at.as_str();
                 let revision = options.revision.as_str();
+                let wait = options.wait;
                 async move {
                     if cancel.is_cancelled() {
                         let r = ObjectResult {
@@ -213,7 +217,8 @@ pub async fn apply(
                     }
                     let started = Instant::now();
                     let (status, op) =
-                        execute(change, target, client, secrets, revision, applied_at).await;
+                        execute(change, target, client, secrets, (revision, applied_at), wait)
+                            .await;
                     (
                         ObjectResult {
                             id: change.id.clone(),
@@ -278,8 +283,8 @@ async fn execute(
     target: Option<&Target<'_>>,
     client: &Client,
     secrets: &(dyn SecretSource + Sync),
-    revision: &str,
-    applied_at: &str,
+    (revision, applied_at): (&str, &str),
+    wait: Option<i64>,
 ) -> (Status, StateOp) {
     let id = &change.id;
     match (change.action, target) {
@@ -312,7 +317,9 @@ async fn execute(
                 Err(e) => return (Status::Failed(e.to_string()), StateOp::None),
             };
             let secret_list = secret_values(&resolved, t);
-            match live::write(client, id.kind, &resolved, &t.object.options, &secret_list).await {
+            let mut object_options = t.object.options.clone();
+            object_options.wait = object_options.wait.or(wait);
+            match live::write(client, id.kind, &resolved, &object_options, &secret_list).await {
                 Ok(written) => {
                     let entry =
                         t.entry(written.id.or(change.live_id), written.names, revision, applied_at);

@@ -83,6 +83,10 @@ pub struct ApplyArgs {
     /// Treat spec warnings as errors.
     #[arg(long)]
     pub strict: bool,
+    /// Seconds Immuta may take to create data sources before answering (its `wait` parameter;
+    /// negative waits indefinitely), for connections without `gitops: {wait}` of their own.
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub wait: Option<i64>,
     #[command(flatten)]
     pub tenant: TenantArgs,
 }
@@ -390,7 +394,12 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             &mut store,
             &tenant.client,
             &source,
-            &apply::Options { parallelism: args.tenant.parallelism, revision: desired.revision.clone(), cancel },
+            &apply::Options {
+                parallelism: args.tenant.parallelism,
+                revision: desired.revision.clone(),
+                cancel,
+                wait: args.wait,
+            },
             &progress,
         )
         .await?;

@@ -574,6 +574,7 @@ impl Daemon {
             parallelism: self.config.parallelism,
             revision: revision.to_owned(),
             cancel: self.cancel.clone(),
+            wait: None,
         };
         let progress = Counting(&self.handles.metrics);
         let outcome = apply::apply(

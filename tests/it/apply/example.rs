@@ -132,8 +132,19 @@ async fn a_no_op_reconcile_writes_nothing_and_one_edit_writes_once() {
 
     edit(&env.specs, "data-sources/snowflake-sales.yaml", "One row per customer", "A customer");
     env.clear_requests().await;
-    env.apply(&[]).await.must_exit(0);
-    assert_eq!(writes(&env.requests().await), ["POST /api/v2/data"]);
+    env.apply(&["--wait", "30"]).await.must_exit(0);
+    let log = env.requests().await;
+    assert_eq!(writes(&log), ["POST /api/v2/data"]);
+    let post = log
+        .iter()
+        .find(|r| {
+            r["method"] == "POST" && r["path"] == "/api/v2/data" && r["query"] != "dryRun=true"
+        })
+        .unwrap();
+    assert!(
+        post["query"].as_str().unwrap_or_default().contains("wait=30"),
+        "--wait reaches Immuta: {post}"
+    );
     env.assert_converged().await;
 }
 

@@ -732,6 +732,7 @@ pub async fn reconcile(
         parallelism: 4,
         revision: desired.revision.clone(),
         cancel: Default::default(),
+        wait: None,
     };
     let outcome = apply::apply(&p, &targets, &mut store, client, &secrets, &options, &Silent)
         .await
