@@ -17,6 +17,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, Error as _, IntoDeserializer, Visitor};
 
 use super::node::{Key, Node, Pos, Value};
+use super::text::shown;
 
 /// One step of a path inside a document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -40,7 +41,7 @@ pub fn path_string(path: &[Seg]) -> String {
             }
             Seg::Key(k) => {
                 s.push_str("[\"");
-                s.push_str(&k.replace('\\', "\\\\").replace('"', "\\\""));
+                s.push_str(&shown(&k.replace('\\', "\\\\").replace('"', "\\\"")));
                 s.push_str("\"]");
             }
             Seg::Index(i) => {
@@ -116,7 +117,7 @@ impl de::Error for Error {
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         let list = expected.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
-        let mut message = format!("unknown value `{variant}`; expected one of {list}");
+        let mut message = format!("unknown value `{}`; expected one of {list}", shown(variant));
         if let Some(s) = suggest(variant, expected) {
             message.push_str(&format!(" (did you mean `{s}`?)"));
         }

@@ -4,6 +4,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::envfile::{self, EnvValues};
 use super::node::{self, Node};
+use super::text::{escaped, has_unsafe, shown};
 use super::validate::{self, FileCtx};
 use super::{Desired, LoadOptions, RepoSettings};
 use crate::diagnostic::{self, Code, Diagnostic, Location};
@@ -54,6 +55,18 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
             continue;
         }
         files += 1;
+        if has_unsafe(&file.path) {
+            diags.push(
+                Diagnostic::error(
+                    Code::Unreadable,
+                    "the file name contains control or bidirectional-formatting characters; \
+                     the file is not read",
+                )
+                .at(Location::file(escaped(&file.path)))
+                .hint("rename the file: spec file names are printed in diagnostics and logs"),
+            );
+            continue;
+        }
         let Some(text) = file_text(file, &mut diags) else { continue };
         let json = file.path.to_ascii_lowercase().ends_with(".json");
         let mut ctx = FileCtx::new(&file.path, options);
@@ -134,11 +147,11 @@ fn file_text<'a>(file: &'a SnapshotFile, diags: &mut Vec<Diagnostic>) -> Option<
         .hint("split it into smaller files (one object per file is a good default)"),
         FileContent::OutsideRoot { target } => Diagnostic::error(
             Code::OutsideRoot,
-            format!("symlink to `{target}` leaves the spec root; not followed"),
+            format!("symlink to `{}` leaves the spec root; not followed", escaped(target)),
         )
         .hint("keep spec files inside the spec root; replace the link with the file"),
         FileContent::Unreadable { reason } => {
-            Diagnostic::error(Code::Unreadable, format!("cannot read: {reason}"))
+            Diagnostic::error(Code::Unreadable, format!("cannot read: {}", escaped(reason)))
                 .hint("check the file's permissions, or that a symlink's target exists")
         }
     };
@@ -184,7 +197,7 @@ fn read_settings(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> RepoSettin
                 .to_owned(),
         };
         diags.push(
-            Diagnostic::error(Code::Settings, format!("unknown setting `{}`", u.key))
+            Diagnostic::error(Code::Settings, format!("unknown setting `{}`", shown(&u.key)))
                 .at(Location::new(&file.path, u.pos.line, u.pos.column))
                 .hint(hint),
         );
@@ -225,7 +238,10 @@ fn read_env_files(
             diags.push(
                 Diagnostic::error(
                     Code::Settings,
-                    format!("env file `{name}` must be a `*.env` file inside the spec root"),
+                    format!(
+                        "env file `{}` must be a `*.env` file inside the spec root",
+                        shown(name)
+                    ),
                 )
                 .at(at)
                 .path("$.envFiles")
@@ -236,10 +252,13 @@ fn read_env_files(
         let Some(file) = snapshot.files.iter().find(|f| f.path == name.trim_start_matches("./"))
         else {
             diags.push(
-                Diagnostic::error(Code::Settings, format!("env file `{name}` does not exist"))
-                    .at(at)
-                    .path("$.envFiles")
-                    .hint("create it, or remove it from `envFiles`"),
+                Diagnostic::error(
+                    Code::Settings,
+                    format!("env file `{}` does not exist", shown(name)),
+                )
+                .at(at)
+                .path("$.envFiles")
+                .hint("create it, or remove it from `envFiles`"),
             );
             continue;
         };
@@ -266,7 +285,7 @@ fn build_excludes(settings: &RepoSettings, diags: &mut Vec<Diagnostic>) -> GlobS
             Err(e) => diags.push(
                 Diagnostic::error(
                     Code::Settings,
-                    format!("invalid exclude pattern `{pattern}`: {}", e.kind()),
+                    format!("invalid exclude pattern `{}`: {}", shown(pattern), e.kind()),
                 )
                 .at(Location::file(SETTINGS_FILES[0]))
                 .path("$.exclude")

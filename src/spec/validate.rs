@@ -13,6 +13,7 @@ use super::de::{self, Seg, path_string};
 use super::model::{self, Spec};
 use super::node::{Node, Pos, Value};
 use super::secrets::{self, SecretRef};
+use super::text::shown;
 use super::{Kind, LoadOptions, Object, ObjectOptions, Reference, SecretFileRef, Tainted};
 use crate::diagnostic::{Code, Diagnostic, Location};
 
@@ -89,7 +90,7 @@ impl<'a> FileCtx<'a> {
             };
             self.warning(
                 Code::UnknownField,
-                format!("unknown field `{}`", u.key),
+                format!("unknown field `{}`", shown(&u.key)),
                 u.pos,
                 &path,
                 hint,
@@ -144,7 +145,9 @@ fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
                     .map(|s| (*n, s))
             });
             let hint = match close {
-                Some((written, s)) => format!("did you mean `{s}` instead of `{written}`?"),
+                Some((written, s)) => {
+                    format!("did you mean `{s}` instead of `{}`?", shown(written))
+                }
                 None => "a document needs `connectionKey` (data sources), `policyKey` (policy), `projectKey` \
                          (project), `licenseKey` (license key) or `name` (purpose)"
                     .to_owned(),
@@ -504,8 +507,8 @@ fn policy(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Spec> {
         other => {
             let message = match other {
                 Some(t) => match de::suggest(t, &["subscription", "data"]) {
-                    Some(s) => format!("unknown policy type `{t}` (did you mean `{s}`?)"),
-                    None => format!("unknown policy type `{t}`"),
+                    Some(s) => format!("unknown policy type `{}` (did you mean `{s}`?)", shown(t)),
+                    None => format!("unknown policy type `{}`", shown(t)),
                 },
                 None => {
                     format!("policy `type` must be a string, found {}", type_node.value.type_name())
@@ -608,7 +611,7 @@ fn check_masking(ctx: &mut FileCtx<'_>, config: &Node, m: &model::MaskingRuleCon
             };
             ctx.warning(
                 Code::InvalidValue,
-                format!("unknown masking type `{k}`"),
+                format!("unknown masking type `{}`", shown(k)),
                 type_pos,
                 &type_path,
                 hint,
@@ -627,7 +630,7 @@ fn check_masking(ctx: &mut FileCtx<'_>, config: &Node, m: &model::MaskingRuleCon
         if !model::FIELD_TYPES.contains(&f.kind.as_str()) {
             ctx.warning(
                 Code::InvalidValue,
-                format!("unknown masking field type `{}`", f.kind),
+                format!("unknown masking field type `{}`", shown(&f.kind)),
                 pos,
                 &fp,
                 format!(
@@ -665,7 +668,7 @@ fn check_data_source(ctx: &mut FileCtx<'_>, root: &Node) {
             p.push(Seg::Key("handler".into()));
             ctx.warning(
                 Code::InvalidValue,
-                format!("unknown connection handler `{handler}`"),
+                format!("unknown connection handler `{}`", shown(handler)),
                 pos,
                 &p,
                 hint,
@@ -752,7 +755,9 @@ fn check_data_source(ctx: &mut FileCtx<'_>, root: &Node) {
                         ctx.error(
                             Code::DuplicateObject,
                             format!(
-                                "table `{schema}.{name}` is listed twice (first at line {})",
+                                "table `{}.{}` is listed twice (first at line {})",
+                                shown(schema),
+                                shown(name),
                                 first.line
                             ),
                             t.pos,
@@ -792,10 +797,18 @@ fn check_subpurposes(ctx: &mut FileCtx<'_>, node: &Node, parent: &str, path: &mu
                 let own = name.rsplit('.').next().unwrap_or(name);
                 ctx.error(
                     Code::SubpurposeName,
-                    format!("subpurpose `{name}` is not named after its parent `{parent}`"),
+                    format!(
+                        "subpurpose `{}` is not named after its parent `{}`",
+                        shown(name),
+                        shown(parent)
+                    ),
                     nn.pos,
                     path,
-                    format!("subpurpose names are full dotted names: write `name: {parent}.{own}`"),
+                    format!(
+                        "subpurpose names are full dotted names: write `name: {}.{}`",
+                        shown(parent),
+                        shown(own)
+                    ),
                 );
                 path.pop();
             }
@@ -819,7 +832,7 @@ pub(crate) fn across(
         if let Some(prev) = first.get(&(o.kind, o.key.as_str())) {
             let what = match o.kind {
                 Kind::License if o.key.starts_with("sha256:") => "the same license key".to_owned(),
-                kind => format!("{} `{}`", kind.noun(), o.key),
+                kind => format!("{} `{}`", kind.noun(), shown(&o.key)),
             };
             diags.push(
                 Diagnostic::error(
@@ -846,7 +859,10 @@ pub(crate) fn across(
                     diags.push(
                         Diagnostic::error(
                             Code::DuplicateObject,
-                            format!("purpose `{name}` is defined twice (first at {prev})"),
+                            format!(
+                                "purpose `{}` is defined twice (first at {prev})",
+                                shown(&name)
+                            ),
                         )
                         .at(o.location.clone())
                         .hint("define each purpose once: either as a subpurpose or as its own document"),
@@ -877,8 +893,11 @@ pub(crate) fn across(
                 }
                 None => "define it in a purpose spec, or create it on the tenant first".to_owned(),
             };
-            let message =
-                format!("project `{}` names purpose `{name}`, which no spec defines", o.key);
+            let message = format!(
+                "project `{}` names purpose `{}`, which no spec defines",
+                shown(&o.key),
+                shown(name)
+            );
             let d = if known.is_some() {
                 Diagnostic::error(
                     Code::UnknownReference,
