@@ -143,8 +143,15 @@ fn unexpected_kind(u: &de::Unexpected<'_>) -> &'static str {
     }
 }
 
+/// Words longer than this get no suggestion: no field or value is that long, and comparing a
+/// huge key against every candidate would cost time for nothing.
+const MAX_SUGGEST_LEN: usize = 100;
+
 /// The closest candidate to `word`, when one is close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    if word.len() > MAX_SUGGEST_LEN * 4 || word.chars().count() > MAX_SUGGEST_LEN {
+        return None;
+    }
     let lower = word.to_lowercase();
     let mut best: Option<(&'a str, f64)> = None;
     for &c in candidates {
@@ -188,23 +195,23 @@ pub struct Checked<T> {
 const MAX_ROUNDS: usize = 32;
 
 /// Deserializes `node` into `T`, collecting every error and unknown field.
+///
+/// Each round costs one walk of the document; suggestions for unknown fields are computed once,
+/// after the last round (a document with many unknown keys and many type errors would otherwise
+/// pay `rounds × keys` string comparisons).
 pub fn check<T: DeserializeOwned>(node: &Node) -> Checked<T> {
     let mut skipped: HashSet<*const Node> = HashSet::new();
     let mut errors: Vec<Error> = Vec::new();
-    let mut unknown: BTreeMap<Pos, UnknownField> = BTreeMap::new();
+    let mut unknown = UnknownMap::new();
+    let mut value = None;
     for _ in 0..MAX_ROUNDS {
-        let ctx = Ctx { skipped: &skipped, unknown: RefCell::new(Vec::new()) };
+        let ctx = Ctx { skipped: &skipped, unknown: RefCell::new(unknown) };
         let result = T::deserialize(NodeDe { node, path: Vec::new(), ctx: &ctx });
-        for u in ctx.unknown.into_inner() {
-            unknown.entry(u.pos).or_insert(u);
-        }
+        unknown = ctx.unknown.into_inner();
         match result {
-            Ok(value) => {
-                return Checked {
-                    value: Some(value),
-                    errors,
-                    unknown_fields: unknown.into_values().collect(),
-                };
+            Ok(v) => {
+                value = Some(v);
+                break;
             }
             Err(e) => {
                 let path = e.path.clone().unwrap_or_default();
@@ -225,7 +232,14 @@ pub fn check<T: DeserializeOwned>(node: &Node) -> Checked<T> {
             }
         }
     }
-    Checked { value: None, errors, unknown_fields: unknown.into_values().collect() }
+    let unknown_fields = unknown
+        .into_values()
+        .map(|(mut u, fields)| {
+            u.suggestion = suggest(&u.key, fields).map(str::to_owned);
+            u
+        })
+        .collect();
+    Checked { value, errors, unknown_fields }
 }
 
 /// The node at `path`.
@@ -243,9 +257,12 @@ pub fn resolve<'a>(node: &'a Node, path: &[Seg]) -> Option<&'a Node> {
     Some(cur)
 }
 
+/// Unknown fields by position, with the field list their suggestion is taken from.
+type UnknownMap = BTreeMap<Pos, (UnknownField, &'static [&'static str])>;
+
 struct Ctx<'a> {
     skipped: &'a HashSet<*const Node>,
-    unknown: RefCell<Vec<UnknownField>>,
+    unknown: RefCell<UnknownMap>,
 }
 
 impl Ctx<'_> {
@@ -442,11 +459,14 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
             if fields.contains(&entry.0.name.as_str()) {
                 known.push(entry);
             } else {
-                self.ctx.unknown.borrow_mut().push(UnknownField {
-                    path: self.path.clone(),
-                    key: entry.0.name.clone(),
-                    pos: entry.0.pos,
-                    suggestion: suggest(&entry.0.name, fields).map(str::to_owned),
+                self.ctx.unknown.borrow_mut().entry(entry.0.pos).or_insert_with(|| {
+                    let u = UnknownField {
+                        path: self.path.clone(),
+                        key: entry.0.name.clone(),
+                        pos: entry.0.pos,
+                        suggestion: None,
+                    };
+                    (u, fields)
                 });
             }
         }

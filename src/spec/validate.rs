@@ -873,21 +873,29 @@ pub(crate) fn across(
             }
         }
     }
-    // Projects naming purposes.
+    // Projects naming purposes. Suggestions cost one comparison per candidate; a tree with
+    // many unknown references and many purposes gets them for the first few only.
     let known = options.known_purposes.as_ref();
+    let candidates: Vec<&str> = purposes
+        .keys()
+        .map(String::as_str)
+        .chain(known.into_iter().flatten().map(String::as_str))
+        .collect();
+    let mut comparisons_left: usize = 200_000;
     for o in objects {
         for r in o.references.iter().filter(|r| r.kind == Kind::Purpose) {
             let name = &r.name;
             if purposes.contains_key(name) || known.is_some_and(|k| k.contains(name)) {
                 continue;
             }
-            let candidates: Vec<&str> = purposes
-                .keys()
-                .map(String::as_str)
-                .chain(known.into_iter().flatten().map(String::as_str))
-                .collect();
-            let hint = match de::suggest(name, &candidates) {
-                Some(s) => format!("did you mean `{s}`?"),
+            let suggestion = if comparisons_left >= candidates.len() {
+                comparisons_left -= candidates.len();
+                de::suggest(name, &candidates)
+            } else {
+                None
+            };
+            let hint = match suggestion {
+                Some(s) => format!("did you mean `{}`?", shown(s)),
                 None if known.is_none() => {
                     "define it in a purpose spec; if it exists on the tenant already, `plan` confirms it".to_owned()
                 }
