@@ -3,7 +3,7 @@
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::envfile::{self, EnvValues};
-use super::node::{self, Node};
+use super::node::{self, Node, ParseErrorKind};
 use super::text::{escaped, has_unsafe, shown};
 use super::validate::{self, FileCtx};
 use super::{Desired, LoadOptions, RepoSettings};
@@ -75,26 +75,16 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
                 Ok(root) => objects.extend(validate::document(&mut ctx, &root)),
                 Err(e) => {
                     let pos = e.pos.unwrap_or(node::Pos { line: doc.start_line, column: 0 });
-                    let (code, hint) = if e.budget {
-                        (
-                            Code::Budget,
-                            "split the file, or remove deep nesting and repeated aliases",
-                        )
-                    } else if e.message.starts_with("duplicate mapping key") {
-                        (
-                            Code::DuplicateKey,
-                            "remove one of the two entries: keys in a mapping must be unique",
-                        )
-                    } else {
-                        (
-                            Code::Syntax,
-                            "fix the YAML syntax (indentation, quoting, `:` in plain values)",
-                        )
+                    let code = match e.kind {
+                        ParseErrorKind::Budget => Code::Budget,
+                        ParseErrorKind::DuplicateKey => Code::DuplicateKey,
+                        ParseErrorKind::Unsupported => Code::InvalidValue,
+                        ParseErrorKind::Syntax => Code::Syntax,
                     };
                     ctx.diags.push(
                         Diagnostic::error(code, e.message)
                             .at(Location::new(&file.path, pos.line, pos.column))
-                            .hint(hint),
+                            .hint(e.hint),
                     );
                 }
             }
