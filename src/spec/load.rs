@@ -48,6 +48,28 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
     let mut files = 0;
     let mut secret_files = Vec::new();
     for file in &snapshot.files {
+        if let FileContent::OutsideRoot { target } = &file.content
+            && file.path.ends_with('/')
+            && !exclude.is_match(&file.path)
+        {
+            // A directory symlink leaving the root (see `source::dir`): its files are not read.
+            diags.push(
+                Diagnostic::error(
+                    Code::OutsideRoot,
+                    format!(
+                        "symlink to directory `{}` leaves the spec root; not followed, so no file \
+                         in it is read",
+                        escaped(target)
+                    ),
+                )
+                .at(Location::file(escaped(&file.path)))
+                .hint(
+                    "keep spec files inside the spec root: replace the link with the directory, \
+                     or exclude it in immuta-gitops.yaml (`exclude: [\"name/**\"]`)",
+                ),
+            );
+            continue;
+        }
         if !is_spec_file(&file.path)
             || SETTINGS_FILES.contains(&file.path.as_str())
             || exclude.is_match(&file.path)
@@ -113,22 +135,36 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
 
 /// The file's text, or a diagnostic saying why there is none.
 fn file_text<'a>(file: &'a SnapshotFile, diags: &mut Vec<Diagnostic>) -> Option<&'a str> {
-    let at = Location::file(&file.path);
+    let mut at = Location::file(escaped(&file.path));
     let d = match &file.content {
         FileContent::Bytes(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) if text.contains('\0') => Diagnostic::error(
-                Code::Unreadable,
-                "the file contains NUL bytes",
-            )
-            .hint(
-                "spec files are UTF-8 text; remove binary files from the spec tree or exclude them",
-            ),
-            Ok(text) => return Some(text),
-            Err(e) => Diagnostic::error(
-                Code::Unreadable,
-                format!("the file is not UTF-8 text (invalid byte at offset {})", e.valid_up_to()),
-            )
-            .hint("save the file as UTF-8, or exclude it in immuta-gitops.yaml (`exclude:`)"),
+            Ok(text) => match text.find('\0') {
+                None => return Some(text),
+                Some(i) => {
+                    at = line_col(&escaped(&file.path), text, i);
+                    Diagnostic::error(
+                        Code::Unreadable,
+                        format!("the file contains a NUL byte (at byte offset {i}): binary data, not a spec"),
+                    )
+                    .hint(
+                        "spec files are UTF-8 text; remove binary files from the spec tree, or \
+                         exclude them in immuta-gitops.yaml (`exclude:`)",
+                    )
+                }
+            },
+            Err(e) => {
+                let i = e.valid_up_to();
+                let valid = bytes.get(..i).and_then(|b| std::str::from_utf8(b).ok());
+                at = line_col(&escaped(&file.path), valid.unwrap_or_default(), i);
+                Diagnostic::error(
+                    Code::Unreadable,
+                    format!("the file is not UTF-8 text (invalid byte at offset {i})"),
+                )
+                .hint(
+                    "save the file as UTF-8 (not UTF-16 or Latin-1), or exclude it in \
+                     immuta-gitops.yaml (`exclude:`)",
+                )
+            }
         },
         FileContent::TooLarge { size, limit } => Diagnostic::error(
             Code::Budget,
@@ -147,6 +183,16 @@ fn file_text<'a>(file: &'a SnapshotFile, diags: &mut Vec<Diagnostic>) -> Option<
     };
     diags.push(d.at(at));
     None
+}
+
+/// The location of byte `offset` of `text` (1-based line and column in characters).
+fn line_col(file: &str, text: &str, offset: usize) -> Location {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
+    let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    Location::new(file, to_u32(line), to_u32(column))
 }
 
 fn read_settings(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> RepoSettings {
