@@ -295,11 +295,15 @@ impl NodeDe<'_, '_> {
 
     fn scalar_hint(&self, expected: &str) -> Error {
         let mut e = self.wrong_type(expected);
-        if matches!(
-            self.node.value,
-            Value::Int(_) | Value::UInt(_) | Value::Float(_) | Value::Bool(_)
-        ) {
-            e.message.push_str("; quote the value if you meant text");
+        match self.node.value {
+            Value::Int(_) | Value::UInt(_) | Value::Float(_) | Value::Bool(_) => {
+                e.message.push_str("; quote the value if you meant text");
+            }
+            // The `Null` trap: `Null`, `NULL`, `null`, `~` and an empty value are all YAML null.
+            Value::Null => e
+                .message
+                .push_str(" (an empty value, `~`, `null`, `Null` and `NULL` are all YAML null)"),
+            _ => {}
         }
         e
     }
