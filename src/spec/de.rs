@@ -343,6 +343,16 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match &self.node.value {
             Value::Bool(b) => visitor.visit_bool(*b).map_err(|e| self.locate(e)),
+            Value::Str(s)
+                if ["yes", "no", "on", "off", "y", "n"]
+                    .contains(&s.to_ascii_lowercase().as_str()) =>
+            {
+                let mut e = self.wrong_type("a boolean (`true` or `false`)");
+                e.message.push_str(
+                    " (`yes`, `no`, `on` and `off` are text in YAML 1.2: write `true` or `false`)",
+                );
+                Err(e)
+            }
             _ => Err(self.wrong_type("a boolean (`true` or `false`)")),
         }
     }

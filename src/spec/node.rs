@@ -14,7 +14,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned, Tagged};
 
-use super::text::shown;
+use super::text::{shown, shown_up_to};
 
 /// Renders a JSON value as YAML (for human-readable diffs). Never fails: a value that cannot be
 /// rendered as YAML is rendered as JSON.
@@ -522,8 +522,27 @@ fn convert_error(e: &serde_saphyr::Error, limits: &Limits) -> ParseError {
                 None => "duplicate mapping key".to_owned(),
             },
         ),
+        E::NonFiniteFloat { .. } => {
+            return ParseError::new(
+                K::Unsupported,
+                "`.inf` and `.nan` are not numbers in JSON, so they cannot be posted",
+                pos,
+            )
+            .with_hint("write a finite number, or quote the value if you meant the text");
+        }
         _ if raw.contains("recursion limit exceeded") => (K::Budget, depth_message(limits)),
-        _ => (K::Syntax, shown(&raw).into_owned()),
+        _ if raw.contains("simple key expected ':'") => {
+            return ParseError::new(
+                K::Syntax,
+                "a mapping key must be followed by `:` on the same line, within 1024 characters",
+                pos,
+            )
+            .with_hint(
+                "add the `:`, or shorten the key (YAML limits plain keys to 1024 characters; \
+                 for longer ones write `? key` on one line and `: value` on the next)",
+            );
+        }
+        _ => (K::Syntax, shown_up_to(&raw, 240).into_owned()),
     };
     ParseError::new(kind, message, pos)
 }

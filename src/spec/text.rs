@@ -30,6 +30,12 @@ pub fn shown(text: &str) -> Cow<'_, str> {
     cut(text, MAX_SHOWN)
 }
 
+/// `text` with unsafe characters escaped and cut to `max` characters: for messages of
+/// libraries, which may embed a bit of the input.
+pub fn shown_up_to(text: &str, max: usize) -> Cow<'_, str> {
+    cut(text, max)
+}
+
 /// `text` with unsafe characters escaped, not cut: for file paths and OS error reasons, which
 /// are needed whole.
 pub fn escaped(text: &str) -> Cow<'_, str> {

@@ -105,6 +105,8 @@ fn invalid_value_hint(message: &str) -> String {
         "use one of the listed values".into()
     } else if message.contains("quote the value") {
         "wrap the value in quotes, for example `\"2024\"`".into()
+    } else if message.contains("are text in YAML 1.2") {
+        "write `true` or `false`".into()
     } else if message.contains("are all YAML null") {
         "write the value; if you meant the text, quote it, for example `\"Null\"`".into()
     } else {
