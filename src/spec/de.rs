@@ -37,7 +37,7 @@ pub fn path_string(path: &[Seg]) -> String {
                 if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
                 s.push('.');
-                s.push_str(k);
+                s.push_str(&shown(k));
             }
             Seg::Key(k) => {
                 s.push_str("[\"");

@@ -33,9 +33,9 @@ pub fn is_snapshot_file(path: &str) -> bool {
 /// file and position. When any diagnostic is an error, callers must apply nothing.
 pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let settings = read_settings(snapshot, &mut diags);
-    let exclude = build_excludes(&settings, &mut diags);
-    let env_defaults = read_env_files(snapshot, &settings, &mut diags);
+    let (settings, source) = read_settings(snapshot, &mut diags);
+    let exclude = build_excludes(&settings, source.as_ref(), &mut diags);
+    let env_defaults = read_env_files(snapshot, &settings, source.as_ref(), &mut diags);
     let mut env_options;
     let options = if env_defaults == EnvValues::default() {
         options
@@ -195,24 +195,73 @@ fn line_col(file: &str, text: &str, offset: usize) -> Location {
     Location::new(file, to_u32(line), to_u32(column))
 }
 
-fn read_settings(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> RepoSettings {
+/// The parsed settings file, for locating its entries in later diagnostics.
+struct SettingsSource {
+    path: String,
+    root: Node,
+}
+
+impl SettingsSource {
+    /// Where item `index` of the list `field` is written (the file, when unknown).
+    fn item(source: Option<&Self>, field: &str, index: usize) -> Location {
+        match source {
+            Some(s) => {
+                let pos = s
+                    .root
+                    .get(field)
+                    .map(|list| list.as_seq().and_then(|items| items.get(index)).unwrap_or(list))
+                    .map_or(s.root.pos, |n| n.pos);
+                Location::new(&s.path, pos.line, pos.column)
+            }
+            None => Location::file(SETTINGS_FILES[0]),
+        }
+    }
+}
+
+fn read_settings(
+    snapshot: &Snapshot,
+    diags: &mut Vec<Diagnostic>,
+) -> (RepoSettings, Option<SettingsSource>) {
     let mut settings = RepoSettings::default();
-    let Some(file) = snapshot.files.iter().find(|f| SETTINGS_FILES.contains(&f.path.as_str()))
-    else {
-        return settings;
-    };
-    let Some(text) = file_text(file, diags) else { return settings };
-    let docs = node::parse_documents(text, false, &node::Limits::default());
-    let root: Node = match docs.into_iter().next().map(|d| d.result) {
-        None => return settings,
+    let mut found = snapshot.files.iter().filter(|f| SETTINGS_FILES.contains(&f.path.as_str()));
+    let Some(file) = found.next() else { return (settings, None) };
+    if let Some(other) = found.next() {
+        diags.push(
+            Diagnostic::error(
+                Code::Settings,
+                format!(
+                    "both `{}` and `{}` exist; only `{}` is read",
+                    file.path, other.path, file.path
+                ),
+            )
+            .at(Location::file(&other.path))
+            .hint("keep one settings file"),
+        );
+    }
+    let Some(text) = file_text(file, diags) else { return (settings, None) };
+    let mut docs = node::parse_documents(text, false, &node::Limits::default()).into_iter();
+    let first = docs.next();
+    if let Some(second) = docs.next() {
+        diags.push(
+            Diagnostic::error(Code::Settings, "the settings file holds more than one document")
+                .at(Location::new(&file.path, second.start_line, 0))
+                .hint("keep one document: remove the `---` and merge the settings"),
+        );
+    }
+    let root: Node = match first.map(|d| d.result) {
+        None => return (settings, None),
         Some(Err(e)) => {
             let pos = e.pos.unwrap_or_default();
+            let hint = match e.kind {
+                ParseErrorKind::Syntax => "fix the YAML syntax of the settings file",
+                _ => e.hint,
+            };
             diags.push(
                 Diagnostic::error(Code::Settings, e.message)
                     .at(Location::new(&file.path, pos.line, pos.column))
-                    .hint("fix the YAML syntax of the settings file"),
+                    .hint(hint),
             );
-            return settings;
+            return (settings, None);
         }
         Some(Ok(root)) => root,
     };
@@ -259,17 +308,18 @@ fn read_settings(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> RepoSettin
             }
         }
     }
-    settings
+    (settings, Some(SettingsSource { path: file.path.clone(), root }))
 }
 
 fn read_env_files(
     snapshot: &Snapshot,
     settings: &RepoSettings,
+    source: Option<&SettingsSource>,
     diags: &mut Vec<Diagnostic>,
 ) -> EnvValues {
     let mut values = EnvValues::default();
-    for name in &settings.env_files {
-        let at = Location::file(SETTINGS_FILES[0]);
+    for (i, name) in settings.env_files.iter().enumerate() {
+        let at = SettingsSource::item(source, "envFiles", i);
         if !is_snapshot_file(name) || !name.ends_with(".env") {
             diags.push(
                 Diagnostic::error(
@@ -280,7 +330,7 @@ fn read_env_files(
                     ),
                 )
                 .at(at)
-                .path("$.envFiles")
+                .path(format!("$.envFiles[{i}]"))
                 .hint("name a non-hidden `*.env` file relative to the spec root"),
             );
             continue;
@@ -293,7 +343,7 @@ fn read_env_files(
                     format!("env file `{}` does not exist", shown(name)),
                 )
                 .at(at)
-                .path("$.envFiles")
+                .path(format!("$.envFiles[{i}]"))
                 .hint("create it, or remove it from `envFiles`"),
             );
             continue;
@@ -311,9 +361,13 @@ fn read_env_files(
     values
 }
 
-fn build_excludes(settings: &RepoSettings, diags: &mut Vec<Diagnostic>) -> GlobSet {
+fn build_excludes(
+    settings: &RepoSettings,
+    source: Option<&SettingsSource>,
+    diags: &mut Vec<Diagnostic>,
+) -> GlobSet {
     let mut builder = GlobSetBuilder::new();
-    for pattern in &settings.exclude {
+    for (i, pattern) in settings.exclude.iter().enumerate() {
         match Glob::new(pattern) {
             Ok(g) => {
                 builder.add(g);
@@ -323,8 +377,8 @@ fn build_excludes(settings: &RepoSettings, diags: &mut Vec<Diagnostic>) -> GlobS
                     Code::Settings,
                     format!("invalid exclude pattern `{}`: {}", shown(pattern), e.kind()),
                 )
-                .at(Location::file(SETTINGS_FILES[0]))
-                .path("$.exclude")
+                .at(SettingsSource::item(source, "exclude", i))
+                .path(format!("$.exclude[{i}]"))
                 .hint("use glob syntax, e.g. `drafts/**`"),
             ),
         }
@@ -382,6 +436,38 @@ mod tests {
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].code, Code::Settings);
         assert_eq!(diags[0].hint.as_deref(), Some("did you mean `allowDestroy`?"));
+    }
+
+    #[test]
+    fn settings_problems_point_at_the_entry() {
+        let (_, diags) = run(&[(
+            "immuta-gitops.yml",
+            "envFiles:\n  - dev.env\n  - ../x.env\nexclude: [\"a/[\"]\n---\nstrict: true\n",
+        )]);
+        let got: Vec<String> =
+            diags.iter().map(|d| d.location.as_ref().unwrap().to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "immuta-gitops.yml:2:5",
+                "immuta-gitops.yml:3:5",
+                "immuta-gitops.yml:4:11",
+                "immuta-gitops.yml:5"
+            ],
+            "{diags:#?}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_natural_key_is_not_read_as_a_purpose() {
+        let (desired, diags) =
+            run(&[("p.yaml", "projectKy: fraud\nname: Fraud\npurposes: [Research]\n")]);
+        assert!(desired.objects.is_empty());
+        assert_eq!(diags[0].code, Code::UnknownKind, "{diags:#?}");
+        assert_eq!(
+            diags[0].hint.as_deref(),
+            Some("write `projectKey`; if this really is a purpose, remove `projectKy`")
+        );
     }
 
     #[test]

@@ -369,6 +369,19 @@ fn check_json(text: &str, limits: &Limits) -> Result<(), ParseError> {
     let message = full.rfind(" at line ").map_or(full.as_str(), |i| &full[..i]);
     let pos = (e.line() > 0)
         .then(|| Pos { line: saturate(e.line() as u64), column: saturate(e.column() as u64) });
+    // serde_json names the token it expected; say what was found when it is a common mistake.
+    let at = pos.and_then(|p| {
+        let line = text.lines().nth(p.line as usize - 1)?;
+        line.chars().nth((p.column as usize).checked_sub(1)?)
+    });
+    let message = match at {
+        Some('/') => "comments are not allowed",
+        Some('\'') => "strings and keys need double quotes, not single quotes",
+        Some('}' | ']') if message == "key must be a string" || message == "trailing comma" => {
+            "a trailing comma before the closing bracket is not allowed"
+        }
+        _ => message,
+    };
     let hint = "JSON allows no comments, trailing commas, single quotes or unquoted keys; \
                 fix the JSON, or rename the file to `.yaml`";
     if message.contains("recursion limit") {
@@ -414,7 +427,7 @@ fn parse_one(text: &str, limits: &Limits) -> Result<Option<Node>, ParseError> {
                 docs.get(1).map(|n| n.pos),
             )),
         },
-        Err(e) => Err(convert_error(&e, limits)),
+        Err(e) => Err(locate_tab(convert_error(&e, limits), text)),
     }
 }
 
@@ -446,6 +459,23 @@ fn unmark(message: &str) -> Option<ParseError> {
     let column = parts.next()?.parse().ok()?;
     let pos = (line > 0).then_some(Pos { line, column });
     Some(ParseError::new(kind, text, pos))
+}
+
+/// Tab errors point at the scalar before the tab (`name: x<newline><tab>description:` says
+/// 1:7); point at the first tab from there on instead, and say that tabs cannot indent.
+fn locate_tab(mut e: ParseError, text: &str) -> ParseError {
+    if e.kind != ParseErrorKind::Syntax || !e.message.contains("tab") {
+        return e;
+    }
+    let from = e.pos.map_or(1, |p| p.line.max(1));
+    let tab = text.lines().enumerate().skip(from as usize - 1).find_map(|(i, line)| {
+        line.char_indices().find(|(_, c)| *c == '\t').map(|(b, _)| (i, line[..b].chars().count()))
+    });
+    if let Some((line, column)) = tab {
+        e.pos = Some(Pos { line: saturate(line as u64 + 1), column: saturate(column as u64 + 1) });
+    }
+    e.hint = "indent with spaces: YAML does not allow tabs for indentation";
+    e
 }
 
 fn convert_error(e: &serde_saphyr::Error, limits: &Limits) -> ParseError {
@@ -842,8 +872,9 @@ mod tests {
     #[test]
     fn json_files_must_be_json() {
         for (text, what) in [
-            ("{\"name\": \"P\",}", "key must be a string"),
-            ("{\"name\": \"P\" // c\n}", "expected `,` or `}`"),
+            ("{\"name\": \"P\",}", "a trailing comma before the closing bracket is not allowed"),
+            ("{\"name\": \"P\" // c\n}", "comments are not allowed"),
+            ("{'name': 'P'}", "strings and keys need double quotes, not single quotes"),
             ("{\"name\": \"P\"}\n{\"name\": \"Q\"}", "trailing characters"),
             ("name: P\n", "expected ident"),
         ] {

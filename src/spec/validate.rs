@@ -141,7 +141,34 @@ fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
         .collect();
     match found.as_slice() {
         [(_, kind)] => Some(*kind),
-        [] if root.get("name").is_some() => Some(Kind::Purpose),
+        [] if root.get("name").is_some() => {
+            // A purpose is only "a document with `name`": a misspelt natural key would turn a
+            // policy or project into a purpose of the same name, created on the tenant.
+            let typo = entries.iter().find_map(|(k, _)| {
+                de::suggest(&k.name, &["connectionKey", "policyKey", "projectKey", "licenseKey"])
+                    .map(|s| (k, s))
+            });
+            match typo {
+                None => Some(Kind::Purpose),
+                Some((written, s)) => {
+                    ctx.error(
+                        Code::UnknownKind,
+                        format!(
+                            "`{}` looks like a misspelt `{s}`: without it this document would be \
+                             read as a purpose",
+                            shown(&written.name)
+                        ),
+                        written.pos,
+                        &[Seg::Key(written.name.clone())],
+                        format!(
+                            "write `{s}`; if this really is a purpose, remove `{}`",
+                            shown(&written.name)
+                        ),
+                    );
+                    None
+                }
+            }
+        }
         [] => {
             let names: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
             let close = names.iter().find_map(|n| {
