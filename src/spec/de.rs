@@ -104,6 +104,15 @@ impl de::Error for Error {
     }
 
     fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        // serde's primitive visitors name Rust types (`expected u8`): say the range instead.
+        let exp = match exp.to_string().as_str() {
+            "u8" => "a whole number from 0 to 255".to_owned(),
+            "u16" => "a whole number from 0 to 65535".to_owned(),
+            "u32" => "a whole number from 0 to 4294967295".to_owned(),
+            "u64" | "usize" => "a whole number of 0 or more".to_owned(),
+            "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number in range".to_owned(),
+            other => other.to_owned(),
+        };
         match unexp {
             de::Unexpected::Unsigned(n) => {
                 Error::custom(format_args!("invalid value {n}, expected {exp}"))

@@ -380,6 +380,9 @@ fn check_json(text: &str, limits: &Limits) -> Result<(), ParseError> {
         Some('}' | ']') if message == "key must be a string" || message == "trailing comma" => {
             "a trailing comma before the closing bracket is not allowed"
         }
+        Some(c) if c.is_alphabetic() && message.starts_with("expected") => {
+            "unquoted text: JSON keys and strings need double quotes"
+        }
         _ => message,
     };
     let hint = "JSON allows no comments, trailing commas, single quotes or unquoted keys; \
@@ -876,7 +879,7 @@ mod tests {
             ("{\"name\": \"P\" // c\n}", "comments are not allowed"),
             ("{'name': 'P'}", "strings and keys need double quotes, not single quotes"),
             ("{\"name\": \"P\"}\n{\"name\": \"Q\"}", "trailing characters"),
-            ("name: P\n", "expected ident"),
+            ("name: P\n", "unquoted text: JSON keys and strings need double quotes"),
         ] {
             let e = error_of(text, true);
             assert_eq!(e.kind, ParseErrorKind::Syntax);
