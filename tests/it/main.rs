@@ -20,3 +20,8 @@ mod validate;
 /// The reconciler's HTTP server over real HTTP on 127.0.0.1: webhook authentication and
 /// nudges (read from the trigger channel), health, readiness, `/status` and `/metrics`.
 mod server;
+
+/// The hostile-input corpus (`tests/fixtures/hostile/`, plus huge, binary and symlinked trees
+/// generated at test time) through `validate` and `apply`: each input's exact diagnostic, no
+/// panic, bounded time and memory, nothing written to the tenant.
+mod hostile;
