@@ -375,7 +375,11 @@ fn build_excludes(
             Err(e) => diags.push(
                 Diagnostic::error(
                     Code::Settings,
-                    format!("invalid exclude pattern `{}`: {}", shown(pattern), e.kind()),
+                    format!(
+                        "invalid exclude pattern `{}`: {}",
+                        shown(pattern),
+                        shown(&e.kind().to_string())
+                    ),
                 )
                 .at(SettingsSource::item(source, "exclude", i))
                 .path(format!("$.exclude[{i}]"))
