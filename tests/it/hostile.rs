@@ -194,6 +194,7 @@ const CASES: &[Case] = &[
     fixture("settings-env-file-outside-root", 1, &["immuta-gitops.yaml:1:12: error[settings]: env file `../secrets.env` must be", "immuta-gitops.yaml:1:28: error[settings]: env file `/etc/environment` must be"]),
     fixture("settings-env-file-bad-line", 1, &["dev.env:2:1: error[settings]: env file syntax: expected `KEY=VALUE`"]),
     fixture("settings-invalid-glob", 1, &["immuta-gitops.yaml:1:11: error[settings]: invalid exclude pattern `drafts/[`"]),
+    fixture("settings-glob-range-control-chars", 1, &["immuta-gitops.yaml:1:11: error[settings]: invalid exclude pattern `[\\u{7}-\\u{1}]`: invalid range; '\\u{7}' > '\\u{1}'"]),
     fixture("settings-alias-bomb", 1, &["immuta-gitops.yaml:5:10: error[settings]: anchors and aliases"]),
 ];
 
