@@ -7,12 +7,14 @@
 //! loader already. A trailing newline is dropped (files written by `echo` end in one; Kubernetes
 //! Secrets do not). Files above 1 MiB are refused. Reasons never contain file content.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::spec::Desired;
 use crate::spec::envfile::EnvValues;
 use crate::spec::secrets::SecretSource;
+use crate::spec::text::escaped;
 
 /// The default secrets directory (Docker and Kubernetes convention).
 pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets";
@@ -88,15 +90,23 @@ impl SecretSource for ProcessSecrets {
 }
 
 /// Checks that every `${file:...}` of the spec tree can be read. Values are read and dropped at
-/// once; only problems are reported.
+/// once; only problems are reported. Each distinct path is read once, however many placeholders
+/// name it (a spec naming a 1 MiB secret file 100,000 times must not read 100 GB).
 pub fn check_files(desired: &Desired, source: &dyn SecretSource) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
+    let mut checked: HashMap<&str, Result<(), String>> = HashMap::new();
     for r in &desired.secret_files {
-        if let Err(reason) = source.file(&r.file) {
+        let result =
+            checked.entry(r.file.as_str()).or_insert_with(|| source.file(&r.file).map(drop));
+        if let Err(reason) = result {
             diags.push(
                 Diagnostic::error(
                     Code::SecretFile,
-                    format!("secret file `{}` cannot be read: {reason}", r.file),
+                    format!(
+                        "secret file `{}` cannot be read: {}",
+                        escaped(&r.file),
+                        escaped(reason)
+                    ),
                 )
                 .at(r.location.clone())
                 .path(r.path.clone())

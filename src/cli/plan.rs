@@ -145,6 +145,12 @@ async fn plan_against_tenant(
 ) -> anyhow::Result<Plan> {
     let observed =
         pipeline::observe(&tenant.client, targets, state, source, refresh, parallelism).await?;
+    if let Err(e) = pipeline::check_references(desired, &observed) {
+        if let pipeline::Error::Specs { diagnostics, .. } = &e {
+            report(diagnostics);
+        }
+        bail!("the specs name purposes that neither the specs nor the tenant have");
+    }
     Ok(pipeline::plan_live(desired, targets, state, &observed, &tenant.label, refresh))
 }
 

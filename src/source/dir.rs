@@ -2,10 +2,16 @@
 //!
 //! Hidden entries (`.git/`, `.github/`, Kubernetes' `..data/`) are skipped; symlinks are
 //! followed only while their target stays inside the spec root (a Kubernetes ConfigMap mount is
-//! a tree of such links), and files above a size limit are recorded, not read.
+//! a tree of such links), and files above a size limit are recorded, not read (and never read
+//! past the limit, even when a file grows while it is read).
+//!
+//! A symlink leaving the root is recorded as [`FileContent::OutsideRoot`]: a file link under its
+//! own path when `include` accepts it, a directory link under its path plus a trailing `/`
+//! (whatever its name), so the loader can say that the files behind it were not read.
 
 use std::collections::HashSet;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -81,12 +87,12 @@ fn walk(
                     let is_dir = t.is_dir();
                     (t, is_dir)
                 }
-                Ok(_) => {
-                    if (options.include)(&rel) {
-                        out.push(SnapshotFile {
-                            path: rel,
-                            content: FileContent::OutsideRoot { target: link },
-                        });
+                Ok(t) => {
+                    let content = FileContent::OutsideRoot { target: link };
+                    if t.is_dir() {
+                        out.push(SnapshotFile { path: format!("{rel}/"), content });
+                    } else if (options.include)(&rel) {
+                        out.push(SnapshotFile { path: rel, content });
                     }
                     continue;
                 }
@@ -122,14 +128,20 @@ fn read_file(path: &Path, max: u64) -> FileContent {
     match fs::metadata(path) {
         Ok(m) if m.len() > max => FileContent::TooLarge { size: m.len(), limit: max },
         Ok(m) if !m.is_file() => FileContent::Unreadable { reason: "not a regular file".into() },
-        Ok(_) => match fs::read(path) {
-            // Re-check: the file may have grown between metadata and read.
-            Ok(bytes) if bytes.len() as u64 > max => {
-                FileContent::TooLarge { size: bytes.len() as u64, limit: max }
+        Ok(m) => {
+            // Read at most one byte past the limit: the file may grow between metadata and read.
+            let mut bytes = Vec::with_capacity(usize::try_from(m.len()).unwrap_or(0));
+            match fs::File::open(path)
+                .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
+            {
+                Ok(n) if n as u64 > max => {
+                    let size = fs::metadata(path).map_or(n as u64, |m| m.len().max(n as u64));
+                    FileContent::TooLarge { size, limit: max }
+                }
+                Ok(_) => FileContent::Bytes(Arc::from(bytes)),
+                Err(e) => FileContent::Unreadable { reason: e.to_string() },
             }
-            Ok(bytes) => FileContent::Bytes(Arc::from(bytes)),
-            Err(e) => FileContent::Unreadable { reason: e.to_string() },
-        },
+        }
         Err(e) => FileContent::Unreadable { reason: e.to_string() },
     }
 }
@@ -173,10 +185,16 @@ mod tests {
             dir.path().join("leak.yaml"),
         )
         .unwrap();
-        let s = read(dir.path(), &ReadOptions::default()).unwrap();
-        assert_eq!(paths(&s), ["leak.yaml", "spec.yaml"]);
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("elsewhere")).unwrap();
+        let s = read(
+            dir.path(),
+            &ReadOptions { include: |p| p.ends_with(".yaml"), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(paths(&s), ["elsewhere/", "leak.yaml", "spec.yaml"]);
         assert!(matches!(s.files[0].content, FileContent::OutsideRoot { .. }));
-        assert_eq!(s.files[1].content, FileContent::Bytes(Arc::from(&b"name: P"[..])));
+        assert!(matches!(s.files[1].content, FileContent::OutsideRoot { .. }));
+        assert_eq!(s.files[2].content, FileContent::Bytes(Arc::from(&b"name: P"[..])));
     }
 
     #[test]

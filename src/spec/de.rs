@@ -17,6 +17,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, Error as _, IntoDeserializer, Visitor};
 
 use super::node::{Key, Node, Pos, Value};
+use super::text::shown;
 
 /// One step of a path inside a document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,11 +37,11 @@ pub fn path_string(path: &[Seg]) -> String {
                 if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
                 s.push('.');
-                s.push_str(k);
+                s.push_str(&shown(k));
             }
             Seg::Key(k) => {
                 s.push_str("[\"");
-                s.push_str(&k.replace('\\', "\\\\").replace('"', "\\\""));
+                s.push_str(&shown(&k.replace('\\', "\\\\").replace('"', "\\\"")));
                 s.push_str("\"]");
             }
             Seg::Index(i) => {
@@ -103,6 +104,15 @@ impl de::Error for Error {
     }
 
     fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        // serde's primitive visitors name Rust types (`expected u8`): say the range instead.
+        let exp = match exp.to_string().as_str() {
+            "u8" => "a whole number from 0 to 255".to_owned(),
+            "u16" => "a whole number from 0 to 65535".to_owned(),
+            "u32" => "a whole number from 0 to 4294967295".to_owned(),
+            "u64" | "usize" => "a whole number of 0 or more".to_owned(),
+            "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number in range".to_owned(),
+            other => other.to_owned(),
+        };
         match unexp {
             de::Unexpected::Unsigned(n) => {
                 Error::custom(format_args!("invalid value {n}, expected {exp}"))
@@ -116,7 +126,7 @@ impl de::Error for Error {
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         let list = expected.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
-        let mut message = format!("unknown value `{variant}`; expected one of {list}");
+        let mut message = format!("unknown value `{}`; expected one of {list}", shown(variant));
         if let Some(s) = suggest(variant, expected) {
             message.push_str(&format!(" (did you mean `{s}`?)"));
         }
@@ -142,8 +152,15 @@ fn unexpected_kind(u: &de::Unexpected<'_>) -> &'static str {
     }
 }
 
+/// Words longer than this get no suggestion: no field or value is that long, and comparing a
+/// huge key against every candidate would cost time for nothing.
+const MAX_SUGGEST_LEN: usize = 100;
+
 /// The closest candidate to `word`, when one is close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    if word.len() > MAX_SUGGEST_LEN * 4 || word.chars().count() > MAX_SUGGEST_LEN {
+        return None;
+    }
     let lower = word.to_lowercase();
     let mut best: Option<(&'a str, f64)> = None;
     for &c in candidates {
@@ -187,23 +204,23 @@ pub struct Checked<T> {
 const MAX_ROUNDS: usize = 32;
 
 /// Deserializes `node` into `T`, collecting every error and unknown field.
+///
+/// Each round costs one walk of the document; suggestions for unknown fields are computed once,
+/// after the last round (a document with many unknown keys and many type errors would otherwise
+/// pay `rounds × keys` string comparisons).
 pub fn check<T: DeserializeOwned>(node: &Node) -> Checked<T> {
     let mut skipped: HashSet<*const Node> = HashSet::new();
     let mut errors: Vec<Error> = Vec::new();
-    let mut unknown: BTreeMap<Pos, UnknownField> = BTreeMap::new();
+    let mut unknown = UnknownMap::new();
+    let mut value = None;
     for _ in 0..MAX_ROUNDS {
-        let ctx = Ctx { skipped: &skipped, unknown: RefCell::new(Vec::new()) };
+        let ctx = Ctx { skipped: &skipped, unknown: RefCell::new(unknown) };
         let result = T::deserialize(NodeDe { node, path: PathLink::ROOT, ctx: &ctx });
-        for u in ctx.unknown.into_inner() {
-            unknown.entry(u.pos).or_insert(u);
-        }
+        unknown = ctx.unknown.into_inner();
         match result {
-            Ok(value) => {
-                return Checked {
-                    value: Some(value),
-                    errors,
-                    unknown_fields: unknown.into_values().collect(),
-                };
+            Ok(v) => {
+                value = Some(v);
+                break;
             }
             Err(e) => {
                 let path = e.path.clone().unwrap_or_default();
@@ -224,7 +241,14 @@ pub fn check<T: DeserializeOwned>(node: &Node) -> Checked<T> {
             }
         }
     }
-    Checked { value: None, errors, unknown_fields: unknown.into_values().collect() }
+    let unknown_fields = unknown
+        .into_values()
+        .map(|(mut u, fields)| {
+            u.suggestion = suggest(&u.key, fields).map(str::to_owned);
+            u
+        })
+        .collect();
+    Checked { value, errors, unknown_fields }
 }
 
 /// The node at `path`.
@@ -242,9 +266,12 @@ pub fn resolve<'a>(node: &'a Node, path: &[Seg]) -> Option<&'a Node> {
     Some(cur)
 }
 
+/// Unknown fields by position, with the field list their suggestion is taken from.
+type UnknownMap = BTreeMap<Pos, (UnknownField, &'static [&'static str])>;
+
 struct Ctx<'a> {
     skipped: &'a HashSet<*const Node>,
-    unknown: RefCell<Vec<UnknownField>>,
+    unknown: RefCell<UnknownMap>,
 }
 
 impl Ctx<'_> {
@@ -316,11 +343,15 @@ impl NodeDe<'_, '_, '_> {
 
     fn scalar_hint(&self, expected: &str) -> Error {
         let mut e = self.wrong_type(expected);
-        if matches!(
-            self.node.value,
-            Value::Int(_) | Value::UInt(_) | Value::Float(_) | Value::Bool(_)
-        ) {
-            e.message.push_str("; quote the value if you meant text");
+        match self.node.value {
+            Value::Int(_) | Value::UInt(_) | Value::Float(_) | Value::Bool(_) => {
+                e.message.push_str("; quote the value if you meant text");
+            }
+            // The `Null` trap: `Null`, `NULL`, `null`, `~` and an empty value are all YAML null.
+            Value::Null => e
+                .message
+                .push_str(" (an empty value, `~`, `null`, `Null` and `NULL` are all YAML null)"),
+            _ => {}
         }
         e
     }
@@ -360,6 +391,16 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_, '_> {
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match &self.node.value {
             Value::Bool(b) => visitor.visit_bool(*b).map_err(|e| self.locate(e)),
+            Value::Str(s)
+                if ["yes", "no", "on", "off", "y", "n"]
+                    .contains(&s.to_ascii_lowercase().as_str()) =>
+            {
+                let mut e = self.wrong_type("a boolean (`true` or `false`)");
+                e.message.push_str(
+                    " (`yes`, `no`, `on` and `off` are text in YAML 1.2: write `true` or `false`)",
+                );
+                Err(e)
+            }
             _ => Err(self.wrong_type("a boolean (`true` or `false`)")),
         }
     }
@@ -480,11 +521,14 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_, '_> {
             if fields.contains(&entry.0.name.as_str()) {
                 known.push(entry);
             } else {
-                self.ctx.unknown.borrow_mut().push(UnknownField {
-                    path: self.path.to_vec(),
-                    key: entry.0.name.clone(),
-                    pos: entry.0.pos,
-                    suggestion: suggest(&entry.0.name, fields).map(str::to_owned),
+                self.ctx.unknown.borrow_mut().entry(entry.0.pos).or_insert_with(|| {
+                    let u = UnknownField {
+                        path: self.path.to_vec(),
+                        key: entry.0.name.clone(),
+                        pos: entry.0.pos,
+                        suggestion: None,
+                    };
+                    (u, fields)
                 });
             }
         }

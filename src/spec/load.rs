@@ -3,7 +3,8 @@
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::envfile::{self, EnvValues};
-use super::node::{self, Node};
+use super::node::{self, Node, ParseErrorKind};
+use super::text::{escaped, has_unsafe, shown};
 use super::validate::{self, FileCtx};
 use super::{Desired, LoadOptions, RepoSettings};
 use crate::diagnostic::{self, Code, Diagnostic, Location};
@@ -32,9 +33,9 @@ pub fn is_snapshot_file(path: &str) -> bool {
 /// file and position. When any diagnostic is an error, callers must apply nothing.
 pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let settings = read_settings(snapshot, &mut diags);
-    let exclude = build_excludes(&settings, &mut diags);
-    let env_defaults = read_env_files(snapshot, &settings, &mut diags);
+    let (settings, source) = read_settings(snapshot, &mut diags);
+    let exclude = build_excludes(&settings, source.as_ref(), &mut diags);
+    let env_defaults = read_env_files(snapshot, &settings, source.as_ref(), &mut diags);
     let mut env_options;
     let options = if env_defaults == EnvValues::default() {
         options
@@ -43,6 +44,29 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
         env_options.env.extend(env_defaults.names().map(str::to_owned));
         &env_options
     };
+    for file in &snapshot.files {
+        if let FileContent::OutsideRoot { target } = &file.content
+            && file.path.ends_with('/')
+            && !exclude.is_match(&file.path)
+        {
+            // A directory symlink leaving the root (see `source::dir`): its files are not read.
+            diags.push(
+                Diagnostic::error(
+                    Code::OutsideRoot,
+                    format!(
+                        "symlink to directory `{}` leaves the spec root; not followed, so no file \
+                         in it is read",
+                        escaped(target)
+                    ),
+                )
+                .at(Location::file(escaped(&file.path)))
+                .hint(
+                    "keep spec files inside the spec root: replace the link with the directory, \
+                     or exclude it in immuta-gitops.yaml (`exclude: [\"name/**\"]`)",
+                ),
+            );
+        }
+    }
     let spec_files: Vec<&SnapshotFile> = snapshot
         .files
         .iter()
@@ -135,6 +159,17 @@ fn load_file(file: &SnapshotFile, options: &LoadOptions) -> FileResult {
 
 fn load_file_uncached(file: &SnapshotFile, options: &LoadOptions) -> FileResult {
     let mut diags = Vec::new();
+    if has_unsafe(&file.path) {
+        diags.push(
+            Diagnostic::error(
+                Code::Unreadable,
+                "the file name contains control or bidirectional-formatting characters; the file is not read",
+            )
+            .at(Location::file(escaped(&file.path)))
+            .hint("rename the file: spec file names are printed in diagnostics and logs"),
+        );
+        return FileResult { diags, ..FileResult::default() };
+    }
     let Some(text) = file_text(file, &mut diags) else {
         return FileResult { diags, ..FileResult::default() };
     };
@@ -146,23 +181,16 @@ fn load_file_uncached(file: &SnapshotFile, options: &LoadOptions) -> FileResult 
             Ok(root) => objects.extend(validate::document(&mut ctx, &root)),
             Err(e) => {
                 let pos = e.pos.unwrap_or(node::Pos { line: doc.start_line, column: 0 });
-                let (code, hint) = if e.budget {
-                    (Code::Budget, "split the file, or remove deep nesting and repeated aliases")
-                } else if e.message.starts_with("duplicate mapping key") {
-                    (
-                        Code::DuplicateKey,
-                        "remove one of the two entries: keys in a mapping must be unique",
-                    )
-                } else {
-                    (
-                        Code::Syntax,
-                        "fix the YAML syntax (indentation, quoting, `:` in plain values)",
-                    )
+                let code = match e.kind {
+                    ParseErrorKind::Budget => Code::Budget,
+                    ParseErrorKind::DuplicateKey => Code::DuplicateKey,
+                    ParseErrorKind::Unsupported => Code::InvalidValue,
+                    ParseErrorKind::Syntax => Code::Syntax,
                 };
                 ctx.diags.push(
                     Diagnostic::error(code, e.message)
                         .at(Location::new(&file.path, pos.line, pos.column))
-                        .hint(hint),
+                        .hint(e.hint),
                 );
             }
         }
@@ -173,22 +201,36 @@ fn load_file_uncached(file: &SnapshotFile, options: &LoadOptions) -> FileResult 
 
 /// The file's text, or a diagnostic saying why there is none.
 fn file_text<'a>(file: &'a SnapshotFile, diags: &mut Vec<Diagnostic>) -> Option<&'a str> {
-    let at = Location::file(&file.path);
+    let mut at = Location::file(escaped(&file.path));
     let d = match &file.content {
         FileContent::Bytes(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) if text.contains('\0') => Diagnostic::error(
-                Code::Unreadable,
-                "the file contains NUL bytes",
-            )
-            .hint(
-                "spec files are UTF-8 text; remove binary files from the spec tree or exclude them",
-            ),
-            Ok(text) => return Some(text),
-            Err(e) => Diagnostic::error(
-                Code::Unreadable,
-                format!("the file is not UTF-8 text (invalid byte at offset {})", e.valid_up_to()),
-            )
-            .hint("save the file as UTF-8, or exclude it in immuta-gitops.yaml (`exclude:`)"),
+            Ok(text) => match text.find('\0') {
+                None => return Some(text),
+                Some(i) => {
+                    at = line_col(&escaped(&file.path), text, i);
+                    Diagnostic::error(
+                        Code::Unreadable,
+                        format!("the file contains a NUL byte (at byte offset {i}): binary data, not a spec"),
+                    )
+                    .hint(
+                        "spec files are UTF-8 text; remove binary files from the spec tree, or \
+                         exclude them in immuta-gitops.yaml (`exclude:`)",
+                    )
+                }
+            },
+            Err(e) => {
+                let i = e.valid_up_to();
+                let valid = bytes.get(..i).and_then(|b| std::str::from_utf8(b).ok());
+                at = line_col(&escaped(&file.path), valid.unwrap_or_default(), i);
+                Diagnostic::error(
+                    Code::Unreadable,
+                    format!("the file is not UTF-8 text (invalid byte at offset {i})"),
+                )
+                .hint(
+                    "save the file as UTF-8 (not UTF-16 or Latin-1), or exclude it in \
+                     immuta-gitops.yaml (`exclude:`)",
+                )
+            }
         },
         FileContent::TooLarge { size, limit } => Diagnostic::error(
             Code::Budget,
@@ -197,11 +239,11 @@ fn file_text<'a>(file: &'a SnapshotFile, diags: &mut Vec<Diagnostic>) -> Option<
         .hint("split it into smaller files (one object per file is a good default)"),
         FileContent::OutsideRoot { target } => Diagnostic::error(
             Code::OutsideRoot,
-            format!("symlink to `{target}` leaves the spec root; not followed"),
+            format!("symlink to `{}` leaves the spec root; not followed", escaped(target)),
         )
         .hint("keep spec files inside the spec root; replace the link with the file"),
         FileContent::Unreadable { reason } => {
-            Diagnostic::error(Code::Unreadable, format!("cannot read: {reason}"))
+            Diagnostic::error(Code::Unreadable, format!("cannot read: {}", escaped(reason)))
                 .hint("check the file's permissions, or that a symlink's target exists")
         }
     };
@@ -209,24 +251,83 @@ fn file_text<'a>(file: &'a SnapshotFile, diags: &mut Vec<Diagnostic>) -> Option<
     None
 }
 
-fn read_settings(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> RepoSettings {
+/// The location of byte `offset` of `text` (1-based line and column in characters).
+fn line_col(file: &str, text: &str, offset: usize) -> Location {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
+    let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    Location::new(file, to_u32(line), to_u32(column))
+}
+
+/// The parsed settings file, for locating its entries in later diagnostics.
+struct SettingsSource {
+    path: String,
+    root: Node,
+}
+
+impl SettingsSource {
+    /// Where item `index` of the list `field` is written (the file, when unknown).
+    fn item(source: Option<&Self>, field: &str, index: usize) -> Location {
+        match source {
+            Some(s) => {
+                let pos = s
+                    .root
+                    .get(field)
+                    .map(|list| list.as_seq().and_then(|items| items.get(index)).unwrap_or(list))
+                    .map_or(s.root.pos, |n| n.pos);
+                Location::new(&s.path, pos.line, pos.column)
+            }
+            None => Location::file(SETTINGS_FILES[0]),
+        }
+    }
+}
+
+fn read_settings(
+    snapshot: &Snapshot,
+    diags: &mut Vec<Diagnostic>,
+) -> (RepoSettings, Option<SettingsSource>) {
     let mut settings = RepoSettings::default();
-    let Some(file) = snapshot.files.iter().find(|f| SETTINGS_FILES.contains(&f.path.as_str()))
-    else {
-        return settings;
-    };
-    let Some(text) = file_text(file, diags) else { return settings };
-    let docs = node::parse_documents(text, false, &node::Limits::default());
-    let root: Node = match docs.into_iter().next().map(|d| d.result) {
-        None => return settings,
+    let mut found = snapshot.files.iter().filter(|f| SETTINGS_FILES.contains(&f.path.as_str()));
+    let Some(file) = found.next() else { return (settings, None) };
+    if let Some(other) = found.next() {
+        diags.push(
+            Diagnostic::error(
+                Code::Settings,
+                format!(
+                    "both `{}` and `{}` exist; only `{}` is read",
+                    file.path, other.path, file.path
+                ),
+            )
+            .at(Location::file(&other.path))
+            .hint("keep one settings file"),
+        );
+    }
+    let Some(text) = file_text(file, diags) else { return (settings, None) };
+    let mut docs = node::parse_documents(text, false, &node::Limits::default()).into_iter();
+    let first = docs.next();
+    if let Some(second) = docs.next() {
+        diags.push(
+            Diagnostic::error(Code::Settings, "the settings file holds more than one document")
+                .at(Location::new(&file.path, second.start_line, 0))
+                .hint("keep one document: remove the `---` and merge the settings"),
+        );
+    }
+    let root: Node = match first.map(|d| d.result) {
+        None => return (settings, None),
         Some(Err(e)) => {
             let pos = e.pos.unwrap_or_default();
+            let hint = match e.kind {
+                ParseErrorKind::Syntax => "fix the YAML syntax of the settings file",
+                _ => e.hint,
+            };
             diags.push(
                 Diagnostic::error(Code::Settings, e.message)
                     .at(Location::new(&file.path, pos.line, pos.column))
-                    .hint("fix the YAML syntax of the settings file"),
+                    .hint(hint),
             );
-            return settings;
+            return (settings, None);
         }
         Some(Ok(root)) => root,
     };
@@ -247,7 +348,7 @@ fn read_settings(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> RepoSettin
                 .to_owned(),
         };
         diags.push(
-            Diagnostic::error(Code::Settings, format!("unknown setting `{}`", u.key))
+            Diagnostic::error(Code::Settings, format!("unknown setting `{}`", shown(&u.key)))
                 .at(Location::new(&file.path, u.pos.line, u.pos.column))
                 .hint(hint),
         );
@@ -273,25 +374,29 @@ fn read_settings(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> RepoSettin
             }
         }
     }
-    settings
+    (settings, Some(SettingsSource { path: file.path.clone(), root }))
 }
 
 fn read_env_files(
     snapshot: &Snapshot,
     settings: &RepoSettings,
+    source: Option<&SettingsSource>,
     diags: &mut Vec<Diagnostic>,
 ) -> EnvValues {
     let mut values = EnvValues::default();
-    for name in &settings.env_files {
-        let at = Location::file(SETTINGS_FILES[0]);
+    for (i, name) in settings.env_files.iter().enumerate() {
+        let at = SettingsSource::item(source, "envFiles", i);
         if !is_snapshot_file(name) || !name.ends_with(".env") {
             diags.push(
                 Diagnostic::error(
                     Code::Settings,
-                    format!("env file `{name}` must be a `*.env` file inside the spec root"),
+                    format!(
+                        "env file `{}` must be a `*.env` file inside the spec root",
+                        shown(name)
+                    ),
                 )
                 .at(at)
-                .path("$.envFiles")
+                .path(format!("$.envFiles[{i}]"))
                 .hint("name a non-hidden `*.env` file relative to the spec root"),
             );
             continue;
@@ -299,10 +404,13 @@ fn read_env_files(
         let Some(file) = snapshot.files.iter().find(|f| f.path == name.trim_start_matches("./"))
         else {
             diags.push(
-                Diagnostic::error(Code::Settings, format!("env file `{name}` does not exist"))
-                    .at(at)
-                    .path("$.envFiles")
-                    .hint("create it, or remove it from `envFiles`"),
+                Diagnostic::error(
+                    Code::Settings,
+                    format!("env file `{}` does not exist", shown(name)),
+                )
+                .at(at)
+                .path(format!("$.envFiles[{i}]"))
+                .hint("create it, or remove it from `envFiles`"),
             );
             continue;
         };
@@ -319,9 +427,13 @@ fn read_env_files(
     values
 }
 
-fn build_excludes(settings: &RepoSettings, diags: &mut Vec<Diagnostic>) -> GlobSet {
+fn build_excludes(
+    settings: &RepoSettings,
+    source: Option<&SettingsSource>,
+    diags: &mut Vec<Diagnostic>,
+) -> GlobSet {
     let mut builder = GlobSetBuilder::new();
-    for pattern in &settings.exclude {
+    for (i, pattern) in settings.exclude.iter().enumerate() {
         match Glob::new(pattern) {
             Ok(g) => {
                 builder.add(g);
@@ -329,10 +441,14 @@ fn build_excludes(settings: &RepoSettings, diags: &mut Vec<Diagnostic>) -> GlobS
             Err(e) => diags.push(
                 Diagnostic::error(
                     Code::Settings,
-                    format!("invalid exclude pattern `{pattern}`: {}", e.kind()),
+                    format!(
+                        "invalid exclude pattern `{}`: {}",
+                        shown(pattern),
+                        shown(&e.kind().to_string())
+                    ),
                 )
-                .at(Location::file(SETTINGS_FILES[0]))
-                .path("$.exclude")
+                .at(SettingsSource::item(source, "exclude", i))
+                .path(format!("$.exclude[{i}]"))
                 .hint("use glob syntax, e.g. `drafts/**`"),
             ),
         }
@@ -405,6 +521,38 @@ mod tests {
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].code, Code::Settings);
         assert_eq!(diags[0].hint.as_deref(), Some("did you mean `allowDestroy`?"));
+    }
+
+    #[test]
+    fn settings_problems_point_at_the_entry() {
+        let (_, diags) = run(&[(
+            "immuta-gitops.yml",
+            "envFiles:\n  - dev.env\n  - ../x.env\nexclude: [\"a/[\"]\n---\nstrict: true\n",
+        )]);
+        let got: Vec<String> =
+            diags.iter().map(|d| d.location.as_ref().unwrap().to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "immuta-gitops.yml:2:5",
+                "immuta-gitops.yml:3:5",
+                "immuta-gitops.yml:4:11",
+                "immuta-gitops.yml:5"
+            ],
+            "{diags:#?}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_natural_key_is_not_read_as_a_purpose() {
+        let (desired, diags) =
+            run(&[("p.yaml", "projectKy: fraud\nname: Fraud\npurposes: [Research]\n")]);
+        assert!(desired.objects.is_empty());
+        assert_eq!(diags[0].code, Code::UnknownKind, "{diags:#?}");
+        assert_eq!(
+            diags[0].hint.as_deref(),
+            Some("write `projectKey`; if this really is a purpose, remove `projectKy`")
+        );
     }
 
     #[test]

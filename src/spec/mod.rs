@@ -10,6 +10,7 @@
 //! - [`secrets`]: placeholders, taint tracking, masking.
 //! - [`validate`]: per-document and cross-file semantic checks.
 //! - [`schema`]: the JSON Schema for editors.
+//! - [`text`]: user text made safe to quote in diagnostics.
 
 pub mod de;
 pub mod envfile;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod node;
 pub mod schema;
 pub mod secrets;
+pub mod text;
 pub mod validate;
 
 use std::collections::BTreeSet;

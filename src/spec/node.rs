@@ -7,10 +7,14 @@
 //!
 //! All YAML calls of the crate live in this file, so the YAML library can be swapped in one place.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned};
+use serde_saphyr::budget::BudgetBreach;
+use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned, Tagged};
+
+use super::text::{shown, shown_up_to};
 
 /// Renders a JSON value as YAML (for human-readable diffs). Never fails: a value that cannot be
 /// rendered as YAML is rendered as JSON.
@@ -171,7 +175,10 @@ impl Node {
 /// Limits that keep hostile input (alias bombs, deep nesting, huge documents) bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Deepest nesting of mappings and sequences.
+    /// Deepest nesting of mappings and sequences. Parsing recurses once per level, and a debug
+    /// build needs about 55 KiB of stack per level; the default of 24 (three times the depth
+    /// of the deepest documented Immuta payload) keeps `load` within a 2 MiB thread stack,
+    /// tokio's default for worker and blocking threads.
     pub max_depth: usize,
     /// Most nodes (scalars, sequences, mappings) in one document.
     pub max_nodes: usize,
@@ -179,23 +186,71 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Most documents in one file.
     pub max_documents: usize,
+    /// Most bytes of text values in one document, counting every copy an alias makes.
+    pub max_scalar_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: 48, max_nodes: 200_000, max_aliases: 1_000, max_documents: 1_000 }
+        Limits {
+            max_depth: 24,
+            max_nodes: 200_000,
+            max_aliases: 1_000,
+            max_documents: 1_000,
+            max_scalar_bytes: 16 * 1024 * 1024,
+        }
     }
+}
+
+/// What kind of parse failure a [`ParseError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    /// Invalid YAML or JSON.
+    Syntax,
+    /// A size, depth, document or alias budget was exceeded.
+    Budget,
+    /// The same key twice in one mapping (also two spellings of one key, `1` and `1.0`).
+    DuplicateKey,
+    /// Valid YAML this tool does not accept: tags (`!include`, `!!binary`, `!!python/...`),
+    /// non-scalar mapping keys.
+    Unsupported,
 }
 
 /// A parse failure with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
-    /// What is wrong, without the position.
+    /// What is wrong, without the position. Never quotes a value (keys and tags may be quoted,
+    /// with control characters escaped).
     pub message: String,
     /// Where, when known.
     pub pos: Option<Pos>,
-    /// Whether a size, depth or alias budget was exceeded (as opposed to invalid syntax).
-    pub budget: bool,
+    /// What kind of failure.
+    pub kind: ParseErrorKind,
+    /// How to fix it.
+    pub hint: &'static str,
+}
+
+impl ParseError {
+    fn new(kind: ParseErrorKind, message: impl Into<String>, pos: Option<Pos>) -> Self {
+        let hint = match kind {
+            ParseErrorKind::Syntax => {
+                "fix the YAML syntax (indentation, quoting, `:` in plain values)"
+            }
+            ParseErrorKind::Budget => "split the file, or remove deep nesting and repeated aliases",
+            ParseErrorKind::DuplicateKey => {
+                "remove one of the two entries: keys in a mapping must be unique"
+            }
+            ParseErrorKind::Unsupported => {
+                "spec files are plain data: remove the tag (or quote the value if the `!` is text)"
+            }
+        };
+        ParseError { message: message.into(), pos, kind, hint }
+    }
+
+    fn with_hint(mut self, hint: &'static str) -> Self {
+        self.hint = hint;
+        self
+    }
 }
 
 /// One document of a file: its tree, or why it could not be parsed.
@@ -213,19 +268,16 @@ pub struct ParsedDocument {
 /// document does not hide problems in the others. Empty documents are skipped.
 pub fn parse_documents(text: &str, json: bool, limits: &Limits) -> Vec<ParsedDocument> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let chunks = if json { vec![(0, text)] } else { split_documents(text) };
+    if json && let Err(e) = check_json(text, limits) {
+        return vec![ParsedDocument { start_line: 1, result: Err(e) }];
+    }
+    let chunks = if json { vec![(0, text)] } else { split_documents(text, limits.max_documents) };
     if chunks.len() > limits.max_documents {
+        let message =
+            format!("the file holds more than {} documents (the limit)", limits.max_documents);
         return vec![ParsedDocument {
             start_line: 1,
-            result: Err(ParseError {
-                message: format!(
-                    "the file holds {} documents, more than the limit of {}",
-                    chunks.len(),
-                    limits.max_documents
-                ),
-                pos: None,
-                budget: true,
-            }),
+            result: Err(ParseError::new(ParseErrorKind::Budget, message, None)),
         }];
     }
     let mut docs = Vec::new();
@@ -251,35 +303,50 @@ pub fn parse_documents(text: &str, json: bool, limits: &Limits) -> Vec<ParsedDoc
 /// Splits a YAML stream into `(line offset, text)` chunks at document markers. A `---` or `...`
 /// at column 0 always ends a document in YAML (even inside block scalars), so a line-based
 /// split agrees with the parser. Lines before a marker that hold only directives or comments
-/// stay with the document that follows.
-fn split_documents(text: &str) -> Vec<(u32, &str)> {
+/// stay with the document that follows. Documents with no content (a run of `---` lines) are
+/// dropped here, so a storm of markers costs no parser work and no document budget. Stops after
+/// `max + 1` chunks: the caller refuses the file then.
+fn split_documents(text: &str, max: usize) -> Vec<(u32, &str)> {
     let mut chunks = Vec::new();
     let mut start = 0usize;
     let mut start_line = 0u32;
     let mut line_no = 0u32;
     let mut offset = 0usize;
     let mut chunk_has_content = false;
+    let mut chunk_has_start = false;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_end_matches(['\n', '\r']);
         let is_start =
             trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t");
         let is_end = trimmed == "..." || trimmed.starts_with("... ");
-        if is_start && chunk_has_content {
-            chunks.push((start_line, &text[start..offset]));
-            start = offset;
-            start_line = line_no;
-            chunk_has_content = false;
+        if chunks.len() > max {
+            return chunks;
         }
-        if is_start && trimmed.len() > 3 {
-            chunk_has_content = true;
+        if is_start {
+            if chunk_has_content {
+                chunks.push((start_line, &text[start..offset]));
+            }
+            if chunk_has_content || chunk_has_start {
+                // A new document starts here; an empty one before it is dropped.
+                start = offset;
+                start_line = line_no;
+                chunk_has_content = false;
+            }
+            chunk_has_start = true;
+            if trimmed.len() > 3 {
+                chunk_has_content = true;
+            }
         }
         offset += line.len();
-        line_no += 1;
+        line_no = line_no.saturating_add(1);
         if is_end {
-            chunks.push((start_line, &text[start..offset]));
+            if chunk_has_content {
+                chunks.push((start_line, &text[start..offset]));
+            }
             start = offset;
             start_line = line_no;
             chunk_has_content = false;
+            chunk_has_start = false;
             continue;
         }
         let t = trimmed.trim_start();
@@ -287,22 +354,68 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
             chunk_has_content = true;
         }
     }
-    if start < text.len() {
+    if start < text.len() && (chunk_has_content || !chunk_has_start) {
         chunks.push((start_line, &text[start..]));
     }
     chunks
+}
+
+/// A JSON file must be JSON: YAML would also read comments, trailing commas, single quotes and
+/// unquoted keys, which editors, `jq` and the Immuta CLI reject. serde_json checks the syntax
+/// (with its own recursion limit); the YAML parser then builds the located tree.
+fn check_json(text: &str, limits: &Limits) -> Result<(), ParseError> {
+    let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) else { return Ok(()) };
+    let full = e.to_string();
+    let message = full.rfind(" at line ").map_or(full.as_str(), |i| &full[..i]);
+    let pos = (e.line() > 0)
+        .then(|| Pos { line: saturate(e.line() as u64), column: saturate(e.column() as u64) });
+    // serde_json names the token it expected; say what was found when it is a common mistake.
+    let at = pos.and_then(|p| {
+        let line = text.lines().nth(p.line as usize - 1)?;
+        line.chars().nth((p.column as usize).checked_sub(1)?)
+    });
+    let message = match at {
+        Some('/') => "comments are not allowed",
+        Some('\'') => "strings and keys need double quotes, not single quotes",
+        Some('}' | ']') if message == "key must be a string" || message == "trailing comma" => {
+            "a trailing comma before the closing bracket is not allowed"
+        }
+        Some(c) if c.is_alphabetic() && message.starts_with("expected") => {
+            "unquoted text: JSON keys and strings need double quotes"
+        }
+        _ => message,
+    };
+    let hint = "JSON allows no comments, trailing commas, single quotes or unquoted keys; \
+                fix the JSON, or rename the file to `.yaml`";
+    if message.contains("recursion limit") {
+        return Err(ParseError::new(ParseErrorKind::Budget, depth_message(limits), pos));
+    }
+    Err(ParseError::new(ParseErrorKind::Syntax, format!("invalid JSON: {message}"), pos)
+        .with_hint(hint))
+}
+
+fn depth_message(limits: &Limits) -> String {
+    format!("mappings and lists nest deeper than the limit of {} levels", limits.max_depth)
 }
 
 fn parse_one(text: &str, limits: &Limits) -> Result<Option<Node>, ParseError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: limits.max_depth,
+            flow_nesting_limit: limits.max_depth,
             max_nodes: limits.max_nodes,
             max_aliases: limits.max_aliases,
             max_anchors: limits.max_aliases,
             max_documents: 2,
             max_recorded_anchor_events: limits.max_nodes / 10,
             max_events: limits.max_nodes.saturating_mul(4),
+            max_total_scalar_bytes: limits.max_scalar_bytes,
+            max_merge_keys: limits.max_aliases,
+        },
+        alias_limits: {
+            let mut a = serde_saphyr::options::AliasLimits::default();
+            a.max_total_replayed_events = limits.max_nodes / 4;
+            a
         },
         duplicate_keys: DuplicateKeyPolicy::Error,
         strict_booleans: true,
@@ -311,28 +424,160 @@ fn parse_one(text: &str, limits: &Limits) -> Result<Option<Node>, ParseError> {
         Ok(mut docs) => match docs.len() {
             0 => Ok(None),
             1 => Ok(docs.pop()),
-            _ => Err(ParseError {
-                message: "unexpected document marker".into(),
-                pos: docs.get(1).map(|n| n.pos),
-                budget: false,
-            }),
+            _ => Err(ParseError::new(
+                ParseErrorKind::Syntax,
+                "unexpected document marker",
+                docs.get(1).map(|n| n.pos),
+            )),
         },
-        Err(e) => Err(convert_error(&e)),
+        Err(e) => Err(locate_tab(convert_error(&e, limits), text)),
     }
 }
 
-fn convert_error(e: &serde_saphyr::Error) -> ParseError {
-    let inner = e.without_snippet();
-    let message = serde_saphyr::DefaultMessageFormatter.format_message(inner).into_owned();
-    let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+/// Marks a message made by our own `Deserialize` impls with its kind and position, which the
+/// YAML library does not attach to custom errors: `\u{1}K:line:col\u{1}message`.
+const MARK: char = '\u{1}';
+
+fn located<E: serde::de::Error>(kind: ParseErrorKind, pos: Pos, message: &str) -> E {
+    let k = match kind {
+        ParseErrorKind::Syntax => 'S',
+        ParseErrorKind::Budget => 'B',
+        ParseErrorKind::DuplicateKey => 'D',
+        ParseErrorKind::Unsupported => 'U',
+    };
+    E::custom(format_args!("{MARK}{k}:{}:{}{MARK}{message}", pos.line, pos.column))
+}
+
+fn unmark(message: &str) -> Option<ParseError> {
+    let rest = message.split_once(MARK)?.1;
+    let (head, text) = rest.split_once(MARK)?;
+    let mut parts = head.split(':');
+    let kind = match parts.next()? {
+        "B" => ParseErrorKind::Budget,
+        "D" => ParseErrorKind::DuplicateKey,
+        "U" => ParseErrorKind::Unsupported,
+        _ => ParseErrorKind::Syntax,
+    };
+    let line = parts.next()?.parse().ok()?;
+    let column = parts.next()?.parse().ok()?;
+    let pos = (line > 0).then_some(Pos { line, column });
+    Some(ParseError::new(kind, text, pos))
+}
+
+/// Tab errors point at the scalar before the tab (`name: x<newline><tab>description:` says
+/// 1:7); point at the first tab from there on instead, and say that tabs cannot indent.
+fn locate_tab(mut e: ParseError, text: &str) -> ParseError {
+    if e.kind != ParseErrorKind::Syntax || !e.message.contains("tab") {
+        return e;
+    }
+    let from = e.pos.map_or(1, |p| p.line.max(1));
+    let tab = text.lines().enumerate().skip(from as usize - 1).find_map(|(i, line)| {
+        line.char_indices().find(|(_, c)| *c == '\t').map(|(b, _)| (i, line[..b].chars().count()))
+    });
+    if let Some((line, column)) = tab {
+        e.pos = Some(Pos { line: saturate(line as u64 + 1), column: saturate(column as u64 + 1) });
+    }
+    e.hint = "indent with spaces: YAML does not allow tabs for indentation";
+    e
+}
+
+fn convert_error(e: &serde_saphyr::Error, limits: &Limits) -> ParseError {
+    let mut inner = e.without_snippet();
+    while let serde_saphyr::Error::AliasError { error, .. } = inner {
+        inner = error.without_snippet();
+    }
     let pos = e
         .location()
         .filter(|l| l.line() > 0)
         .map(|l| Pos { line: saturate(l.line()), column: saturate(l.column()) });
-    let budget = matches!(inner, serde_saphyr::Error::Budget { .. })
-        || message.contains("budget")
-        || message.contains("nesting");
-    ParseError { message, pos, budget }
+    let raw = serde_saphyr::DefaultMessageFormatter.format_message(inner).into_owned();
+    if let Some(mut marked) = unmark(&raw) {
+        marked.pos = marked.pos.or(pos);
+        return marked;
+    }
+    use ParseErrorKind as K;
+    use serde_saphyr::Error as E;
+    let alias_bomb = || {
+        format!(
+            "anchors and aliases (`&name` / `*name`) expand to too much data (a \"billion \
+             laughs\" pattern); at most {} values and {} aliases are allowed per document",
+            limits.max_nodes, limits.max_aliases
+        )
+    };
+    let (kind, message) = match inner {
+        E::Budget { breach, .. } => {
+            let message = match breach {
+                BudgetBreach::Depth { .. } => depth_message(limits),
+                BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
+                    "the document has more than {} values; split it into several documents",
+                    limits.max_nodes
+                ),
+                BudgetBreach::ScalarBytes { .. } => format!(
+                    "the document's text values (counting every alias copy) exceed {} bytes",
+                    limits.max_scalar_bytes
+                ),
+                BudgetBreach::Documents { .. } => format!(
+                    "the file holds more documents than the limit of {}",
+                    limits.max_documents
+                ),
+                BudgetBreach::MergeKeys { .. } => {
+                    format!("the document uses more than {} merge keys (`<<`)", limits.max_aliases)
+                }
+                _ => alias_bomb(),
+            };
+            (K::Budget, message)
+        }
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => (K::Budget, alias_bomb()),
+        E::RecursiveReferencesRequireWeakTypes { .. } => {
+            return ParseError::new(
+                K::Syntax,
+                "an alias (`*name`) refers to the anchor that contains it: a recursive \
+                 structure cannot be converted to JSON",
+                pos,
+            )
+            .with_hint("replace the alias with the value it should stand for");
+        }
+        E::SerdeInvalidType { expected, .. } if expected.contains("scalar mapping key") => {
+            return ParseError::new(
+                K::Unsupported,
+                "a mapping key must be text, a number or a boolean, not a list or a mapping",
+                pos,
+            )
+            .with_hint("write the key as text (quote it if needed); JSON keys are text");
+        }
+        E::DuplicateMappingKey { key, .. } => (
+            K::DuplicateKey,
+            match key {
+                Some(k) => format!("duplicate mapping key `{}`", shown(k)),
+                None => "duplicate mapping key".to_owned(),
+            },
+        ),
+        E::NonFiniteFloat { .. } => {
+            return ParseError::new(
+                K::Unsupported,
+                "`.inf` and `.nan` are not numbers in JSON, so they cannot be posted",
+                pos,
+            )
+            .with_hint("write a finite number, or quote the value if you meant the text");
+        }
+        _ if raw.contains("recursion limit exceeded") => (K::Budget, depth_message(limits)),
+        _ if raw.contains("simple key expected ':'") => {
+            return ParseError::new(
+                K::Syntax,
+                "a mapping key must be followed by `:` on the same line, within 1024 characters",
+                pos,
+            )
+            .with_hint(
+                "add the `:`, or shorten the key (YAML limits plain keys to 1024 characters; \
+                 for longer ones write `? key` on one line and `: value` on the next)",
+            );
+        }
+        _ => (K::Syntax, shown_up_to(&raw, 240).into_owned()),
+    };
+    ParseError::new(kind, message, pos)
 }
 
 fn saturate(v: u64) -> u32 {
@@ -341,6 +586,33 @@ fn saturate(v: u64) -> u32 {
 
 fn pos_of(location: &serde_saphyr::Location) -> Pos {
     Pos { line: saturate(location.line()), column: saturate(location.column()) }
+}
+
+/// Whether an explicit YAML tag only restates a core JSON type (`!!str`, `!!int`, `!!map`...,
+/// in any spelling) or is the non-specific `!`. Every other tag is refused: `!include` and
+/// `!!binary` would silently change what is posted, and language tags mean nothing here.
+fn is_core_tag(tag: &str) -> bool {
+    let t = tag.strip_prefix("!<").and_then(|t| t.strip_suffix('>')).unwrap_or(tag);
+    let t = t.strip_prefix("tag:yaml.org,2002:").unwrap_or(t);
+    let t = t.trim_start_matches('!');
+    matches!(t, "" | "str" | "int" | "float" | "bool" | "null" | "map" | "seq")
+}
+
+fn check_tag<E: serde::de::Error>(tag: Option<&str>, pos: Pos) -> Result<(), E> {
+    match tag {
+        Some(tag) if !is_core_tag(tag) => {
+            let tag = match tag.strip_prefix("tag:yaml.org,2002:") {
+                Some(rest) => format!("!!{rest}"),
+                None => tag.to_owned(),
+            };
+            Err(located(
+                ParseErrorKind::Unsupported,
+                pos,
+                &format!("YAML tag `{}` is not supported", shown(&tag)),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A mapping key of any scalar type, rendered to text.
@@ -440,9 +712,27 @@ impl<'de> Deserialize<'de> for ValueOnly {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<ValueOnly, A::Error> {
                 let mut entries = Vec::new();
-                while let Some(k) = a.next_key::<Spanned<KeyText>>()? {
+                let mut names = HashSet::new();
+                while let Some(k) = a.next_key::<Spanned<Tagged<KeyText>>>()? {
+                    let pos = pos_of(&k.referenced);
+                    check_tag(k.value.1.as_deref(), pos)?;
+                    let name = k.value.0.0;
+                    // The YAML library compares keys by value; keys that differ in YAML but
+                    // read the same as text (`1` and `1.0`, `null` and "null") would collide
+                    // in the JSON payload, the last silently winning.
+                    if !names.insert(name.clone()) {
+                        return Err(located(
+                            ParseErrorKind::DuplicateKey,
+                            pos,
+                            &format!(
+                                "duplicate mapping key `{}` (two spellings of the same key, \
+                                 such as `1` and `1.0` or `null` and \"null\")",
+                                shown(&name)
+                            ),
+                        ));
+                    }
                     let v = a.next_value::<Node>()?;
-                    entries.push((Key { name: k.value.0, pos: pos_of(&k.referenced) }, v));
+                    entries.push((Key { name, pos }, v));
                 }
                 Ok(ValueOnly(Value::Map(entries)))
             }
@@ -453,8 +743,10 @@ impl<'de> Deserialize<'de> for ValueOnly {
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<ValueOnly>::deserialize(d)?;
-        Ok(Node { pos: pos_of(&spanned.referenced), value: spanned.value.0 })
+        let spanned = Spanned::<Tagged<ValueOnly>>::deserialize(d)?;
+        let pos = pos_of(&spanned.referenced);
+        check_tag(spanned.value.1.as_deref(), pos)?;
+        Ok(Node { pos, value: spanned.value.0.0 })
     }
 }
 
@@ -524,7 +816,7 @@ mod tests {
         }
         let docs = parse(&text);
         let err = docs[0].result.as_ref().unwrap_err();
-        assert!(err.budget, "{err:?}");
+        assert_eq!(err.kind, ParseErrorKind::Budget, "{err:?}");
     }
 
     #[test]
@@ -532,6 +824,96 @@ mod tests {
         let text = format!("{}1{}", "[".repeat(500), "]".repeat(500));
         let docs = parse(&text);
         assert!(docs[0].result.is_err());
+    }
+
+    fn error_of(text: &str, json: bool) -> ParseError {
+        let docs = parse_documents(text, json, &Limits::default());
+        docs.into_iter().find_map(|d| d.result.err()).expect("an error")
+    }
+
+    #[test]
+    fn tags_other_than_core_types_are_refused_with_their_position() {
+        for (text, tag) in [
+            ("name: !include other.yaml\n", "`!include`"),
+            ("name: !!python/object:os.system P\n", "`!!python/object:os.system`"),
+            ("name: P\ndescription: !!binary aGVsbG8=\n", "`!!binary`"),
+            ("name: P\n!secret password: x\n", "`!secret`"),
+            ("name: P\nx: !custom {a: b}\n", "`!custom`"),
+        ] {
+            let e = error_of(text, false);
+            assert_eq!(e.kind, ParseErrorKind::Unsupported, "{text}: {e:?}");
+            assert!(e.message.contains(tag), "{text}: {e:?}");
+            assert!(e.pos.is_some_and(|p| p.line > 0), "{text}: {e:?}");
+        }
+        let docs =
+            parse("name: !!str 123\nx: !!int \"12\"\ny: !<tag:yaml.org,2002:str> s\nz: ! t\n");
+        let root = docs[0].result.as_ref().unwrap();
+        assert_eq!(root.to_json(), serde_json::json!({"name": "123", "x": 12, "y": "s", "z": "t"}));
+    }
+
+    #[test]
+    fn keys_that_read_the_same_as_json_text_are_duplicates() {
+        for text in
+            ["x:\n  1: a\n  1.0: b\n", "x: {null: a, \"null\": b}\n", "x: {~: a, null: b}\n"]
+        {
+            let e = error_of(text, false);
+            assert_eq!(e.kind, ParseErrorKind::DuplicateKey, "{text}: {e:?}");
+            assert!(e.pos.is_some_and(|p| p.line > 0), "{text}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_storm_of_markers_is_empty_and_many_documents_hit_the_budget_early() {
+        assert!(parse(&"---\n".repeat(100_000)).is_empty());
+        assert!(parse(&"...\n".repeat(100_000)).is_empty());
+        assert_eq!(parse("---\n---\n%YAML 1.2\n---\na: 1\n---\n").len(), 1);
+        let e = error_of(&"---\na\n".repeat(100_000), false);
+        assert_eq!(e.kind, ParseErrorKind::Budget);
+        assert_eq!(e.message, "the file holds more than 1000 documents (the limit)");
+    }
+
+    #[test]
+    fn json_files_must_be_json() {
+        for (text, what) in [
+            ("{\"name\": \"P\",}", "a trailing comma before the closing bracket is not allowed"),
+            ("{\"name\": \"P\" // c\n}", "comments are not allowed"),
+            ("{'name': 'P'}", "strings and keys need double quotes, not single quotes"),
+            ("{\"name\": \"P\"}\n{\"name\": \"Q\"}", "trailing characters"),
+            ("name: P\n", "unquoted text: JSON keys and strings need double quotes"),
+        ] {
+            let e = error_of(text, true);
+            assert_eq!(e.kind, ParseErrorKind::Syntax);
+            assert_eq!(e.message, format!("invalid JSON: {what}"));
+            assert!(e.hint.contains("JSON allows no comments"), "{e:?}");
+        }
+        let e = error_of(&format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)), true);
+        assert_eq!(e.kind, ParseErrorKind::Budget);
+    }
+
+    #[test]
+    fn budget_errors_read_as_sentences() {
+        let deep = format!("x: {}1{}", "{a: ".repeat(10_000), "}".repeat(10_000));
+        let e = error_of(&deep, false);
+        assert_eq!(e.message, "mappings and lists nest deeper than the limit of 24 levels");
+        let e = error_of("a: &a [*a]\n", false);
+        assert!(e.message.starts_with("an alias (`*name`) refers to the anchor"), "{e:?}");
+        let e = error_of("? [a]\n: b\n", false);
+        assert_eq!(e.kind, ParseErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn the_deepest_allowed_document_parses_on_a_2_mib_stack() {
+        let depth = Limits::default().max_depth;
+        let text = (0..depth).map(|i| format!("{}a:\n", " ".repeat(i))).collect::<String>();
+        let flow = format!("{}1{}", "{a: ".repeat(depth), "}".repeat(depth));
+        let parsed = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || (parse(&text), parse(&flow)))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(parsed.0[0].result.is_ok(), "{:?}", parsed.0);
+        assert!(parsed.1[0].result.is_ok(), "{:?}", parsed.1);
     }
 
     #[test]

@@ -143,6 +143,13 @@ fn parse_ref(inner: &str) -> Result<SecretRef, PlaceholderError> {
                 hint: "name the file relative to the secrets directory (--secrets-dir)",
             });
         }
+        if super::text::has_unsafe(path) {
+            // Paths are printed in diagnostics; an escape sequence would drive the terminal.
+            return Err(PlaceholderError {
+                message: "a `${file:...}` path must not contain control or bidirectional-formatting characters".into(),
+                hint: "name the file relative to the secrets directory (--secrets-dir)",
+            });
+        }
         return Ok(SecretRef::File(path.to_owned()));
     }
     let valid = !inner.is_empty()
@@ -354,6 +361,8 @@ mod tests {
         assert!(parse("${file:../etc/passwd}").is_err());
         assert!(parse("${file:a/../../b}").is_err());
         assert!(parse("${}").is_err());
+        assert!(parse("${file:a\u{1b}[2Jb}").is_err());
+        assert!(parse("${file:a\u{202e}b}").is_err());
     }
 
     #[test]

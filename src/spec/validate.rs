@@ -13,6 +13,7 @@ use super::de::{self, Seg, path_string};
 use super::model::{self, Spec};
 use super::node::{Node, Pos, Value};
 use super::secrets::{self, SecretRef};
+use super::text::shown;
 use super::{Kind, LoadOptions, Object, ObjectOptions, Reference, SecretFileRef, Tainted};
 use crate::diagnostic::{Code, Diagnostic, Location};
 
@@ -89,7 +90,7 @@ impl<'a> FileCtx<'a> {
             };
             self.warning(
                 Code::UnknownField,
-                format!("unknown field `{}`", u.key),
+                format!("unknown field `{}`", shown(&u.key)),
                 u.pos,
                 &path,
                 hint,
@@ -104,6 +105,10 @@ fn invalid_value_hint(message: &str) -> String {
         "use one of the listed values".into()
     } else if message.contains("quote the value") {
         "wrap the value in quotes, for example `\"2024\"`".into()
+    } else if message.contains("are text in YAML 1.2") {
+        "write `true` or `false`".into()
+    } else if message.contains("are all YAML null") {
+        "write the value; if you meant the text, quote it, for example `\"Null\"`".into()
     } else {
         "fix the value's type; see the JSON Schema (`immuta-gitops schema`) for the expected shape"
             .into()
@@ -141,7 +146,34 @@ fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
         .collect();
     match found.as_slice() {
         [(_, kind)] => Some(*kind),
-        [] if root.get("name").is_some() => Some(Kind::Purpose),
+        [] if root.get("name").is_some() => {
+            // A purpose is only "a document with `name`": a misspelt natural key would turn a
+            // policy or project into a purpose of the same name, created on the tenant.
+            let typo = entries.iter().find_map(|(k, _)| {
+                de::suggest(&k.name, &["connectionKey", "policyKey", "projectKey", "licenseKey"])
+                    .map(|s| (k, s))
+            });
+            match typo {
+                None => Some(Kind::Purpose),
+                Some((written, s)) => {
+                    ctx.error(
+                        Code::UnknownKind,
+                        format!(
+                            "`{}` looks like a misspelt `{s}`: without it this document would be \
+                             read as a purpose",
+                            shown(&written.name)
+                        ),
+                        written.pos,
+                        &[Seg::Key(written.name.clone())],
+                        format!(
+                            "write `{s}`; if this really is a purpose, remove `{}`",
+                            shown(&written.name)
+                        ),
+                    );
+                    None
+                }
+            }
+        }
         [] => {
             let names: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
             let close = names.iter().find_map(|n| {
@@ -149,7 +181,9 @@ fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
                     .map(|s| (*n, s))
             });
             let hint = match close {
-                Some((written, s)) => format!("did you mean `{s}` instead of `{written}`?"),
+                Some((written, s)) => {
+                    format!("did you mean `{s}` instead of `{}`?", shown(written))
+                }
                 None => "a document needs `connectionKey` (data sources), `policyKey` (policy), `projectKey` \
                          (project), `licenseKey` (license key) or `name` (purpose)"
                     .to_owned(),
@@ -523,8 +557,8 @@ fn policy(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Spec> {
         other => {
             let message = match other {
                 Some(t) => match de::suggest(t, &["subscription", "data"]) {
-                    Some(s) => format!("unknown policy type `{t}` (did you mean `{s}`?)"),
-                    None => format!("unknown policy type `{t}`"),
+                    Some(s) => format!("unknown policy type `{}` (did you mean `{s}`?)", shown(t)),
+                    None => format!("unknown policy type `{}`", shown(t)),
                 },
                 None => {
                     format!("policy `type` must be a string, found {}", type_node.value.type_name())
@@ -627,7 +661,7 @@ fn check_masking(ctx: &mut FileCtx<'_>, config: &Node, m: &model::MaskingRuleCon
             };
             ctx.warning(
                 Code::InvalidValue,
-                format!("unknown masking type `{k}`"),
+                format!("unknown masking type `{}`", shown(k)),
                 type_pos,
                 &type_path,
                 hint,
@@ -646,7 +680,7 @@ fn check_masking(ctx: &mut FileCtx<'_>, config: &Node, m: &model::MaskingRuleCon
         if !model::FIELD_TYPES.contains(&f.kind.as_str()) {
             ctx.warning(
                 Code::InvalidValue,
-                format!("unknown masking field type `{}`", f.kind),
+                format!("unknown masking field type `{}`", shown(&f.kind)),
                 pos,
                 &fp,
                 format!(
@@ -684,7 +718,7 @@ fn check_data_source(ctx: &mut FileCtx<'_>, root: &Node) {
             p.push(Seg::Key("handler".into()));
             ctx.warning(
                 Code::InvalidValue,
-                format!("unknown connection handler `{handler}`"),
+                format!("unknown connection handler `{}`", shown(handler)),
                 pos,
                 &p,
                 hint,
@@ -771,7 +805,9 @@ fn check_data_source(ctx: &mut FileCtx<'_>, root: &Node) {
                         ctx.error(
                             Code::DuplicateObject,
                             format!(
-                                "table `{schema}.{name}` is listed twice (first at line {})",
+                                "table `{}.{}` is listed twice (first at line {})",
+                                shown(schema),
+                                shown(name),
                                 first.line
                             ),
                             t.pos,
@@ -811,10 +847,18 @@ fn check_subpurposes(ctx: &mut FileCtx<'_>, node: &Node, parent: &str, path: &mu
                 let own = name.rsplit('.').next().unwrap_or(name);
                 ctx.error(
                     Code::SubpurposeName,
-                    format!("subpurpose `{name}` is not named after its parent `{parent}`"),
+                    format!(
+                        "subpurpose `{}` is not named after its parent `{}`",
+                        shown(name),
+                        shown(parent)
+                    ),
                     nn.pos,
                     path,
-                    format!("subpurpose names are full dotted names: write `name: {parent}.{own}`"),
+                    format!(
+                        "subpurpose names are full dotted names: write `name: {}.{}`",
+                        shown(parent),
+                        shown(own)
+                    ),
                 );
                 path.pop();
             }
@@ -838,7 +882,7 @@ pub(crate) fn across(
         if let Some(prev) = first.get(&(o.kind, o.key.as_str())) {
             let what = match o.kind {
                 Kind::License if o.key.starts_with("sha256:") => "the same license key".to_owned(),
-                kind => format!("{} `{}`", kind.noun(), o.key),
+                kind => format!("{} `{}`", kind.noun(), shown(&o.key)),
             };
             diags.push(
                 Diagnostic::error(
@@ -865,7 +909,10 @@ pub(crate) fn across(
                     diags.push(
                         Diagnostic::error(
                             Code::DuplicateObject,
-                            format!("purpose `{name}` is defined twice (first at {prev})"),
+                            format!(
+                                "purpose `{}` is defined twice (first at {prev})",
+                                shown(&name)
+                            ),
                         )
                         .at(o.location.clone())
                         .hint("define each purpose once: either as a subpurpose or as its own document"),
@@ -890,26 +937,35 @@ pub fn purpose_references(
     known: Option<&BTreeSet<String>>,
 ) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
+    // Suggestions cost one comparison per candidate; a tree with many unknown references and
+    // many purposes gets them for the first few only.
+    let candidates: Vec<&str> =
+        defined.iter().copied().chain(known.into_iter().flatten().map(String::as_str)).collect();
+    let mut comparisons_left: usize = 200_000;
     for o in objects {
         for r in o.references.iter().filter(|r| r.kind == Kind::Purpose) {
             let name = &r.name;
             if defined.contains(name.as_str()) || known.is_some_and(|k| k.contains(name)) {
                 continue;
             }
-            let candidates: Vec<&str> = defined
-                .iter()
-                .copied()
-                .chain(known.into_iter().flatten().map(String::as_str))
-                .collect();
-            let hint = match de::suggest(name, &candidates) {
-                Some(s) => format!("did you mean `{s}`?"),
+            let suggestion = if comparisons_left >= candidates.len() {
+                comparisons_left -= candidates.len();
+                de::suggest(name, &candidates)
+            } else {
+                None
+            };
+            let hint = match suggestion {
+                Some(s) => format!("did you mean `{}`?", shown(s)),
                 None if known.is_none() => {
                     "define it in a purpose spec; if it exists on the tenant already, `plan` confirms it".to_owned()
                 }
                 None => "define it in a purpose spec, or create it on the tenant first".to_owned(),
             };
-            let message =
-                format!("project `{}` names purpose `{name}`, which no spec defines", o.key);
+            let message = format!(
+                "project `{}` names purpose `{}`, which no spec defines",
+                shown(&o.key),
+                shown(name)
+            );
             let d = if known.is_some() {
                 Diagnostic::error(
                     Code::UnknownReference,

@@ -39,3 +39,8 @@ mod apply;
 /// Fault injection (429, 5xx bursts, timeouts, dropped connections, expired tokens, 403/400/500)
 /// crossed with plan, create, update and delete: exit codes, messages, retries, convergence.
 mod faults;
+
+/// The hostile-input corpus (`tests/fixtures/hostile/`, plus huge, binary and symlinked trees
+/// generated at test time) through `validate` and `apply`: each input's exact diagnostic, no
+/// panic, bounded time and memory, nothing written to the tenant.
+mod hostile;
