@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::spec::Desired;
@@ -23,16 +24,33 @@ pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets";
 pub const MAX_SECRET_FILE: u64 = 1024 * 1024;
 
 /// Secrets from the process environment and a secrets directory.
-#[derive(Debug, Clone)]
+///
+/// A secret file is read once per `ProcessSecrets` (one plan or apply; the daemon makes a new
+/// one for every reconcile, so a rotated file is picked up), however many placeholders name it.
+#[derive(Clone)]
 pub struct ProcessSecrets {
     secrets_dir: PathBuf,
     defaults: EnvValues,
+    files: Arc<Mutex<HashMap<String, Result<String, String>>>>,
+}
+
+impl std::fmt::Debug for ProcessSecrets {
+    /// Never shows values: only where they come from.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessSecrets")
+            .field("secrets_dir", &self.secrets_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProcessSecrets {
     /// Secrets from the environment and `secrets_dir`.
     pub fn new(secrets_dir: impl Into<PathBuf>) -> Self {
-        ProcessSecrets { secrets_dir: secrets_dir.into(), defaults: EnvValues::default() }
+        ProcessSecrets {
+            secrets_dir: secrets_dir.into(),
+            defaults: EnvValues::default(),
+            files: Arc::default(),
+        }
     }
 
     /// Adds default values for variables the environment does not set (env files).
@@ -68,6 +86,13 @@ impl SecretSource for ProcessSecrets {
     }
 
     fn file(&self, path: &str) -> Result<String, String> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.entry(path.to_owned()).or_insert_with(|| self.read_file(path)).clone()
+    }
+}
+
+impl ProcessSecrets {
+    fn read_file(&self, path: &str) -> Result<String, String> {
         let target = self.resolve(path)?;
         let meta = std::fs::metadata(&target).map_err(|e| e.to_string())?;
         if !meta.is_file() {

@@ -54,9 +54,11 @@ fn canon(value: &Value, key: Option<&str>) -> Value {
             let mut entries: Vec<(String, Value)> = map
                 .iter()
                 .map(|(k, v)| {
+                    // Fold an alias only when the preferred spelling is not there too: with
+                    // both present they are two fields, and folding would hide one of them.
                     let name = KEY_ALIASES
                         .iter()
-                        .find(|(from, _)| from == k)
+                        .find(|(from, to)| from == k && !map.contains_key(*to))
                         .map_or(k.as_str(), |(_, to)| to);
                     let v = match (name, v) {
                         ("type", Value::String(s)) => Value::String(
@@ -72,9 +74,9 @@ fn canon(value: &Value, key: Option<&str>) -> Value {
                 .collect();
             if key == Some("userFiles") {
                 for (k, _) in &mut entries {
-                    if k == "key" {
+                    if k == "key" && !map.contains_key("keyName") {
                         *k = "keyName".into();
-                    } else if k == "fileName" {
+                    } else if k == "fileName" && !map.contains_key("userFilename") {
                         *k = "userFilename".into();
                     }
                 }
@@ -147,6 +149,16 @@ mod tests {
             "connection": {"userFiles": [{"keyName": "PRIV_KEY_FILE", "userFilename": "k.p8", "content": "x"}]}
         });
         assert_eq!(canonical(&a), canonical(&b));
+    }
+
+    #[test]
+    fn both_spellings_present_stay_two_fields() {
+        let a = json!({"approvals": [{"requiredPermission": "OWNER", "requiredPermissions": "GOVERNANCE"}],
+                       "connection": {"userFiles": [{"key": "A", "keyName": "B", "content": "x"}]}});
+        let b = json!({"approvals": [{"requiredPermission": "OWNER", "requiredPermissions": "OWNER"}],
+                       "connection": {"userFiles": [{"key": "C", "keyName": "B", "content": "x"}]}});
+        assert_ne!(canonical(&a)["approvals"], canonical(&b)["approvals"]);
+        assert_ne!(canonical(&a)["connection"], canonical(&b)["connection"]);
     }
 
     #[test]
