@@ -91,15 +91,12 @@ pub(crate) async fn list(
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /dataSource")?;
     let listing = Listing::from_query(&query, "size", DEFAULT_PAGE_SIZE)?;
-    let items: Vec<Value> = state.read(|store| {
-        store
-            .data_sources
-            .values()
-            .filter(|d| listing.matches(&d.spec.name))
-            .map(list_view)
-            .collect()
+    let (hits, count) = state.read(|store| {
+        listing.page_of(
+            store.data_sources.values().filter(|d| listing.matches(&d.spec.name)),
+            list_view,
+        )
     });
-    let (hits, count) = listing.page(items);
     ok(json!({ "hits": hits, "count": count }))
 }
 

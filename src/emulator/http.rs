@@ -198,4 +198,22 @@ impl Listing {
         let count = items.len();
         (items.into_iter().skip(self.offset).take(self.size).collect(), count)
     }
+
+    /// One page of what `items` yields, with the total count; `view` runs for the page's items
+    /// only, so paging through a large tenant costs one view per item, not one per item per page.
+    pub(crate) fn page_of<T>(
+        &self,
+        items: impl Iterator<Item = T>,
+        mut view: impl FnMut(T) -> Value,
+    ) -> (Vec<Value>, usize) {
+        let mut count = 0;
+        let mut page = Vec::new();
+        for item in items {
+            if count >= self.offset && page.len() < self.size {
+                page.push(view(item));
+            }
+            count += 1;
+        }
+        (page, count)
+    }
 }

@@ -218,15 +218,12 @@ pub(crate) async fn list(
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /policy/global")?;
     let listing = Listing::from_query(&query, "size", usize::MAX)?;
-    let items: Vec<Value> = state.read(|store| {
-        store
-            .policies
-            .values()
-            .filter(|p| listing.matches(name_of(p)))
-            .map(|p| view(p, false))
-            .collect()
+    let (items, _) = state.read(|store| {
+        listing.page_of(store.policies.values().filter(|p| listing.matches(name_of(p))), |p| {
+            view(p, false)
+        })
     });
-    ok(Value::Array(listing.page(items).0))
+    ok(Value::Array(items))
 }
 
 fn name_of(policy: &Policy) -> &str {

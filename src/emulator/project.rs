@@ -206,16 +206,25 @@ fn schema_view(project: &SchemaProject) -> Value {
     })
 }
 
-/// Every project (user and schema) as `(id, name, view)`, by id.
-fn all_views(store: &Store) -> Vec<(u64, String, Value)> {
-    let mut views: Vec<(u64, String, Value)> = store
+/// A project of either kind.
+#[derive(Clone, Copy)]
+enum AnyProject<'a> {
+    User(&'a Project),
+    Schema(&'a SchemaProject),
+}
+
+/// Every project (user and schema) as `(id, name, project)`, by id.
+fn all_projects(store: &Store) -> Vec<(u64, &str, AnyProject<'_>)> {
+    let mut all: Vec<(u64, &str, AnyProject<'_>)> = store
         .projects
         .values()
-        .map(|p| (p.id, p.name().to_owned(), user_view(p)))
-        .chain(store.schema_projects.values().map(|p| (p.id, p.name.clone(), schema_view(p))))
+        .map(|p| (p.id, p.name(), AnyProject::User(p)))
+        .chain(
+            store.schema_projects.values().map(|p| (p.id, p.name.as_str(), AnyProject::Schema(p))),
+        )
         .collect();
-    views.sort_by_key(|v| v.0);
-    views
+    all.sort_by_key(|v| v.0);
+    all
 }
 
 /// `GET /project`: `{hits, count}`, by id; `searchText` filters names (substring, any case).
@@ -226,14 +235,16 @@ pub(crate) async fn list(
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /project")?;
     let listing = Listing::from_query(&query, "size", DEFAULT_PAGE_SIZE)?;
-    let items: Vec<Value> = state.read(|store| {
-        all_views(store)
-            .into_iter()
-            .filter(|(_, name, _)| listing.matches(name))
-            .map(|(_, _, view)| view)
-            .collect()
+    let (hits, count) = state.read(|store| {
+        let all = all_projects(store);
+        listing.page_of(
+            all.into_iter().filter(|(_, name, _)| listing.matches(name)),
+            |(_, _, p)| match p {
+                AnyProject::User(p) => user_view(p),
+                AnyProject::Schema(p) => schema_view(p),
+            },
+        )
     });
-    let (hits, count) = listing.page(items);
     ok(json!({ "hits": hits, "count": count }))
 }
 

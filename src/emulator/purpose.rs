@@ -214,15 +214,11 @@ pub(crate) async fn list(
 ) -> ApiResult {
     authorize(&state, &headers, None, "GET /governance/purpose")?;
     let listing = Listing::from_query(&query, "size", usize::MAX)?;
-    let items: Vec<Value> = state.read(|store| {
-        store
-            .purposes
-            .values()
-            .filter(|p| listing.matches(&p.name))
-            .map(|p| view(store, p, false))
-            .collect()
+    let (purposes, count) = state.read(|store| {
+        listing.page_of(store.purposes.values().filter(|p| listing.matches(&p.name)), |p| {
+            view(store, p, false)
+        })
     });
-    let (purposes, count) = listing.page(items);
     ok(json!({ "purposes": purposes, "count": count }))
 }
 
