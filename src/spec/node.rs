@@ -1,18 +1,21 @@
 //! A located YAML tree: every value and every mapping key keeps its `line:column`.
 //!
-//! Spec files are parsed once into [`Node`]s (YAML through serde-saphyr, which also reads JSON).
-//! Everything later works on this tree: typed validation ([`super::de`]), semantic checks, and
+//! Spec files are parsed once into [`Node`]s: the events of granit-parser (the YAML parser
+//! serde-saphyr is built on, which also reads JSON) are built into a tree here, and the few
+//! plain scalars that may be typed are resolved by serde-saphyr. Everything later works on this
+//! tree: typed validation ([`super::de`]), semantic checks, and
 //! the conversion to the JSON payload that is posted to Immuta. Keeping our own tree (instead of
 //! deserializing straight into the model) is what lets every diagnostic point at a position.
 //!
-//! All YAML calls of the crate live in this file, so the YAML library can be swapped in one place.
+//! All YAML calls of the spec loader live in this file, so the YAML library can be swapped in one
+//! place.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 
+use granit_parser::{Event, Parser, ScalarStyle, ScanError, StrInput, Tag};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::budget::BudgetBreach;
-use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned, Tagged};
+use serde_saphyr::MessageFormatter;
 
 use super::text::{shown, shown_up_to};
 
@@ -398,70 +401,544 @@ fn depth_message(limits: &Limits) -> String {
     format!("mappings and lists nest deeper than the limit of {} levels", limits.max_depth)
 }
 
+/// Parses one document (a chunk from [`split_documents`]) into a located tree.
+///
+/// The events come from granit-parser, the YAML parser serde-saphyr is built on, and the tree
+/// is built here: every value gets its position without a serde wrapper per value, which made
+/// parsing four times slower. Plain scalars that may be typed (numbers, `.inf`) and scalars with
+/// a core tag (`!!int "5"`) are resolved by serde-saphyr itself, so the typing rules stay the
+/// library's. Anchors, aliases and merge keys (`<<`) are expanded here, within the budgets.
 fn parse_one(text: &str, limits: &Limits) -> Result<Option<Node>, ParseError> {
-    let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_depth: limits.max_depth,
-            flow_nesting_limit: limits.max_depth,
-            max_nodes: limits.max_nodes,
-            max_aliases: limits.max_aliases,
-            max_anchors: limits.max_aliases,
-            max_documents: 2,
-            max_recorded_anchor_events: limits.max_nodes / 10,
-            max_events: limits.max_nodes.saturating_mul(4),
-            max_total_scalar_bytes: limits.max_scalar_bytes,
-            max_merge_keys: limits.max_aliases,
-        },
-        alias_limits: {
-            let mut a = serde_saphyr::options::AliasLimits::default();
-            a.max_total_replayed_events = limits.max_nodes / 4;
-            a
-        },
-        duplicate_keys: DuplicateKeyPolicy::Error,
-        strict_booleans: true,
+    build(text, limits).map_err(|e| locate_tab(e, text))
+}
+
+fn build(text: &str, limits: &Limits) -> Result<Option<Node>, ParseError> {
+    let options = granit_parser::options! {
+        flow_nesting_limit: limits.max_depth,
+        block_nesting_limit: granit_parser::Options::default()
+            .block_nesting_limit
+            .max(limits.max_depth.saturating_add(1)),
+        emit_comments: false,
     };
-    match serde_saphyr::from_multiple_with_options::<Node>(text, options) {
-        Ok(mut docs) => match docs.len() {
-            0 => Ok(None),
-            1 => Ok(docs.pop()),
-            _ => Err(ParseError::new(
-                ParseErrorKind::Syntax,
-                "unexpected document marker",
-                docs.get(1).map(|n| n.pos),
-            )),
-        },
-        Err(e) => Err(locate_tab(convert_error(&e, limits), text)),
+    let mut b = Builder {
+        parser: Parser::with_options(StrInput::new(text), options),
+        limits,
+        anchors: HashMap::new(),
+        open_anchors: Vec::new(),
+        nodes: 0,
+        scalar_bytes: 0,
+        aliases: 0,
+        replayed: 0,
+        merges: 0,
+    };
+    let mut root = None;
+    loop {
+        let (event, span) = b.next()?;
+        match event {
+            // A document that is only `null` (or `~`) is empty, as a comment-only one is.
+            Event::StreamEnd => return Ok(root.filter(|n: &Node| n.value != Value::Null)),
+            Event::Scalar(..)
+            | Event::SequenceStart(..)
+            | Event::MappingStart(..)
+            | Event::Alias(..) => {
+                let node = b.node(event, span, 0)?;
+                if root.is_some() {
+                    return Err(ParseError::new(
+                        ParseErrorKind::Syntax,
+                        "unexpected document marker",
+                        Some(node.pos),
+                    ));
+                }
+                root = Some(node);
+            }
+            _ => {}
+        }
     }
 }
 
-/// Marks a message made by our own `Deserialize` impls with its kind and position, which the
-/// YAML library does not attach to custom errors: `\u{1}K:line:col\u{1}message`.
-const MARK: char = '\u{1}';
-
-fn located<E: serde::de::Error>(kind: ParseErrorKind, pos: Pos, message: &str) -> E {
-    let k = match kind {
-        ParseErrorKind::Syntax => 'S',
-        ParseErrorKind::Budget => 'B',
-        ParseErrorKind::DuplicateKey => 'D',
-        ParseErrorKind::Unsupported => 'U',
-    };
-    E::custom(format_args!("{MARK}{k}:{}:{}{MARK}{message}", pos.line, pos.column))
+/// An anchored node, with what one copy of it costs.
+struct Anchored {
+    node: Node,
+    nodes: usize,
+    scalar_bytes: usize,
 }
 
-fn unmark(message: &str) -> Option<ParseError> {
-    let rest = message.split_once(MARK)?.1;
-    let (head, text) = rest.split_once(MARK)?;
-    let mut parts = head.split(':');
-    let kind = match parts.next()? {
-        "B" => ParseErrorKind::Budget,
-        "D" => ParseErrorKind::DuplicateKey,
-        "U" => ParseErrorKind::Unsupported,
-        _ => ParseErrorKind::Syntax,
-    };
-    let line = parts.next()?.parse().ok()?;
-    let column = parts.next()?.parse().ok()?;
-    let pos = (line > 0).then_some(Pos { line, column });
-    Some(ParseError::new(kind, text, pos))
+/// Builds a [`Node`] tree from parser events, counting against the [`Limits`].
+struct Builder<'t> {
+    parser: Parser<'t, StrInput<'t>>,
+    limits: &'t Limits,
+    anchors: HashMap<usize, Anchored>,
+    /// Anchors whose node is being built: an alias to one of them is recursive.
+    open_anchors: Vec<usize>,
+    /// Nodes of the document, alias copies included.
+    nodes: usize,
+    /// Bytes of text values, alias copies included.
+    scalar_bytes: usize,
+    aliases: usize,
+    /// Nodes copied by aliases.
+    replayed: usize,
+    merges: usize,
+}
+
+impl<'t> Builder<'t> {
+    fn next(&mut self) -> Result<(Event<'t>, granit_parser::Span), ParseError> {
+        match self.parser.next_event() {
+            Some(Ok(pair)) => Ok(pair),
+            Some(Err(e)) => Err(scan_error(&e, self.limits)),
+            None => {
+                Err(ParseError::new(ParseErrorKind::Syntax, "unexpected end of the file", None))
+            }
+        }
+    }
+
+    fn count(&mut self, nodes: usize, scalar_bytes: usize, pos: Pos) -> Result<(), ParseError> {
+        self.nodes = self.nodes.saturating_add(nodes);
+        self.scalar_bytes = self.scalar_bytes.saturating_add(scalar_bytes);
+        if self.nodes > self.limits.max_nodes {
+            let message = format!(
+                "the document has more than {} values; split it into several documents",
+                self.limits.max_nodes
+            );
+            return Err(ParseError::new(ParseErrorKind::Budget, message, Some(pos)));
+        }
+        if self.scalar_bytes > self.limits.max_scalar_bytes {
+            let message = format!(
+                "the document's text values (counting every alias copy) exceed {} bytes",
+                self.limits.max_scalar_bytes
+            );
+            return Err(ParseError::new(ParseErrorKind::Budget, message, Some(pos)));
+        }
+        Ok(())
+    }
+
+    fn alias_bomb(&self, pos: Pos) -> ParseError {
+        let message = format!(
+            "anchors and aliases (`&name` / `*name`) expand to too much data (a \"billion \
+             laughs\" pattern); at most {} values and {} aliases are allowed per document",
+            self.limits.max_nodes, self.limits.max_aliases
+        );
+        ParseError::new(ParseErrorKind::Budget, message, Some(pos))
+    }
+
+    /// Starts an anchor; returns the counters to measure its node with.
+    fn open(&mut self, anchor: usize, pos: Pos) -> Result<(usize, usize), ParseError> {
+        if anchor != 0 {
+            if self.anchors.len() >= self.limits.max_aliases {
+                return Err(self.alias_bomb(pos));
+            }
+            self.open_anchors.push(anchor);
+        }
+        Ok((self.nodes, self.scalar_bytes))
+    }
+
+    /// Records an anchored node once it is built.
+    fn close(&mut self, anchor: usize, node: &Node, (nodes, scalar_bytes): (usize, usize)) {
+        if anchor != 0 {
+            self.open_anchors.retain(|&a| a != anchor);
+            let anchored = Anchored {
+                node: node.clone(),
+                nodes: self.nodes - nodes,
+                scalar_bytes: self.scalar_bytes - scalar_bytes,
+            };
+            self.anchors.insert(anchor, anchored);
+        }
+    }
+
+    /// Builds the node that starts with `event`, `depth` collections deep.
+    fn node(
+        &mut self,
+        event: Event<'t>,
+        span: granit_parser::Span,
+        depth: usize,
+    ) -> Result<Node, ParseError> {
+        let pos = pos_of(&span.start);
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let start = self.open(anchor, pos)?;
+                self.count(1, text.len(), pos)?;
+                let node = Node { pos, value: scalar(&text, style, tag.as_deref(), pos)? };
+                self.close(anchor, &node, start);
+                Ok(node)
+            }
+            Event::SequenceStart(_, anchor, tag) => {
+                self.enter(depth, tag.as_deref(), Tagged::Sequence, pos)?;
+                let start = self.open(anchor, pos)?;
+                self.count(1, 0, pos)?;
+                let mut items = Vec::new();
+                loop {
+                    let (event, span) = self.next()?;
+                    if matches!(event, Event::SequenceEnd) {
+                        break;
+                    }
+                    items.push(self.node(event, span, depth + 1)?);
+                }
+                let node = Node { pos, value: Value::Seq(items) };
+                self.close(anchor, &node, start);
+                Ok(node)
+            }
+            Event::MappingStart(_, anchor, tag) => {
+                self.enter(depth, tag.as_deref(), Tagged::Mapping, pos)?;
+                let start = self.open(anchor, pos)?;
+                self.count(1, 0, pos)?;
+                let node = Node { pos, value: Value::Map(self.mapping(depth)?) };
+                self.close(anchor, &node, start);
+                Ok(node)
+            }
+            Event::Alias(anchor) => self.alias(anchor, pos),
+            _ => Err(ParseError::new(ParseErrorKind::Syntax, "unexpected YAML event", Some(pos))),
+        }
+    }
+
+    /// Checks a collection's tag and depth before it is read.
+    fn enter(
+        &self,
+        depth: usize,
+        tag: Option<&Tag>,
+        on: Tagged,
+        pos: Pos,
+    ) -> Result<(), ParseError> {
+        if let Some(tag) = tag {
+            check_tag(tag, on, pos)?;
+        }
+        if depth + 1 > self.limits.max_depth {
+            return Err(ParseError::new(
+                ParseErrorKind::Budget,
+                depth_message(self.limits),
+                Some(pos),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A copy of an anchored node, located at the alias.
+    fn alias(&mut self, anchor: usize, pos: Pos) -> Result<Node, ParseError> {
+        self.aliases += 1;
+        if self.aliases > self.limits.max_aliases {
+            return Err(self.alias_bomb(pos));
+        }
+        if self.open_anchors.contains(&anchor) {
+            return Err(ParseError::new(
+                ParseErrorKind::Syntax,
+                "an alias (`*name`) refers to the anchor that contains it: a recursive \
+                 structure cannot be converted to JSON",
+                Some(pos),
+            )
+            .with_hint("replace the alias with the value it should stand for"));
+        }
+        let Some(anchored) = self.anchors.get(&anchor) else {
+            return Err(ParseError::new(
+                ParseErrorKind::Syntax,
+                "alias references unknown anchor",
+                Some(pos),
+            ));
+        };
+        let (nodes, scalar_bytes) = (anchored.nodes, anchored.scalar_bytes);
+        let mut node = anchored.node.clone();
+        node.pos = pos;
+        self.replayed = self.replayed.saturating_add(nodes);
+        if self.replayed > self.limits.max_nodes / 4 {
+            return Err(self.alias_bomb(pos));
+        }
+        self.count(nodes, scalar_bytes, pos)?;
+        Ok(node)
+    }
+
+    /// The entries of a mapping whose start was read, merge keys expanded: entries written in
+    /// the mapping come first and win; merged ones follow, the first merged mapping winning.
+    fn mapping(&mut self, depth: usize) -> Result<Vec<(Key, Node)>, ParseError> {
+        let mut entries: Vec<(Key, Node)> = Vec::new();
+        // Key text -> the key as written, for the message of a duplicate.
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut merged: Vec<Vec<(Key, Node)>> = Vec::new();
+        loop {
+            let (event, span) = self.next()?;
+            let pos = pos_of(&span.start);
+            let merge = match &event {
+                Event::MappingEnd => break,
+                Event::Scalar(text, ScalarStyle::Plain, _, None) => text.as_ref() == "<<",
+                Event::Scalar(_, _, _, Some(tag)) => {
+                    tag.handle() == "tag:yaml.org,2002:" && tag.suffix() == "merge"
+                }
+                _ => false,
+            };
+            if merge {
+                self.count(1, 2, pos)?;
+                self.merges += 1;
+                if self.merges > self.limits.max_aliases {
+                    let message = format!(
+                        "the document uses more than {} merge keys (`<<`)",
+                        self.limits.max_aliases
+                    );
+                    return Err(ParseError::new(ParseErrorKind::Budget, message, Some(pos)));
+                }
+                let (event, span) = self.next()?;
+                let value = self.node(event, span, depth + 1)?;
+                match value.value {
+                    Value::Null => {}
+                    Value::Map(map) => merged.push(map),
+                    Value::Seq(items) => {
+                        for item in items {
+                            match item.value {
+                                Value::Map(map) => merged.push(map),
+                                _ => return Err(merge_value_error(item.pos)),
+                            }
+                        }
+                    }
+                    _ => return Err(merge_value_error(value.pos)),
+                }
+                continue;
+            }
+            let (key, written) = self.key(event, pos)?;
+            if let Some(previous) = seen.get(&key.name) {
+                let message = if *previous == written {
+                    format!("duplicate mapping key `{}`", shown(&key.name))
+                } else {
+                    format!(
+                        "duplicate mapping key `{}`: the same key as `{}` before it (two \
+                         spellings of one key, such as `1` and `1.0` or `~` and `null`)",
+                        shown(&written),
+                        shown(previous)
+                    )
+                };
+                return Err(ParseError::new(ParseErrorKind::DuplicateKey, message, Some(key.pos)));
+            }
+            seen.insert(key.name.clone(), written);
+            let (event, span) = self.next()?;
+            let value = self.node(event, span, depth + 1)?;
+            entries.push((key, value));
+        }
+        for map in merged {
+            for (key, value) in map {
+                if !seen.contains_key(&key.name) {
+                    seen.insert(key.name.clone(), key.name.clone());
+                    entries.push((key, value));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// A mapping key (non-string keys rendered as text: `1.0` is `1`, `~` is `null`), and the
+    /// key as written.
+    fn key(&mut self, event: Event<'t>, pos: Pos) -> Result<(Key, String), ParseError> {
+        let (value, written) = match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let start = self.open(anchor, pos)?;
+                self.count(1, text.len(), pos)?;
+                let value = scalar(&text, style, tag.as_deref(), pos)?;
+                self.close(anchor, &Node { pos, value: value.clone() }, start);
+                let written = match style {
+                    ScalarStyle::SingleQuoted => format!("'{text}'"),
+                    ScalarStyle::DoubleQuoted => format!("\"{text}\""),
+                    _ => text.into_owned(),
+                };
+                (value, written)
+            }
+            Event::Alias(anchor) => {
+                let node = self.alias(anchor, pos)?;
+                let written = key_name(&node.value).unwrap_or_default();
+                (node.value, written)
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) => return Err(complex_key(pos)),
+            _ => {
+                return Err(ParseError::new(
+                    ParseErrorKind::Syntax,
+                    "unexpected YAML event",
+                    Some(pos),
+                ));
+            }
+        };
+        let Some(name) = key_name(&value) else { return Err(complex_key(pos)) };
+        Ok((Key { name, pos }, written))
+    }
+}
+
+/// The text of a scalar used as a mapping key; `None` for collections.
+fn key_name(value: &Value) -> Option<String> {
+    Some(match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Str(s) => s.clone(),
+        Value::Seq(_) | Value::Map(_) => return None,
+    })
+}
+
+fn complex_key(pos: Pos) -> ParseError {
+    ParseError::new(
+        ParseErrorKind::Unsupported,
+        "a mapping key must be text, a number or a boolean, not a list or a mapping",
+        Some(pos),
+    )
+    .with_hint("write the key as text (quote it if needed); JSON keys are text")
+}
+
+fn merge_value_error(pos: Pos) -> ParseError {
+    ParseError::new(
+        ParseErrorKind::Syntax,
+        "YAML merge value must be mapping or sequence of mappings",
+        Some(pos),
+    )
+    .with_hint("merge (`<<`) an alias of a mapping, or a list of them")
+}
+
+/// The value of a scalar. Quoted and block scalars are text; plain ones are `null`, booleans
+/// and numbers by YAML 1.2's core schema (resolved by serde-saphyr), text otherwise.
+fn scalar(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    pos: Pos,
+) -> Result<Value, ParseError> {
+    if let Some(tag) = tag {
+        return match check_tag(tag, Tagged::Scalar, pos)? {
+            "null" => Ok(Value::Null),
+            core @ ("bool" | "int" | "float") => {
+                resolve(&format!("!!{core} {}", serde_json::Value::from(text)), text, pos)
+            }
+            // `!!str`, the non-specific `!`.
+            _ => Ok(Value::Str(text.to_owned())),
+        };
+    }
+    if style != ScalarStyle::Plain {
+        return Ok(Value::Str(text.to_owned()));
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
+        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
+        _ => {}
+    }
+    // Every other typed plain scalar is a number (`1`, `-2`, `0x1F`, `1e3`, `.5`, `.inf`),
+    // made of these characters. `-`, `---` and `...` would read as YAML syntax on their own.
+    let number_like = text
+        .starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_'))
+        && text != "-"
+        && !text.starts_with("---")
+        && !text.starts_with("...");
+    if number_like { resolve(text, text, pos) } else { Ok(Value::Str(text.to_owned())) }
+}
+
+/// Resolves the YAML text of one scalar with serde-saphyr; a result that is not a scalar is
+/// the text itself.
+fn resolve(yaml: &str, text: &str, pos: Pos) -> Result<Value, ParseError> {
+    let options = serde_saphyr::options! { strict_booleans: true };
+    match serde_saphyr::from_str_with_options::<ScalarValue>(yaml, options) {
+        Ok(ScalarValue(Some(value))) => Ok(value),
+        Ok(ScalarValue(None)) => Ok(Value::Str(text.to_owned())),
+        Err(e) => {
+            let mut error = convert_error(&e);
+            error.pos = Some(pos);
+            Err(error)
+        }
+    }
+}
+
+/// The value of a scalar resolved by serde-saphyr; `None` when it is not a scalar.
+struct ScalarValue(Option<Value>);
+
+impl<'de> Deserialize<'de> for ScalarValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ScalarValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a YAML scalar")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(Value::Null)))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(Value::Null)))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(Value::Bool(v))))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(Value::Int(v))))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(i64::try_from(v).map_or(Value::UInt(v), Value::Int))))
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(
+                    i64::try_from(v).map_or(Value::Str(v.to_string()), Value::Int),
+                )))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(
+                    u64::try_from(v).map_or(Value::Str(v.to_string()), Value::UInt),
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(Value::Float(v))))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ScalarValue, E> {
+                Ok(ScalarValue(Some(Value::Str(v.to_owned()))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<ScalarValue, A::Error> {
+                Ok(ScalarValue(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<ScalarValue, A::Error> {
+                Ok(ScalarValue(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn pos_of(marker: &granit_parser::Marker) -> Pos {
+    Pos { line: saturate(marker.line() as u64), column: saturate(marker.col() as u64 + 1) }
+}
+
+/// A parser error with its position; unknown anchors and nesting limits in our words.
+fn scan_error(e: &ScanError, limits: &Limits) -> ParseError {
+    let pos = (e.marker().line() > 0).then(|| pos_of(e.marker()));
+    match e.kind() {
+        granit_parser::ErrorKind::UnknownAnchor => {
+            return ParseError::new(ParseErrorKind::Syntax, "alias references unknown anchor", pos);
+        }
+        granit_parser::ErrorKind::RecursionLimitExceeded => {
+            return ParseError::new(ParseErrorKind::Budget, depth_message(limits), pos);
+        }
+        _ => {}
+    }
+    let raw = e.info();
+    if raw.contains("simple key expected ':'") {
+        return ParseError::new(
+            ParseErrorKind::Syntax,
+            "a mapping key must be followed by `:` on the same line, within 1024 characters",
+            pos,
+        )
+        .with_hint(
+            "add the `:`, or shorten the key (YAML limits plain keys to 1024 characters; for \
+             longer ones write `? key` on one line and `: value` on the next)",
+        );
+    }
+    ParseError::new(ParseErrorKind::Syntax, shown_up_to(&raw, 240).into_owned(), pos)
+}
+
+/// Errors of serde-saphyr resolving one scalar (a non-finite float, an invalid `!!int`).
+fn convert_error(e: &serde_saphyr::Error) -> ParseError {
+    let mut inner = e.without_snippet();
+    while let serde_saphyr::Error::AliasError { error, .. } = inner {
+        inner = error.without_snippet();
+    }
+    if let serde_saphyr::Error::NonFiniteFloat { .. } = inner {
+        return ParseError::new(
+            ParseErrorKind::Unsupported,
+            "`.inf` and `.nan` are not numbers in JSON, so they cannot be posted",
+            None,
+        )
+        .with_hint("write a finite number, or quote the value if you meant the text");
+    }
+    let raw = serde_saphyr::DefaultMessageFormatter.format_message(inner).into_owned();
+    ParseError::new(ParseErrorKind::Syntax, shown_up_to(&raw, 240).into_owned(), None)
 }
 
 /// Tab errors point at the scalar before the tab (`name: x<newline><tab>description:` says
@@ -481,273 +958,60 @@ fn locate_tab(mut e: ParseError, text: &str) -> ParseError {
     e
 }
 
-fn convert_error(e: &serde_saphyr::Error, limits: &Limits) -> ParseError {
-    let mut inner = e.without_snippet();
-    while let serde_saphyr::Error::AliasError { error, .. } = inner {
-        inner = error.without_snippet();
-    }
-    let pos = e
-        .location()
-        .filter(|l| l.line() > 0)
-        .map(|l| Pos { line: saturate(l.line()), column: saturate(l.column()) });
-    let raw = serde_saphyr::DefaultMessageFormatter.format_message(inner).into_owned();
-    if let Some(mut marked) = unmark(&raw) {
-        marked.pos = marked.pos.or(pos);
-        return marked;
-    }
-    use ParseErrorKind as K;
-    use serde_saphyr::Error as E;
-    let alias_bomb = || {
-        format!(
-            "anchors and aliases (`&name` / `*name`) expand to too much data (a \"billion \
-             laughs\" pattern); at most {} values and {} aliases are allowed per document",
-            limits.max_nodes, limits.max_aliases
-        )
-    };
-    let (kind, message) = match inner {
-        E::Budget { breach, .. } => {
-            let message = match breach {
-                BudgetBreach::Depth { .. } => depth_message(limits),
-                BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
-                    "the document has more than {} values; split it into several documents",
-                    limits.max_nodes
-                ),
-                BudgetBreach::ScalarBytes { .. } => format!(
-                    "the document's text values (counting every alias copy) exceed {} bytes",
-                    limits.max_scalar_bytes
-                ),
-                BudgetBreach::Documents { .. } => format!(
-                    "the file holds more documents than the limit of {}",
-                    limits.max_documents
-                ),
-                BudgetBreach::MergeKeys { .. } => {
-                    format!("the document uses more than {} merge keys (`<<`)", limits.max_aliases)
-                }
-                _ => alias_bomb(),
-            };
-            (K::Budget, message)
-        }
-        E::AliasReplayLimitExceeded { .. }
-        | E::AliasExpansionLimitExceeded { .. }
-        | E::AliasReplayStackDepthExceeded { .. }
-        | E::AliasReplayCounterOverflow { .. } => (K::Budget, alias_bomb()),
-        E::RecursiveReferencesRequireWeakTypes { .. } => {
-            return ParseError::new(
-                K::Syntax,
-                "an alias (`*name`) refers to the anchor that contains it: a recursive \
-                 structure cannot be converted to JSON",
-                pos,
-            )
-            .with_hint("replace the alias with the value it should stand for");
-        }
-        E::SerdeInvalidType { expected, .. } if expected.contains("scalar mapping key") => {
-            return ParseError::new(
-                K::Unsupported,
-                "a mapping key must be text, a number or a boolean, not a list or a mapping",
-                pos,
-            )
-            .with_hint("write the key as text (quote it if needed); JSON keys are text");
-        }
-        E::DuplicateMappingKey { key, .. } => (
-            K::DuplicateKey,
-            match key {
-                Some(k) => format!("duplicate mapping key `{}`", shown(k)),
-                None => "duplicate mapping key".to_owned(),
-            },
-        ),
-        E::NonFiniteFloat { .. } => {
-            return ParseError::new(
-                K::Unsupported,
-                "`.inf` and `.nan` are not numbers in JSON, so they cannot be posted",
-                pos,
-            )
-            .with_hint("write a finite number, or quote the value if you meant the text");
-        }
-        _ if raw.contains("recursion limit exceeded") => (K::Budget, depth_message(limits)),
-        _ if raw.contains("simple key expected ':'") => {
-            return ParseError::new(
-                K::Syntax,
-                "a mapping key must be followed by `:` on the same line, within 1024 characters",
-                pos,
-            )
-            .with_hint(
-                "add the `:`, or shorten the key (YAML limits plain keys to 1024 characters; \
-                 for longer ones write `? key` on one line and `: value` on the next)",
-            );
-        }
-        _ => (K::Syntax, shown_up_to(&raw, 240).into_owned()),
-    };
-    ParseError::new(kind, message, pos)
-}
-
 fn saturate(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn pos_of(location: &serde_saphyr::Location) -> Pos {
-    Pos { line: saturate(location.line()), column: saturate(location.column()) }
+/// What a tag is put on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tagged {
+    Scalar,
+    Sequence,
+    Mapping,
 }
 
-/// Whether an explicit YAML tag only restates a core JSON type (`!!str`, `!!int`, `!!map`...,
-/// in any spelling) or is the non-specific `!`. Every other tag is refused: `!include` and
-/// `!!binary` would silently change what is posted, and language tags mean nothing here.
-fn is_core_tag(tag: &str) -> bool {
-    let t = tag.strip_prefix("!<").and_then(|t| t.strip_suffix('>')).unwrap_or(tag);
-    let t = t.strip_prefix("tag:yaml.org,2002:").unwrap_or(t);
-    let t = t.trim_start_matches('!');
-    matches!(t, "" | "str" | "int" | "float" | "bool" | "null" | "map" | "seq")
-}
-
-fn check_tag<E: serde::de::Error>(tag: Option<&str>, pos: Pos) -> Result<(), E> {
-    match tag {
-        Some(tag) if !is_core_tag(tag) => {
-            let tag = match tag.strip_prefix("tag:yaml.org,2002:") {
+/// The only tags a spec may carry: the non-specific `!` and YAML's core types, on a node of
+/// their kind (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null` on scalars, `!!seq` on a list,
+/// `!!map` on a mapping). Returns the core type (`""` for `!`).
+fn check_tag(tag: &Tag, on: Tagged, pos: Pos) -> Result<&str, ParseError> {
+    let core = match (tag.handle(), tag.suffix()) {
+        ("", "!") => Some(""),
+        ("tag:yaml.org,2002:", suffix) => Some(suffix),
+        ("", suffix) => suffix.strip_prefix("tag:yaml.org,2002:"),
+        _ => None,
+    };
+    let fits = match core {
+        Some("") => true,
+        Some("str" | "int" | "float" | "bool" | "null") => on == Tagged::Scalar,
+        Some("seq") => on == Tagged::Sequence,
+        Some("map") => on == Tagged::Mapping,
+        _ => {
+            let text = tag.to_string();
+            let text = match text.strip_prefix("tag:yaml.org,2002:") {
                 Some(rest) => format!("!!{rest}"),
-                None => tag.to_owned(),
+                None => text,
             };
-            Err(located(
+            return Err(ParseError::new(
                 ParseErrorKind::Unsupported,
-                pos,
-                &format!("YAML tag `{}` is not supported", shown(&tag)),
-            ))
+                format!("YAML tag `{}` is not supported", shown(&text)),
+                Some(pos),
+            ));
         }
-        _ => Ok(()),
+    };
+    let core = core.unwrap_or_default();
+    if !fits {
+        let what = match on {
+            Tagged::Scalar => "a single value",
+            Tagged::Sequence => "a list",
+            Tagged::Mapping => "a mapping",
+        };
+        return Err(ParseError::new(
+            ParseErrorKind::Unsupported,
+            format!("YAML tag `!!{}` cannot be put on {what}", shown(core)),
+            Some(pos),
+        ));
     }
-}
-
-/// A mapping key of any scalar type, rendered to text.
-struct KeyText(String);
-
-impl<'de> Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = KeyText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a scalar mapping key")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<KeyText, E> {
-                Ok(KeyText(v))
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<KeyText, E> {
-                Ok(KeyText("null".into()))
-            }
-            fn visit_none<E: serde::de::Error>(self) -> Result<KeyText, E> {
-                Ok(KeyText("null".into()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// The value part of a node, deserialized without its own position (the caller wraps it in
-/// `Spanned`).
-struct ValueOnly(Value);
-
-impl<'de> Deserialize<'de> for ValueOnly {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ValueOnly;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any YAML value")
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(Value::Null))
-            }
-            fn visit_none<E: serde::de::Error>(self) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(Value::Null))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<ValueOnly, D::Error> {
-                ValueOnly::deserialize(d)
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(Value::Bool(v)))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(Value::Int(v)))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(i64::try_from(v).map_or(Value::UInt(v), Value::Int)))
-            }
-            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(i64::try_from(v).map_or(Value::Str(v.to_string()), Value::Int)))
-            }
-            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(u64::try_from(v).map_or(Value::Str(v.to_string()), Value::UInt)))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(Value::Float(v)))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(Value::Str(v.to_owned())))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<ValueOnly, E> {
-                Ok(ValueOnly(Value::Str(v)))
-            }
-            fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<ValueOnly, E> {
-                Err(E::custom("binary values (`!!binary`) are not supported in specs"))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<ValueOnly, A::Error> {
-                let mut items = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1024));
-                while let Some(n) = a.next_element::<Node>()? {
-                    items.push(n);
-                }
-                Ok(ValueOnly(Value::Seq(items)))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<ValueOnly, A::Error> {
-                let mut entries = Vec::new();
-                let mut names = HashSet::new();
-                while let Some(k) = a.next_key::<Spanned<Tagged<KeyText>>>()? {
-                    let pos = pos_of(&k.referenced);
-                    check_tag(k.value.1.as_deref(), pos)?;
-                    let name = k.value.0.0;
-                    // The YAML library compares keys by value; keys that differ in YAML but
-                    // read the same as text (`1` and `1.0`, `null` and "null") would collide
-                    // in the JSON payload, the last silently winning.
-                    if !names.insert(name.clone()) {
-                        return Err(located(
-                            ParseErrorKind::DuplicateKey,
-                            pos,
-                            &format!(
-                                "duplicate mapping key `{}` (two spellings of the same key, \
-                                 such as `1` and `1.0` or `null` and \"null\")",
-                                shown(&name)
-                            ),
-                        ));
-                    }
-                    let v = a.next_value::<Node>()?;
-                    entries.push((Key { name, pos }, v));
-                }
-                Ok(ValueOnly(Value::Map(entries)))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<Tagged<ValueOnly>>::deserialize(d)?;
-        let pos = pos_of(&spanned.referenced);
-        check_tag(spanned.value.1.as_deref(), pos)?;
-        Ok(Node { pos, value: spanned.value.0.0 })
-    }
+    Ok(core)
 }
 
 #[cfg(test)]
@@ -924,5 +1188,57 @@ mod tests {
             root.to_json_without(&["gitops"]),
             serde_json::json!({"name": "x", "sub": {"gitops": 1}})
         );
+    }
+
+    #[test]
+    fn aliases_copy_the_anchored_value_and_merges_let_written_keys_win() {
+        let docs = parse(
+            "base: &b {x: 1, y: 2}\nother: &o {z: 3, x: 9}\nlist: &l [1, 2]\n\
+             m: {<<: [*b, *o], y: 5}\ncopy: *l\n",
+        );
+        let root = docs[0].result.as_ref().unwrap();
+        let json = root.to_json();
+        assert_eq!(json["m"], serde_json::json!({"y": 5, "x": 1, "z": 3}));
+        assert_eq!(json["copy"], serde_json::json!([1, 2]));
+        // The copy is located at the alias; what it holds, where it is written.
+        let copy = root.get("copy").unwrap();
+        assert_eq!(copy.pos, Pos { line: 5, column: 7 });
+        assert_eq!(copy.as_seq().unwrap()[0].pos, Pos { line: 3, column: 11 });
+    }
+
+    #[test]
+    fn plain_scalars_are_typed_by_the_core_schema_and_quoted_ones_are_text() {
+        let docs = parse(
+            "a: 443\nb: -1.5\nc: 0x1F\nd: ~\ne: True\nf: yes\ng: '443'\nh: 1_000\ni: .5\n\
+             j: !!str 12\nk: !!int \"7\"\nl: ! 12\nm: -\\x\nn: 2024-01-01\n",
+        );
+        let json = docs[0].result.as_ref().unwrap().to_json();
+        assert_eq!(
+            json,
+            serde_json::json!({"a": 443, "b": -1.5, "c": 31, "d": null, "e": true, "f": "yes",
+                "g": "443", "h": 1000, "i": 0.5, "j": "12", "k": 7, "l": "12", "m": "-\\x",
+                "n": "2024-01-01"})
+        );
+    }
+
+    #[test]
+    fn only_the_non_specific_tag_and_core_tags_of_the_right_kind_are_accepted() {
+        for (text, message) in [
+            ("a: !seq x\n", "YAML tag `!seq` is not supported"),
+            ("a: !!float {b: 1}\n", "YAML tag `!!float` cannot be put on a mapping"),
+            ("a: !!map [1]\n", "YAML tag `!!map` cannot be put on a list"),
+            ("a: !!seq x\n", "YAML tag `!!seq` cannot be put on a single value"),
+        ] {
+            let e = error_of(text, false);
+            assert_eq!(e.kind, ParseErrorKind::Unsupported, "{text}");
+            assert_eq!(e.message, message, "{text}");
+        }
+        assert!(parse("a: !!map {b: !!seq [!!null x]}\nc: ! {d: 1}\n")[0].result.is_ok());
+    }
+
+    #[test]
+    fn a_document_that_is_only_null_is_empty() {
+        assert!(parse("~\n").is_empty());
+        assert!(parse("null\n---\nname: x\n").len() == 1);
     }
 }

@@ -87,10 +87,10 @@ const CASES: &[Case] = &[
     fixture("yaml-syntax-error-in-one-document", 1, &["purposes.yaml:4:6: error[syntax]", "2 valid objects in 1 file"]),
     fixture("raw-control-character", 1, &["purpose.yaml:1:7: error[syntax]: unexpected character: `\\u{7}'"]),
     // Aliases.
-    fixture("alias-billion-laughs", 1, &["purpose.yaml:6:10: error[budget]: anchors and aliases", "billion laughs"]),
+    fixture("alias-billion-laughs", 1, &["purpose.yaml:6:25: error[budget]: anchors and aliases", "billion laughs"]),
     fixture("alias-to-itself", 1, &["purpose.yaml:2:14: error[syntax]: an alias (`*name`) refers to the anchor that contains it"]),
     fixture("alias-recursive-mapping", 1, &["purpose.yaml:2:21: error[syntax]: an alias (`*name`) refers to the anchor"]),
-    fixture("alias-merge-key-bomb", 1, &["purpose.yaml:2:4750: error[budget]: anchors and aliases"]),
+    fixture("alias-merge-key-bomb", 1, &["purpose.yaml:52:11: error[budget]: anchors and aliases"]),
     fixture("alias-merge-not-a-mapping", 1, &["purpose.yaml:2:5: error[syntax]: YAML merge value must be mapping"]),
     generated("alias-huge-scalar", huge_scalar_alias, 1, &["purpose.yaml:3:14: error[budget]: the document's text values (counting every alias copy) exceed 16777216 bytes"]),
     // Size.
@@ -115,12 +115,12 @@ const CASES: &[Case] = &[
     // Duplicate keys.
     fixture("dup-top-level", 1, &["purpose.yaml:3:1: error[duplicate-key]: duplicate mapping key `description`"]),
     fixture("dup-nested", 1, &["policy.yaml:6:3: error[duplicate-key]: duplicate mapping key `type`"]),
-    fixture("dup-differently-quoted", 1, &["purpose.yaml:2:1: error[duplicate-key]: duplicate mapping key `name`"]),
+    fixture("dup-differently-quoted", 1, &["purpose.yaml:2:1: error[duplicate-key]: duplicate mapping key `\"name\"`: the same key as `name`"]),
     fixture("dup-single-quoted-in-flow", 1, &["purpose.yaml:2:13: error[duplicate-key]: duplicate mapping key `a`"]),
-    fixture("dup-numeric-equivalent", 1, &["purpose.yaml:4:3: error[duplicate-key]: duplicate mapping key `1` (two spellings"]),
+    fixture("dup-numeric-equivalent", 1, &["purpose.yaml:4:3: error[duplicate-key]: duplicate mapping key `1.0`: the same key as `1` before it (two spellings"]),
     fixture("dup-hex-equivalent", 1, &["purpose.yaml:2:13: error[duplicate-key]: duplicate mapping key `0x1`"]),
     fixture("dup-null-spellings", 1, &["purpose.yaml:2:11: error[duplicate-key]: duplicate mapping key `null`"]),
-    fixture("dup-null-and-text-null", 1, &["purpose.yaml:2:14: error[duplicate-key]: duplicate mapping key `null`"]),
+    fixture("dup-null-and-text-null", 1, &["purpose.yaml:2:14: error[duplicate-key]: duplicate mapping key `\"null\"`: the same key as `null`"]),
     fixture("dup-json-keys", 1, &["purpose.json:1:22: error[duplicate-key]: duplicate mapping key `name`"]),
     fixture("dup-natural-key-across-files", 1, &["b.yaml:2:7: error[duplicate-object]: purpose `Research` is defined twice (first at a.yaml:1:7)"]),
     // Wrong types.
@@ -195,7 +195,7 @@ const CASES: &[Case] = &[
     fixture("settings-env-file-bad-line", 1, &["dev.env:2:1: error[settings]: env file syntax: expected `KEY=VALUE`"]),
     fixture("settings-invalid-glob", 1, &["immuta-gitops.yaml:1:11: error[settings]: invalid exclude pattern `drafts/[`"]),
     fixture("settings-glob-range-control-chars", 1, &["immuta-gitops.yaml:1:11: error[settings]: invalid exclude pattern `[\\u{7}-\\u{1}]`: invalid range; '\\u{7}' > '\\u{1}'"]),
-    fixture("settings-alias-bomb", 1, &["immuta-gitops.yaml:5:10: error[settings]: anchors and aliases"]),
+    fixture("settings-alias-bomb", 1, &["immuta-gitops.yaml:5:25: error[settings]: anchors and aliases"]),
 ];
 
 /// Cases also run through `apply` against the sandbox: all must stop before any write.
