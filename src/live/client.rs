@@ -2,7 +2,9 @@
 //!
 //! Requests carry `Authorization: Bearer <api key>`; on a `401` the client exchanges the key for
 //! a session token (`POST /bim/apikey/authenticate`) once and retries with the token, which it
-//! keeps for later requests (and exchanges again when it expires). License calls use a separate
+//! keeps for later requests (and exchanges again when it expires). The exchange is a request like
+//! any other: classified, retried and reported to the [`Observer`] the same way. License calls
+//! use a separate
 //! admin key when one is configured, since tenants can make `GOVERNANCE` and
 //! `APPLICATION_ADMIN` mutually exclusive.
 //!
@@ -13,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -192,6 +194,17 @@ impl AttemptError {
     }
 }
 
+/// `error`, retryable when the classifier says so.
+fn decided(decision: Decision, error: Error) -> AttemptError {
+    match decision {
+        Decision::Retry { reason, after } => AttemptError::Retry { reason, after, error },
+        Decision::Stop => AttemptError::Fatal(error),
+    }
+}
+
+/// The token exchange.
+const EXCHANGE_PATH: &str = "/bim/apikey/authenticate";
+
 /// Percent-encodes one path segment (a natural key can contain spaces and slashes).
 pub fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -253,31 +266,36 @@ impl Client {
     /// Sends a request with retries. Any status below 400 is returned; `404` is returned too
     /// (callers decide whether "not found" is fine); other statuses are errors.
     pub async fn send(&self, req: &Request<'_>) -> Result<Response> {
+        self.retrying(req, || self.attempt(req)).await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up: the one
+    /// retry loop of the client. Whether to retry is [`retry::classify`]'s decision (carried by
+    /// the [`AttemptError`]); how long to wait is [`retry::wait`]'s; every retry is logged and
+    /// reported to the observer.
+    async fn retrying<T, F, Fut>(&self, req: &Request<'_>, attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, AttemptError>>,
+    {
         let policy = self.inner.policy;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(policy.min_delay)
-            .with_max_delay(policy.max_delay)
-            .with_max_times(policy.max_retries)
-            .with_jitter();
-        let max_after = policy.max_retry_after;
-        let endpoint = req.endpoint;
-        let observer = self.inner.observer.clone();
-        let result = (|| self.attempt(req))
-            .retry(backoff)
+        let observer = &self.inner.observer;
+        let result = attempt
+            .retry(retry::Schedule::new(policy))
             .sleep(tokio::time::sleep)
             .when(|e: &AttemptError| matches!(e, AttemptError::Retry { .. }))
             .adjust(move |e, next| {
                 // `next` is None once the retries are used up: keep it so, or backon retries forever.
-                next.map(|d| match e {
-                    AttemptError::Retry { after: Some(after), .. } => (*after).min(max_after),
-                    _ => d,
+                next.map(|backoff| match e {
+                    AttemptError::Retry { after, .. } => retry::wait(&policy, *after, backoff),
+                    AttemptError::Fatal(_) => backoff,
                 })
             })
             .notify(|e, wait| {
                 if let AttemptError::Retry { reason, error, .. } = e {
-                    observer.retry(endpoint, reason);
+                    observer.retry(req.endpoint, reason);
                     tracing::warn!(
-                        endpoint,
+                        endpoint = req.endpoint,
                         method = %req.method,
                         reason,
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
@@ -300,34 +318,7 @@ impl Client {
                 Some(token) => format!("Bearer {}", token.expose_secret()),
                 None => format!("Bearer {}", credential.api_key.expose_secret()),
             };
-            let started = Instant::now();
-            let outcome = self.once(req, &auth).await;
-            let took = started.elapsed();
-            let (status, retry_after, body) = match outcome {
-                Ok(parts) => parts,
-                Err(e) => {
-                    self.inner.observer.request(req.endpoint, req.method.as_str(), None, took);
-                    let timeout = e.is_timeout();
-                    let decision =
-                        retry::classify(Attempt::Transport { timeout }, SystemTime::now());
-                    let error = Error::Transport {
-                        url: self.url(&req.path),
-                        message: transport_message(&e),
-                    };
-                    return Err(match decision {
-                        Decision::Retry { reason, after } => {
-                            AttemptError::Retry { reason, after, error }
-                        }
-                        Decision::Stop => AttemptError::Fatal(error),
-                    });
-                }
-            };
-            self.inner.observer.request(
-                req.endpoint,
-                req.method.as_str(),
-                Some(status.as_u16()),
-                took,
-            );
+            let (status, retry_after, body) = self.observed(req, Some(&auth)).await?;
             if status == StatusCode::UNAUTHORIZED && exchanges < 2 {
                 exchanges += 1;
                 self.exchange(credential).await?;
@@ -337,45 +328,74 @@ impl Client {
                 let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 return Ok(Response { status, body });
             }
-            let message = redact(&server_message(&body), req.secrets);
-            let error = match status.as_u16() {
-                401 => Error::Unauthorized { url: self.url(&req.path), message },
-                403 => Error::Forbidden {
-                    method: req.method.to_string(),
-                    path: req.path.clone(),
-                    message,
-                },
-                code => Error::Status {
-                    method: req.method.to_string(),
-                    path: req.path.clone(),
-                    status: code,
-                    message,
-                },
-            };
-            let decision = retry::classify(
-                Attempt::Status { status, retry_after: retry_after.as_deref() },
-                SystemTime::now(),
-            );
-            return Err(match decision {
-                Decision::Retry { reason, after } => AttemptError::Retry { reason, after, error },
-                Decision::Stop => AttemptError::Fatal(error),
-            });
+            return Err(self.failed(req, status, retry_after.as_deref(), &body));
         }
+    }
+
+    /// One HTTP exchange, reported to the observer; a transport failure is classified.
+    async fn observed(
+        &self,
+        req: &Request<'_>,
+        auth: Option<&str>,
+    ) -> std::result::Result<(StatusCode, Option<String>, Vec<u8>), AttemptError> {
+        let started = Instant::now();
+        let outcome = self.once(req, auth).await;
+        let took = started.elapsed();
+        let method = req.method.as_str();
+        match outcome {
+            Ok(parts) => {
+                self.inner.observer.request(req.endpoint, method, Some(parts.0.as_u16()), took);
+                Ok(parts)
+            }
+            Err(e) => {
+                self.inner.observer.request(req.endpoint, method, None, took);
+                let decision = retry::classify(
+                    Attempt::Transport { timeout: e.is_timeout() },
+                    SystemTime::now(),
+                );
+                let error =
+                    Error::Transport { url: self.url(&req.path), message: transport_message(&e) };
+                Err(decided(decision, error))
+            }
+        }
+    }
+
+    /// The error of a failed status, retryable or not as the classifier decides.
+    fn failed(
+        &self,
+        req: &Request<'_>,
+        status: StatusCode,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> AttemptError {
+        let message = redact(&server_message(body), req.secrets);
+        let error = match status.as_u16() {
+            401 => Error::Unauthorized { url: self.url(&req.path), message },
+            403 => {
+                Error::Forbidden { method: req.method.to_string(), path: req.path.clone(), message }
+            }
+            code => Error::Status {
+                method: req.method.to_string(),
+                path: req.path.clone(),
+                status: code,
+                message,
+            },
+        };
+        decided(retry::classify(Attempt::Status { status, retry_after }, SystemTime::now()), error)
     }
 
     async fn once(
         &self,
         req: &Request<'_>,
-        auth: &str,
+        auth: Option<&str>,
     ) -> std::result::Result<(StatusCode, Option<String>, Vec<u8>), reqwest::Error> {
-        let mut header =
-            HeaderValue::from_str(auth).unwrap_or_else(|_| HeaderValue::from_static(""));
-        header.set_sensitive(true);
-        let mut builder = self
-            .inner
-            .http
-            .request(req.method.clone(), self.url(&req.path))
-            .header(AUTHORIZATION, header);
+        let mut builder = self.inner.http.request(req.method.clone(), self.url(&req.path));
+        if let Some(auth) = auth {
+            let mut header =
+                HeaderValue::from_str(auth).unwrap_or_else(|_| HeaderValue::from_static(""));
+            header.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, header);
+        }
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
         }
@@ -390,32 +410,47 @@ impl Client {
         Ok((status, retry_after, body))
     }
 
-    /// Exchanges the API key for a session token.
+    /// Exchanges the API key for a session token (`POST /bim/apikey/authenticate`), with the
+    /// same classifier, retries and observer as every other request. A failure is final for
+    /// the request that needed the token: the exchange has used its retries already.
     async fn exchange(&self, credential: &Credential) -> std::result::Result<(), AttemptError> {
-        let url = self.url("/bim/apikey/authenticate");
-        let body = serde_json::json!({ "apikey": credential.api_key.expose_secret() });
-        let resp = self.inner.http.post(&url).json(&body).send().await.map_err(|e| {
-            AttemptError::Retry {
-                reason: "connection",
-                after: None,
-                error: Error::Transport { url: url.clone(), message: transport_message(&e) },
-            }
-        })?;
-        let status = resp.status();
-        let value: Value = resp.json().await.unwrap_or(Value::Null);
-        match value.get("token").and_then(Value::as_str) {
-            Some(token) if status.is_success() => {
-                *credential.token.lock().await = Some(SecretString::from(token.to_owned()));
-                Ok(())
-            }
-            _ => Err(AttemptError::Fatal(Error::Unauthorized {
+        let key = credential.api_key.expose_secret();
+        let body = serde_json::json!({ "apikey": key });
+        let secrets = [key.to_owned()];
+        let req = Request::post(EXCHANGE_PATH, EXCHANGE_PATH, &body).secrets(&secrets);
+        let token =
+            self.retrying(&req, || self.exchange_once(&req)).await.map_err(AttemptError::Fatal)?;
+        *credential.token.lock().await = Some(token);
+        Ok(())
+    }
+
+    async fn exchange_once(
+        &self,
+        req: &Request<'_>,
+    ) -> std::result::Result<SecretString, AttemptError> {
+        let (status, retry_after, body) = self.observed(req, None).await?;
+        let url = self.url(&req.path);
+        if status.is_success() {
+            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            return match value.get("token").and_then(Value::as_str) {
+                Some(token) if !token.is_empty() => Ok(SecretString::from(token.to_owned())),
+                _ => Err(AttemptError::Fatal(Error::Decode {
+                    path: req.path.clone(),
+                    message: "the token exchange answered no `token`".into(),
+                })),
+            };
+        }
+        if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+            return Err(AttemptError::Fatal(Error::Unauthorized {
                 url,
                 message: format!(
                     "the API key was refused ({status}); check IMMUTA_API_KEY (or --api-key-file) and that \
                      the key is not expired or revoked"
                 ),
-            })),
+            }));
         }
+        // 429 and 5xx: the tenant is busy or failing, not refusing the key.
+        Err(self.failed(req, status, retry_after.as_deref(), &body))
     }
 
     fn url(&self, path: &str) -> String {

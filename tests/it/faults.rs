@@ -2,7 +2,7 @@
 //! (plan, apply create, apply update, apply delete). Each case checks the exit code and message,
 //! that retryable failures are retried and others are not, that nothing is deleted that the plan
 //! did not show, and that after the fault clears a re-run converges with nothing duplicated or
-//! lost.
+//! lost. Then: the token exchange failing (retried like any request, or reported as what it is).
 
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
@@ -501,4 +501,31 @@ async fn a_failed_object_skips_its_dependents_but_not_its_siblings() {
     env.assert_converged().await;
     let view = env.view().await;
     assert_eq!(view.projects, BTreeSet::from(["insights".to_owned()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_exchange_is_retried_or_reported_like_any_request() {
+    let env = Env::start().await;
+    write_specs(&env);
+    // The first request is refused, so the key is exchanged; the exchange answers 503 twice.
+    env.fault(json!({"status": 401})).await;
+    env.fault(json!({"pathPrefix": "/bim/apikey/authenticate", "status": 503, "count": 2})).await;
+    let run = env.plan(&["--detailed-exitcode"]).await.must_exit(2);
+    assert!(run.stdout.contains("to create"), "{}", run.stdout);
+    let log = env.requests().await;
+    let exchanges: Vec<u64> = log
+        .iter()
+        .filter(|r| r["path"] == "/bim/apikey/authenticate")
+        .map(|r| r["status"].as_u64().unwrap_or(999))
+        .collect();
+    assert_eq!(exchanges, [503, 503, 200]);
+
+    // A server error on the exchange is a server error, not a refused key.
+    env.fault(json!({"status": 401})).await;
+    env.fault(json!({"pathPrefix": "/bim/apikey/authenticate", "status": 500})).await;
+    let run = env.apply(&[]).await.must_exit(1);
+    let text = run.text();
+    assert!(text.contains("POST /bim/apikey/authenticate failed (500)"), "{text}");
+    assert!(!text.contains("refused"), "{text}");
+    assert_eq!(writes(&env.requests().await), Vec::<String>::new());
 }

@@ -37,8 +37,13 @@ mod secrets;
 mod apply;
 
 /// Fault injection (429, 5xx bursts, timeouts, dropped connections, expired tokens, 403/400/500)
-/// crossed with plan, create, update and delete: exit codes, messages, retries, convergence.
+/// crossed with plan, create, update and delete: exit codes, messages, retries, convergence;
+/// failed token exchanges.
 mod faults;
+
+/// The REST client against the emulator: the token exchange's retries and observer, and
+/// `Retry-After` waits and their cap.
+mod client;
 
 /// The hostile-input corpus (`tests/fixtures/hostile/`, plus huge, binary and symlinked trees
 /// generated at test time) through `validate` and `apply`: each input's exact diagnostic, no
