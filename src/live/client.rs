@@ -473,6 +473,11 @@ impl Client {
 
     /// Every item of a paged V1 listing (`size`/`offset` paging, tolerant of the envelope:
     /// `{hits}`, `{dataSources}`, `{purposes}`, `{results}`, `{data}` or a bare array).
+    ///
+    /// An envelope with a `count` is read until that many items have come, however short the
+    /// pages (a server may cap its page size below `page_size`); an empty page before then fails
+    /// the listing, since a partial inventory would read as objects deleted. A bare array has no
+    /// count: a page shorter than `page_size` is its last.
     pub async fn list(
         &self,
         path: &str,
@@ -480,9 +485,10 @@ impl Client {
         page_size: usize,
         admin: bool,
     ) -> Result<Vec<Value>> {
+        let page_size = page_size.max(1);
         let mut items = Vec::new();
-        let mut offset = 0usize;
         loop {
+            let offset = items.len();
             let mut req =
                 Request::get(path, endpoint).query("size", page_size).query("offset", offset);
             if admin {
@@ -495,12 +501,42 @@ impl Client {
             })?;
             let n = page.len();
             items.extend(page);
-            offset += n;
-            let done = n < page_size || count.is_some_and(|c| offset >= c) || n == 0;
-            if done {
-                return Ok(items);
+            match paging(n, items.len(), page_size, count) {
+                Paging::More => {}
+                Paging::Done => return Ok(items),
+                Paging::Short { count } => {
+                    return Err(Error::Decode {
+                        path: path.to_owned(),
+                        message: format!(
+                            "the listing announced {count} items but its pages ended after {offset} \
+                             (an empty page at offset {offset}); a partial listing is never used"
+                        ),
+                    });
+                }
             }
         }
+    }
+}
+
+/// What to do after a listing page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paging {
+    /// Ask for the next page.
+    More,
+    /// Every item has come.
+    Done,
+    /// The pages ended before the announced `count`.
+    Short { count: usize },
+}
+
+/// After a page of `n` items, `read` items in all: whether the listing is complete.
+fn paging(n: usize, read: usize, page_size: usize, count: Option<usize>) -> Paging {
+    match count {
+        Some(count) if read >= count => Paging::Done,
+        Some(count) if n == 0 => Paging::Short { count },
+        Some(_) => Paging::More,
+        None if n < page_size => Paging::Done,
+        None => Paging::More,
     }
 }
 
@@ -586,6 +622,25 @@ mod tests {
         assert_eq!(envelope(&json!({"hits": [1], "count": 5})), Some((vec![json!(1)], Some(5))));
         assert_eq!(envelope(&json!({"purposes": [], "count": 0})), Some((vec![], Some(0))));
         assert_eq!(envelope(&json!({"other": 1})), None);
+    }
+
+    #[test]
+    fn a_counted_listing_is_paged_to_its_count_and_a_bare_one_to_a_short_page() {
+        // A server capping its pages at 50 when we ask for 200: not the end while count says more.
+        assert_eq!(paging(50, 50, 200, Some(120)), Paging::More);
+        assert_eq!(paging(50, 100, 200, Some(120)), Paging::More);
+        assert_eq!(paging(20, 120, 200, Some(120)), Paging::Done);
+        // A full last page, an empty listing, a count lower than what came.
+        assert_eq!(paging(200, 200, 200, Some(200)), Paging::Done);
+        assert_eq!(paging(0, 0, 200, Some(0)), Paging::Done);
+        assert_eq!(paging(5, 5, 200, Some(3)), Paging::Done);
+        // Pages that end before the count: fail closed.
+        assert_eq!(paging(0, 100, 200, Some(120)), Paging::Short { count: 120 });
+        assert_eq!(paging(0, 0, 200, Some(1)), Paging::Short { count: 1 });
+        // A bare array: a short (or empty) page is the last; a full one may have a successor.
+        assert_eq!(paging(3, 3, 200, None), Paging::Done);
+        assert_eq!(paging(0, 200, 200, None), Paging::Done);
+        assert_eq!(paging(200, 200, 200, None), Paging::More);
     }
 
     #[test]

@@ -1,16 +1,22 @@
 //! The REST client (`live::Client`) against the emulator over real HTTP: the token exchange goes
-//! through the same retries and observer as every request, and `Retry-After` is waited for (and
-//! capped).
+//! through the same retries and observer as every request, `Retry-After` is waited for (and
+//! capped), and V1 listings are paged to their `count`, also through a server that caps its
+//! pages below ours (the binary, through a proxy), failing closed when the pages end early.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use immuta_gitops::emulator::ADMIN_KEY;
 use immuta_gitops::live::retry::RetryPolicy;
 use immuta_gitops::live::{Client, ClientConfig, Observer, Request};
 use serde_json::{Value, json};
 
-use crate::support::tenant::Env;
+use crate::support::tenant::{BASE_ENV, Env, Run, http_client, write_shop, writes};
 
 /// Every request and retry the client reports.
 #[derive(Default)]
@@ -185,4 +191,206 @@ async fn retry_after_is_capped() {
     let took = wait_for_429("3600", Duration::from_millis(150)).await;
     assert!(took >= Duration::from_millis(150), "waited {took:?}");
     assert!(took < Duration::from_secs(3), "an hour is capped at 150 ms: waited {took:?}");
+}
+
+/// `GET path` pages of a request log, as `offset` values.
+fn offsets(log: &[Value], path: &str) -> Vec<u64> {
+    log.iter()
+        .filter(|r| r["method"] == "GET" && r["path"] == path)
+        .map(|r| {
+            let query = r["query"].as_str().unwrap_or_default();
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("offset="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no offset in {query}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_are_read_page_by_page_to_their_count() {
+    let env = Env::start().await;
+    let tables: String =
+        (1..=7).map(|i| format!("  - {{tableName: T{i}, schema: PUBLIC}}\n")).collect();
+    env.specs.write(
+        "data/wide.yaml",
+        &format!(
+            "connectionKey: wide\nconnection:\n  handler: Snowflake\n  hostname: wide.example.com\n  \
+             port: 443\n  database: W\n  warehouse: WH\n  username: u\n  password: p\nsources:\n{tables}"
+        ),
+    );
+    for i in 1..=12 {
+        env.specs.write(
+            &format!("projects/p{i}.yaml"),
+            &format!("projectKey: p{i}\nname: Project {i}\n"),
+        );
+    }
+    env.apply_in_process().await;
+    env.clear_requests().await;
+    let client = client(&env, Duration::from_millis(40), Arc::default());
+
+    let data = client.list("/dataSource", "/dataSource", 3, false).await.expect("listed");
+    let names: Vec<&str> = data.iter().filter_map(|d| d["name"].as_str()).collect();
+    let expected: Vec<String> = (1..=7).map(|i| format!("public t{i}")).collect();
+    assert_eq!(names, expected);
+    let projects = client.list("/project", "/project", 5, false).await.expect("listed");
+    let keys: std::collections::BTreeSet<&str> =
+        projects.iter().filter_map(|p| p["projectKey"].as_str()).collect();
+    for i in 1..=12 {
+        assert!(keys.contains(format!("p{i}").as_str()), "p{i} in {keys:?}");
+    }
+    // And the schema project of `PUBLIC`, once.
+    assert_eq!(projects.len(), 13, "{projects:#?}");
+    let log = env.requests().await;
+    assert_eq!(offsets(&log, "/dataSource"), [0, 3, 6]);
+    assert_eq!(offsets(&log, "/project"), [0, 5, 10]);
+}
+
+// --- A server that caps its pages ---
+
+/// A reverse proxy to an emulator, standing for a tenant whose counted V1 listings
+/// (`/dataSource`, `/project`, `/governance/purpose`) answer at most `cap` items a page whatever
+/// `size` asks; `/dataSource` announces `extra` more items than it has (a listing that ends
+/// early).
+struct CappingProxy {
+    url: String,
+    extra: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Upstream {
+    url: String,
+    cap: usize,
+    extra: Arc<AtomicU64>,
+}
+
+impl CappingProxy {
+    async fn start(upstream: String, cap: usize) -> CappingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let extra = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(Upstream { url: upstream, cap, extra: extra.clone() });
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        CappingProxy { url, extra, task }
+    }
+}
+
+impl Drop for CappingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward(
+    State(up): State<Arc<Upstream>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let capped =
+        method == Method::GET && matches!(path, "/dataSource" | "/project" | "/governance/purpose");
+    let mut query = uri.query().unwrap_or_default().to_owned();
+    if capped {
+        query = query
+            .split('&')
+            .map(|kv| match kv.strip_prefix("size=").and_then(|v| v.parse::<usize>().ok()) {
+                Some(size) => format!("size={}", size.min(up.cap)),
+                None => kv.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+    }
+    let mut req = http_client().request(method, format!("{}{path}?{query}", up.url)).body(body);
+    for name in ["authorization", "content-type"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v);
+        }
+    }
+    let Ok(resp) = req.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = resp.status();
+    let mut out = HeaderMap::new();
+    for name in ["content-type", "retry-after"] {
+        if let Some(v) = resp.headers().get(name) {
+            out.insert(name, v.clone());
+        }
+    }
+    let mut bytes = resp.bytes().await.unwrap_or_default();
+    let extra = up.extra.load(Ordering::SeqCst);
+    if path == "/dataSource" && status.is_success() && extra > 0 {
+        let mut v: Value = serde_json::from_slice(&bytes).expect("a listing is JSON");
+        let count = v["count"].as_u64().expect("a counted listing");
+        v["count"] = json!(count + extra);
+        bytes = Bytes::from(serde_json::to_vec(&v).expect("JSON"));
+    }
+    (status, out, bytes).into_response()
+}
+
+/// Runs the binary against `url` with `env`'s state directory and key.
+async fn run_via(env: &Env, url: &str, args: &[&str]) -> Run {
+    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    args.extend(["--url", url, "--color", "never", "--state-dir"].map(String::from));
+    args.push(env.state_dir().display().to_string());
+    let (dir, key) = (env.specs.path().to_owned(), env.key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        crate::support::bin()
+            .current_dir(dir)
+            .args(args)
+            .env("IMMUTA_API_KEY", key)
+            .envs(BASE_ENV.iter().copied())
+            .output()
+            .expect("the binary runs")
+    })
+    .await
+    .expect("the blocking task ends");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_capping_its_pages_is_read_to_the_end_and_a_short_listing_fails_closed() {
+    let env = Env::start().await;
+    write_shop(&env.specs);
+    let proxy = CappingProxy::start(env.url(), 1).await;
+    let specs = env.specs.path().display().to_string();
+
+    // Pages of one item, asked for 200 at a time: every data source, project and purpose is
+    // found, so the next plan is empty (a listing cut at its first page would read as objects
+    // deleted outside immuta-gitops).
+    run_via(&env, &proxy.url, &["apply", &specs, "--auto-approve"]).await.must_exit(0);
+    env.clear_requests().await;
+    let run =
+        run_via(&env, &proxy.url, &["plan", &specs, "--detailed-exitcode"]).await.must_exit(0);
+    assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+    let log = env.requests().await;
+    assert_eq!(offsets(&log, "/dataSource"), [0, 1, 2], "three data sources, one a page");
+    assert!(offsets(&log, "/project").len() >= 2, "{log:#?}");
+
+    // The pages end two items short of the announced count: nothing is planned or applied.
+    proxy.extra.store(2, Ordering::SeqCst);
+    crate::support::tenant::edit(
+        &env.specs,
+        "policies/policies.yaml",
+        "Hash e-mail",
+        "Hash e-mails",
+    );
+    env.clear_requests().await;
+    for args in [vec!["plan", &specs], vec!["apply", &specs, "--auto-approve"]] {
+        let run = run_via(&env, &proxy.url, &args).await.must_exit(1);
+        let text = run.text();
+        assert!(text.contains("cannot read the tenant; nothing was planned"), "{text}");
+        assert!(text.contains("unexpected answer from /dataSource"), "{text}");
+        assert!(text.contains("announced 5 items but its pages ended after 3"), "{text}");
+    }
+    assert_eq!(writes(&env.requests().await), Vec::<String>::new());
 }

@@ -41,8 +41,9 @@ mod apply;
 /// failed token exchanges.
 mod faults;
 
-/// The REST client against the emulator: the token exchange's retries and observer, and
-/// `Retry-After` waits and their cap.
+/// The REST client against the emulator: the token exchange's retries and observer,
+/// `Retry-After` waits and their cap, and V1 listings paged to their count (also through a
+/// proxy that caps pages below the client's size).
 mod client;
 
 /// The hostile-input corpus (`tests/fixtures/hostile/`, plus huge, binary and symlinked trees
