@@ -38,7 +38,7 @@ mod apply;
 
 /// Fault injection (429, 5xx bursts, timeouts, dropped connections, expired tokens, 403/400/500)
 /// crossed with plan, create, update and delete: exit codes, messages, retries, convergence;
-/// failed token exchanges.
+/// failed V1 listings and token exchanges.
 mod faults;
 
 /// The REST client against the emulator: the token exchange's retries and observer,
