@@ -3,6 +3,7 @@
 //! tenant (its state and request log) and what the state file records.
 
 mod adopt;
+mod base;
 mod deletes;
 mod drift;
 mod effects;
