@@ -46,6 +46,10 @@ mod faults;
 /// proxy that caps pages below the client's size).
 mod client;
 
+/// `license status` against the emulator and the sandbox: seats, active users, expiry and the
+/// warnings.
+mod license;
+
 /// The hostile-input corpus (`tests/fixtures/hostile/`, plus huge, binary and symlinked trees
 /// generated at test time) through `validate` and `apply`: each input's exact diagnostic, no
 /// panic, bounded time and memory, nothing written to the tenant.

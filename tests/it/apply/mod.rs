@@ -4,6 +4,7 @@
 
 mod adopt;
 mod base;
+mod color;
 mod deletes;
 mod drift;
 mod effects;
@@ -12,6 +13,7 @@ mod kill;
 mod props;
 mod saved;
 mod secrets;
+mod settings;
 
 use serde_json::{Value, json};
 
