@@ -91,20 +91,52 @@ pub struct ApplyArgs {
     pub tenant: TenantArgs,
 }
 
-/// Specs loaded without errors, or the diagnostics to print.
+/// Specs loaded without errors, or the diagnostics to print. `offline` (`plan --base`): secret
+/// values are never needed, so unset variables and unmounted secret files are no errors.
 fn load_specs(
     path: &Path,
     strict: bool,
     secrets_dir: &Path,
     cache: Option<std::sync::Arc<spec::LoadCache>>,
+    offline: bool,
 ) -> anyhow::Result<(Desired, Vec<Diagnostic>)> {
     let snapshot = source::dir::read(
         path,
         &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() },
     )
     .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
-    let options = LoadOptions { strict, cache, ..LoadOptions::with_env(env_names()) };
-    Ok(pipeline::load(&snapshot, &options, secrets_dir))
+    let options =
+        LoadOptions { strict, cache, ..LoadOptions::with_env(load_env(&snapshot, offline)) };
+    let (desired, mut diags) = pipeline::load(&snapshot, &options, secrets_dir);
+    if offline {
+        diags.retain(|d| d.code != crate::diagnostic::Code::SecretFile);
+    }
+    Ok((desired, diags))
+}
+
+/// The environment variable names a load counts as set: the process's, and offline (`plan
+/// --base`, where placeholders are compared as written and never filled in) also every `${NAME}`
+/// the files name, so that CI plans a pull request without its secrets. (A document with an
+/// unset variable would otherwise be an error, and left out of the base: a change shown as a
+/// create.) Names are over-approximated, which only matters offline, where no value is read.
+fn load_env(snapshot: &Snapshot, offline: bool) -> std::collections::BTreeSet<String> {
+    let mut names: std::collections::BTreeSet<String> = env_names().collect();
+    if !offline {
+        return names;
+    }
+    for file in &snapshot.files {
+        let crate::snapshot::FileContent::Bytes(bytes) = &file.content else { continue };
+        let text = String::from_utf8_lossy(bytes);
+        for (i, _) in text.match_indices("${") {
+            let Some(end) = text[i + 2..].find('}') else { continue };
+            let inner = &text[i + 2..i + 2 + end];
+            if !inner.starts_with("file:") {
+                names.insert(inner.to_owned());
+                names.insert(inner.trim().to_owned());
+            }
+        }
+    }
+    names
 }
 
 /// Prints diagnostics to stderr; returns whether any is an error.
@@ -181,8 +213,13 @@ fn render(plan: &Plan, format: Format) -> String {
 pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     // `--base` loads two trees that share most files: parse each shared file once.
     let cache = args.base.as_ref().map(|_| std::sync::Arc::new(spec::LoadCache::default()));
-    let (desired, diags) =
-        load_specs(&args.path, args.strict, &args.tenant.secrets_dir, cache.clone())?;
+    let (desired, diags) = load_specs(
+        &args.path,
+        args.strict,
+        &args.tenant.secrets_dir,
+        cache.clone(),
+        args.base.is_some(),
+    )?;
     if report(&diags) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
@@ -246,7 +283,11 @@ fn plan_offline(
         spec::is_snapshot_file,
         source::dir::DEFAULT_MAX_FILE_SIZE,
     )?;
-    let options = LoadOptions { strict: args.strict, cache, ..LoadOptions::with_env(env_names()) };
+    let options = LoadOptions {
+        strict: args.strict,
+        cache,
+        ..LoadOptions::with_env(load_env(&base_snapshot, true))
+    };
     let (base, base_diags) = spec::load(&base_snapshot, &options);
     let base_errors = base_diags.iter().filter(|d| d.is_error()).count();
     if base_errors > 0 {
@@ -330,7 +371,8 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     if saved.as_ref().is_some_and(|s| s.tenant == "offline") {
         bail!("this plan was made offline (`plan --base`); plan against the tenant, then apply");
     }
-    let (desired, diags) = load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, None)?;
+    let (desired, diags) =
+        load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, None, false)?;
     if report(&diags) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }

@@ -2,7 +2,9 @@
 //!
 //! Requests carry `Authorization: Bearer <api key>`; on a `401` the client exchanges the key for
 //! a session token (`POST /bim/apikey/authenticate`) once and retries with the token, which it
-//! keeps for later requests (and exchanges again when it expires). License calls use a separate
+//! keeps for later requests (and exchanges again when it expires). The exchange is a request like
+//! any other: classified, retried and reported to the [`Observer`] the same way. License calls
+//! use a separate
 //! admin key when one is configured, since tenants can make `GOVERNANCE` and
 //! `APPLICATION_ADMIN` mutually exclusive.
 //!
@@ -13,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -192,6 +194,17 @@ impl AttemptError {
     }
 }
 
+/// `error`, retryable when the classifier says so.
+fn decided(decision: Decision, error: Error) -> AttemptError {
+    match decision {
+        Decision::Retry { reason, after } => AttemptError::Retry { reason, after, error },
+        Decision::Stop => AttemptError::Fatal(error),
+    }
+}
+
+/// The token exchange.
+const EXCHANGE_PATH: &str = "/bim/apikey/authenticate";
+
 /// Percent-encodes one path segment (a natural key can contain spaces and slashes).
 pub fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -253,31 +266,36 @@ impl Client {
     /// Sends a request with retries. Any status below 400 is returned; `404` is returned too
     /// (callers decide whether "not found" is fine); other statuses are errors.
     pub async fn send(&self, req: &Request<'_>) -> Result<Response> {
+        self.retrying(req, || self.attempt(req)).await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up: the one
+    /// retry loop of the client. Whether to retry is [`retry::classify`]'s decision (carried by
+    /// the [`AttemptError`]); how long to wait is [`retry::wait`]'s; every retry is logged and
+    /// reported to the observer.
+    async fn retrying<T, F, Fut>(&self, req: &Request<'_>, attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, AttemptError>>,
+    {
         let policy = self.inner.policy;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(policy.min_delay)
-            .with_max_delay(policy.max_delay)
-            .with_max_times(policy.max_retries)
-            .with_jitter();
-        let max_after = policy.max_retry_after;
-        let endpoint = req.endpoint;
-        let observer = self.inner.observer.clone();
-        let result = (|| self.attempt(req))
-            .retry(backoff)
+        let observer = &self.inner.observer;
+        let result = attempt
+            .retry(retry::Schedule::new(policy))
             .sleep(tokio::time::sleep)
             .when(|e: &AttemptError| matches!(e, AttemptError::Retry { .. }))
             .adjust(move |e, next| {
                 // `next` is None once the retries are used up: keep it so, or backon retries forever.
-                next.map(|d| match e {
-                    AttemptError::Retry { after: Some(after), .. } => (*after).min(max_after),
-                    _ => d,
+                next.map(|backoff| match e {
+                    AttemptError::Retry { after, .. } => retry::wait(&policy, *after, backoff),
+                    AttemptError::Fatal(_) => backoff,
                 })
             })
             .notify(|e, wait| {
                 if let AttemptError::Retry { reason, error, .. } = e {
-                    observer.retry(endpoint, reason);
+                    observer.retry(req.endpoint, reason);
                     tracing::warn!(
-                        endpoint,
+                        endpoint = req.endpoint,
                         method = %req.method,
                         reason,
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
@@ -300,34 +318,7 @@ impl Client {
                 Some(token) => format!("Bearer {}", token.expose_secret()),
                 None => format!("Bearer {}", credential.api_key.expose_secret()),
             };
-            let started = Instant::now();
-            let outcome = self.once(req, &auth).await;
-            let took = started.elapsed();
-            let (status, retry_after, body) = match outcome {
-                Ok(parts) => parts,
-                Err(e) => {
-                    self.inner.observer.request(req.endpoint, req.method.as_str(), None, took);
-                    let timeout = e.is_timeout();
-                    let decision =
-                        retry::classify(Attempt::Transport { timeout }, SystemTime::now());
-                    let error = Error::Transport {
-                        url: self.url(&req.path),
-                        message: transport_message(&e),
-                    };
-                    return Err(match decision {
-                        Decision::Retry { reason, after } => {
-                            AttemptError::Retry { reason, after, error }
-                        }
-                        Decision::Stop => AttemptError::Fatal(error),
-                    });
-                }
-            };
-            self.inner.observer.request(
-                req.endpoint,
-                req.method.as_str(),
-                Some(status.as_u16()),
-                took,
-            );
+            let (status, retry_after, body) = self.observed(req, Some(&auth)).await?;
             if status == StatusCode::UNAUTHORIZED && exchanges < 2 {
                 exchanges += 1;
                 self.exchange(credential).await?;
@@ -337,45 +328,74 @@ impl Client {
                 let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 return Ok(Response { status, body });
             }
-            let message = redact(&server_message(&body), req.secrets);
-            let error = match status.as_u16() {
-                401 => Error::Unauthorized { url: self.url(&req.path), message },
-                403 => Error::Forbidden {
-                    method: req.method.to_string(),
-                    path: req.path.clone(),
-                    message,
-                },
-                code => Error::Status {
-                    method: req.method.to_string(),
-                    path: req.path.clone(),
-                    status: code,
-                    message,
-                },
-            };
-            let decision = retry::classify(
-                Attempt::Status { status, retry_after: retry_after.as_deref() },
-                SystemTime::now(),
-            );
-            return Err(match decision {
-                Decision::Retry { reason, after } => AttemptError::Retry { reason, after, error },
-                Decision::Stop => AttemptError::Fatal(error),
-            });
+            return Err(self.failed(req, status, retry_after.as_deref(), &body));
         }
+    }
+
+    /// One HTTP exchange, reported to the observer; a transport failure is classified.
+    async fn observed(
+        &self,
+        req: &Request<'_>,
+        auth: Option<&str>,
+    ) -> std::result::Result<(StatusCode, Option<String>, Vec<u8>), AttemptError> {
+        let started = Instant::now();
+        let outcome = self.once(req, auth).await;
+        let took = started.elapsed();
+        let method = req.method.as_str();
+        match outcome {
+            Ok(parts) => {
+                self.inner.observer.request(req.endpoint, method, Some(parts.0.as_u16()), took);
+                Ok(parts)
+            }
+            Err(e) => {
+                self.inner.observer.request(req.endpoint, method, None, took);
+                let decision = retry::classify(
+                    Attempt::Transport { timeout: e.is_timeout() },
+                    SystemTime::now(),
+                );
+                let error =
+                    Error::Transport { url: self.url(&req.path), message: transport_message(&e) };
+                Err(decided(decision, error))
+            }
+        }
+    }
+
+    /// The error of a failed status, retryable or not as the classifier decides.
+    fn failed(
+        &self,
+        req: &Request<'_>,
+        status: StatusCode,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> AttemptError {
+        let message = redact(&server_message(body), req.secrets);
+        let error = match status.as_u16() {
+            401 => Error::Unauthorized { url: self.url(&req.path), message },
+            403 => {
+                Error::Forbidden { method: req.method.to_string(), path: req.path.clone(), message }
+            }
+            code => Error::Status {
+                method: req.method.to_string(),
+                path: req.path.clone(),
+                status: code,
+                message,
+            },
+        };
+        decided(retry::classify(Attempt::Status { status, retry_after }, SystemTime::now()), error)
     }
 
     async fn once(
         &self,
         req: &Request<'_>,
-        auth: &str,
+        auth: Option<&str>,
     ) -> std::result::Result<(StatusCode, Option<String>, Vec<u8>), reqwest::Error> {
-        let mut header =
-            HeaderValue::from_str(auth).unwrap_or_else(|_| HeaderValue::from_static(""));
-        header.set_sensitive(true);
-        let mut builder = self
-            .inner
-            .http
-            .request(req.method.clone(), self.url(&req.path))
-            .header(AUTHORIZATION, header);
+        let mut builder = self.inner.http.request(req.method.clone(), self.url(&req.path));
+        if let Some(auth) = auth {
+            let mut header =
+                HeaderValue::from_str(auth).unwrap_or_else(|_| HeaderValue::from_static(""));
+            header.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, header);
+        }
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
         }
@@ -390,32 +410,47 @@ impl Client {
         Ok((status, retry_after, body))
     }
 
-    /// Exchanges the API key for a session token.
+    /// Exchanges the API key for a session token (`POST /bim/apikey/authenticate`), with the
+    /// same classifier, retries and observer as every other request. A failure is final for
+    /// the request that needed the token: the exchange has used its retries already.
     async fn exchange(&self, credential: &Credential) -> std::result::Result<(), AttemptError> {
-        let url = self.url("/bim/apikey/authenticate");
-        let body = serde_json::json!({ "apikey": credential.api_key.expose_secret() });
-        let resp = self.inner.http.post(&url).json(&body).send().await.map_err(|e| {
-            AttemptError::Retry {
-                reason: "connection",
-                after: None,
-                error: Error::Transport { url: url.clone(), message: transport_message(&e) },
-            }
-        })?;
-        let status = resp.status();
-        let value: Value = resp.json().await.unwrap_or(Value::Null);
-        match value.get("token").and_then(Value::as_str) {
-            Some(token) if status.is_success() => {
-                *credential.token.lock().await = Some(SecretString::from(token.to_owned()));
-                Ok(())
-            }
-            _ => Err(AttemptError::Fatal(Error::Unauthorized {
+        let key = credential.api_key.expose_secret();
+        let body = serde_json::json!({ "apikey": key });
+        let secrets = [key.to_owned()];
+        let req = Request::post(EXCHANGE_PATH, EXCHANGE_PATH, &body).secrets(&secrets);
+        let token =
+            self.retrying(&req, || self.exchange_once(&req)).await.map_err(AttemptError::Fatal)?;
+        *credential.token.lock().await = Some(token);
+        Ok(())
+    }
+
+    async fn exchange_once(
+        &self,
+        req: &Request<'_>,
+    ) -> std::result::Result<SecretString, AttemptError> {
+        let (status, retry_after, body) = self.observed(req, None).await?;
+        let url = self.url(&req.path);
+        if status.is_success() {
+            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            return match value.get("token").and_then(Value::as_str) {
+                Some(token) if !token.is_empty() => Ok(SecretString::from(token.to_owned())),
+                _ => Err(AttemptError::Fatal(Error::Decode {
+                    path: req.path.clone(),
+                    message: "the token exchange answered no `token`".into(),
+                })),
+            };
+        }
+        if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+            return Err(AttemptError::Fatal(Error::Unauthorized {
                 url,
                 message: format!(
                     "the API key was refused ({status}); check IMMUTA_API_KEY (or --api-key-file) and that \
                      the key is not expired or revoked"
                 ),
-            })),
+            }));
         }
+        // 429 and 5xx: the tenant is busy or failing, not refusing the key.
+        Err(self.failed(req, status, retry_after.as_deref(), &body))
     }
 
     fn url(&self, path: &str) -> String {
@@ -438,6 +473,11 @@ impl Client {
 
     /// Every item of a paged V1 listing (`size`/`offset` paging, tolerant of the envelope:
     /// `{hits}`, `{dataSources}`, `{purposes}`, `{results}`, `{data}` or a bare array).
+    ///
+    /// An envelope with a `count` is read until that many items have come, however short the
+    /// pages (a server may cap its page size below `page_size`); an empty page before then fails
+    /// the listing, since a partial inventory would read as objects deleted. A bare array has no
+    /// count: a page shorter than `page_size` is its last.
     pub async fn list(
         &self,
         path: &str,
@@ -445,9 +485,10 @@ impl Client {
         page_size: usize,
         admin: bool,
     ) -> Result<Vec<Value>> {
+        let page_size = page_size.max(1);
         let mut items = Vec::new();
-        let mut offset = 0usize;
         loop {
+            let offset = items.len();
             let mut req =
                 Request::get(path, endpoint).query("size", page_size).query("offset", offset);
             if admin {
@@ -460,12 +501,42 @@ impl Client {
             })?;
             let n = page.len();
             items.extend(page);
-            offset += n;
-            let done = n < page_size || count.is_some_and(|c| offset >= c) || n == 0;
-            if done {
-                return Ok(items);
+            match paging(n, items.len(), page_size, count) {
+                Paging::More => {}
+                Paging::Done => return Ok(items),
+                Paging::Short { count } => {
+                    return Err(Error::Decode {
+                        path: path.to_owned(),
+                        message: format!(
+                            "the listing announced {count} items but its pages ended after {offset} \
+                             (an empty page at offset {offset}); a partial listing is never used"
+                        ),
+                    });
+                }
             }
         }
+    }
+}
+
+/// What to do after a listing page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paging {
+    /// Ask for the next page.
+    More,
+    /// Every item has come.
+    Done,
+    /// The pages ended before the announced `count`.
+    Short { count: usize },
+}
+
+/// After a page of `n` items, `read` items in all: whether the listing is complete.
+fn paging(n: usize, read: usize, page_size: usize, count: Option<usize>) -> Paging {
+    match count {
+        Some(count) if read >= count => Paging::Done,
+        Some(count) if n == 0 => Paging::Short { count },
+        Some(_) => Paging::More,
+        None if n < page_size => Paging::Done,
+        None => Paging::More,
     }
 }
 
@@ -551,6 +622,25 @@ mod tests {
         assert_eq!(envelope(&json!({"hits": [1], "count": 5})), Some((vec![json!(1)], Some(5))));
         assert_eq!(envelope(&json!({"purposes": [], "count": 0})), Some((vec![], Some(0))));
         assert_eq!(envelope(&json!({"other": 1})), None);
+    }
+
+    #[test]
+    fn a_counted_listing_is_paged_to_its_count_and_a_bare_one_to_a_short_page() {
+        // A server capping its pages at 50 when we ask for 200: not the end while count says more.
+        assert_eq!(paging(50, 50, 200, Some(120)), Paging::More);
+        assert_eq!(paging(50, 100, 200, Some(120)), Paging::More);
+        assert_eq!(paging(20, 120, 200, Some(120)), Paging::Done);
+        // A full last page, an empty listing, a count lower than what came.
+        assert_eq!(paging(200, 200, 200, Some(200)), Paging::Done);
+        assert_eq!(paging(0, 0, 200, Some(0)), Paging::Done);
+        assert_eq!(paging(5, 5, 200, Some(3)), Paging::Done);
+        // Pages that end before the count: fail closed.
+        assert_eq!(paging(0, 100, 200, Some(120)), Paging::Short { count: 120 });
+        assert_eq!(paging(0, 0, 200, Some(1)), Paging::Short { count: 1 });
+        // A bare array: a short (or empty) page is the last; a full one may have a successor.
+        assert_eq!(paging(3, 3, 200, None), Paging::Done);
+        assert_eq!(paging(0, 200, 200, None), Paging::Done);
+        assert_eq!(paging(200, 200, 200, None), Paging::More);
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //! issue 2113 is what that looks like at scale). Retrying a POST is safe because every write we
 //! send is an upsert by natural key or a delete by key.
 //!
-//! The schedule is exponential with full jitter (backon), from `min_delay` up to `max_delay`,
-//! at most `max_retries` times. A `Retry-After` header (seconds or an HTTP date) on `429`/`503`
-//! replaces the computed delay, capped at `max_retry_after` because servers sometimes say 3600.
+//! How long to wait is decided in one place too: [`wait`]. A `Retry-After` header (seconds or an
+//! HTTP date) on `429`/`503` is honoured, capped at `max_retry_after` because servers sometimes
+//! say 3600. Otherwise the wait is exponential, `min_delay` doubled per retry up to `max_delay`,
+//! with "equal" jitter: half of it fixed, half random, so clients that failed together do not
+//! retry together, yet none retries at once. At most `max_retries` retries ([`Schedule`], which
+//! drives backon).
 
 use std::time::{Duration, SystemTime};
 
@@ -103,6 +106,56 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// The exponential wait before retry number `retry` (0 for the first), without a `Retry-After`:
+/// `min_delay * 2^retry`, at most `max_delay`, of which the upper half is scaled by `jitter`
+/// (a sample of `[0, 1]`; clamped).
+pub fn backoff(policy: &RetryPolicy, retry: u32, jitter: f64) -> Duration {
+    let full = policy
+        .min_delay
+        .checked_mul(2u32.saturating_pow(retry))
+        .unwrap_or(Duration::MAX)
+        .min(policy.max_delay);
+    let half = full / 2;
+    half + (full - half).mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// The wait before a retry: the server's `Retry-After` (from [`classify`]) when it gave one,
+/// capped at `max_retry_after`; otherwise `backoff`.
+pub fn wait(policy: &RetryPolicy, retry_after: Option<Duration>, backoff: Duration) -> Duration {
+    match retry_after {
+        Some(after) => after.min(policy.max_retry_after),
+        None => backoff,
+    }
+}
+
+/// The backoff schedule of one request: [`backoff`] for each of the `max_retries` retries, with
+/// fresh jitter each time (then nothing: the retries are used up).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    policy: RetryPolicy,
+    retry: u32,
+}
+
+impl Schedule {
+    /// The schedule of `policy`.
+    pub fn new(policy: RetryPolicy) -> Self {
+        Schedule { policy, retry: 0 }
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if usize::try_from(self.retry).map_or(true, |r| r >= self.policy.max_retries) {
+            return None;
+        }
+        let wait = backoff(&self.policy, self.retry, rand::random::<f64>());
+        self.retry += 1;
+        Some(wait)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +191,101 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        // A date in the past means "now".
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::from_secs(0))
+        );
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 4,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+
+    /// The wait the client computes after `decision`, for retry number `retry`.
+    fn wait_after(decision: Decision, retry: u32, jitter: f64) -> Duration {
+        let Decision::Retry { after, .. } = decision else { panic!("not retried: {decision:?}") };
+        wait(&policy(), after, backoff(&policy(), retry, jitter))
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770);
+        let at = |v| {
+            classify(
+                Attempt::Status { status: StatusCode::TOO_MANY_REQUESTS, retry_after: Some(v) },
+                now,
+            )
+        };
+        // Seconds, whatever the retry number and the jitter.
+        assert_eq!(wait_after(at("7"), 0, 0.0), Duration::from_secs(7));
+        assert_eq!(wait_after(at("7"), 3, 1.0), Duration::from_secs(7));
+        // An HTTP date, 12 s from now.
+        assert_eq!(
+            wait_after(at("Sun, 06 Nov 1994 08:49:42 GMT"), 0, 0.5),
+            Duration::from_secs(12)
+        );
+        // 503 reads it too.
+        let unavailable = classify(
+            Attempt::Status { status: StatusCode::SERVICE_UNAVAILABLE, retry_after: Some("2") },
+            now,
+        );
+        assert_eq!(wait_after(unavailable, 0, 0.5), Duration::from_secs(2));
+        // Capped: a server asking for an hour gets `max_retry_after`.
+        assert_eq!(wait_after(at("3600"), 0, 0.5), Duration::from_secs(30));
+        assert_eq!(
+            wait_after(at("Mon, 07 Nov 1994 08:49:37 GMT"), 0, 0.5),
+            Duration::from_secs(30)
+        );
+        // Unreadable: the exponential backoff.
+        assert_eq!(wait_after(at("soon"), 0, 1.0), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn without_retry_after_the_wait_doubles_with_jitter_up_to_the_maximum() {
+        let p = policy();
+        let ms = |retry, jitter| backoff(&p, retry, jitter).as_millis();
+        // Half fixed, half jitter: [50, 100] ms, then [100, 200], [200, 400], [400, 800].
+        assert_eq!((ms(0, 0.0), ms(0, 0.5), ms(0, 1.0)), (50, 75, 100));
+        assert_eq!((ms(1, 0.0), ms(1, 1.0)), (100, 200));
+        assert_eq!((ms(2, 0.0), ms(2, 1.0)), (200, 400));
+        assert_eq!((ms(3, 0.0), ms(3, 1.0)), (400, 800));
+        // Capped at `max_delay` from then on, even where 2^retry overflows.
+        assert_eq!((ms(4, 0.0), ms(4, 1.0)), (500, 1000));
+        assert_eq!((ms(40, 0.0), ms(40, 1.0)), (500, 1000));
+        // A jitter sample outside [0, 1] is clamped.
+        assert_eq!((ms(0, -3.0), ms(0, 7.0)), (50, 100));
+        // Spurious failures without Retry-After wait the backoff.
+        for decision in [
+            classify(Attempt::Transport { timeout: true }, SystemTime::UNIX_EPOCH),
+            status(502, None),
+            status(429, None),
+        ] {
+            assert_eq!(wait_after(decision, 2, 0.25), Duration::from_millis(250));
+        }
+    }
+
+    #[test]
+    fn the_schedule_stops_after_max_retries_with_jittered_waits() {
+        let waits: Vec<Duration> = Schedule::new(policy()).collect();
+        assert_eq!(waits.len(), 4);
+        for (retry, w) in waits.iter().enumerate() {
+            let full = Duration::from_millis(100 << retry);
+            assert!(
+                *w >= full / 2 && *w <= full,
+                "retry {retry}: {w:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert_eq!(Schedule::new(RetryPolicy { max_retries: 0, ..policy() }).count(), 0);
+        // The jitter is random: many schedules do not all wait alike.
+        let firsts: std::collections::BTreeSet<Duration> =
+            (0..20).filter_map(|_| Schedule::new(policy()).next()).collect();
+        assert!(firsts.len() > 1, "{firsts:?}");
     }
 }

@@ -2,7 +2,8 @@
 //! (plan, apply create, apply update, apply delete). Each case checks the exit code and message,
 //! that retryable failures are retried and others are not, that nothing is deleted that the plan
 //! did not show, and that after the fault clears a re-run converges with nothing duplicated or
-//! lost.
+//! lost. Then: every V1 listing failing (plan and apply fail closed, writing nothing), and the
+//! token exchange failing (retried like any request, or reported as what it is).
 
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
@@ -501,4 +502,103 @@ async fn a_failed_object_skips_its_dependents_but_not_its_siblings() {
     env.assert_converged().await;
     let view = env.view().await;
     assert_eq!(view.projects, BTreeSet::from(["insights".to_owned()]));
+}
+
+/// The V1 listings a plan reads, as the request log names them.
+const LISTINGS: [&str; 4] = ["/dataSource", "/project", "/policy/global", "/governance/purpose"];
+
+/// One listing-failure cell: `GET listing` answers `status` `count` times to a `plan` or an
+/// `apply` of an edited policy. Both must fail closed: exit 1, the listing named, no write.
+async fn listing_case(listing: &str, status: u16, count: u64, apply: bool) {
+    let env = Env::start().await;
+    write_specs(&env);
+    env.apply_in_process().await;
+    edit(&env.specs, "policies/policies.yaml", "Hash e-mail", "Hash e-mails");
+    let before = crate::support::tenant::without_times(&env.tenant().await);
+    env.fault(json!({"method": "GET", "pathPrefix": listing, "status": status, "count": count}))
+        .await;
+    env.clear_requests().await;
+    let run = if apply { env.apply(&[]).await } else { env.plan(&["--detailed-exitcode"]).await };
+    let text = run.text();
+    assert_eq!(run.code, 1, "{text}");
+    assert!(
+        text.contains("cannot read the tenant; nothing was planned"),
+        "says nothing was planned: {text}"
+    );
+    assert!(
+        text.contains(&format!("GET {listing} failed ({status})")),
+        "names the listing: {text}"
+    );
+    let log = env.requests().await;
+    assert_eq!(writes(&log), Vec::<String>::new(), "nothing written");
+    let attempts = log.iter().filter(|r| r["method"] == "GET" && r["path"] == listing).count();
+    assert_eq!(u64::try_from(attempts).unwrap(), count, "retried only when spurious: {log:#?}");
+    assert!(env.armed_faults().await.is_empty(), "every fault was consumed");
+    assert_eq!(crate::support::tenant::without_times(&env.tenant().await), before);
+    // Once the listing answers again, the same command goes through.
+    if apply {
+        env.apply(&[]).await.must_exit(0);
+        env.assert_converged().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_listing_fails_plan_and_apply_closed() {
+    // 500 once (never retried), and 503 on the first attempt and all five retries.
+    let cells: Vec<(&str, u16, u64, bool)> = LISTINGS
+        .into_iter()
+        .flat_map(|l| [(l, 500, 1), (l, 503, 6)])
+        .flat_map(|(l, s, c)| [(l, s, c, false), (l, s, c, true)])
+        .collect();
+    let total = cells.len();
+    let failures: Vec<String> = futures::stream::iter(cells)
+        .map(|(listing, status, count, apply)| async move {
+            let name = format!(
+                "{} × GET {listing} {status}×{count}",
+                if apply { "apply" } else { "plan" }
+            );
+            let cell = AssertUnwindSafe(listing_case(listing, status, count, apply)).catch_unwind();
+            match tokio::time::timeout(Duration::from_secs(120), cell).await {
+                Ok(Ok(())) => None,
+                Ok(Err(panic)) => Some(format!("{name}: {}", panic_message(&*panic))),
+                Err(_) => Some(format!("{name}: did not finish")),
+            }
+        })
+        .buffer_unordered(4)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_exchange_is_retried_or_reported_like_any_request() {
+    let env = Env::start().await;
+    write_specs(&env);
+    // The first request is refused, so the key is exchanged; the exchange answers 503 twice.
+    env.fault(json!({"status": 401})).await;
+    env.fault(json!({"pathPrefix": "/bim/apikey/authenticate", "status": 503, "count": 2})).await;
+    let run = env.plan(&["--detailed-exitcode"]).await.must_exit(2);
+    assert!(run.stdout.contains("to create"), "{}", run.stdout);
+    let log = env.requests().await;
+    let exchanges: Vec<u64> = log
+        .iter()
+        .filter(|r| r["path"] == "/bim/apikey/authenticate")
+        .map(|r| r["status"].as_u64().unwrap_or(999))
+        .collect();
+    assert_eq!(exchanges, [503, 503, 200]);
+
+    // A server error on the exchange is a server error, not a refused key.
+    env.fault(json!({"status": 401})).await;
+    env.fault(json!({"pathPrefix": "/bim/apikey/authenticate", "status": 500})).await;
+    let run = env.apply(&[]).await.must_exit(1);
+    let text = run.text();
+    assert!(text.contains("POST /bim/apikey/authenticate failed (500)"), "{text}");
+    assert!(!text.contains("refused"), "{text}");
+    assert_eq!(writes(&env.requests().await), Vec::<String>::new());
 }

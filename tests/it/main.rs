@@ -37,8 +37,18 @@ mod secrets;
 mod apply;
 
 /// Fault injection (429, 5xx bursts, timeouts, dropped connections, expired tokens, 403/400/500)
-/// crossed with plan, create, update and delete: exit codes, messages, retries, convergence.
+/// crossed with plan, create, update and delete: exit codes, messages, retries, convergence;
+/// failed V1 listings and token exchanges.
 mod faults;
+
+/// The REST client against the emulator: the token exchange's retries and observer,
+/// `Retry-After` waits and their cap, and V1 listings paged to their count (also through a
+/// proxy that caps pages below the client's size).
+mod client;
+
+/// `license status` against the emulator and the sandbox: seats, active users, expiry and the
+/// warnings.
+mod license;
 
 /// The hostile-input corpus (`tests/fixtures/hostile/`, plus huge, binary and symlinked trees
 /// generated at test time) through `validate` and `apply`: each input's exact diagnostic, no

@@ -3,6 +3,8 @@
 //! tenant (its state and request log) and what the state file records.
 
 mod adopt;
+mod base;
+mod color;
 mod deletes;
 mod drift;
 mod effects;
@@ -11,6 +13,7 @@ mod kill;
 mod props;
 mod saved;
 mod secrets;
+mod settings;
 
 use serde_json::{Value, json};
 

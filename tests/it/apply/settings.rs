@@ -1,0 +1,79 @@
+//! Repository settings (`immuta-gitops.yaml` at the spec root) change what `apply` refuses:
+//! `allowDestroy: true` stands for `--allow-destroy`, and `maxDeletePercent` moves the
+//! mass-deletion threshold both ways.
+
+use crate::support::tenant::{Env, SHOP_POLICIES, policy_spec, without_times, write_shop, writes};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_destroy_in_the_repository_settings_lets_apply_delete() {
+    let env = Env::start().await;
+    write_shop(&env.specs);
+    env.apply_in_process().await;
+    let first = SHOP_POLICIES.split("---\n").next().expect("two documents");
+    env.specs.write("policies/policies.yaml", first);
+
+    // An explicit `false` is the default: refused.
+    env.specs.write("immuta-gitops.yaml", "allowDestroy: false\n");
+    let before = without_times(&env.tenant().await);
+    let run = env.apply(&[]).await.must_exit(1);
+    assert!(
+        run.stderr.contains(
+            "refusing to apply: the plan destroys data or objects: policy \"subscribe-employees\""
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("`allowDestroy: true` in immuta-gitops.yaml"), "{}", run.stderr);
+    assert_eq!(without_times(&env.tenant().await), before, "nothing changed");
+
+    // The setting, and no flag: the same apply deletes the policy.
+    env.specs.write("immuta-gitops.yaml", "allowDestroy: true\n");
+    env.clear_requests().await;
+    env.apply(&[]).await.must_exit(0);
+    let deletes: Vec<String> =
+        writes(&env.requests().await).into_iter().filter(|w| w.starts_with("DELETE")).collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert!(deletes[0].starts_with("DELETE /policy/global/"), "{deletes:?}");
+    let policies: Vec<String> = env.view().await.policies.into_iter().collect();
+    assert_eq!(policies, ["mask-email"]);
+    assert!(!env.managed().contains(&("policy".into(), "subscribe-employees".into())));
+    env.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_delete_percent_in_the_repository_settings_moves_the_threshold() {
+    let env = Env::start().await;
+    for i in 1..=8 {
+        env.specs.write(&format!("policies/p{i}.yaml"), &policy_spec(&format!("p{i}")));
+    }
+    env.apply_in_process().await;
+
+    // 2 of 8 (25%) passes the default threshold; at 10% it is refused, even with --allow-destroy.
+    env.specs.write("immuta-gitops.yaml", "maxDeletePercent: 10\n");
+    env.specs.remove("policies/p1.yaml").remove("policies/p2.yaml");
+    let before = without_times(&env.tenant().await);
+    let run = env.apply(&["--allow-destroy"]).await.must_exit(1);
+    assert!(
+        run.stderr
+            .contains("refusing to apply: the plan deletes 2 of 8 managed objects, more than 10%"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("maxDeletePercent"), "{}", run.stderr);
+    assert_eq!(without_times(&env.tenant().await), before, "nothing changed");
+
+    // 3 of 8 (37.5%) is refused by the default threshold; at 50% it goes through.
+    env.specs.remove("policies/p3.yaml").remove("immuta-gitops.yaml");
+    let run = env.apply(&["--allow-destroy"]).await.must_exit(1);
+    assert!(
+        run.stderr
+            .contains("refusing to apply: the plan deletes 3 of 8 managed objects, more than 25%"),
+        "{}",
+        run.stderr
+    );
+    env.specs.write("immuta-gitops.yaml", "maxDeletePercent: 50\n");
+    env.apply(&["--allow-destroy"]).await.must_exit(0);
+    let policies: Vec<String> = env.view().await.policies.into_iter().collect();
+    assert_eq!(policies, ["p4", "p5", "p6", "p7", "p8"]);
+    env.assert_converged().await;
+}
