@@ -12,7 +12,11 @@
 //! revision stays applied, the daemon is marked degraded with the reason, and the next trigger
 //! tries again. Drift found by the drift timer is reported; it is re-applied only with
 //! self-heal, and then with an exponential backoff so a flapping object cannot hammer the
-//! tenant. Cancellation (SIGTERM) lets the objects in flight finish, records them, and stops.
+//! tenant. Each problem is kept by its cause ([`status::Problem`]) and cleared by the step that
+//! proves it gone: a source that is readable again (even at the same revision) clears a source
+//! error, a successful reconcile clears a bad revision.
+//!
+//! Cancellation (SIGTERM) lets the objects in flight finish, records them, and stops.
 
 pub mod status;
 pub mod trigger;
@@ -25,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use self::status::{ReconcileRecord, Status, StatusHandle};
+pub use self::status::{Problem, ReconcileRecord, Status, StatusHandle};
 pub use self::trigger::Trigger;
 use crate::apply::{self, ObjectResult, Progress, Status as ApplyStatus};
 use crate::live::Client;
@@ -343,6 +347,19 @@ struct Ended {
     outcome: &'static str,
     changes: usize,
     message: Option<String>,
+    /// Why the daemon is degraded after this pass (`None`: nothing is wrong as far as it saw).
+    problem: Option<String>,
+}
+
+impl Ended {
+    fn ok(outcome: &'static str, changes: usize, message: Option<String>) -> Ended {
+        Ended { outcome, changes, message, problem: None }
+    }
+
+    /// An unsuccessful pass: `message` for the history, `problem` for `degraded`.
+    fn problem(outcome: &'static str, changes: usize, message: String, problem: String) -> Ended {
+        Ended { outcome, changes, message: Some(message), problem: Some(problem) }
+    }
 }
 
 impl Daemon {
@@ -386,26 +403,48 @@ impl Daemon {
         };
         let snapshot = match self.source.fetch(last.as_deref()).await {
             Ok(Some(s)) => s,
-            Ok(None) => return, // unchanged revision: nothing to do
+            Ok(None) => {
+                // Unchanged revision: nothing to reconcile, but a source error is over.
+                if self.handles.status.snapshot().has_problem(Problem::Source) {
+                    self.handles.status.update(|s| s.problem(Problem::Source, None));
+                    let message = format!(
+                        "the source is readable again; revision {} is unchanged",
+                        last.as_deref().map(short).unwrap_or_default()
+                    );
+                    self.record(
+                        trigger,
+                        last,
+                        started,
+                        &Ended::ok("unchanged_revision", 0, Some(message)),
+                    );
+                }
+                return;
+            }
             Err(e) => {
                 let good = self.handles.status.snapshot().applied_revision;
                 let message = format!(
                     "cannot read the source: {e}; nothing was changed{}",
                     good.map(|r| format!(" (revision {r} stays applied)")).unwrap_or_default()
                 );
-                self.handles.status.update(|s| s.degraded = Some(message.clone()));
-                self.record(
-                    trigger,
-                    None,
-                    started,
-                    &Ended { outcome: "source_error", changes: 0, message: Some(message) },
-                );
+                self.handles.status.update(|s| s.problem(Problem::Source, Some(message.clone())));
+                let ended = Ended::problem("source_error", 0, message.clone(), message);
+                self.record(trigger, None, started, &ended);
                 return;
             }
         };
         let revision = snapshot.revision.clone();
-        self.handles.status.update(|s| s.source_revision = Some(revision.clone()));
+        self.handles.status.update(|s| {
+            s.source_revision = Some(revision.clone());
+            s.problem(Problem::Source, None);
+        });
         let ended = self.reconcile(&snapshot, false, None).await;
+        self.handles.status.update(|s| {
+            if ended.problem.is_none() {
+                // The tenant was read and matches (or was made to match) this revision.
+                s.problem(Problem::Drift, None);
+            }
+            s.problem(Problem::Revision, ended.problem.clone());
+        });
         if ended.outcome != "invalid" {
             self.last_good = Some(snapshot);
         }
@@ -420,6 +459,7 @@ impl Daemon {
             && self.config.mode == Mode::Apply
             && self.heal_after.is_none_or(|t| Instant::now() >= t);
         let ended = self.reconcile(&snapshot, true, Some(heal)).await;
+        self.handles.status.update(|s| s.problem(Problem::Drift, ended.problem.clone()));
         if ended.outcome == "applied" {
             // Healed: the next heal waits longer, so a flapping object cannot hammer the tenant.
             self.heal_after = Some(Instant::now() + self.heal_delay);
@@ -453,8 +493,7 @@ impl Daemon {
                         tracing::warn!(revision = %snapshot.revision, "{d}");
                     }
                 }
-                self.handles.status.update(|s| s.degraded = Some(message.clone()));
-                Ended { outcome, changes: 0, message: Some(message) }
+                Ended::problem(outcome, 0, message.clone(), message)
             }
         }
     }
@@ -510,11 +549,11 @@ impl Daemon {
             }
             self.handles.status.update(|s| s.drift = items.clone());
             if items.is_empty() {
-                return Ok(Ended { outcome: "no_changes", changes: 0, message: None });
+                return Ok(Ended::ok("no_changes", 0, None));
             }
             if !heal {
                 let message = format!("drift: {}", items.join(", "));
-                return Ok(Ended { outcome: "drift", changes, message: Some(message) });
+                return Ok(Ended::ok("drift", changes, Some(message)));
             }
         }
         if !plan.errors.is_empty() {
@@ -524,10 +563,8 @@ impl Daemon {
                 .map(|e| format!("{}: {}", e.object, e.message))
                 .collect::<Vec<_>>()
                 .join("; ");
-            self.handles
-                .status
-                .update(|s| s.degraded = Some(format!("the tenant refuses the specs: {message}")));
-            return Ok(Ended { outcome: "refused", changes, message: Some(message) });
+            let problem = format!("the tenant refuses the specs: {message}");
+            return Ok(Ended::problem("refused", changes, message, problem));
         }
         let safety = Safety {
             allow_destroy: c.allow_destroy || desired.settings.allow_destroy,
@@ -541,21 +578,16 @@ impl Daemon {
                 .map(|r| format!("{} ({})", r.message, r.hint))
                 .collect::<Vec<_>>()
                 .join("; ");
-            self.handles
-                .status
-                .update(|s| s.degraded = Some(format!("refusing to apply: {message}")));
-            return Ok(Ended { outcome: "refused", changes, message: Some(message) });
+            let problem = format!("refusing to apply: {message}");
+            return Ok(Ended::problem("refused", changes, message, problem));
         }
         if !plan.has_changes() {
             self.succeeded(&snapshot.revision);
-            return Ok(Ended { outcome: "no_changes", changes: 0, message: None });
+            return Ok(Ended::ok("no_changes", 0, None));
         }
         if c.mode == Mode::PlanOnly {
-            self.handles.status.update(|s| {
-                s.ready = true;
-                s.degraded = None;
-            });
-            return Ok(Ended { outcome: "planned", changes, message: Some(plan.summary_line()) });
+            self.handles.status.update(|s| s.ready = true);
+            return Ok(Ended::ok("planned", changes, Some(plan.summary_line())));
         }
         self.apply(&plan, &targets, &state, &secrets, &desired.revision, snapshot).await
     }
@@ -591,7 +623,7 @@ impl Daemon {
         let changes = outcome.writes();
         if outcome.is_success() {
             self.succeeded(&snapshot.revision);
-            return Ok(Ended { outcome: "applied", changes, message: Some(plan.summary_line()) });
+            return Ok(Ended::ok("applied", changes, Some(plan.summary_line())));
         }
         let failures: Vec<String> = outcome
             .results
@@ -611,8 +643,7 @@ impl Daemon {
                 failures.join("; ")
             )
         };
-        self.handles.status.update(|s| s.degraded = Some(message.clone()));
-        Ok(Ended { outcome: "failed", changes, message: Some(message) })
+        Ok(Ended::problem("failed", changes, message.clone(), message))
     }
 
     fn succeeded(&self, revision: &str) {
@@ -620,7 +651,6 @@ impl Daemon {
         self.handles.metrics.applied_revision(revision);
         self.handles.status.update(|s| {
             s.ready = true;
-            s.degraded = None;
             s.applied_revision = Some(revision.to_owned());
         });
     }

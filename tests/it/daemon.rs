@@ -68,6 +68,12 @@ impl Reconciler {
         Reconciler { child, base, log, http: reqwest::Client::new() }
     }
 
+    /// `GET path` on the reconciler's server: the status code and the body.
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
     async fn status(&self) -> Value {
         match self.http.get(format!("{}/status", self.base)).send().await {
             Ok(r) => r.json().await.unwrap_or(Value::Null),
@@ -259,6 +265,21 @@ async fn a_git_server_going_away_degrades_and_deletes_nothing() {
         ["Alpha", "Beta"],
         "a failed fetch is never an empty tree"
     );
+
+    // The server comes back with the same revision: nothing to apply, but the source error
+    // is over, and /status and /readyz say so.
+    server.restart();
+    daemon.webhook(&head).await;
+    let s = daemon.wait_for("the source error to clear", |s| s["degraded"].is_null()).await;
+    let record = &s["history"][0];
+    assert_eq!(record["outcome"], "unchanged_revision", "{s:#}");
+    assert!(record["message"].as_str().unwrap().contains("readable again"), "{record}");
+    assert_eq!(applied(&s), Some(head.as_str()));
+    let (code, body) = daemon.get("/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert!(ready["degraded"].is_null(), "{ready}");
+    assert_eq!(purposes(&emulator).await, ["Alpha", "Beta"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
