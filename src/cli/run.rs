@@ -138,6 +138,10 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
     Ok(SourceConfig::Git(config))
 }
 
+/// How long shutdown waits for abandoned reads (a Git fetch on a blocking thread) to notice.
+/// Writes are not concerned: they finish before the loop returns.
+const ABANDONED_READS_GRACE: Duration = Duration::from_secs(2);
+
 /// `run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let source = source_config(args)?;
@@ -162,7 +166,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let metrics = Arc::new(Metrics::new());
         let tenant = tenant::connect(&args.tenant, Some(metrics.clone())).await?;
         if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
@@ -201,7 +205,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         daemon::run(config, handles, Some(listener), webhook, tx, rx, cancel).await?;
         drop(tenant);
         Ok(ExitCode::from(EXIT_OK))
-    })
+    });
+    // A fetch abandoned on shutdown may still sit in a blocking libgit2 call (a silent server):
+    // do not wait for it beyond a short grace.
+    runtime.shutdown_timeout(ABANDONED_READS_GRACE);
+    result
 }
 
 /// SIGTERM and SIGINT stop the loop (the objects in flight finish first); SIGHUP reconciles now.

@@ -16,7 +16,8 @@
 //! proves it gone: a source that is readable again (even at the same revision) clears a source
 //! error, a successful reconcile clears a bad revision.
 //!
-//! Cancellation (SIGTERM) lets the objects in flight finish, records them, and stops.
+//! Cancellation (SIGTERM): reads change nothing, so a Git fetch or a tenant read in progress is
+//! abandoned at once; writes in flight finish and are journaled, then the loop stops.
 
 pub mod status;
 pub mod trigger;
@@ -342,6 +343,9 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
+/// The outcome of a pass abandoned by shutdown while it was only reading (never recorded).
+const CANCELLED: &str = "cancelled";
+
 /// What a reconcile ended with.
 struct Ended {
     outcome: &'static str,
@@ -359,6 +363,10 @@ impl Ended {
     /// An unsuccessful pass: `message` for the history, `problem` for `degraded`.
     fn problem(outcome: &'static str, changes: usize, message: String, problem: String) -> Ended {
         Ended { outcome, changes, message: Some(message), problem: Some(problem) }
+    }
+
+    fn cancelled() -> Ended {
+        Ended::ok(CANCELLED, 0, None)
     }
 }
 
@@ -401,7 +409,16 @@ impl Daemon {
             Some((rev, outcome)) if !force && settled(outcome) => Some(rev.clone()),
             _ => None,
         };
-        let snapshot = match self.source.fetch(last.as_deref()).await {
+        // A fetch only reads: on shutdown it is abandoned rather than waited for.
+        let fetched = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => {
+                tracing::info!("shutdown: abandoned reading the source (nothing was changed)");
+                return;
+            }
+            fetched = self.source.fetch(last.as_deref()) => fetched,
+        };
+        let snapshot = match fetched {
             Ok(Some(s)) => s,
             Ok(None) => {
                 // Unchanged revision: nothing to reconcile, but a source error is over.
@@ -438,6 +455,10 @@ impl Daemon {
             s.problem(Problem::Source, None);
         });
         let ended = self.reconcile(&snapshot, false, None).await;
+        if ended.outcome == CANCELLED {
+            tracing::info!("shutdown: abandoned reading the tenant (nothing was written)");
+            return;
+        }
         self.handles.status.update(|s| {
             if ended.problem.is_none() {
                 // The tenant was read and matches (or was made to match) this revision.
@@ -459,6 +480,10 @@ impl Daemon {
             && self.config.mode == Mode::Apply
             && self.heal_after.is_none_or(|t| Instant::now() >= t);
         let ended = self.reconcile(&snapshot, true, Some(heal)).await;
+        if ended.outcome == CANCELLED {
+            tracing::info!("shutdown: abandoned the drift check (nothing was written)");
+            return;
+        }
         self.handles.status.update(|s| s.problem(Problem::Drift, ended.problem.clone()));
         if ended.outcome == "applied" {
             // Healed: the next heal waits longer, so a flapping object cannot hammer the tenant.
@@ -512,15 +537,19 @@ impl Daemon {
         let secrets =
             ProcessSecrets::new(&c.secrets_dir).with_defaults(desired.env_defaults.clone());
         let targets = pipeline::targets(&desired, Some(&secrets), &state.salt)?;
-        let observed = pipeline::observe(
-            &self.handles.client,
-            &targets,
-            &state,
-            &secrets,
-            refresh,
-            c.parallelism,
-        )
-        .await?;
+        // Listings and dry runs only read: on shutdown they are abandoned, not waited for.
+        let observed = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return Ok(Ended::cancelled()),
+            observed = pipeline::observe(
+                &self.handles.client,
+                &targets,
+                &state,
+                &secrets,
+                refresh,
+                c.parallelism,
+            ) => observed?,
+        };
         pipeline::check_references(&desired, &observed)?;
         self.license_metrics(&observed);
         let plan = pipeline::plan_live(&desired, &targets, &state, &observed, &c.tenant, refresh);

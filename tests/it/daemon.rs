@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::support::SpecDir;
-use crate::support::git::{GitDaemon, GitFixture};
+use crate::support::git::{GitDaemon, GitFixture, SilentServer};
+use crate::support::tenant::{Env, writes};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -74,6 +75,33 @@ impl Reconciler {
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
+    /// The stderr lines so far.
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until a stderr line contains `text`.
+    async fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().iter().any(|l| l.contains(text)) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {text:?}:\n{}",
+                self.log().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`...) to the process.
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal}");
+    }
+
     async fn status(&self) -> Value {
         match self.http.get(format!("{}/status", self.base)).send().await {
             Ok(r) => r.json().await.unwrap_or(Value::Null),
@@ -119,15 +147,21 @@ impl Reconciler {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.terminate_within(Duration::from_secs(20))
+    }
+
+    /// Sends SIGTERM and fails unless the process exits within `limit`.
+    fn terminate_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
-                "the reconciler did not stop within 20 s of SIGTERM"
+                "the reconciler did not stop within {limit:?} of SIGTERM:\n{}",
+                self.log().join("\n")
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -399,4 +433,78 @@ async fn a_watched_directory_reconciles_each_edit_exactly_once() {
         assert_eq!(purposes(&emulator).await, expected, "{what}");
         seen += 1;
     }
+}
+
+/// Waits until `done` holds, failing with `what` after 30 s.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, done: impl Fn() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reconciles_now_and_sigterm_abandons_a_slow_tenant_read() {
+    let env = Env::start().await;
+    let repo = GitFixture::new();
+    repo.write("a.yaml", purpose("Alpha"));
+    let first = repo.commit("first");
+    let server = GitDaemon::serve(&repo.base_path());
+    let url = server.url("repo.git");
+    let mut daemon = Reconciler::start(&env.emu, env.state_dir(), &["--repo", &url], &[]);
+    daemon.wait_for("the first commit", |s| applied(s) == Some(first.as_str())).await;
+
+    // SIGHUP reconciles now: the new commit is applied without a webhook or the 1 h poll.
+    repo.write("b.yaml", purpose("Beta"));
+    let second = repo.commit("second");
+    daemon.signal("HUP");
+    let s = daemon.wait_for("the second commit", |s| applied(s) == Some(second.as_str())).await;
+    assert_eq!(s["history"][0]["trigger"], "reload", "{s:#}");
+    assert_eq!(purposes(&env.emu).await, ["Alpha", "Beta"]);
+
+    // The next read of the tenant hangs for a minute; SIGTERM arrives while it is waiting.
+    let before = std::fs::read_to_string(env.state_path()).unwrap();
+    env.fault(json!({"method": "GET", "pathPrefix": "/governance/purpose", "delayMs": 60_000}))
+        .await;
+    env.clear_requests().await;
+    repo.write("c.yaml", purpose("Gamma"));
+    repo.commit("third");
+    daemon.signal("HUP");
+    eventually("the slow listing to be requested", || async {
+        env.armed_faults().await.is_empty()
+    })
+    .await;
+    let started = Instant::now();
+    let exit = daemon.terminate_within(Duration::from_secs(10));
+    assert!(exit.success(), "SIGTERM must exit 0: {exit:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Reads are abandoned; nothing was written, the state is as it was.
+    assert_eq!(writes(&env.requests().await), Vec::<String>::new());
+    assert_eq!(std::fs::read_to_string(env.state_path()).unwrap(), before);
+    assert!(!env.state_dir().join("state.json.journal").exists());
+    assert_eq!(purposes(&env.emu).await, ["Alpha", "Beta"]);
+    assert!(
+        daemon.log().iter().any(|l| l.contains("abandoned reading the tenant")),
+        "{}",
+        daemon.log().join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_hanging_git_fetch_exits_promptly() {
+    let emulator = Emulator::start().await.unwrap();
+    // Accepts the connection and never answers: libgit2 would wait for its 2 min timeout.
+    let silent = SilentServer::start();
+    let state = SpecDir::new();
+    let mut daemon = Reconciler::start(&emulator, state.path(), &["--repo", &silent.url()], &[]);
+    daemon.wait_for_log("reconciler started").await;
+    // The first poll fetches at once; give it a moment to be inside libgit2.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(daemon.status().await["history"].as_array().unwrap().is_empty(), "still fetching");
+    let started = Instant::now();
+    let exit = daemon.terminate_within(Duration::from_secs(10));
+    assert!(exit.success(), "SIGTERM must exit 0: {exit:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!state.path().join("state.json").exists(), "nothing was applied");
 }
