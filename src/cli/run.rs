@@ -1,7 +1,7 @@
 //! `immuta-gitops run`: the long-lived reconciler (a sidecar or a plain service).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// Commit (full 40-hex id) to pin.
     #[arg(long)]
     pub commit: Option<String>,
-    /// Spec root inside the repository.
+    /// Spec root inside the repository (or inside --dir).
     #[arg(long, value_name = "SUBDIR", default_value = "")]
     pub path: String,
     /// A local directory to watch instead of a repository.
@@ -107,12 +107,29 @@ fn secret(file: Option<&Path>, env: &str) -> anyhow::Result<Option<SecretString>
     Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
 }
 
+/// `--path` as a relative path that stays inside the root (`a/b`, `/a/b/`; never `..`).
+fn sub_path(path: &str) -> anyhow::Result<PathBuf> {
+    let trimmed = Path::new(path.trim_matches('/'));
+    if trimmed.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        bail!("--path `{path}` must stay inside the spec root: use a relative path without `..`");
+    }
+    Ok(trimmed.to_path_buf())
+}
+
 fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
     if let Some(dir) = &args.dir {
         if !dir.is_dir() {
             bail!("--dir `{}` is not a directory", dir.display());
         }
-        return Ok(SourceConfig::Dir(dir.clone()));
+        let sub = sub_path(&args.path)?;
+        if sub.as_os_str().is_empty() {
+            return Ok(SourceConfig::Dir(dir.clone()));
+        }
+        let root = dir.join(&sub);
+        if !root.is_dir() {
+            bail!("--path `{}` is not a directory under --dir `{}`", sub.display(), dir.display());
+        }
+        return Ok(SourceConfig::Dir(root));
     }
     let Some(url) = &args.repo else { bail!("pass --repo URL or --dir PATH") };
     let reference = match (&args.branch, &args.tag, &args.commit) {
@@ -132,6 +149,7 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
             GitAuth::None
         };
     let mut config = GitSourceConfig::new(url, reference, args.tenant.state_dir.join("git-cache"));
+    sub_path(&args.path)?;
     config.sub_path = args.path.trim_matches('/').to_owned();
     config.auth = auth;
     config.include = spec::is_snapshot_file;

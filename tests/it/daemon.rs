@@ -12,9 +12,9 @@ use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorHandle};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::support::SpecDir;
 use crate::support::git::{GitDaemon, GitFixture, SilentServer};
 use crate::support::tenant::{Env, writes};
+use crate::support::{SpecDir, bin, output_text};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -507,4 +507,37 @@ async fn sigterm_during_a_hanging_git_fetch_exits_promptly() {
     assert!(exit.success(), "SIGTERM must exit 0: {exit:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!state.path().join("state.json").exists(), "nothing was applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_dir_with_path_reads_only_the_sub_directory() {
+    let env = Env::start().await;
+    env.specs.write("specs/a.yaml", &purpose("Alpha"));
+    env.specs.write("other/b.yaml", &purpose("Beta"));
+    env.specs.write("c.yaml", &purpose("Gamma"));
+    let dir = env.specs.path().to_str().unwrap().to_owned();
+    let daemon =
+        Reconciler::start(&env.emu, env.state_dir(), &["--dir", &dir, "--path", "specs"], &[]);
+    let s =
+        daemon.wait_for("the first reconcile", |s| s["history"][0]["outcome"] == "applied").await;
+    assert!(s["source"].as_str().unwrap().ends_with("specs"), "{s:#}");
+    assert_eq!(purposes(&env.emu).await, ["Alpha"], "only the specs under --path");
+    drop(daemon);
+
+    // A --path that leaves the directory, or does not exist, is refused before anything runs.
+    for (path, expected) in [
+        ("../elsewhere", "must stay inside the spec root"),
+        ("missing", "is not a directory under --dir"),
+    ] {
+        let out = bin()
+            .args(["run", "--dir", &dir, "--path", path, "--url", &env.url()])
+            .arg("--state-dir")
+            .arg(env.state_dir())
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{path}: {text}");
+        assert!(text.contains(expected), "{path}: {text}");
+    }
 }
