@@ -160,8 +160,8 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
 /// Writes are not concerned: they finish before the loop returns.
 const ABANDONED_READS_GRACE: Duration = Duration::from_secs(2);
 
-/// `run`.
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+/// `run`. With `json_logs`, every stderr line is a JSON object (the "serving on" line too).
+pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
     let source = source_config(args)?;
     let webhook = WebhookConfig {
         github_secret: secret(args.webhook_secret_file.as_deref(), "IMMUTA_GITOPS_WEBHOOK_SECRET")?,
@@ -195,7 +195,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "serving /webhook, /healthz, /readyz, /metrics and /status");
-        eprintln!("immuta-gitops reconciler serving on http://{addr}");
+        if !json_logs {
+            eprintln!("immuta-gitops reconciler serving on http://{addr}");
+        }
         let config = Config {
             source,
             mode: match args.mode {

@@ -98,9 +98,20 @@ pub struct Config {
 /// Daemon errors (a failing reconcile is not one: it degrades the daemon and is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Another process holds the state lock.
+    /// Another process holds the state lock: a second reconciler on the same state.
+    #[error(
+        "another immuta-gitops process ({holder}) holds the lock `{lock}`: a second reconciler \
+         on the same state is refused; stop the other one, or give this one its own --state-dir"
+    )]
+    Locked {
+        /// The lock file.
+        lock: PathBuf,
+        /// What the lock file says about its holder.
+        holder: String,
+    },
+    /// The state lock cannot be taken.
     #[error(transparent)]
-    Lock(#[from] file::Error),
+    Lock(file::Error),
     /// The directory watcher cannot start.
     #[error(transparent)]
     Source(#[from] source::Error),
@@ -217,7 +228,10 @@ pub async fn run(
     mut triggers: mpsc::Receiver<Trigger>,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let _lock = file::Lock::acquire(&config.state_path)?;
+    let _lock = file::Lock::acquire(&config.state_path).map_err(|e| match e {
+        file::Error::Locked { lock, holder, .. } => Error::Locked { lock, holder },
+        e => Error::Lock(e),
+    })?;
     let description = Source::describe(&config.source);
     handles.status.update(|s| {
         s.mode = match config.mode {

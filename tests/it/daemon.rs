@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::support::git::{GitDaemon, GitFixture, SilentServer};
 use crate::support::tenant::{Env, writes};
-use crate::support::{SpecDir, bin, output_text};
+use crate::support::{SpecDir, bin, output_text, serving_url};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -33,10 +33,14 @@ impl Reconciler {
         source: &[&str],
         extra: &[&str],
     ) -> Reconciler {
+        // Drift checks are off unless the test asks for them.
+        let drift: &[&str] =
+            if extra.contains(&"--drift-interval") { &[] } else { &["--drift-interval", "0s"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_immuta-gitops"))
             .arg("run")
             .args(source)
-            .args(["--listen", "127.0.0.1:0", "--interval", "1h", "--drift-interval", "0s"])
+            .args(["--listen", "127.0.0.1:0", "--interval", "1h"])
+            .args(drift)
             .arg("--url")
             .arg(emulator.base_url())
             .arg("--state-dir")
@@ -57,8 +61,8 @@ impl Reconciler {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("immuta-gitops reconciler serving on ") {
-                    let _ = tx.send(addr.to_owned());
+                if let Some(url) = serving_url(&line) {
+                    let _ = tx.send(url);
                 }
                 lines.lock().unwrap().push(line);
             }
@@ -435,6 +439,12 @@ async fn a_watched_directory_reconciles_each_edit_exactly_once() {
     }
 }
 
+/// A set of purpose names, as [`crate::support::tenant::View`] holds them (read from the
+/// emulator's state dump, so it works while the API's listings are faulted).
+fn names(list: &[&str]) -> std::collections::BTreeSet<String> {
+    list.iter().map(|n| (*n).to_owned()).collect()
+}
+
 /// Waits until `done` holds, failing with `what` after 30 s.
 async fn eventually<F: std::future::Future<Output = bool>>(what: &str, done: impl Fn() -> F) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -507,6 +517,177 @@ async fn sigterm_during_a_hanging_git_fetch_exits_promptly() {
     assert!(exit.success(), "SIGTERM must exit 0: {exit:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!state.path().join("state.json").exists(), "nothing was applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_reported_healed_only_with_self_heal_and_shown_in_metrics() {
+    let env = Env::start().await;
+    env.specs.write("a.yaml", &purpose("Alpha"));
+    env.specs.write("b.yaml", &purpose("Beta"));
+    let dir = env.specs.path().to_str().unwrap().to_owned();
+    let source = ["--dir", dir.as_str()];
+    let mut daemon =
+        Reconciler::start(&env.emu, env.state_dir(), &source, &["--drift-interval", "200ms"]);
+    let s = daemon
+        .wait_for("the first reconcile", |s| {
+            s["history"].as_array().unwrap().iter().any(|r| r["outcome"] == "applied")
+        })
+        .await;
+    let revision = applied(&s).unwrap().to_owned();
+
+    // /metrics after a reconcile: the counter, the applied revision, the changes by kind.
+    let (code, metrics) = daemon.get("/metrics").await;
+    assert_eq!(code, 200);
+    for series in [
+        "immuta_gitops_reconciles_total{result=\"applied\"} 1\n".to_owned(),
+        format!("immuta_gitops_applied_revision_info{{revision=\"{revision}\"}} 1\n"),
+        "immuta_gitops_changes_total{kind=\"purpose\",action=\"create\"} 2\n".to_owned(),
+    ] {
+        assert!(metrics.contains(&series), "{series} missing from:\n{metrics}");
+    }
+
+    // A second reconciler on the same state is refused, naming the lock.
+    let out = bin()
+        .args(["run", "--dir", &dir, "--listen", "127.0.0.1:0", "--url", &env.url()])
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .env("IMMUTA_API_KEY", ADMIN_KEY)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("another immuta-gitops process (pid "), "{text}");
+    assert!(text.contains("state.json.lock"), "{text}");
+    assert!(text.contains("--state-dir"), "{text}");
+
+    // Without --self-heal, drift is reported (in /status and /metrics), never re-applied.
+    env.clear_requests().await;
+    env.tamper("purpose", "Alpha", &json!({"description": "edited in the UI"})).await;
+    let drifted = |s: &Value| {
+        s["history"].as_array().unwrap().iter().filter(|r| r["outcome"] == "drift").count()
+    };
+    let s = daemon.wait_for("two drift reports", |s| drifted(s) >= 2).await;
+    assert_eq!(s["drift"], json!(["update purpose \"Alpha\""]), "{s:#}");
+    assert!(s["degraded"].is_null(), "drift is reported, not a failure: {s:#}");
+    let (_, metrics) = daemon.get("/metrics").await;
+    assert!(metrics.contains("immuta_gitops_drift_items{kind=\"purpose\"} 1\n"), "{metrics}");
+    assert_eq!(writes(&env.requests().await), Vec::<String>::new(), "drift is only reported");
+    let tenant = env.tenant().await;
+    assert!(tenant.to_string().contains("edited in the UI"), "the edit stays");
+    assert!(daemon.terminate().success());
+
+    // With --self-heal, the drift check puts the object back.
+    let daemon = Reconciler::start(
+        &env.emu,
+        env.state_dir(),
+        &source,
+        &["--drift-interval", "200ms", "--self-heal"],
+    );
+    let s = daemon
+        .wait_for("the heal", |s| {
+            s["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["trigger"] == "drift" && r["outcome"] == "applied")
+        })
+        .await;
+    assert!(s["degraded"].is_null(), "{s:#}");
+    assert_eq!(writes(&env.requests().await), ["POST /api/v2/purpose"]);
+    assert!(!env.tenant().await.to_string().contains("edited in the UI"), "the edit is undone");
+    let s = daemon.wait_for("a clean drift check", |s| s["drift"] == json!([])).await;
+    assert_eq!(s["history"][0]["outcome"], "no_changes", "{s:#}");
+    let (_, metrics) = daemon.get("/metrics").await;
+    assert!(
+        metrics.contains("immuta_gitops_changes_total{kind=\"purpose\",action=\"update\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("immuta_gitops_drift_items{kind=\"purpose\"} 0\n"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_only_never_writes_and_json_logs_are_one_object_per_line() {
+    let env = Env::start().await;
+    env.specs.write("a.yaml", &purpose("Alpha"));
+    env.specs.write("b.yaml", &purpose("Beta"));
+    let dir = env.specs.path().to_str().unwrap().to_owned();
+    let mut daemon = Reconciler::start(
+        &env.emu,
+        env.state_dir(),
+        &["--dir", &dir],
+        &["--mode", "plan-only", "--log-format", "json"],
+    );
+    let s = daemon.wait_for("a plan", |s| s["history"][0]["outcome"] == "planned").await;
+    assert_eq!(s["mode"], "plan-only");
+    assert_eq!(s["last_plan"]["create"], 2, "{s:#}");
+    assert!(s["last_plan"]["summary"].as_str().unwrap().contains("2 to create"), "{s:#}");
+    assert_eq!(s["history"][0]["changes"], 2);
+    assert!(s["applied_revision"].is_null() && s["degraded"].is_null(), "{s:#}");
+    let (code, _) = daemon.get("/readyz").await;
+    assert_eq!(code, 200);
+    assert_eq!(writes(&env.requests().await), Vec::<String>::new(), "plan-only never writes");
+    assert!(purposes(&env.emu).await.is_empty());
+    let recorded = env.state_file();
+    assert!(
+        recorded.is_null() || recorded["objects"].as_array().is_some_and(Vec::is_empty),
+        "plan-only records nothing as applied: {recorded:#}"
+    );
+
+    assert!(daemon.terminate().success());
+    let log = daemon.log();
+    assert!(log.len() >= 3, "{log:?}");
+    for line in &log {
+        let event: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(event.is_object() && event["level"].is_string(), "{line}");
+    }
+    let messages: Vec<&str> = log.iter().filter_map(|l| l.split("\"message\":\"").nth(1)).collect();
+    assert!(messages.iter().any(|m| m.starts_with("reconciled")), "{log:#?}");
+    assert!(messages.iter().any(|m| m.starts_with("reconciler stopped")), "{log:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_tenant_degrades_with_a_reason_and_deletes_nothing() {
+    let env = Env::start().await;
+    env.specs.write("a.yaml", &purpose("Alpha"));
+    env.specs.write("b.yaml", &purpose("Beta"));
+    let dir = env.specs.path().to_str().unwrap().to_owned();
+    let daemon = Reconciler::start(
+        &env.emu,
+        env.state_dir(),
+        &["--dir", &dir],
+        &["--allow-destroy", "--force", "--debounce", "100ms"],
+    );
+    let s =
+        daemon.wait_for("the first reconcile", |s| s["history"][0]["outcome"] == "applied").await;
+    let good = applied(&s).unwrap().to_owned();
+
+    // The purpose listing answers 503 far beyond the retries; b.yaml is removed meanwhile.
+    env.fault(
+        json!({"method": "GET", "pathPrefix": "/governance/purpose", "status": 503, "count": 1000}),
+    )
+    .await;
+    env.clear_requests().await;
+    env.specs.remove("b.yaml");
+    let s = daemon.wait_for("a failed reconcile", |s| s["history"][0]["outcome"] == "failed").await;
+    let reason = s["degraded"].as_str().unwrap_or_default();
+    assert!(reason.contains("/governance/purpose") && reason.contains("503"), "{s:#}");
+    assert_eq!(s["ready"], true, "the last good revision stays applied");
+    assert_eq!(applied(&s), Some(good.as_str()));
+    assert_eq!(
+        writes(&env.requests().await),
+        Vec::<String>::new(),
+        "a failed read deletes nothing"
+    );
+    assert_eq!(env.view().await.purposes, names(&["Alpha", "Beta"]));
+
+    // The tenant recovers: the next reconcile applies the deletion and clears the reason.
+    env.control(reqwest::Method::DELETE, "/faults", None).await;
+    daemon.signal("HUP");
+    let s = daemon.wait_for("recovery", |s| s["history"][0]["outcome"] == "applied").await;
+    assert!(s["degraded"].is_null(), "{s:#}");
+    assert_eq!(env.view().await.purposes, names(&["Alpha"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
