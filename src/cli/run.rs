@@ -60,8 +60,9 @@ pub struct RunArgs {
     /// Re-apply drift found by the drift check (with an exponential backoff).
     #[arg(long)]
     pub self_heal: bool,
-    /// Address for /webhook, /healthz, /readyz, /metrics and /status.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address for /webhook, /healthz, /readyz, /metrics and /status (the container image sets
+    /// 0.0.0.0:8080 through the environment).
+    #[arg(long, env = "IMMUTA_GITOPS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Allow deletes, replaces and implicit table removals.
     #[arg(long)]

@@ -39,7 +39,7 @@ impl Reconciler {
         let mut child = Command::new(env!("CARGO_BIN_EXE_immuta-gitops"))
             .arg("run")
             .args(source)
-            .args(["--listen", "127.0.0.1:0", "--interval", "1h"])
+            .args(["--interval", "1h"])
             .args(drift)
             .arg("--url")
             .arg(emulator.base_url())
@@ -47,6 +47,8 @@ impl Reconciler {
             .arg(state_dir)
             .args(extra)
             .env("IMMUTA_API_KEY", ADMIN_KEY)
+            // The listen address through the environment, as the container image sets it.
+            .env("IMMUTA_GITOPS_LISTEN", "127.0.0.1:0")
             .env("IMMUTA_GITOPS_WEBHOOK_SECRET", SECRET)
             .env("IMMUTA_GITOPS_RETRY_BASE_MS", "5")
             .env("NO_COLOR", "1")
@@ -721,4 +723,84 @@ async fn run_dir_with_path_reads_only_the_sub_directory() {
         assert_eq!(out.status.code(), Some(1), "{path}: {text}");
         assert!(text.contains(expected), "{path}: {text}");
     }
+}
+
+/// The YAML documents of the fenced `yaml` blocks of a Markdown file.
+fn yaml_blocks(markdown: &str) -> Vec<Value> {
+    let mut docs = Vec::new();
+    for block in markdown.split("```yaml\n").skip(1) {
+        let text = block.split("```").next().unwrap();
+        let parsed: Vec<Value> = serde_saphyr::from_multiple(text)
+            .unwrap_or_else(|e| panic!("a YAML block does not parse: {e}\n{text}"));
+        docs.extend(parsed);
+    }
+    docs
+}
+
+#[test]
+fn the_image_and_the_sidecar_manifest_listen_where_probes_reach() {
+    // Arguments replace CMD, so the image's listen address must not depend on CMD.
+    let dockerfile =
+        std::fs::read_to_string(crate::support::repo_root().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("\nENV IMMUTA_GITOPS_LISTEN=0.0.0.0:8080\n"), "{dockerfile}");
+    assert!(!dockerfile.contains("127.0.0.1"), "{dockerfile}");
+
+    let docs =
+        std::fs::read_to_string(crate::support::repo_root().join("docs/kubernetes.md")).unwrap();
+    let manifests = yaml_blocks(&docs);
+    let sidecar_pod = manifests
+        .iter()
+        .filter(|m| m["kind"] == "Deployment")
+        .map(|m| &m["spec"]["template"]["spec"])
+        .find(|pod| pod["containers"].as_array().is_some_and(|c| c.len() >= 2))
+        .expect("a Deployment whose pod runs immuta-gitops next to a main container");
+    let containers = sidecar_pod["containers"].as_array().unwrap();
+    let ours = containers
+        .iter()
+        .find(|c| c["image"].as_str().unwrap_or_default().contains("immuta-gitops"))
+        .expect("the immuta-gitops container");
+    assert_eq!(ours["args"][0], "run");
+    let listen = ours["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "IMMUTA_GITOPS_LISTEN")
+        .and_then(|e| e["value"].as_str())
+        .expect("the sidecar sets its listen address");
+    let port: u64 =
+        listen.strip_prefix("0.0.0.0:").expect("listens on every interface").parse().unwrap();
+    let port_name = ours["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["containerPort"] == port)
+        .and_then(|p| p["name"].as_str())
+        .expect("the listen port is declared");
+    for other in containers.iter().filter(|c| !std::ptr::eq(*c, ours)) {
+        for p in other["ports"].as_array().into_iter().flatten() {
+            assert_ne!(p["containerPort"], port, "the pod shares one network namespace");
+        }
+    }
+    assert_eq!(ours["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(ours["readinessProbe"]["httpGet"]["path"], "/readyz");
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(ours[probe]["httpGet"]["port"], port_name, "{probe}");
+    }
+    assert!(
+        ours["envFrom"].as_array().unwrap().iter().any(|e| e["secretRef"]["name"].is_string()),
+        "secrets come from a Secret"
+    );
+    let mount = ours["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/var/lib/immuta-gitops")
+        .expect("the state directory is mounted");
+    let volume = sidecar_pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the state volume");
+    assert!(volume["persistentVolumeClaim"]["claimName"].is_string(), "{volume}");
 }
