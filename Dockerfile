@@ -2,9 +2,14 @@
 # immuta-gitops: the reconciler as a sidecar or a plain service.
 #
 #   docker build -t immuta-gitops .
-#   docker run --rm -v immuta-gitops-state:/var/lib/immuta-gitops \
+#   docker run --rm -p 8080:8080 -v immuta-gitops-state:/var/lib/immuta-gitops \
 #     -e IMMUTA_URL=https://your-tenant.immuta.com -e IMMUTA_API_KEY \
 #     immuta-gitops run --repo https://github.com/acme/immuta-config.git --branch main
+#
+# Arguments replace CMD, so the listen address comes from the environment
+# (IMMUTA_GITOPS_LISTEN=0.0.0.0:8080 below): /webhook and the probes are reachable from outside
+# the container whatever `run` is given. Without arguments the image watches specs mounted at
+# /specs (`-v "$PWD/specs:/specs:ro"`, or a ConfigMap).
 
 # --- Build -----------------------------------------------------------------------------------
 FROM rust:1.95-bookworm AS build
@@ -36,7 +41,10 @@ WORKDIR /var/lib/immuta-gitops
 # Git cache, state file and lock live here: keep them across restarts.
 VOLUME ["/var/lib/immuta-gitops"]
 ENV IMMUTA_GITOPS_STATE_DIR=/var/lib/immuta-gitops
+# Reachable from outside the container (probes, webhooks, metrics) even when `run` gets its own
+# arguments; `--listen` still overrides it.
+ENV IMMUTA_GITOPS_LISTEN=0.0.0.0:8080
 EXPOSE 8080
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/immuta-gitops"]
-CMD ["run", "--listen", "0.0.0.0:8080"]
+CMD ["run", "--dir", "/specs"]

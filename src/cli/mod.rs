@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run_plan(&args),
         Command::Apply(args) => plan::run_apply(&args),
-        Command::Run(args) => run::run(&args),
+        Command::Run(args) => run::run(&args, cli.log_format == LogFormat::Json),
         Command::License(args) => license::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Emulator(args) => run_emulator(args),
@@ -95,7 +95,12 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
-            let _ = writeln!(anstream::stderr(), "error: {e:#}");
+            if cli.log_format == LogFormat::Json {
+                // Keep stderr one JSON object per line.
+                tracing::error!("{e:#}");
+            } else {
+                let _ = writeln!(anstream::stderr(), "error: {e:#}");
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }

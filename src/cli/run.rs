@@ -1,7 +1,7 @@
 //! `immuta-gitops run`: the long-lived reconciler (a sidecar or a plain service).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// Commit (full 40-hex id) to pin.
     #[arg(long)]
     pub commit: Option<String>,
-    /// Spec root inside the repository.
+    /// Spec root inside the repository (or inside --dir).
     #[arg(long, value_name = "SUBDIR", default_value = "")]
     pub path: String,
     /// A local directory to watch instead of a repository.
@@ -60,8 +60,9 @@ pub struct RunArgs {
     /// Re-apply drift found by the drift check (with an exponential backoff).
     #[arg(long)]
     pub self_heal: bool,
-    /// Address for /webhook, /healthz, /readyz, /metrics and /status.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address for /webhook, /healthz, /readyz, /metrics and /status (the container image sets
+    /// 0.0.0.0:8080 through the environment).
+    #[arg(long, env = "IMMUTA_GITOPS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Allow deletes, replaces and implicit table removals.
     #[arg(long)]
@@ -107,12 +108,29 @@ fn secret(file: Option<&Path>, env: &str) -> anyhow::Result<Option<SecretString>
     Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
 }
 
+/// `--path` as a relative path that stays inside the root (`a/b`, `/a/b/`; never `..`).
+fn sub_path(path: &str) -> anyhow::Result<PathBuf> {
+    let trimmed = Path::new(path.trim_matches('/'));
+    if trimmed.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        bail!("--path `{path}` must stay inside the spec root: use a relative path without `..`");
+    }
+    Ok(trimmed.to_path_buf())
+}
+
 fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
     if let Some(dir) = &args.dir {
         if !dir.is_dir() {
             bail!("--dir `{}` is not a directory", dir.display());
         }
-        return Ok(SourceConfig::Dir(dir.clone()));
+        let sub = sub_path(&args.path)?;
+        if sub.as_os_str().is_empty() {
+            return Ok(SourceConfig::Dir(dir.clone()));
+        }
+        let root = dir.join(&sub);
+        if !root.is_dir() {
+            bail!("--path `{}` is not a directory under --dir `{}`", sub.display(), dir.display());
+        }
+        return Ok(SourceConfig::Dir(root));
     }
     let Some(url) = &args.repo else { bail!("pass --repo URL or --dir PATH") };
     let reference = match (&args.branch, &args.tag, &args.commit) {
@@ -132,14 +150,19 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
             GitAuth::None
         };
     let mut config = GitSourceConfig::new(url, reference, args.tenant.state_dir.join("git-cache"));
+    sub_path(&args.path)?;
     config.sub_path = args.path.trim_matches('/').to_owned();
     config.auth = auth;
     config.include = spec::is_snapshot_file;
     Ok(SourceConfig::Git(config))
 }
 
-/// `run`.
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+/// How long shutdown waits for abandoned reads (a Git fetch on a blocking thread) to notice.
+/// Writes are not concerned: they finish before the loop returns.
+const ABANDONED_READS_GRACE: Duration = Duration::from_secs(2);
+
+/// `run`. With `json_logs`, every stderr line is a JSON object (the "serving on" line too).
+pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
     let source = source_config(args)?;
     let webhook = WebhookConfig {
         github_secret: secret(args.webhook_secret_file.as_deref(), "IMMUTA_GITOPS_WEBHOOK_SECRET")?,
@@ -162,7 +185,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let metrics = Arc::new(Metrics::new());
         let tenant = tenant::connect(&args.tenant, Some(metrics.clone())).await?;
         if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
@@ -173,7 +196,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "serving /webhook, /healthz, /readyz, /metrics and /status");
-        eprintln!("immuta-gitops reconciler serving on http://{addr}");
+        if !json_logs {
+            eprintln!("immuta-gitops reconciler serving on http://{addr}");
+        }
         let config = Config {
             source,
             mode: match args.mode {
@@ -201,7 +226,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         daemon::run(config, handles, Some(listener), webhook, tx, rx, cancel).await?;
         drop(tenant);
         Ok(ExitCode::from(EXIT_OK))
-    })
+    });
+    // A fetch abandoned on shutdown may still sit in a blocking libgit2 call (a silent server):
+    // do not wait for it beyond a short grace.
+    runtime.shutdown_timeout(ABANDONED_READS_GRACE);
+    result
 }
 
 /// SIGTERM and SIGINT stop the loop (the objects in flight finish first); SIGHUP reconciles now.

@@ -12,7 +12,12 @@
 //! revision stays applied, the daemon is marked degraded with the reason, and the next trigger
 //! tries again. Drift found by the drift timer is reported; it is re-applied only with
 //! self-heal, and then with an exponential backoff so a flapping object cannot hammer the
-//! tenant. Cancellation (SIGTERM) lets the objects in flight finish, records them, and stops.
+//! tenant. Each problem is kept by its cause ([`status::Problem`]) and cleared by the step that
+//! proves it gone: a source that is readable again (even at the same revision) clears a source
+//! error, a successful reconcile clears a bad revision.
+//!
+//! Cancellation (SIGTERM): reads change nothing, so a Git fetch or a tenant read in progress is
+//! abandoned at once; writes in flight finish and are journaled, then the loop stops.
 
 pub mod status;
 pub mod trigger;
@@ -25,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use self::status::{ReconcileRecord, Status, StatusHandle};
+pub use self::status::{Problem, ReconcileRecord, Status, StatusHandle};
 pub use self::trigger::Trigger;
 use crate::apply::{self, ObjectResult, Progress, Status as ApplyStatus};
 use crate::live::Client;
@@ -93,9 +98,20 @@ pub struct Config {
 /// Daemon errors (a failing reconcile is not one: it degrades the daemon and is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Another process holds the state lock.
+    /// Another process holds the state lock: a second reconciler on the same state.
+    #[error(
+        "another immuta-gitops process ({holder}) holds the lock `{lock}`: a second reconciler \
+         on the same state is refused; stop the other one, or give this one its own --state-dir"
+    )]
+    Locked {
+        /// The lock file.
+        lock: PathBuf,
+        /// What the lock file says about its holder.
+        holder: String,
+    },
+    /// The state lock cannot be taken.
     #[error(transparent)]
-    Lock(#[from] file::Error),
+    Lock(file::Error),
     /// The directory watcher cannot start.
     #[error(transparent)]
     Source(#[from] source::Error),
@@ -212,7 +228,10 @@ pub async fn run(
     mut triggers: mpsc::Receiver<Trigger>,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let _lock = file::Lock::acquire(&config.state_path)?;
+    let _lock = file::Lock::acquire(&config.state_path).map_err(|e| match e {
+        file::Error::Locked { lock, holder, .. } => Error::Locked { lock, holder },
+        e => Error::Lock(e),
+    })?;
     let description = Source::describe(&config.source);
     handles.status.update(|s| {
         s.mode = match config.mode {
@@ -338,11 +357,31 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
+/// The outcome of a pass abandoned by shutdown while it was only reading (never recorded).
+const CANCELLED: &str = "cancelled";
+
 /// What a reconcile ended with.
 struct Ended {
     outcome: &'static str,
     changes: usize,
     message: Option<String>,
+    /// Why the daemon is degraded after this pass (`None`: nothing is wrong as far as it saw).
+    problem: Option<String>,
+}
+
+impl Ended {
+    fn ok(outcome: &'static str, changes: usize, message: Option<String>) -> Ended {
+        Ended { outcome, changes, message, problem: None }
+    }
+
+    /// An unsuccessful pass: `message` for the history, `problem` for `degraded`.
+    fn problem(outcome: &'static str, changes: usize, message: String, problem: String) -> Ended {
+        Ended { outcome, changes, message: Some(message), problem: Some(problem) }
+    }
+
+    fn cancelled() -> Ended {
+        Ended::ok(CANCELLED, 0, None)
+    }
 }
 
 impl Daemon {
@@ -384,28 +423,63 @@ impl Daemon {
             Some((rev, outcome)) if !force && settled(outcome) => Some(rev.clone()),
             _ => None,
         };
-        let snapshot = match self.source.fetch(last.as_deref()).await {
+        // A fetch only reads: on shutdown it is abandoned rather than waited for.
+        let fetched = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => {
+                tracing::info!("shutdown: abandoned reading the source (nothing was changed)");
+                return;
+            }
+            fetched = self.source.fetch(last.as_deref()) => fetched,
+        };
+        let snapshot = match fetched {
             Ok(Some(s)) => s,
-            Ok(None) => return, // unchanged revision: nothing to do
+            Ok(None) => {
+                // Unchanged revision: nothing to reconcile, but a source error is over.
+                if self.handles.status.snapshot().has_problem(Problem::Source) {
+                    self.handles.status.update(|s| s.problem(Problem::Source, None));
+                    let message = format!(
+                        "the source is readable again; revision {} is unchanged",
+                        last.as_deref().map(short).unwrap_or_default()
+                    );
+                    self.record(
+                        trigger,
+                        last,
+                        started,
+                        &Ended::ok("unchanged_revision", 0, Some(message)),
+                    );
+                }
+                return;
+            }
             Err(e) => {
                 let good = self.handles.status.snapshot().applied_revision;
                 let message = format!(
                     "cannot read the source: {e}; nothing was changed{}",
                     good.map(|r| format!(" (revision {r} stays applied)")).unwrap_or_default()
                 );
-                self.handles.status.update(|s| s.degraded = Some(message.clone()));
-                self.record(
-                    trigger,
-                    None,
-                    started,
-                    &Ended { outcome: "source_error", changes: 0, message: Some(message) },
-                );
+                self.handles.status.update(|s| s.problem(Problem::Source, Some(message.clone())));
+                let ended = Ended::problem("source_error", 0, message.clone(), message);
+                self.record(trigger, None, started, &ended);
                 return;
             }
         };
         let revision = snapshot.revision.clone();
-        self.handles.status.update(|s| s.source_revision = Some(revision.clone()));
+        self.handles.status.update(|s| {
+            s.source_revision = Some(revision.clone());
+            s.problem(Problem::Source, None);
+        });
         let ended = self.reconcile(&snapshot, false, None).await;
+        if ended.outcome == CANCELLED {
+            tracing::info!("shutdown: abandoned reading the tenant (nothing was written)");
+            return;
+        }
+        self.handles.status.update(|s| {
+            if ended.problem.is_none() {
+                // The tenant was read and matches (or was made to match) this revision.
+                s.problem(Problem::Drift, None);
+            }
+            s.problem(Problem::Revision, ended.problem.clone());
+        });
         if ended.outcome != "invalid" {
             self.last_good = Some(snapshot);
         }
@@ -420,6 +494,11 @@ impl Daemon {
             && self.config.mode == Mode::Apply
             && self.heal_after.is_none_or(|t| Instant::now() >= t);
         let ended = self.reconcile(&snapshot, true, Some(heal)).await;
+        if ended.outcome == CANCELLED {
+            tracing::info!("shutdown: abandoned the drift check (nothing was written)");
+            return;
+        }
+        self.handles.status.update(|s| s.problem(Problem::Drift, ended.problem.clone()));
         if ended.outcome == "applied" {
             // Healed: the next heal waits longer, so a flapping object cannot hammer the tenant.
             self.heal_after = Some(Instant::now() + self.heal_delay);
@@ -453,8 +532,7 @@ impl Daemon {
                         tracing::warn!(revision = %snapshot.revision, "{d}");
                     }
                 }
-                self.handles.status.update(|s| s.degraded = Some(message.clone()));
-                Ended { outcome, changes: 0, message: Some(message) }
+                Ended::problem(outcome, 0, message.clone(), message)
             }
         }
     }
@@ -473,15 +551,19 @@ impl Daemon {
         let secrets =
             ProcessSecrets::new(&c.secrets_dir).with_defaults(desired.env_defaults.clone());
         let targets = pipeline::targets(&desired, Some(&secrets), &state.salt)?;
-        let observed = pipeline::observe(
-            &self.handles.client,
-            &targets,
-            &state,
-            &secrets,
-            refresh,
-            c.parallelism,
-        )
-        .await?;
+        // Listings and dry runs only read: on shutdown they are abandoned, not waited for.
+        let observed = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return Ok(Ended::cancelled()),
+            observed = pipeline::observe(
+                &self.handles.client,
+                &targets,
+                &state,
+                &secrets,
+                refresh,
+                c.parallelism,
+            ) => observed?,
+        };
         pipeline::check_references(&desired, &observed)?;
         self.license_metrics(&observed);
         let plan = pipeline::plan_live(&desired, &targets, &state, &observed, &c.tenant, refresh);
@@ -510,11 +592,11 @@ impl Daemon {
             }
             self.handles.status.update(|s| s.drift = items.clone());
             if items.is_empty() {
-                return Ok(Ended { outcome: "no_changes", changes: 0, message: None });
+                return Ok(Ended::ok("no_changes", 0, None));
             }
             if !heal {
                 let message = format!("drift: {}", items.join(", "));
-                return Ok(Ended { outcome: "drift", changes, message: Some(message) });
+                return Ok(Ended::ok("drift", changes, Some(message)));
             }
         }
         if !plan.errors.is_empty() {
@@ -524,10 +606,8 @@ impl Daemon {
                 .map(|e| format!("{}: {}", e.object, e.message))
                 .collect::<Vec<_>>()
                 .join("; ");
-            self.handles
-                .status
-                .update(|s| s.degraded = Some(format!("the tenant refuses the specs: {message}")));
-            return Ok(Ended { outcome: "refused", changes, message: Some(message) });
+            let problem = format!("the tenant refuses the specs: {message}");
+            return Ok(Ended::problem("refused", changes, message, problem));
         }
         let safety = Safety {
             allow_destroy: c.allow_destroy || desired.settings.allow_destroy,
@@ -541,21 +621,16 @@ impl Daemon {
                 .map(|r| format!("{} ({})", r.message, r.hint))
                 .collect::<Vec<_>>()
                 .join("; ");
-            self.handles
-                .status
-                .update(|s| s.degraded = Some(format!("refusing to apply: {message}")));
-            return Ok(Ended { outcome: "refused", changes, message: Some(message) });
+            let problem = format!("refusing to apply: {message}");
+            return Ok(Ended::problem("refused", changes, message, problem));
         }
         if !plan.has_changes() {
             self.succeeded(&snapshot.revision);
-            return Ok(Ended { outcome: "no_changes", changes: 0, message: None });
+            return Ok(Ended::ok("no_changes", 0, None));
         }
         if c.mode == Mode::PlanOnly {
-            self.handles.status.update(|s| {
-                s.ready = true;
-                s.degraded = None;
-            });
-            return Ok(Ended { outcome: "planned", changes, message: Some(plan.summary_line()) });
+            self.handles.status.update(|s| s.ready = true);
+            return Ok(Ended::ok("planned", changes, Some(plan.summary_line())));
         }
         self.apply(&plan, &targets, &state, &secrets, &desired.revision, snapshot).await
     }
@@ -591,7 +666,7 @@ impl Daemon {
         let changes = outcome.writes();
         if outcome.is_success() {
             self.succeeded(&snapshot.revision);
-            return Ok(Ended { outcome: "applied", changes, message: Some(plan.summary_line()) });
+            return Ok(Ended::ok("applied", changes, Some(plan.summary_line())));
         }
         let failures: Vec<String> = outcome
             .results
@@ -611,8 +686,7 @@ impl Daemon {
                 failures.join("; ")
             )
         };
-        self.handles.status.update(|s| s.degraded = Some(message.clone()));
-        Ok(Ended { outcome: "failed", changes, message: Some(message) })
+        Ok(Ended::problem("failed", changes, message.clone(), message))
     }
 
     fn succeeded(&self, revision: &str) {
@@ -620,7 +694,6 @@ impl Daemon {
         self.handles.metrics.applied_revision(revision);
         self.handles.status.update(|s| {
             s.ready = true;
-            s.degraded = None;
             s.applied_revision = Some(revision.to_owned());
         });
     }

@@ -1,7 +1,7 @@
 //! What the reconciler reports: the applied revision, the last plan, the last reconciles, and
 //! why it is degraded. Shared between the loop (writer) and the HTTP server (reader).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
@@ -21,7 +21,8 @@ pub struct ReconcileRecord {
     /// How long it took.
     pub duration_ms: u64,
     /// `applied`, `no_changes`, `planned` (plan-only mode), `drift`, `failed`, `invalid`,
-    /// `unchanged_revision`, `source_error`, `refused`.
+    /// `unchanged_revision` (the source is readable again and still at the reconciled
+    /// revision), `source_error`, `refused`.
     pub outcome: &'static str,
     /// Number of changes planned (or applied).
     pub changes: usize,
@@ -47,6 +48,20 @@ pub struct PlanSummary {
     pub effects: usize,
 }
 
+/// Where a problem that degrades the reconciler comes from. Each cause is set and cleared on its
+/// own, so a successful step clears only the problems it proves gone: a readable source clears
+/// a source error but not an invalid revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Problem {
+    /// The source could not be read (cleared by the next successful read, changed or not).
+    Source,
+    /// The newest revision could not be reconciled: invalid specs, a refusal, a failed or
+    /// interrupted apply (cleared by the next successful reconcile of a revision).
+    Revision,
+    /// The last drift check failed (cleared by the next successful drift check or reconcile).
+    Drift,
+}
+
 /// The reconciler's status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Status {
@@ -60,7 +75,8 @@ pub struct Status {
     pub source_revision: Option<String>,
     /// Ready: at least one reconcile succeeded.
     pub ready: bool,
-    /// Why the reconciler is degraded (the last good revision stays applied).
+    /// Why the reconciler is degraded (the last good revision stays applied): every current
+    /// [`Problem`], joined. Kept up to date by [`Status::problem`].
     pub degraded: Option<String>,
     /// The last plan.
     pub last_plan: Option<PlanSummary>,
@@ -68,6 +84,9 @@ pub struct Status {
     pub drift: Vec<String>,
     /// The last reconciles, newest first.
     pub history: VecDeque<ReconcileRecord>,
+    /// The current problems by cause (shown joined in `degraded`).
+    #[serde(skip)]
+    problems: BTreeMap<Problem, String>,
 }
 
 impl Status {
@@ -75,6 +94,21 @@ impl Status {
     pub fn record(&mut self, record: ReconcileRecord) {
         self.history.push_front(record);
         self.history.truncate(HISTORY);
+    }
+
+    /// Sets (`Some`) or clears (`None`) the problem of `cause`, and recomputes `degraded`.
+    pub fn problem(&mut self, cause: Problem, reason: Option<String>) {
+        match reason {
+            Some(reason) => self.problems.insert(cause, reason),
+            None => self.problems.remove(&cause),
+        };
+        let reasons: Vec<&str> = self.problems.values().map(String::as_str).collect();
+        self.degraded = (!reasons.is_empty()).then(|| reasons.join("; "));
+    }
+
+    /// Whether a problem of `cause` is current.
+    pub fn has_problem(&self, cause: Problem) -> bool {
+        self.problems.contains_key(&cause)
     }
 }
 
@@ -96,5 +130,23 @@ impl StatusHandle {
     /// Changes the status.
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.0.write().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_cleared_on_its_own() {
+        let mut s = Status::default();
+        s.problem(Problem::Revision, Some("revision b is not valid".into()));
+        s.problem(Problem::Source, Some("cannot read the source".into()));
+        assert_eq!(s.degraded.as_deref(), Some("cannot read the source; revision b is not valid"));
+        s.problem(Problem::Source, None);
+        assert_eq!(s.degraded.as_deref(), Some("revision b is not valid"));
+        assert!(!s.has_problem(Problem::Source) && s.has_problem(Problem::Revision));
+        s.problem(Problem::Revision, None);
+        assert_eq!(s.degraded, None);
     }
 }

@@ -31,7 +31,8 @@
 //! All git2 work runs in [`tokio::task::spawn_blocking`]. Each call of [`GitSource::fetch`] is
 //! bounded by `2 × (connect_timeout + transfer_timeout)` (the factor covers the one re-clone); when
 //! that runs out the caller gets [`Error::Timeout`] at once, and the blocking task is told to stop:
-//! the progress callbacks return `false` at their next call. Those callbacks also abort the
+//! the progress callbacks return `false` at their next call. Dropping the future (the daemon
+//! abandons a fetch on shutdown) tells the task to stop the same way. Those callbacks also abort the
 //! transfer once `transfer_timeout` has passed since the attempt started. A peer that goes
 //! completely silent never calls them, so [`init_git_timeouts`] (called once from `main`) also sets
 //! libgit2's process-wide socket timeouts.
@@ -246,8 +247,11 @@ impl GitSource {
     pub async fn fetch(&self, last: Option<&str>) -> Result<Option<Snapshot>> {
         let inner = Arc::clone(&self.inner);
         let last = last.map(str::to_owned);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let task_cancel = Arc::clone(&cancel);
+        // Tells the blocking task to stop when this future ends early: on the timeout below, or
+        // when the caller drops it (the daemon abandons a fetch on shutdown). The task keeps
+        // running until libgit2 next calls back.
+        let cancel = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let task_cancel = Arc::clone(&cancel.0);
         let task = tokio::task::spawn_blocking(move || {
             fetch_blocking(&inner, last.as_deref(), &task_cancel)
         });
@@ -259,12 +263,17 @@ impl GitSource {
                 kind: FetchErrorKind::Other,
                 message: format!("the fetch task failed: {join}"),
             }),
-            Err(_) => {
-                // The blocking task keeps running until libgit2 calls back; tell it to stop.
-                cancel.store(true, Ordering::Relaxed);
-                Err(Error::Timeout { url: self.inner.shown_url.clone(), after: budget })
-            }
+            Err(_) => Err(Error::Timeout { url: self.inner.shown_url.clone(), after: budget }),
         }
+    }
+}
+
+/// Raises its flag when dropped: the blocking fetch checks it at every libgit2 callback.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -53,11 +53,14 @@ pub enum Error {
     },
     /// Another process holds the lock.
     #[error(
-        "another immuta-gitops process ({holder}) is applying to `{path}`; wait for it to finish"
+        "another immuta-gitops process ({holder}) holds the lock `{lock}` and is applying to \
+         `{path}`; wait for it to finish"
     )]
     Locked {
         /// The state file.
         path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
         /// What the lock file says about its holder.
         holder: String,
     },
@@ -292,7 +295,11 @@ impl Lock {
                 } else {
                     holder.to_owned()
                 };
-                return Err(Error::Locked { path: state_path.to_path_buf(), holder });
+                return Err(Error::Locked {
+                    path: state_path.to_path_buf(),
+                    lock: lock_path,
+                    holder,
+                });
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(state_path)(e)),
         }

@@ -157,8 +157,8 @@ async fn no_command_output_file_log_or_endpoint_ever_shows_a_secret() {
     let log = std::thread::spawn(move || {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.strip_prefix("immuta-gitops reconciler serving on ") {
-                let _ = tx.send(a.to_owned());
+            if let Some(url) = crate::support::serving_url(&line) {
+                let _ = tx.send(url);
             }
             all.push_str(&line);
             all.push('\n');

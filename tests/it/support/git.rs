@@ -139,42 +139,35 @@ impl GitFixture {
 pub struct GitDaemon {
     child: Option<Child>,
     port: u16,
+    base_path: PathBuf,
 }
 
 impl GitDaemon {
     /// Serves every repository under `base_path` (`--export-all`) and waits until the port
     /// accepts connections.
     pub fn serve(base_path: &Path) -> Self {
-        // `git daemon` would run `git-daemon` as a child, which `kill` would not reach.
-        let program = PathBuf::from(git(Path::new("."), &["--exec-path"])).join("git-daemon");
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(&program)
-                .arg(format!("--base-path={}", base_path.display()))
-                .args(["--export-all", "--reuseaddr", "--informative-errors"])
-                .args(["--listen=127.0.0.1", &format!("--port={port}")])
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn git daemon");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // Lost the port to someone else: try another one.
-                }
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                    return GitDaemon { child: Some(child), port };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = spawn_git_daemon(base_path, port) {
+                return GitDaemon { child: Some(child), port, base_path: base_path.to_owned() };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("git daemon did not start");
+    }
+
+    /// Serves again on the same port after [`GitDaemon::kill`] (the server comes back).
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The port was ours a moment ago; retry briefly if the kernel has not released it.
+        while Instant::now() < deadline {
+            if let Some(child) = spawn_git_daemon(&self.base_path, self.port) {
+                self.child = Some(child);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("git daemon did not restart on port {}", self.port);
     }
 
     /// The `git://` URL of `repo` (a path under the base path).
@@ -195,6 +188,37 @@ impl Drop for GitDaemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Starts `git daemon` on `port`; `None` when it exits (the port is taken) or never listens.
+fn spawn_git_daemon(base_path: &Path, port: u16) -> Option<Child> {
+    // `git daemon` would run `git-daemon` as a child, which `kill` would not reach.
+    let program = PathBuf::from(git(Path::new("."), &["--exec-path"])).join("git-daemon");
+    let mut child = Command::new(&program)
+        .arg(format!("--base-path={}", base_path.display()))
+        .args(["--export-all", "--reuseaddr", "--informative-errors"])
+        .args(["--listen=127.0.0.1", &format!("--port={port}")])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn git daemon");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None; // Lost the port to someone else.
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// A port that was free a moment ago.

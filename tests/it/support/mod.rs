@@ -68,3 +68,17 @@ impl SpecDir {
 pub fn output_text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// The base URL a starting reconciler announces on stderr: the text line
+/// `immuta-gitops reconciler serving on URL`, or with `--log-format json` the JSON log event
+/// whose message starts with `serving` and whose `addr` field is the address.
+pub fn serving_url(line: &str) -> Option<String> {
+    if let Some(url) = line.strip_prefix("immuta-gitops reconciler serving on ") {
+        return Some(url.to_owned());
+    }
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = &event["fields"];
+    let message = fields["message"].as_str()?;
+    let addr = fields["addr"].as_str()?;
+    message.starts_with("serving ").then(|| format!("http://{addr}"))
+}
