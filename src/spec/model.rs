@@ -54,6 +54,17 @@ pub const CIRCUMSTANCE_TYPES: &[&str] =
 /// Masking field selector types.
 pub const FIELD_TYPES: &[&str] = &["columnTags", "noTags", "anyTag"];
 
+/// Documented spelling drift of field names, as `(preferred, also accepted)`: the serde aliases
+/// of the models below. Writing both in one mapping is an error (the tool cannot tell which
+/// one the tenant reads).
+pub const SPELLINGS: &[(&str, &str)] = &[
+    ("allowMaskedJoins", "allowedMaskedJoins"),
+    ("requiredPermission", "requiredPermissions"),
+    ("keyName", "key"),
+    ("userFilename", "fileName"),
+    ("licenseKey", "licensekey"),
+];
+
 fn open_enum(values: &[&str], description: &str) -> Schema {
     json_schema!({
         "description": description,
