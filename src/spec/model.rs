@@ -199,8 +199,12 @@ pub struct DataSourceSpec {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
+    // Every documented example has one, but the docs never say it is required, and one of them
+    // (cut off) has none: `validate` warns when it is missing. With `schema_with`, `default` is
+    // what keeps the field optional in the schema.
+    #[serde(default)]
     #[schemars(schema_with = "handler_schema")]
-    pub handler: String,
+    pub handler: Option<String>,
     pub hostname: Option<String>,
     pub port: Option<u16>,
     pub ssl: Option<bool>,

@@ -742,7 +742,39 @@ fn check_masking(ctx: &mut FileCtx<'_>, config: &Node, m: &model::MaskingRuleCon
     }
 }
 
+/// The handler a connection without `handler` most likely needs, from a field only that kind
+/// of connection has.
+fn likely_handler(conn: &Node) -> Option<&'static str> {
+    [
+        ("httpPath", "Databricks"),
+        ("warehouse", "Snowflake"),
+        ("queryResultLocationBucket", "Athena"),
+        ("sid", "Google BigQuery"),
+    ]
+    .into_iter()
+    .find_map(|(field, handler)| conn.get(field).is_some().then_some(handler))
+}
+
 fn check_data_source(ctx: &mut FileCtx<'_>, root: &Node) {
+    // A documented example (Databricks OAuth, cut off in the docs) has no `handler`: a warning,
+    // since the docs never say it is required, but every complete example has one.
+    if let Some((ck, conn)) = root.entry("connection")
+        && conn.as_map().is_some()
+        && conn.get("handler").is_none()
+    {
+        let hint = match likely_handler(conn) {
+            Some(h) => format!("add `handler: {h}` (the connection looks like {h})"),
+            None => format!("add `handler: ...`, one of {}", model::HANDLERS.join(", ")),
+        };
+        ctx.warning(
+            Code::MissingField,
+            "the connection has no `handler`: Immuta needs it to know which kind of database to \
+             connect to",
+            conn.pos,
+            &[Seg::Key(ck.name.clone())],
+            hint,
+        );
+    }
     if let Some((ck, conn)) = root.entry("connection")
         && let Some(handler) = conn.get("handler").and_then(Node::as_str)
     {
@@ -1169,6 +1201,26 @@ mod tests {
                     "both.yaml:9:1: error[duplicate-key]: `allowMaskedJoins` is written twice, \
                      also as `allowedMaskedJoins`\n  at: $.allowedMaskedJoins\n  {hint}"
                 ),
+            ]
+        );
+    }
+    #[test]
+    fn a_connection_without_a_handler_is_a_warning_naming_the_likely_one() {
+        let (desired, diags) = run(&[
+            ("dbx.yaml", "connectionKey: dbx\nconnection:\n  hostname: h\n  httpPath: p\n"),
+            ("other.yaml", "connectionKey: o\nconnection: {hostname: h}\n"),
+        ]);
+        assert_eq!(desired.objects.len(), 2, "a warning: the objects still load");
+        assert_eq!(
+            shown(&diags),
+            [
+                "dbx.yaml:3:3: warning[missing-field]: the connection has no `handler`: Immuta \
+                 needs it to know which kind of database to connect to\n  at: $.connection\n  \
+                 hint: add `handler: Databricks` (the connection looks like Databricks)",
+                "other.yaml:2:13: warning[missing-field]: the connection has no `handler`: Immuta \
+                 needs it to know which kind of database to connect to\n  at: $.connection\n  \
+                 hint: add `handler: ...`, one of Snowflake, Databricks, Redshift, Google BigQuery, \
+                 BigQuery, Presto, Trino, Athena",
             ]
         );
     }
