@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::de::{self, Seg, path_string};
-use super::model::{self, Spec};
+use super::model::{self, RuleType, Spec};
 use super::node::{Node, Pos, Value};
 use super::secrets::{self, SecretRef};
 use super::text::shown;
@@ -162,15 +162,17 @@ fn is_saved_plan(root: &Node) -> bool {
     ["format_version", "fingerprint", "changes"].iter().all(|k| root.get(k).is_some())
 }
 
+/// The natural keys and the kinds they tell ([`model::NATURAL_KEYS`], with their kinds).
+const KEYS: [(&str, Kind); 5] = [
+    ("connectionKey", Kind::DataSource),
+    ("policyKey", Kind::Policy),
+    ("projectKey", Kind::Project),
+    ("licenseKey", Kind::License),
+    ("licensekey", Kind::License),
+];
+
 /// Infers the kind of a document from its natural key.
 fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
-    const KEYS: [(&str, Kind); 5] = [
-        ("connectionKey", Kind::DataSource),
-        ("policyKey", Kind::Policy),
-        ("projectKey", Kind::Project),
-        ("licenseKey", Kind::License),
-        ("licensekey", Kind::License),
-    ];
     let Some(entries) = root.as_map() else {
         ctx.error(
             Code::UnknownKind,
@@ -648,14 +650,15 @@ fn check_rules(ctx: &mut FileCtx<'_>, actions: &Node, base: &[Seg]) {
                     }
                     None => needs(ctx, "`fields` and `maskingConfig`"),
                 },
-                "Row Restriction by Custom Where Clause"
-                | "Row Restriction By Custom Where Clause" => match config {
-                    Some((_, c)) => {
-                        ctx.typed::<model::WhereClauseRuleConfig>(c, &config_path);
+                k if RuleType::RowRestrictionByCustomWhereClause.spellings().contains(&k) => {
+                    match config {
+                        Some((_, c)) => {
+                            ctx.typed::<model::WhereClauseRuleConfig>(c, &config_path);
+                        }
+                        None => needs(ctx, "a `predicate`"),
                     }
-                    None => needs(ctx, "a `predicate`"),
-                },
-                "Row Restriction By User Entitlements" | "Row Restriction by User Entitlements" => {
+                }
+                k if RuleType::RowRestrictionByUserEntitlements.spellings().contains(&k) => {
                     match config {
                         Some((_, c)) => {
                             ctx.typed::<model::EntitlementsRuleConfig>(c, &config_path);
@@ -1060,6 +1063,7 @@ pub fn purpose_references(
 mod tests {
     use crate::diagnostic::Diagnostic;
     use crate::snapshot::Snapshot;
+    use crate::spec::model::{RULE_TYPES, RuleType};
     use crate::spec::{Desired, LoadOptions, load};
 
     fn run(files: &[(&str, &str)]) -> (Desired, Vec<Diagnostic>) {
@@ -1204,6 +1208,35 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn the_schema_knows_the_natural_keys_the_loader_infers_kinds_from() {
+        let names: Vec<&str> = super::KEYS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, crate::spec::model::NATURAL_KEYS);
+    }
+
+    #[test]
+    fn rule_type_spellings_are_exactly_what_the_model_accepts() {
+        let mut all = Vec::new();
+        for kind in [
+            RuleType::Masking,
+            RuleType::Minimization,
+            RuleType::PurposeRestriction,
+            RuleType::TimeRestriction,
+            RuleType::RowRestrictionByUserEntitlements,
+            RuleType::RowRestrictionByCustomWhereClause,
+        ] {
+            for spelling in kind.spellings() {
+                let parsed: RuleType = serde_json::from_value(serde_json::json!(spelling)).unwrap();
+                assert_eq!(parsed, kind, "{spelling}");
+                all.push(*spelling);
+            }
+        }
+        assert_eq!(all, RULE_TYPES);
+        let lower = serde_json::from_value::<RuleType>(serde_json::json!("masking"));
+        assert!(lower.is_err());
+    }
+
     #[test]
     fn a_connection_without_a_handler_is_a_warning_naming_the_likely_one() {
         let (desired, diags) = run(&[
