@@ -375,3 +375,83 @@ async fn a_deleted_subpurpose_is_recreated_by_the_next_post() {
     assert_eq!(t.post("/api/v2/purpose", &full).await.body["updating"], true);
     assert_eq!(t.get("/governance/purpose").await.body["count"], 2);
 }
+
+/// What a client can read back about projects, purposes and tags, plus the whole store.
+async fn tenant_view(t: &Tenant) -> Value {
+    let projects = t.get("/project?size=100").await.body;
+    let mut details = Vec::new();
+    for p in projects["hits"].as_array().into_iter().flatten() {
+        let detail = t.get(&format!("/project/{}", p["id"])).await.body;
+        let members = t.get(&format!("/project/{}/dataSources", p["id"])).await.body;
+        details.push(json!({"detail": detail, "dataSources": members}));
+    }
+    json!({
+        "projects": projects,
+        "details": details,
+        "purposes": t.get("/governance/purpose").await.body,
+        "tags": t.get("/tag").await.body,
+        "store": t.state().await,
+    })
+}
+
+#[tokio::test]
+async fn dry_runs_of_projects_and_purposes_change_nothing() {
+    let t = Tenant::start().await;
+    t.post_data(&data_payload("acme", "h", "d", Some(tables(&["A", "B"])))).await;
+    let empty = tenant_view(&t).await;
+
+    // Dry-run creates: the answers say what would happen; nothing is stored.
+    let purpose = hierarchy(json!([{"name": "Research.Clinical"}]));
+    let dry = t.post("/api/v2/purpose?dryRun=true", &purpose).await;
+    assert_eq!(
+        dry.body,
+        json!({"dryRun": true, "creating": true, "updating": false, "purposeId": null})
+    );
+    assert_eq!(tenant_view(&t).await, empty);
+    let project = json!({"projectKey": "analytics", "name": "Analytics",
+                         "datasources": ["public a"], "tags": ["Team.Risk"]});
+    let dry = t.post("/api/v2/project?dryRun=true", &project).await;
+    assert_eq!(dry.status, StatusCode::OK, "{:?}", dry.body);
+    assert_eq!(dry.body["creating"], true);
+    assert_eq!(dry.body["projectId"], Value::Null);
+    assert_eq!(dry.body["numberOfDataSourcesAdded"], 1);
+    assert_eq!(tenant_view(&t).await, empty);
+
+    // Dry-run updates of real objects.
+    t.post("/api/v2/purpose", &purpose).await;
+    let project = json!({"projectKey": "analytics", "name": "Analytics",
+                         "datasources": ["public a"], "purposes": ["Research.Clinical"]});
+    let id = t.post("/api/v2/project", &project).await.body["projectId"].clone();
+    let stored = tenant_view(&t).await;
+
+    let changed = hierarchy(json!([{"name": "Research.Market"}]));
+    let dry = t.post("/api/v2/purpose?dryRun=true", &changed).await;
+    // Dropping `Research.Clinical` would be refused: the project uses it. A dry run says so.
+    assert_eq!(dry.status, StatusCode::CONFLICT, "{:?}", dry.body);
+    let acknowledged = json!({"name": "Research", "acknowledgement": "New",
+        "subpurposes": [{"name": "Research.Clinical"}, {"name": "Research.Market"}]});
+    let dry = t.post("/api/v2/purpose?dryRun=true", &acknowledged).await;
+    assert_eq!(dry.body["updating"], true);
+    let moved = json!({"projectKey": "analytics", "name": "Renamed", "datasources": ["public b"],
+                       "workspace": {"type": "snowflake", "config": {"schema": "NATIVE"}}});
+    let dry = t.post("/api/v2/project?dryRun=true", &moved).await;
+    assert_eq!(
+        dry.body,
+        json!({"dryRun": true, "creating": false, "updating": true,
+               "numberOfDataSourcesAdded": 1, "numberOfDataSourcesRemoved": 1,
+               "creatingWorkspace": true, "deletingWorkspace": false, "projectId": id})
+    );
+    assert_eq!(tenant_view(&t).await, stored);
+
+    // A dry-run delete answers what it would delete and keeps it; an unknown key is 404.
+    let dry = t.delete("/api/v2/project/analytics?dryRun=true").await;
+    assert_eq!(dry.status, StatusCode::OK);
+    assert_eq!(
+        dry.body,
+        json!({"dryRun": true, "projectKey": "analytics", "projectId": id, "deleted": false})
+    );
+    assert_eq!(tenant_view(&t).await, stored);
+    assert_eq!(t.delete("/api/v2/project/nope?dryRun=true").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(t.delete("/api/v2/project/analytics").await.body["deleted"], true);
+    assert_eq!(t.get(&format!("/project/{id}")).await.status, StatusCode::NOT_FOUND);
+}
