@@ -158,7 +158,7 @@
 //!   `columnDescriptions` and `tags.columns` naming a column not in a known column list: 400.
 //! - `tagsUpdated` is true when a created data source carries a tag or an updated one's tag set
 //!   (table, `tableTags`, column tags) changed.
-//! - `wait` is validated and ignored: creation is synchronous, nothing is ever pending.
+//! - `wait`: see "Query parameters" below.
 //! - Schema projects: one per (connectionKey, remote schema) holding data sources (disabled ones
 //!   included), named by `schemaProjectNameFormat`, `projectKey: null`, renamed when the format
 //!   changes, removed when empty. Names are not checked for uniqueness. `DELETE /project/{id}` on
@@ -179,21 +179,38 @@
 //!   vocabulary in `actions`/`circumstances` (a real tenant answers V1 shapes there).
 //! - Projects: `datasources` must name active (not disabled) data sources and `purposes` existing
 //!   purposes (400 listing the unknown ones). Added/removed counts compare data-source name sets.
-//!   `creatingWorkspace`/`deletingWorkspace` report `workspace` appearing/disappearing;
-//!   `deleteDataSourcesOnWorkspaceDelete` is validated and ignored. No acknowledgement step is
-//!   emulated ("You must first acknowledge" never happens). `DELETE /api/v2/project/{key}`
-//!   answers `{dryRun, projectKey, projectId, deleted}`.
+//!   `creatingWorkspace`/`deletingWorkspace` report `workspace` appearing/disappearing. No
+//!   acknowledgement step is emulated ("You must first acknowledge" never happens).
+//!   `DELETE /api/v2/project/{key}` answers `{dryRun, projectKey, projectId, deleted}`.
 //! - Purposes: subpurposes are stored flat under their full dotted name, each must start with its
 //!   parent's name plus "."; a name used outside the hierarchy, or posting a subpurpose as a
 //!   root, is 400. V1 items add `parent` and `subpurposes` (child names); `acknowledgement` is
-//!   inherited from the nearest ancestor, else a fixed default text. `reAcknowledgeRequired` is
-//!   validated and ignored.
+//!   inherited from the nearest ancestor, else a fixed default text.
 //! - `GET /tag` lists tags currently on data sources (disabled ones included) or projects, with
 //!   ids stable from first use; policy circumstance tags do not create tags.
 //! - V1 data-source items follow the documented example (no `connectionKey`; `connectionString`
 //!   is `<username>@<hostname>:<port>/<database>`, parts omitted when absent; `status`
 //!   `passed`); the detail adds `sqlTableName`, `remoteDatabase`, `query`, `documentation`,
 //!   `owners`, `tags` and `columns` (each with its `tags`).
+//!
+//! **Query parameters with no emulated effect**
+//!
+//! Immuta documents an effect for each of these, but on something the emulator does not model,
+//! so nothing a client can read changes. Each is validated and otherwise ignored: booleans are
+//! `true`/`false`/`1`/`0` (empty = `true`), `wait` any number; anything else is 400 naming the
+//! parameter. The answer is the same with or without them.
+//! - `wait` (`POST /api/v2/data`): "seconds to wait for data sources to be created". Creation
+//!   is synchronous here, so every data source is listed before the answer, whatever `wait`.
+//! - `reCertify` (`POST /api/v2/policy`): someone must re-certify the policy on the impacted data
+//!   sources. There is no certification workflow, and no documented read shows its state.
+//! - `deleteDataSourcesOnWorkspaceDelete` (`POST /api/v2/project`): removing a workspace deletes
+//!   the data and data sources *of the workspace*. The emulator has no workspace data (derived
+//!   data sources cannot be created), so nothing is deleted; the data sources the project lists
+//!   in `datasources` are registered data, not workspace data, and are kept.
+//! - `reAcknowledgeRequired` (`POST /api/v2/purpose`): members of projects using the purpose
+//!   must acknowledge the changed statement again. There are no project members and no
+//!   acknowledgement step, so V1 `acknowledgeRequired` stays `false` (its meaning is not
+//!   documented, so it is not tied to this parameter).
 //!
 //! **Licenses**
 //! - Test key format: `IMMUTA-TEST;seats=N;expires=YYYY-MM-DD[;features=A,B][;softSeats=N]

@@ -54,6 +54,31 @@ pub const CIRCUMSTANCE_TYPES: &[&str] =
 /// Masking field selector types.
 pub const FIELD_TYPES: &[&str] = &["columnTags", "noTags", "anyTag"];
 
+/// The fields that tell a document's kind (see `validate`): exactly one of them, or none and a
+/// `name` for a purpose.
+pub const NATURAL_KEYS: &[&str] =
+    &["connectionKey", "policyKey", "projectKey", "licenseKey", "licensekey"];
+
+/// A purpose is a document with `name` and none of the [`NATURAL_KEYS`]: without this, any
+/// policy or project (they have a `name`) would also match the purpose schema, and an editor
+/// would accept it whatever its errors.
+fn no_natural_key(schema: &mut Schema) {
+    let any: Vec<serde_json::Value> =
+        NATURAL_KEYS.iter().map(|k| serde_json::json!({"required": [k]})).collect();
+    schema.insert("not".to_owned(), serde_json::json!({"anyOf": any}));
+}
+
+/// Documented spelling drift of field names, as `(preferred, also accepted)`: the serde aliases
+/// of the models below. The JSON Schema offers both spellings, and writing both in one mapping
+/// is an error (the tool cannot tell which one the tenant reads).
+pub const SPELLINGS: &[(&str, &str)] = &[
+    ("allowMaskedJoins", "allowedMaskedJoins"),
+    ("requiredPermission", "requiredPermissions"),
+    ("keyName", "key"),
+    ("userFilename", "fileName"),
+    ("licenseKey", "licensekey"),
+];
+
 fn open_enum(values: &[&str], description: &str) -> Schema {
     json_schema!({
         "description": description,
@@ -82,6 +107,45 @@ fn field_type_schema(_: &mut SchemaGenerator) -> Schema {
 
 fn any_value_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({})
+}
+
+/// Offers the accepted spellings of [`SPELLINGS`] next to the preferred ones in a struct's
+/// schema: the alias gets the same schema; a required field is satisfied by exactly one of its
+/// spellings, and an optional one may be written under one spelling only.
+fn spellings(schema: &mut Schema) {
+    let Some(object) = schema.as_object_mut() else { return };
+    let mut rules = Vec::new();
+    if let Some(serde_json::Value::Object(properties)) = object.get_mut("properties") {
+        for (preferred, alias) in SPELLINGS {
+            if let Some(property) = properties.get(*preferred).cloned() {
+                properties.insert((*alias).to_owned(), property);
+                rules.push((*preferred, *alias));
+            }
+        }
+    }
+    for (preferred, alias) in rules {
+        let required = match object.get_mut("required") {
+            Some(serde_json::Value::Array(list)) => {
+                let before = list.len();
+                list.retain(|f| f != preferred);
+                list.len() != before
+            }
+            _ => false,
+        };
+        if object.get("required").and_then(serde_json::Value::as_array).is_some_and(Vec::is_empty) {
+            object.remove("required");
+        }
+        let rule = if required {
+            serde_json::json!({"oneOf": [{"required": [preferred]}, {"required": [alias]}]})
+        } else {
+            serde_json::json!({"not": {"required": [preferred, alias]}})
+        };
+        if let serde_json::Value::Array(all) =
+            object.entry("allOf").or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        {
+            all.push(rule);
+        }
+    }
 }
 
 /// A value of any shape (kept and posted as written; not checked here).
@@ -188,8 +252,12 @@ pub struct DataSourceSpec {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
+    // Every documented example has one, but the docs never say it is required, and one of them
+    // (cut off) has none: `validate` warns when it is missing. With `schema_with`, `default` is
+    // what keeps the field optional in the schema.
+    #[serde(default)]
     #[schemars(schema_with = "handler_schema")]
-    pub handler: String,
+    pub handler: Option<String>,
     pub hostname: Option<String>,
     pub port: Option<u16>,
     pub ssl: Option<bool>,
@@ -227,6 +295,7 @@ pub struct Connection {
 /// A key file uploaded with the connection (base64 content).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = spellings)]
 pub struct UserFile {
     /// For example `PRIV_KEY_FILE`, `KeyFilePath`, `oauth client certificate`.
     #[serde(alias = "key")]
@@ -435,6 +504,7 @@ pub struct SubscriptionActions {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = spellings)]
 pub struct Approval {
     pub specific_approver_required: Option<bool>,
     /// `OWNER`, `GOVERNANCE`... (also accepted as `requiredPermissions`).
@@ -513,6 +583,7 @@ pub struct DataAction {
 
 /// The kinds of data-policy rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(transform = rule_type_spellings)]
 pub enum RuleType {
     #[serde(rename = "Masking")]
     Masking,
@@ -534,13 +605,43 @@ pub enum RuleType {
     RowRestrictionByCustomWhereClause,
 }
 
+/// Every spelling of a rule type that is accepted: the serde names and aliases of [`RuleType`].
+pub const RULE_TYPES: &[&str] = &[
+    "Masking",
+    "Minimization",
+    "Purpose Restriction",
+    "Time Restriction",
+    "Row Restriction By User Entitlements",
+    "Row Restriction by User Entitlements",
+    "Row Restriction by Custom Where Clause",
+    "Row Restriction By Custom Where Clause",
+];
+
+impl RuleType {
+    /// The accepted spellings of this rule type (the documented `By`/`by` drift).
+    pub fn spellings(self) -> &'static [&'static str] {
+        match self {
+            RuleType::Masking => &RULE_TYPES[0..1],
+            RuleType::Minimization => &RULE_TYPES[1..2],
+            RuleType::PurposeRestriction => &RULE_TYPES[2..3],
+            RuleType::TimeRestriction => &RULE_TYPES[3..4],
+            RuleType::RowRestrictionByUserEntitlements => &RULE_TYPES[4..6],
+            RuleType::RowRestrictionByCustomWhereClause => &RULE_TYPES[6..8],
+        }
+    }
+}
+
+/// The schema of [`RuleType`] lists the aliases too: editors must accept what the loader does.
+fn rule_type_spellings(schema: &mut Schema) {
+    schema.insert("enum".to_owned(), serde_json::json!(RULE_TYPES));
+}
+
 /// One rule of a data-policy action. `config` depends on `type` (checked separately).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     #[serde(rename = "type")]
     pub kind: RuleType,
-    #[schemars(schema_with = "rule_config_schema")]
     pub config: Option<AnyValue>,
     /// The users the rule is meant for. With inclusions, add a second rule for everyone else.
     pub inclusions: Option<Inclusions>,
@@ -548,15 +649,58 @@ pub struct Rule {
     pub exceptions: Option<Exceptions>,
 }
 
-fn rule_config_schema(g: &mut SchemaGenerator) -> Schema {
-    let masking = g.subschema_for::<MaskingRuleConfig>();
-    let predicate = g.subschema_for::<WhereClauseRuleConfig>();
-    let entitlements = g.subschema_for::<EntitlementsRuleConfig>();
-    json_schema!({
-        "description": "Rule configuration: masking (`fields`, `maskingConfig`), custom where clause \
-                        (`predicate`), user entitlements (`matches`), or another rule type's config.",
-        "anyOf": [ masking, predicate, entitlements, { "type": "object" } ]
-    })
+/// Written by hand: whether `config` is required, and its shape, depend on `type`, as in
+/// `validate` (Masking, both row restrictions: required and typed; the rest: not checked).
+impl JsonSchema for Rule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rule".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let kind = g.subschema_for::<RuleType>();
+        let mut inclusions = g.subschema_for::<Option<Inclusions>>();
+        inclusions.insert(
+            "description".to_owned(),
+            "The users the rule is meant for. With inclusions, add a second rule for everyone \
+             else."
+                .into(),
+        );
+        let mut exceptions = g.subschema_for::<Option<Exceptions>>();
+        exceptions.insert("description".to_owned(), "The users the rule does not apply to.".into());
+        let needs = |spellings: &[&str], config: Schema| {
+            json_schema!({
+                "if": { "properties": { "type": { "enum": spellings } }, "required": ["type"] },
+                "then": { "properties": { "config": config }, "required": ["config"] }
+            })
+        };
+        let all_of = [
+            needs(RuleType::Masking.spellings(), g.subschema_for::<MaskingRuleConfig>()),
+            needs(
+                RuleType::RowRestrictionByCustomWhereClause.spellings(),
+                g.subschema_for::<WhereClauseRuleConfig>(),
+            ),
+            needs(
+                RuleType::RowRestrictionByUserEntitlements.spellings(),
+                g.subschema_for::<EntitlementsRuleConfig>(),
+            ),
+        ];
+        json_schema!({
+            "description": "One rule of a data-policy action. `config` depends on `type`.",
+            "type": "object",
+            "properties": {
+                "type": kind,
+                "config": {
+                    "description": "Rule configuration: masking (`fields`, `maskingConfig`), custom \
+                                    where clause (`predicate`), user entitlements (`matches`); \
+                                    optional, and not checked, for the other rule types."
+                },
+                "inclusions": inclusions,
+                "exceptions": exceptions
+            },
+            "required": ["type"],
+            "allOf": all_of
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -657,7 +801,7 @@ pub struct EntitlementMatch {
 /// A project (`POST /api/v2/project`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(title = "Project")]
+#[schemars(title = "Project", transform = spellings)]
 pub struct ProjectSpec {
     pub project_key: String,
     pub name: String,
@@ -700,7 +844,7 @@ pub enum WorkspaceType {
 /// A purpose and its subpurposes (`POST /api/v2/purpose`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(title = "Purpose")]
+#[schemars(title = "Purpose", transform = no_natural_key)]
 pub struct PurposeSpec {
     pub name: String,
     pub description: Option<String>,
@@ -726,7 +870,7 @@ pub struct Subpurpose {
 /// An Immuta license key (`POST /admin/license`). Keep the key out of Git: `${ENV_VAR}`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(title = "License key")]
+#[schemars(title = "License key", transform = spellings)]
 pub struct LicenseSpec {
     #[serde(alias = "licensekey")]
     pub license_key: String,

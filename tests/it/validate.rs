@@ -91,19 +91,17 @@ fn every_payload_example_of_the_immuta_docs_validates_without_errors() {
         let (desired, diags) = spec::load(&snapshot, &LoadOptions::with_env(env.clone()));
         let errors: Vec<String> =
             diags.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
-        if name == "example-03.yaml" {
-            // The reference marks this Databricks OAuth example "truncated in source": the text
-            // stops in the middle of `httpPath`, so `handler` (required) is cut off too.
-            assert_eq!(errors.len(), 1, "{errors:#?}");
-            assert!(errors[0].contains("missing required field `handler`"), "{errors:#?}");
-            continue;
-        }
         assert!(errors.is_empty(), "{name}: {errors:#?}");
         assert!(!desired.objects.is_empty(), "{name}");
         warnings.extend(diags.iter().map(|d| d.to_string()));
     }
-    // Expected warnings only: placeholders the docs themselves left truncated, the purposes the
-    // project examples name without defining them, and the docs' own placeholder secrets.
+    // Expected warnings only, each one a user should see:
+    // - example-03 (Databricks OAuth, cut off in the docs) has no `handler`; Immuta needs one
+    //   and the `httpPath` says which;
+    // - example-07's owner-restriction policy keeps the docs' `type: ...` placeholder, which is
+    //   no masking type;
+    // - example-10's projects name purposes that no spec in the example defines (a warning
+    //   offline; `plan` checks them against the tenant).
     insta::assert_snapshot!("immuta_api_example_warnings", warnings.join("\n"));
 }
 
@@ -264,4 +262,252 @@ fn a_plan_saved_in_the_spec_root_is_not_a_spec() {
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("1 valid object in 2 files"), "{text}");
+}
+
+/// The subset of JSON Schema draft-07 that `schemars` emits, checked strictly enough to catch a
+/// schema that rejects a valid document. No JSON-Schema crate is a dependency, so this is a
+/// small checker of its own; a keyword it does not know fails the test instead of being
+/// silently ignored.
+mod draft07 {
+    use serde_json::{Map, Value};
+
+    /// Annotations: no effect on validity.
+    const ANNOTATIONS: &[&str] =
+        &["$schema", "title", "description", "definitions", "default", "format", "examples"];
+
+    /// Every reason `value` does not match `schema`, as `path: reason` lines.
+    pub fn errors(root: &Value, schema: &Value, value: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        check(root, schema, value, "$", &mut out);
+        out
+    }
+
+    fn check(root: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+        let schema = match schema {
+            Value::Bool(true) => return,
+            Value::Bool(false) => return out.push(format!("{at}: nothing is allowed here")),
+            Value::Object(s) => s,
+            other => panic!("not a schema: {other}"),
+        };
+        for (keyword, arg) in schema {
+            match keyword.as_str() {
+                k if ANNOTATIONS.contains(&k) => {}
+                "$ref" => {
+                    let name = arg.as_str().and_then(|r| r.strip_prefix("#/definitions/"));
+                    let target = name.and_then(|n| root["definitions"].get(n));
+                    let target = target.unwrap_or_else(|| panic!("unresolved $ref {arg}"));
+                    check(root, target, value, at, out);
+                }
+                "type" => {
+                    let types: Vec<&str> = match arg {
+                        Value::String(t) => vec![t.as_str()],
+                        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+                        other => panic!("bad type {other}"),
+                    };
+                    if !types.iter().any(|t| has_type(value, t)) {
+                        out.push(format!("{at}: expected {types:?}, found {value}"));
+                    }
+                }
+                "enum" => {
+                    if !arg.as_array().is_some_and(|vs| vs.contains(value)) {
+                        out.push(format!("{at}: {value} is not one of {arg}"));
+                    }
+                }
+                "const" if arg != value => out.push(format!("{at}: {value} is not {arg}")),
+                "const" => {}
+                "minimum" | "maximum" => {
+                    if let (Some(n), Some(limit)) = (value.as_f64(), arg.as_f64())
+                        && (if keyword == "minimum" { n < limit } else { n > limit })
+                    {
+                        out.push(format!("{at}: {n} is out of range ({keyword} {limit})"));
+                    }
+                }
+                "required" => {
+                    if let Value::Object(map) = value {
+                        for field in arg.as_array().into_iter().flatten().filter_map(Value::as_str)
+                        {
+                            if !map.contains_key(field) {
+                                out.push(format!("{at}: missing required `{field}`"));
+                            }
+                        }
+                    }
+                }
+                "properties" | "additionalProperties" => {
+                    if let Value::Object(map) = value {
+                        properties(root, schema, keyword, map, at, out);
+                    }
+                }
+                "items" => {
+                    if let Value::Array(items) = value {
+                        for (i, item) in items.iter().enumerate() {
+                            check(root, arg, item, &format!("{at}[{i}]"), out);
+                        }
+                    }
+                }
+                "allOf" => {
+                    for sub in arg.as_array().into_iter().flatten() {
+                        check(root, sub, value, at, out);
+                    }
+                }
+                "anyOf" | "oneOf" => {
+                    let subs: Vec<&Value> = arg.as_array().into_iter().flatten().collect();
+                    let matching = subs.iter().filter(|s| errors_at(root, s, value, at)).count();
+                    let ok = if keyword == "anyOf" { matching >= 1 } else { matching == 1 };
+                    if !ok {
+                        out.push(format!("{at}: {matching} of the {keyword} branches match"));
+                    }
+                }
+                "not" => {
+                    if errors_at(root, arg, value, at) {
+                        out.push(format!("{at}: matches a schema it must not match: {arg}"));
+                    }
+                }
+                "if" => {
+                    let branch = if errors_at(root, arg, value, at) { "then" } else { "else" };
+                    if let Some(sub) = schema.get(branch) {
+                        check(root, sub, value, at, out);
+                    }
+                }
+                "then" | "else" => {} // through "if"
+                other => panic!("the schema uses `{other}`, which this checker does not know"),
+            }
+        }
+    }
+
+    /// Whether `value` matches `schema` (no errors).
+    fn errors_at(root: &Value, schema: &Value, value: &Value, at: &str) -> bool {
+        let mut out = Vec::new();
+        check(root, schema, value, at, &mut out);
+        out.is_empty()
+    }
+
+    fn properties(
+        root: &Value,
+        schema: &Map<String, Value>,
+        keyword: &str,
+        map: &Map<String, Value>,
+        at: &str,
+        out: &mut Vec<String>,
+    ) {
+        let declared = schema.get("properties").and_then(Value::as_object);
+        for (key, v) in map {
+            let path = format!("{at}.{key}");
+            match (keyword, declared.and_then(|d| d.get(key))) {
+                ("properties", Some(sub)) => check(root, sub, v, &path, out),
+                ("additionalProperties", None) => {
+                    check(root, &schema["additionalProperties"], v, &path, out);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn has_type(value: &Value, t: &str) -> bool {
+        match t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "number" => value.is_number(),
+            "integer" => value.is_i64() || value.is_u64(),
+            other => panic!("unknown type {other}"),
+        }
+    }
+}
+
+/// Every document of a spec file as JSON (the `gitops:` block included: the schema covers it).
+fn documents(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let json = path.extension().is_some_and(|e| e == "json");
+    spec::node::parse_documents(&text, json, &spec::node::Limits::default())
+        .into_iter()
+        .map(|d| d.result.unwrap_or_else(|e| panic!("{}: {e:?}", path.display())).to_json())
+        .collect()
+}
+
+#[test]
+fn every_documented_example_and_example_spec_matches_the_schema() {
+    let spec_schema: serde_json::Value =
+        serde_json::from_str(&spec::schema::spec_schema()).unwrap();
+    let settings_schema: serde_json::Value =
+        serde_json::from_str(&spec::schema::settings_schema()).unwrap();
+    let mut files = Vec::new();
+    for dir in [fixture("immuta-api-examples"), repo_root().join("specs-example")] {
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if spec::is_spec_file(&path.to_string_lossy()) {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(files.len(), 13 + 11, "{files:#?}");
+    let mut problems = Vec::new();
+    for path in &files {
+        let schema =
+            if path.ends_with("immuta-gitops.yaml") { &settings_schema } else { &spec_schema };
+        for (i, doc) in documents(path).iter().enumerate() {
+            for e in draft07::errors(schema, schema, doc) {
+                problems.push(format!("{} (document {}): {e}", path.display(), i + 1));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn the_schema_accepts_the_spellings_validate_accepts_and_still_rejects_errors() {
+    let schema: serde_json::Value = serde_json::from_str(&spec::schema::spec_schema()).unwrap();
+    let policy = |rule: serde_json::Value| {
+        serde_json::json!({"policyKey": "k", "name": "K", "type": "data",
+                           "actions": [{"rules": [rule]}]})
+    };
+    let valid = [
+        policy(serde_json::json!({"type": "Minimization"})),
+        policy(serde_json::json!({"type": "Time Restriction"})),
+        policy(serde_json::json!({"type": "Purpose Restriction", "config": {"anything": 1}})),
+        policy(serde_json::json!({"type": "Row Restriction By Custom Where Clause",
+                                  "config": {"predicate": "a = 1"}})),
+        policy(serde_json::json!({"type": "Row Restriction by User Entitlements",
+                                  "config": {"matches": [{"type": "attribute"}]}})),
+        serde_json::json!({"licensekey": "${LICENSE}"}),
+        serde_json::json!({"licenseKey": "${LICENSE}"}),
+        serde_json::json!({"projectKey": "p", "name": "P", "allowedMaskedJoins": true}),
+        serde_json::json!({"connectionKey": "c", "connection": {"hostname": "h", "userFiles":
+            [{"key": "PRIV_KEY_FILE", "fileName": "k.p8", "content": "${K}"}]}}),
+    ];
+    for doc in &valid {
+        let errors = draft07::errors(&schema, &schema, doc);
+        assert!(errors.is_empty(), "{doc}: {errors:#?}");
+        // The loader agrees (errors only; a missing handler is a warning).
+        let text = serde_json::to_string(doc).unwrap();
+        let (_, diags) = spec::load(
+            &Snapshot::from_texts([("d.json", text)]),
+            &LoadOptions::with_env(["LICENSE".to_owned(), "K".to_owned()]),
+        );
+        assert!(diags.iter().all(|d| d.severity == Severity::Warning), "{doc}: {diags:#?}");
+    }
+    let invalid = [
+        policy(serde_json::json!({"type": "Masking"})),
+        policy(serde_json::json!({"type": "Row Restriction by Custom Where Clause"})),
+        policy(serde_json::json!({"type": "Row Restriction BY User Entitlements", "config": {}})),
+        serde_json::json!({"licenseKey": "a", "licensekey": "b"}),
+        serde_json::json!({"projectKey": "p", "name": "P", "allowMaskedJoins": true,
+                           "allowedMaskedJoins": true}),
+        serde_json::json!({"projectKey": "p", "policyKey": "p", "name": "P"}),
+        serde_json::json!({"name": "P", "subpurposes": "not a list"}),
+    ];
+    for doc in &invalid {
+        assert!(!draft07::errors(&schema, &schema, doc).is_empty(), "accepted: {doc}");
+        let text = serde_json::to_string(doc).unwrap();
+        let (_, diags) =
+            spec::load(&Snapshot::from_texts([("d.json", text)]), &LoadOptions::default());
+        assert!(diags.iter().any(|d| d.severity == Severity::Error), "{doc}: {diags:#?}");
+    }
 }

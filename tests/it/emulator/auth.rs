@@ -1,5 +1,7 @@
 //! API keys, bearer tokens and permissions.
 
+use std::time::Duration;
+
 use immuta_gitops::emulator::{ADMIN_KEY, ApiKey, EmulatorConfig, Permission};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -111,4 +113,62 @@ async fn a_key_without_the_needed_permission_gets_403_naming_it() {
         t.send(Method::GET, "/dataSource", Some(ADMIN_KEY), None).await.status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn tokens_expire_after_their_ttl() {
+    let ttl = Duration::from_millis(300);
+    let t = Tenant::start_with(EmulatorConfig { token_ttl: ttl, ..Default::default() }).await;
+    let token = t
+        .send(Method::POST, "/bim/apikey/authenticate", None, Some(&json!({"apikey": ADMIN_KEY})))
+        .await
+        .body["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+    assert_eq!(t.send(Method::GET, "/project", Some(&bearer), None).await.status, StatusCode::OK);
+
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let expired = t.send(Method::GET, "/project", Some(&bearer), None).await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert!(expired.message().contains("expired"), "{}", expired.message());
+    // The key itself does not expire, and a new token works again.
+    assert_eq!(t.send(Method::GET, "/project", Some(ADMIN_KEY), None).await.status, StatusCode::OK);
+    let fresh = t.send(Method::POST, "/bim/apikey/authenticate", Some(ADMIN_KEY), None).await;
+    let fresh = format!("Bearer {}", fresh.body["token"].as_str().expect("a token"));
+    assert_eq!(t.send(Method::GET, "/project", Some(&fresh), None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_license_endpoint_needs_application_admin() {
+    let everything_else =
+        [Permission::CreateDataSource, Permission::Governance, Permission::CreateProject];
+    let config = EmulatorConfig {
+        api_keys: vec![ApiKey::admin("admin"), ApiKey::with("governor", everything_else)],
+        ..Default::default()
+    };
+    let t = Tenant::start_with(config).await;
+    let key = json!({"licenseKey": "IMMUTA-TEST;seats=5;expires=2099-01-01"});
+    let added = t.send(Method::POST, "/admin/license", Some("admin"), Some(&key)).await;
+    assert_eq!(added.status, StatusCode::OK);
+    let id = added.body["id"].clone();
+    let before = t.send(Method::GET, "/admin/license", Some("admin"), None).await.body;
+
+    let other = json!({"licensekey": "IMMUTA-TEST;seats=9;expires=2099-01-01"});
+    let delete = format!("/admin/license/{id}");
+    let checks = [
+        (Method::POST, "/admin/license", Some(&other)),
+        (Method::GET, "/admin/license", None),
+        (Method::DELETE, delete.as_str(), None),
+        (Method::GET, "/admin/license/licenseStatus", None),
+        (Method::GET, "/admin/license/usage?offset=0&size=10", None),
+    ];
+    for (method, path, body) in checks {
+        let answer = t.send(method.clone(), path, Some("governor"), body).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert!(answer.message().contains("APPLICATION_ADMIN"), "{path}: {}", answer.message());
+    }
+    // Nothing was added or deleted.
+    assert_eq!(t.send(Method::GET, "/admin/license", Some("admin"), None).await.body, before);
 }

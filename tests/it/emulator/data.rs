@@ -474,3 +474,27 @@ async fn tampering_is_reported_by_the_next_identical_post() {
     t.control(Method::DELETE, &format!("/objects/datasource/{id}"), None).await;
     assert_eq!(t.post_data(&payload).await.names("creating"), ["public a"]);
 }
+
+#[tokio::test]
+async fn wait_is_accepted_and_creation_is_done_before_the_answer_whatever_its_value() {
+    let t = tenant_with_catalog(&[("PUBLIC", &["CUSTOMERS"])]).await;
+    let payload = data_payload("acme", HOST, "ANALYTICS", None);
+    let dry = t.post("/api/v2/data?dryRun=true", &payload).await;
+    // `wait=-1` means "wait indefinitely" to Immuta; the emulator has nothing pending.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        t.post("/api/v2/data?wait=-1", &payload),
+    )
+    .await
+    .expect("wait=-1 answers at once");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.names("creating"), dry.names("creating"));
+    assert_eq!(answer.names("creating"), ["public customers"]);
+    assert!(t.data_source("public customers").await.is_some(), "listed before the answer");
+    let again = t.post("/api/v2/data?wait=2.5", &payload).await;
+    assert_eq!(again.names("noChange"), ["public customers"]);
+
+    let bad = t.post("/api/v2/data?wait=soon", &payload).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.message().contains("wait"), "{}", bad.message());
+}

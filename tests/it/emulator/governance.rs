@@ -375,3 +375,149 @@ async fn a_deleted_subpurpose_is_recreated_by_the_next_post() {
     assert_eq!(t.post("/api/v2/purpose", &full).await.body["updating"], true);
     assert_eq!(t.get("/governance/purpose").await.body["count"], 2);
 }
+
+/// What a client can read back about projects, purposes and tags, plus the whole store.
+async fn tenant_view(t: &Tenant) -> Value {
+    let projects = t.get("/project?size=100").await.body;
+    let mut details = Vec::new();
+    for p in projects["hits"].as_array().into_iter().flatten() {
+        let detail = t.get(&format!("/project/{}", p["id"])).await.body;
+        let members = t.get(&format!("/project/{}/dataSources", p["id"])).await.body;
+        details.push(json!({"detail": detail, "dataSources": members}));
+    }
+    json!({
+        "projects": projects,
+        "details": details,
+        "purposes": t.get("/governance/purpose").await.body,
+        "tags": t.get("/tag").await.body,
+        "store": t.state().await,
+    })
+}
+
+#[tokio::test]
+async fn dry_runs_of_projects_and_purposes_change_nothing() {
+    let t = Tenant::start().await;
+    t.post_data(&data_payload("acme", "h", "d", Some(tables(&["A", "B"])))).await;
+    let empty = tenant_view(&t).await;
+
+    // Dry-run creates: the answers say what would happen; nothing is stored.
+    let purpose = hierarchy(json!([{"name": "Research.Clinical"}]));
+    let dry = t.post("/api/v2/purpose?dryRun=true", &purpose).await;
+    assert_eq!(
+        dry.body,
+        json!({"dryRun": true, "creating": true, "updating": false, "purposeId": null})
+    );
+    assert_eq!(tenant_view(&t).await, empty);
+    let project = json!({"projectKey": "analytics", "name": "Analytics",
+                         "datasources": ["public a"], "tags": ["Team.Risk"]});
+    let dry = t.post("/api/v2/project?dryRun=true", &project).await;
+    assert_eq!(dry.status, StatusCode::OK, "{:?}", dry.body);
+    assert_eq!(dry.body["creating"], true);
+    assert_eq!(dry.body["projectId"], Value::Null);
+    assert_eq!(dry.body["numberOfDataSourcesAdded"], 1);
+    assert_eq!(tenant_view(&t).await, empty);
+
+    // Dry-run updates of real objects.
+    t.post("/api/v2/purpose", &purpose).await;
+    let project = json!({"projectKey": "analytics", "name": "Analytics",
+                         "datasources": ["public a"], "purposes": ["Research.Clinical"]});
+    let id = t.post("/api/v2/project", &project).await.body["projectId"].clone();
+    let stored = tenant_view(&t).await;
+
+    let changed = hierarchy(json!([{"name": "Research.Market"}]));
+    let dry = t.post("/api/v2/purpose?dryRun=true", &changed).await;
+    // Dropping `Research.Clinical` would be refused: the project uses it. A dry run says so.
+    assert_eq!(dry.status, StatusCode::CONFLICT, "{:?}", dry.body);
+    let acknowledged = json!({"name": "Research", "acknowledgement": "New",
+        "subpurposes": [{"name": "Research.Clinical"}, {"name": "Research.Market"}]});
+    let dry = t.post("/api/v2/purpose?dryRun=true", &acknowledged).await;
+    assert_eq!(dry.body["updating"], true);
+    let moved = json!({"projectKey": "analytics", "name": "Renamed", "datasources": ["public b"],
+                       "workspace": {"type": "snowflake", "config": {"schema": "NATIVE"}}});
+    let dry = t.post("/api/v2/project?dryRun=true", &moved).await;
+    assert_eq!(
+        dry.body,
+        json!({"dryRun": true, "creating": false, "updating": true,
+               "numberOfDataSourcesAdded": 1, "numberOfDataSourcesRemoved": 1,
+               "creatingWorkspace": true, "deletingWorkspace": false, "projectId": id})
+    );
+    assert_eq!(tenant_view(&t).await, stored);
+
+    // A dry-run delete answers what it would delete and keeps it; an unknown key is 404.
+    let dry = t.delete("/api/v2/project/analytics?dryRun=true").await;
+    assert_eq!(dry.status, StatusCode::OK);
+    assert_eq!(
+        dry.body,
+        json!({"dryRun": true, "projectKey": "analytics", "projectId": id, "deleted": false})
+    );
+    assert_eq!(tenant_view(&t).await, stored);
+    assert_eq!(t.delete("/api/v2/project/nope?dryRun=true").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(t.delete("/api/v2/project/analytics").await.body["deleted"], true);
+    assert_eq!(t.get(&format!("/project/{id}")).await.status, StatusCode::NOT_FOUND);
+}
+
+/// A parameter with no emulated effect (see "Query parameters" in the emulator's docs) must be
+/// accepted, change no answer, and be rejected (400 naming it) when it is not a boolean.
+async fn accepted_without_effect(t: &Tenant, path: &str, param: &str, payload: &Value) {
+    let plain = t.post(&format!("{path}?dryRun=true"), payload).await;
+    let with = t.post(&format!("{path}?dryRun=true&{param}=true"), payload).await;
+    assert_eq!(with.status, StatusCode::OK, "{param}: {:?}", with.body);
+    assert_eq!(with.body, plain.body, "{param} changes the answer");
+    let bad = t.post(&format!("{path}?{param}=maybe"), payload).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.message().contains(param), "{}", bad.message());
+}
+
+#[tokio::test]
+async fn re_certify_is_accepted_and_changes_nothing_observable() {
+    let t = Tenant::start().await;
+    let mut policy = masking_policy("mask-pii", "Hash");
+    policy["certification"] = json!({"label": "Certified", "text": "Reviewed"});
+    t.post("/api/v2/policy", &policy).await;
+    policy["certification"]["text"] = json!("Reviewed again");
+    accepted_without_effect(&t, "/api/v2/policy", "reCertify", &policy).await;
+
+    let updated = t.post("/api/v2/policy?reCertify=true", &policy).await;
+    assert_eq!(updated.body["updating"], true);
+    let listed = t.get("/policy/global").await;
+    assert_eq!(listed.body[0]["certification"], policy["certification"]);
+}
+
+#[tokio::test]
+async fn removing_a_workspace_with_delete_data_sources_keeps_the_projects_data_sources() {
+    let t = Tenant::start().await;
+    t.post_data(&data_payload("acme", "h", "d", Some(tables(&["A", "B"])))).await;
+    let with_workspace = json!({"projectKey": "p", "name": "P", "datasources": ["public a"],
+        "workspace": {"type": "databricks", "config": {"database": "native"}}});
+    let id = t.post("/api/v2/project", &with_workspace).await.body["projectId"].clone();
+    let without = json!({"projectKey": "p", "name": "P", "datasources": ["public a"]});
+    accepted_without_effect(&t, "/api/v2/project", "deleteDataSourcesOnWorkspaceDelete", &without)
+        .await;
+
+    let removed = t.post("/api/v2/project?deleteDataSourcesOnWorkspaceDelete=true", &without).await;
+    assert_eq!(removed.body["deletingWorkspace"], true);
+    assert_eq!(removed.body["numberOfDataSourcesRemoved"], 0);
+    // The emulator has no workspace data: registered data sources stay, members included.
+    let names: Vec<Value> = t.data_sources().await.iter().map(|d| d["name"].clone()).collect();
+    assert_eq!(names, [json!("public a"), json!("public b")]);
+    let members = t.get(&format!("/project/{id}/dataSources")).await;
+    assert_eq!(members.body["dataSources"][0]["name"], "public a");
+    assert_eq!(t.get(&format!("/project/{id}")).await.body["workspace"], Value::Null);
+}
+
+#[tokio::test]
+async fn re_acknowledge_required_is_accepted_and_changes_nothing_observable() {
+    let t = Tenant::start().await;
+    t.post("/api/v2/purpose", &hierarchy(json!([{"name": "Research.Clinical"}]))).await;
+    let project = json!({"projectKey": "p", "name": "P", "purposes": ["Research.Clinical"]});
+    let id = t.post("/api/v2/project", &project).await.body["projectId"].clone();
+    let changed = json!({"name": "Research", "acknowledgement": "A new statement",
+                         "subpurposes": [{"name": "Research.Clinical"}]});
+    accepted_without_effect(&t, "/api/v2/purpose", "reAcknowledgeRequired", &changed).await;
+
+    let updated = t.post("/api/v2/purpose?reAcknowledgeRequired=true", &changed).await;
+    assert_eq!(updated.body["updating"], true);
+    let purposes = t.get("/governance/purpose").await;
+    assert_eq!(purposes.body["purposes"][1]["acknowledgement"], "A new statement");
+    assert_eq!(t.get(&format!("/project/{id}")).await.body["acknowledgeRequired"], false);
+}
