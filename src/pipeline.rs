@@ -79,16 +79,19 @@ impl Error {
 /// Result alias of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Loads the specs of a snapshot and checks that every `${file:...}` can be read.
+/// Loads the specs of a snapshot and checks that every `${file:...}` can be read (unless the
+/// load is offline: no secret value is ever read then).
 pub fn load(
     snapshot: &Snapshot,
     options: &LoadOptions,
     secrets_dir: &std::path::Path,
 ) -> (Desired, Vec<Diagnostic>) {
     let (desired, mut diags) = spec::load(snapshot, options);
-    let source = ProcessSecrets::new(secrets_dir).with_defaults(desired.env_defaults.clone());
-    diags.extend(secret_store::check_files(&desired, &source));
-    crate::diagnostic::sort(&mut diags);
+    if !options.offline {
+        let source = ProcessSecrets::new(secrets_dir).with_defaults(desired.env_defaults.clone());
+        diags.extend(secret_store::check_files(&desired, &source));
+        crate::diagnostic::sort(&mut diags);
+    }
     (desired, diags)
 }
 
@@ -112,17 +115,84 @@ pub fn targets<'a>(
     source: Option<&dyn SecretSource>,
     salt: &str,
 ) -> Result<Vec<Target<'a>>> {
-    desired
-        .objects
-        .iter()
-        .map(|o| {
-            let comparable = plan::comparable(o, source, salt).map_err(|source| Error::Secret {
-                object: format!("{} ({})", o.label(), o.location),
-                source,
-            })?;
-            Ok(Target { object: o, comparable })
-        })
-        .collect()
+    crate::parallel::map(&desired.objects, 32, |o| {
+        let comparable = plan::comparable(o, source, salt).map_err(|source| Error::Secret {
+            object: format!("{} ({})", o.label(), o.location),
+            source,
+        })?;
+        Ok(Target::new(o, comparable))
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The salt of the offline state [`base_state`] builds: both sides of `plan --base` keep
+/// placeholders as written, so no secret is digested.
+pub const OFFLINE_SALT: &str = "base";
+
+/// What [`base_state`] read.
+#[derive(Debug)]
+pub struct Base {
+    /// The base revision's objects, as if they had been applied.
+    pub state: State,
+    /// Diagnostics of the base revision's files that were loaded.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The state a base revision describes, for `plan --base` (offline: `options.offline`, targets
+/// made with [`OFFLINE_SALT`] and no secret source): every object of the `base` specs as if it
+/// had been applied.
+///
+/// A file whose bytes are the same in both revisions holds the same objects, so when the
+/// settings and env files (which change how every file loads) are the same too, only the files
+/// that differ are loaded, and the objects of the others are taken from `current`'s targets.
+/// A pull request that changes a few files of a large tree costs a few files, not a tree.
+pub fn base_state(
+    base: &Snapshot,
+    current: &Snapshot,
+    current_targets: &[Target<'_>],
+    options: &LoadOptions,
+) -> Result<Base> {
+    use std::collections::{HashMap, HashSet};
+    let is_spec = |path: &str| spec::is_spec_file(path) && !spec::SETTINGS_FILES.contains(&path);
+    let bytes_of = |snapshot: &Snapshot| -> HashMap<String, crate::snapshot::FileContent> {
+        snapshot.files.iter().map(|f| (f.path.clone(), f.content.clone())).collect()
+    };
+    let now = bytes_of(current);
+    let context_of = |snapshot: &Snapshot| -> Vec<(String, crate::snapshot::FileContent)> {
+        snapshot
+            .files
+            .iter()
+            .filter(|f| !is_spec(&f.path))
+            .map(|f| (f.path.clone(), f.content.clone()))
+            .collect()
+    };
+    let same_context = context_of(base) == context_of(current);
+    let unchanged: HashSet<&str> = if same_context {
+        base.files
+            .iter()
+            .filter(|f| is_spec(&f.path) && now.get(&f.path) == Some(&f.content))
+            .map(|f| f.path.as_str())
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let to_load = Snapshot {
+        revision: base.revision.clone(),
+        files: base
+            .files
+            .iter()
+            .filter(|f| !unchanged.contains(f.path.as_str()))
+            .cloned()
+            .collect(),
+    };
+    let (desired, diagnostics) = spec::load(&to_load, options);
+    let loaded = targets(&desired, None, OFFLINE_SALT)?;
+    let mut state = State::new("offline", OFFLINE_SALT);
+    let reused =
+        current_targets.iter().filter(|t| unchanged.contains(t.object.location.file.as_str()));
+    state.upsert_all(reused.chain(&loaded).map(|t| t.entry(None, Vec::new(), &base.revision, "")));
+    Ok(Base { state, diagnostics })
 }
 
 /// The state of `tenant` at `path`; created empty (with a fresh random salt) when missing, so
@@ -226,4 +296,55 @@ pub fn plan_live(
         refresh,
         now: SystemTime::now(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The base state made the long way: every base file loaded.
+    fn loaded_afresh(base: &Snapshot, options: &LoadOptions) -> State {
+        let (desired, _) = spec::load(base, options);
+        let targets = targets(&desired, None, OFFLINE_SALT).unwrap();
+        let mut state = State::new("offline", OFFLINE_SALT);
+        state.upsert_all(targets.iter().map(|t| t.entry(None, Vec::new(), &base.revision, "")));
+        state
+    }
+
+    #[test]
+    fn the_base_state_reuses_unchanged_files_and_equals_loading_the_base_afresh() {
+        let options = LoadOptions { offline: true, ..LoadOptions::default() };
+        let policy = |name: &str| {
+            format!("policyKey: k\nname: {name}\ntype: subscription\nactions:\n  type: anyone\n")
+        };
+        let base = Snapshot::from_texts([
+            ("a.yaml", "name: Research\n".to_owned()),
+            ("moved.yaml", "name: Audit\n".to_owned()),
+            ("p.yaml", policy("Old")),
+            ("gone.yaml", "projectKey: pk\nname: P\n".to_owned()),
+        ]);
+        let current = Snapshot::from_texts([
+            ("a.yaml", "name: Research\n".to_owned()),
+            ("elsewhere.yaml", "name: Audit\n".to_owned()),
+            ("p.yaml", policy("New")),
+            ("new.yaml", "name: Fresh\n".to_owned()),
+        ]);
+        let (desired, _) = spec::load(&current, &options);
+        let now = targets(&desired, None, OFFLINE_SALT).unwrap();
+        let got = base_state(&base, &current, &now, &options).unwrap();
+        assert_eq!(got.state, loaded_afresh(&base, &options));
+        let keys: Vec<&str> = got.state.objects.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["Audit", "Research", "k", "pk"]);
+
+        // Settings change how every file loads: nothing is reused then.
+        let mut settled = current.clone();
+        settled.files.push(crate::snapshot::SnapshotFile {
+            path: "immuta-gitops.yaml".into(),
+            content: crate::snapshot::FileContent::Bytes(std::sync::Arc::from(&b"exclude: [a.yaml]\n"[..])),
+        });
+        let (desired, _) = spec::load(&settled, &options);
+        let now = targets(&desired, None, OFFLINE_SALT).unwrap();
+        let got = base_state(&base, &settled, &now, &options).unwrap();
+        assert_eq!(got.state, loaded_afresh(&base, &options));
+    }
 }

@@ -15,6 +15,7 @@ pub mod observed;
 pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -82,10 +83,11 @@ pub struct Change {
     pub reason: Option<String>,
     /// Changed fields (masked).
     pub fields: Vec<FieldChange>,
-    /// The last applied payload (canonical, masked for display).
-    pub before: Option<Value>,
-    /// The desired payload (canonical, masked for display).
-    pub after: Option<Value>,
+    /// The last applied payload, canonical, secrets as salted digests (shared with the state
+    /// entry: renderers mask them for display).
+    pub before: Option<Arc<Value>>,
+    /// The desired payload, canonical, secrets as salted digests (shared with the target).
+    pub after: Option<Arc<Value>>,
     /// What Immuta will also do.
     pub effects: Vec<Effect>,
     /// Immuta's id, when known.
@@ -249,11 +251,20 @@ impl Plan {
 pub struct Target<'a> {
     /// The spec object.
     pub object: &'a Object,
-    /// Canonical payload with secrets as `(sensitive:<salted digest>)`.
-    pub comparable: Value,
+    /// Canonical payload with secrets as `(sensitive:<salted digest>)`; shared with the state
+    /// entries and plan changes made from it.
+    pub comparable: Arc<Value>,
+    /// [`state::payload_digest`] of `comparable`, computed once.
+    pub digest: String,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// The target of `object` with its comparable payload (see [`comparable`]).
+    pub fn new(object: &'a Object, comparable: Value) -> Self {
+        let digest = state::payload_digest(&comparable);
+        Target { object, comparable: Arc::new(comparable), digest }
+    }
+
     /// The state entry recording this object as applied.
     pub fn entry(
         &self,
@@ -266,8 +277,8 @@ impl Target<'_> {
             kind: self.object.kind,
             key: self.object.key.clone(),
             id,
-            digest: state::payload_digest(&self.comparable),
-            payload: self.comparable.clone(),
+            digest: self.digest.clone(),
+            payload: Arc::clone(&self.comparable),
             prune: self.object.options.prune,
             revision: revision.to_owned(),
             applied_at: applied_at.to_owned(),
@@ -284,12 +295,12 @@ pub fn comparable(
     source: Option<&dyn SecretSource>,
     salt: &str,
 ) -> Result<Value, InterpolateError> {
-    let resolved = match source {
+    let mut resolved = match source {
         Some(s) => secrets::interpolate(&object.payload, s)?,
         None => object.payload.clone(),
     };
-    let masked = secrets::mask_with_digests(&resolved, object.tainted_pointers(), salt);
-    Ok(normalize::canonical(&masked))
+    secrets::mask_in_place(&mut resolved, object.tainted_pointers(), salt);
+    Ok(normalize::canonical_owned(resolved))
 }
 
 /// The objects whose server dry run a plan needs: every object under `--refresh`, otherwise
@@ -298,10 +309,7 @@ pub fn needs_dry_run(targets: &[Target<'_>], state: &State, refresh: bool) -> Ve
     targets
         .iter()
         .filter(|t| {
-            refresh
-                || state
-                    .get(t.object.kind, &t.object.key)
-                    .is_none_or(|e| e.digest != state::payload_digest(&t.comparable))
+            refresh || state.get(t.object.kind, &t.object.key).is_none_or(|e| e.digest != t.digest)
         })
         .filter(|t| t.object.kind != Kind::License)
         .map(|t| ObjectId::new(t.object.kind, &t.object.key))
@@ -351,7 +359,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 message: format!("the tenant refuses it ({status}): {message}"),
             });
         }
-        let after = Some(diff::display_value(&t.comparable, None));
+        let after = Some(Arc::clone(&t.comparable));
         let mut change = Change {
             id: id.clone(),
             action: Action::NoOp,
@@ -388,10 +396,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 _ => change.action = Action::Create,
             },
             Some(prev) => {
-                let before = &prev.payload;
-                change.before = Some(diff::display_value(before, None));
-                change.after = Some(diff::display_value(&t.comparable, Some(before)));
-                change.fields = diff::field_changes(before, &t.comparable);
+                let before: &Value = &prev.payload;
+                if prev.digest == t.digest {
+                    // Unchanged (the usual case): one shared copy, nothing to compare.
+                    change.before = change.after.clone();
+                } else {
+                    change.before = Some(Arc::clone(&prev.payload));
+                    change.fields = diff::field_changes(before, &t.comparable);
+                }
                 let gone = matches!(presence, Some(Presence::Absent));
                 if gone {
                     change.action = Action::Create;
@@ -446,7 +458,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             action: Action::Delete,
             reason: None,
             fields: Vec::new(),
-            before: Some(diff::display_value(&entry.payload, None)),
+            before: Some(Arc::clone(&entry.payload)),
             after: None,
             effects: Vec::new(),
             live_id: entry.id,
@@ -777,7 +789,7 @@ fn unmanaged(o: &Observed, state: &State, targets: &[Target<'_>]) -> Vec<Unmanag
     }
     for e in state.objects.iter().filter(|e| e.kind == Kind::Purpose) {
         purposes.insert(e.key.clone());
-        let mut stack = vec![&e.payload];
+        let mut stack: Vec<&Value> = vec![&e.payload];
         while let Some(v) = stack.pop() {
             for s in v.get("subpurposes").and_then(Value::as_array).into_iter().flatten() {
                 if let Some(n) = s.get("name").and_then(Value::as_str) {
@@ -862,7 +874,7 @@ pub fn specs_fingerprint(targets: &[Target<'_>]) -> String {
         h.update([0]);
         h.update(t.object.key.as_bytes());
         h.update([0]);
-        h.update(t.comparable.to_string().as_bytes());
+        h.update(t.digest.as_bytes());
         h.update([0]);
         h.update(format!("{:?}", t.object.options).as_bytes());
     }

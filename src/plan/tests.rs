@@ -32,11 +32,7 @@ impl SecretSource for Env {
 }
 
 fn targets<'a>(desired: &'a Desired, source: Option<&dyn SecretSource>) -> Vec<Target<'a>> {
-    desired
-        .objects
-        .iter()
-        .map(|o| Target { object: o, comparable: comparable(o, source, SALT).unwrap() })
-        .collect()
+    desired.objects.iter().map(|o| Target::new(o, comparable(o, source, SALT).unwrap())).collect()
 }
 
 fn applied(targets: &[Target<'_>]) -> State {

@@ -20,6 +20,27 @@ pub fn read_revision(
     include: fn(&str) -> bool,
     max_file_size: u64,
 ) -> Result<Snapshot> {
+    read_revision_like(
+        repo_dir,
+        rev,
+        sub_path,
+        include,
+        max_file_size,
+        &Snapshot::new(String::new(), Vec::new()),
+    )
+}
+
+/// [`read_revision`], taking the bytes of every file whose blob is a file of `known` from
+/// `known` instead of inflating it (`plan --base` passes the working tree, which shares most
+/// files with the base revision; the snapshots then share those bytes too).
+pub fn read_revision_like(
+    repo_dir: &Path,
+    rev: &str,
+    sub_path: &str,
+    include: fn(&str) -> bool,
+    max_file_size: u64,
+    known: &Snapshot,
+) -> Result<Snapshot> {
     let shown = repo_dir.display().to_string();
     let git = |e: git2::Error| Error::Git { path: shown.clone(), message: e.message().to_owned() };
     let repo = git2::Repository::discover(repo_dir).map_err(git)?;
@@ -31,7 +52,17 @@ pub fn read_revision(
         ),
     })?;
     let commit = object.peel_to_commit().map_err(git)?;
-    match read_tree(&repo, &commit, sub_path, include, max_file_size).map_err(git)? {
+    let known: Known = known
+        .files
+        .iter()
+        .filter_map(|f| match &f.content {
+            FileContent::Bytes(bytes) => git2::Oid::hash_object(git2::ObjectType::Blob, bytes)
+                .ok()
+                .map(|id| (id, Arc::clone(bytes))),
+            _ => None,
+        })
+        .collect();
+    match read_tree(&repo, &commit, sub_path, include, max_file_size, &known).map_err(git)? {
         Some(snapshot) => Ok(snapshot),
         // The spec root does not exist at that revision: an empty tree, not an error (a PR that
         // adds the spec tree plans everything as new).
@@ -53,6 +84,7 @@ pub(super) fn read_tree(
     sub_path: &str,
     include: fn(&str) -> bool,
     max_file_size: u64,
+    known: &Known,
 ) -> std::result::Result<Option<Snapshot>, git2::Error> {
     let root = commit.tree()?;
     let prefix = sub_path.trim_start_matches("./").trim_matches('/');
@@ -89,7 +121,13 @@ pub(super) fn read_tree(
         if !include(&path) {
             return git2::TreeWalkResult::Ok;
         }
-        match read_blob(repo, &odb, entry, max_file_size) {
+        let reused = match known.get(&entry.id()) {
+            Some(bytes) if entry.filemode() != SYMLINK_MODE => {
+                Some(FileContent::Bytes(Arc::clone(bytes)))
+            }
+            _ => None,
+        };
+        match reused.map_or_else(|| read_blob(repo, &odb, entry, max_file_size), Ok) {
             Ok(content) => files.push(SnapshotFile { path, content }),
             Err(e) => {
                 failure = Some(e);
@@ -103,6 +141,9 @@ pub(super) fn read_tree(
     }
     Ok(Some(Snapshot::new(commit.id().to_string(), files)))
 }
+
+/// File contents by blob id, already in memory.
+pub(super) type Known = std::collections::HashMap<git2::Oid, Arc<[u8]>>;
 
 /// Mode of a symlink entry in a Git tree.
 const SYMLINK_MODE: i32 = 0o120_000;
@@ -209,5 +250,29 @@ mod tests {
         );
         assert!(read_revision(dir.path(), "no-such-branch", "", |_| true, 1 << 20).is_err());
         assert_eq!(path_in_repo(&dir.path().join("specs")).unwrap(), "specs");
+    }
+
+    #[test]
+    fn known_files_are_reused_and_only_changed_blobs_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        std::fs::write(dir.path().join("a.yaml"), "name: A\n").unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "name: B\n").unwrap();
+        git(dir.path(), &["add", "-A"]);
+        git(dir.path(), &["commit", "-q", "-m", "one"]);
+        let shared: Arc<[u8]> = Arc::from(&b"name: A\n"[..]);
+        let known = Snapshot::new(
+            "work",
+            vec![
+                SnapshotFile { path: "a.yaml".into(), content: FileContent::Bytes(shared.clone()) },
+                SnapshotFile { path: "b.yaml".into(), content: FileContent::Bytes(Arc::from(&b"name: B2\n"[..])) },
+            ],
+        );
+        let plain = read_revision(dir.path(), "HEAD", "", |_| true, 1 << 20).unwrap();
+        let like = read_revision_like(dir.path(), "HEAD", "", |_| true, 1 << 20, &known).unwrap();
+        assert_eq!(like, plain);
+        let FileContent::Bytes(a) = &like.files[0].content else { panic!("{like:?}") };
+        assert!(Arc::ptr_eq(a, &shared), "the unchanged file shares the known bytes");
+        assert_eq!(like.files[1].content, FileContent::Bytes(Arc::from(&b"name: B\n"[..])));
     }
 }

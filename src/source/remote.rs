@@ -463,6 +463,7 @@ fn attempt(
         &config.sub_path,
         config.include,
         config.max_file_size,
+        &super::git::Known::new(),
     ) {
         Ok(Some(snapshot)) => Ok(Some(snapshot)),
         Ok(None) => Err(Failure::Fatal(Error::SubPathNotFound {

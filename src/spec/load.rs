@@ -78,28 +78,8 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
         .collect();
     let files = spec_files.len();
     // Files are independent until the cross-file checks: load them on every core, then merge
-    // in path order so the result does not depend on scheduling.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let results: Vec<FileResult> = if threads < 2 || spec_files.len() < 64 {
-        spec_files.iter().map(|f| load_file(f, options)).collect()
-    } else {
-        let chunk = spec_files.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = spec_files
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter().map(|f| load_file(f, options)).collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            // A panic in a worker is re-raised: losing a file's objects would read as deletions.
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        })
-    };
+    // in path order.
+    let results = crate::parallel::map(&spec_files, 32, |f| load_file(f, options));
     let mut objects = Vec::new();
     let mut secret_files = Vec::new();
     for mut r in results {
@@ -126,15 +106,8 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
     (desired, diags)
 }
 
-/// A cached file result, with the bytes it was computed from.
-#[derive(Clone)]
-pub struct CachedFile {
-    content: std::sync::Arc<[u8]>,
-    result: FileResult,
-}
-
 /// What one file yields.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct FileResult {
     objects: Vec<super::Object>,
     diags: Vec<Diagnostic>,
@@ -142,22 +115,6 @@ struct FileResult {
 }
 
 fn load_file(file: &SnapshotFile, options: &LoadOptions) -> FileResult {
-    let FileContent::Bytes(bytes) = &file.content else { return load_file_uncached(file, options) };
-    let Some(cache) = &options.cache else { return load_file_uncached(file, options) };
-    let hit = {
-        let map = cache.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&file.path).filter(|c| c.content == *bytes).map(|c| c.result.clone())
-    };
-    if let Some(result) = hit {
-        return result;
-    }
-    let result = load_file_uncached(file, options);
-    let entry = CachedFile { content: bytes.clone(), result: result.clone() };
-    cache.0.lock().unwrap_or_else(|e| e.into_inner()).insert(file.path.clone(), entry);
-    result
-}
-
-fn load_file_uncached(file: &SnapshotFile, options: &LoadOptions) -> FileResult {
     let mut diags = Vec::new();
     if has_unsafe(&file.path) {
         diags.push(
@@ -178,7 +135,7 @@ fn load_file_uncached(file: &SnapshotFile, options: &LoadOptions) -> FileResult 
     let mut objects = Vec::new();
     for doc in node::parse_documents(text, json, &options.limits) {
         match doc.result {
-            Ok(root) => objects.extend(validate::document(&mut ctx, &root)),
+            Ok(root) => objects.extend(validate::document(&mut ctx, root)),
             Err(e) => {
                 let pos = e.pos.unwrap_or(node::Pos { line: doc.start_line, column: 0 });
                 let code = match e.kind {
@@ -464,21 +421,6 @@ mod tests {
     fn run(files: &[(&str, &str)]) -> (Desired, Vec<Diagnostic>) {
         let snapshot = Snapshot::from_texts(files.iter().copied());
         load(&snapshot, &LoadOptions::with_env(["DB_PASSWORD".to_string()]))
-    }
-
-    #[test]
-    fn a_shared_cache_gives_the_same_results_as_loading_afresh() {
-        let cache = std::sync::Arc::new(crate::spec::LoadCache::default());
-        let options = LoadOptions { cache: Some(cache), ..LoadOptions::default() };
-        let a = Snapshot::from_texts([("p.yaml", "name: P\n"), ("q.yaml", "name: Q\n")]);
-        let b = Snapshot::from_texts([("p.yaml", "name: P\n"), ("q.yaml", "name: Q2\nbad: [\n")]);
-        for snapshot in [&a, &b, &a, &b] {
-            let (fresh, fresh_diags) = load(snapshot, &LoadOptions::default());
-            let (cached, cached_diags) = load(snapshot, &options);
-            let keys = |d: &Desired| d.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
-            assert_eq!(keys(&fresh), keys(&cached));
-            assert_eq!(fresh_diags, cached_diags);
-        }
     }
 
     #[test]

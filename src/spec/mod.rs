@@ -28,8 +28,6 @@ use std::fmt;
 pub use load::{SETTINGS_FILES, is_snapshot_file, is_spec_file, load};
 
 #[doc(hidden)]
-pub use load::CachedFile;
-
 use crate::diagnostic::Location;
 
 /// The kinds of objects, in apply order (deletes run in reverse).
@@ -181,8 +179,9 @@ pub struct Object {
     pub options: ObjectOptions,
     /// Objects this one names (a project's purposes and data sources), with where they are named.
     pub references: Vec<Reference>,
-    /// The typed document.
-    pub spec: model::Spec,
+    /// The purposes this document defines (a purpose and its subpurposes; empty for other kinds).
+    /// The typed document itself is dropped once validated: only the payload is posted.
+    pub defines: Vec<String>,
 }
 
 impl Object {
@@ -193,18 +192,7 @@ impl Object {
 
     /// Names of all purposes this object defines (a purpose and its subpurposes).
     pub fn purpose_names(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        if let model::Spec::Purpose(p) = &self.spec {
-            names.push(p.name.clone());
-            fn walk(subs: &[model::Subpurpose], names: &mut Vec<String>) {
-                for s in subs {
-                    names.push(s.name.clone());
-                    walk(s.subpurposes.as_deref().unwrap_or_default(), names);
-                }
-            }
-            walk(p.subpurposes.as_deref().unwrap_or_default(), &mut names);
-        }
-        names
+        self.defines.clone()
     }
 }
 
@@ -298,19 +286,9 @@ pub struct LoadOptions {
     pub known_purposes: Option<BTreeSet<String>>,
     /// Parser budgets.
     pub limits: node::Limits,
-    /// Results of files already loaded with the same options (`plan --base` loads two trees
-    /// that share most files).
-    pub cache: Option<std::sync::Arc<LoadCache>>,
-}
-
-/// Per-file load results, reused when a file with the same path and bytes is loaded again.
-#[derive(Default)]
-pub struct LoadCache(std::sync::Mutex<std::collections::HashMap<String, load::CachedFile>>);
-
-impl std::fmt::Debug for LoadCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LoadCache")
-    }
+    /// Secret values will never be read (`plan --base` compares placeholders as written): an
+    /// unset `${NAME}` is no error.
+    pub offline: bool,
 }
 
 impl LoadOptions {

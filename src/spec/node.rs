@@ -126,6 +126,38 @@ impl Node {
         }
     }
 
+    /// Converts to JSON, leaving out the top-level keys in `skip_keys`; the tree's text is
+    /// moved, not copied.
+    pub fn into_json_without(self, skip_keys: &[&str]) -> serde_json::Value {
+        match self.value {
+            Value::Map(entries) => serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .filter(|(k, _)| !skip_keys.contains(&k.name.as_str()))
+                    .map(|(k, v)| (k.name, v.into_json()))
+                    .collect(),
+            ),
+            _ => self.into_json(),
+        }
+    }
+
+    /// Converts to JSON, moving the tree's text.
+    pub fn into_json(self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(b),
+            Value::Int(i) => J::from(i),
+            Value::UInt(u) => J::from(u),
+            Value::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s),
+            Value::Seq(items) => J::Array(items.into_iter().map(Node::into_json).collect()),
+            Value::Map(entries) => {
+                J::Object(entries.into_iter().map(|(k, v)| (k.name, v.into_json())).collect())
+            }
+        }
+    }
+
     /// Converts to JSON, leaving out the top-level keys in `skip_keys`.
     pub fn to_json_without(&self, skip_keys: &[&str]) -> serde_json::Value {
         match &self.value {

@@ -170,7 +170,7 @@ fn parse_ref(inner: &str) -> Result<SecretRef, PlaceholderError> {
 
 /// Where secrets come from when a payload is sent. Implemented over the process environment and
 /// the secrets directory at the edge, and over maps in tests.
-pub trait SecretSource {
+pub trait SecretSource: Sync {
     /// The value of an environment variable, if set.
     fn var(&self, name: &str) -> Option<String>;
     /// The content of a secret file, or why it cannot be read (never containing the content).
@@ -293,16 +293,25 @@ pub fn mask_with_digests<'a>(
     salt: &str,
 ) -> Value {
     let mut out = resolved.clone();
+    mask_in_place(&mut out, tainted, salt);
+    out
+}
+
+/// [`mask_with_digests`] on a value the caller owns.
+pub fn mask_in_place<'a>(
+    value: &mut Value,
+    tainted: impl IntoIterator<Item = &'a str>,
+    salt: &str,
+) {
     for pointer in tainted {
-        if let Some(v) = out.pointer_mut(pointer) {
-            let text = match &*v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+        if let Some(v) = value.pointer_mut(pointer) {
+            let digest = match &*v {
+                Value::String(s) => secret_digest(s, salt),
+                other => secret_digest(&other.to_string(), salt),
             };
-            *v = Value::String(format!("(sensitive:{})", secret_digest(&text, salt)));
+            *v = Value::String(format!("(sensitive:{digest})"));
         }
     }
-    out
 }
 
 /// A salted digest of a secret value: 16 hex digits of SHA-256(salt ‖ 0 ‖ value).

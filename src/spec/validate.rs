@@ -259,7 +259,8 @@ fn infer_kind(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Kind> {
 }
 
 /// Validates one document; returns the object when it has no errors.
-pub(crate) fn document(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Object> {
+pub(crate) fn document(ctx: &mut FileCtx<'_>, node: Node) -> Option<Object> {
+    let root = &node;
     if is_saved_plan(root) {
         // `plan --out plan.json` run from the spec root saves the plan where the next load
         // finds it: it is this tool's own output, never a spec.
@@ -324,11 +325,11 @@ pub(crate) fn document(ctx: &mut FileCtx<'_>, root: &Node) -> Option<Object> {
         key,
         location: ctx.loc(root.pos),
         key_location: ctx.loc(key_pos),
-        payload: root.to_json_without(&["gitops"]),
+        payload: node.into_json_without(&["gitops"]),
         tainted,
         options: options_of(&spec),
         references,
-        spec,
+        defines: purposes_defined(&spec),
     })
 }
 
@@ -360,6 +361,22 @@ pub fn license_key_id(key: &str) -> String {
     } else {
         format!("sha256:{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
     }
+}
+
+/// The purposes a purpose document defines: itself and its subpurposes, at any depth.
+fn purposes_defined(spec: &Spec) -> Vec<String> {
+    fn walk(subs: &[model::Subpurpose], names: &mut Vec<String>) {
+        for s in subs {
+            names.push(s.name.clone());
+            walk(s.subpurposes.as_deref().unwrap_or_default(), names);
+        }
+    }
+    let mut names = Vec::new();
+    if let Spec::Purpose(p) = spec {
+        names.push(p.name.clone());
+        walk(p.subpurposes.as_deref().unwrap_or_default(), &mut names);
+    }
+    names
 }
 
 fn options_of(spec: &Spec) -> ObjectOptions {
@@ -489,7 +506,7 @@ fn string(
                     match piece {
                         secrets::Piece::Ref(SecretRef::Env(var)) => {
                             is_tainted = true;
-                            if !ctx.options.env.contains(&var) {
+                            if !ctx.options.offline && !ctx.options.env.contains(&var) {
                                 ctx.error(
                                     Code::MissingVariable,
                                     format!("environment variable `{var}` is not set"),

@@ -350,7 +350,7 @@ mod tests {
             key: key.into(),
             id: Some(1),
             digest: "d".into(),
-            payload: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
             prune: true,
             revision: "r".into(),
             applied_at: "t".into(),

@@ -48,7 +48,8 @@ pub struct Entry {
     /// SHA-256 of the canonical applied payload.
     pub digest: String,
     /// The applied payload in canonical form; secrets are `(sensitive:<salted digest>)`.
-    pub payload: serde_json::Value,
+    /// Shared with the plan that applied it (the canonical form of 10,000 objects is large).
+    pub payload: std::sync::Arc<serde_json::Value>,
     /// `false` when the spec said `gitops: {prune: false}` (kept after the spec is removed).
     pub prune: bool,
     /// Revision of the specs it was applied from.
@@ -90,6 +91,19 @@ impl State {
         }
     }
 
+    /// Inserts or replaces many entries at once (later ones win), with one sort instead of one
+    /// shift of the list per entry.
+    pub fn upsert_all(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        let mut all = std::mem::take(&mut self.objects);
+        all.extend(entries);
+        // The last entry of each key wins: reversed, a stable sort puts it first, and dedup
+        // keeps the first.
+        all.reverse();
+        all.sort_by(|a, b| (a.kind, a.key.as_str()).cmp(&(b.kind, b.key.as_str())));
+        all.dedup_by(|later, first| later.kind == first.kind && later.key == first.key);
+        self.objects = all;
+    }
+
     /// Removes an entry; returns it.
     pub fn remove(&mut self, kind: Kind, key: &str) -> Option<Entry> {
         self.position(kind, key).ok().map(|i| self.objects.remove(i))
@@ -129,7 +143,7 @@ mod tests {
             key: key.into(),
             id: None,
             digest: "d".into(),
-            payload: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
             prune: true,
             revision: "r".into(),
             applied_at: "t".into(),
@@ -149,5 +163,17 @@ mod tests {
         assert_ne!(s.fingerprint(), empty);
         assert!(s.remove(Kind::Project, "a").is_some());
         assert!(s.get(Kind::Project, "a").is_none());
+    }
+
+    #[test]
+    fn upsert_all_sorts_once_and_later_entries_win() {
+        let mut state = State::new("t", "s");
+        state.upsert(entry(Kind::Policy, "b"));
+        let mut newer = entry(Kind::Policy, "b");
+        newer.digest = "newer".into();
+        state.upsert_all([entry(Kind::Purpose, "z"), entry(Kind::Policy, "a"), newer]);
+        let keys: Vec<_> = state.objects.iter().map(|e| (e.kind, e.key.as_str())).collect();
+        assert_eq!(keys, [(Kind::Purpose, "z"), (Kind::Policy, "a"), (Kind::Policy, "b")]);
+        assert_eq!(state.get(Kind::Policy, "b").unwrap().digest, "newer");
     }
 }

@@ -277,8 +277,8 @@ impl From<&Change> for ChangeDoc {
             fields: c.fields.iter().map(FieldDoc::from).collect(),
             effects: c.effects.iter().map(EffectDoc::from).collect(),
             server: c.server.as_ref().map(ServerDoc::from),
-            before: c.before.as_ref().map(clean),
-            after: c.after.as_ref().map(clean),
+            before: c.before.as_deref().map(|b| clean(b, None)),
+            after: c.after.as_deref().map(|a| clean(a, c.before.as_deref())),
         }
     }
 }
@@ -287,8 +287,8 @@ impl From<&FieldChange> for FieldDoc {
     fn from(f: &FieldChange) -> Self {
         FieldDoc {
             path: f.path.clone(),
-            before: f.before.as_ref().map(clean),
-            after: f.after.as_ref().map(clean),
+            before: f.before.as_ref().map(|b| clean(b, None)),
+            after: f.after.as_ref().map(|a| clean(a, None)),
             sensitive: f.sensitive,
         }
     }

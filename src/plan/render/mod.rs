@@ -73,9 +73,11 @@ impl DiffLine {
     }
 }
 
-/// A payload for display: secrets masked ([`display_value`]) and no raw digest left in any
-/// string, even one embedded in longer text.
-fn clean(value: &Value) -> Value {
+/// A payload for display: secrets masked ([`display_value`]: `(sensitive, changed)` where
+/// `previous` holds another secret at the same place) and no raw digest left in any string,
+/// even one embedded in longer text. Plans hold payloads with salted digests (that is how a
+/// changed secret is seen); every renderer shows them through this function.
+fn clean(value: &Value, previous: Option<&Value>) -> Value {
     fn scrub_strings(v: &mut Value) {
         match v {
             Value::String(s) => {
@@ -88,21 +90,21 @@ fn clean(value: &Value) -> Value {
             _ => {}
         }
     }
-    let mut out = display_value(value, None);
+    let mut out = display_value(value, previous);
     scrub_strings(&mut out);
     out
 }
 
 /// The canonical YAML of a payload for display: secrets masked, no raw digests.
-fn yaml(value: &Value) -> String {
-    let text = to_yaml(&clean(value));
+fn yaml(value: &Value, previous: Option<&Value>) -> String {
+    let text = to_yaml(&clean(value, previous));
     scrub(&text).into_owned()
 }
 
 /// The unified diff (context radius 2) of the canonical YAML of `before` and `after`, hunk by
 /// hunk and change by change.
 fn diff_lines(before: &Value, after: &Value) -> Vec<DiffLine> {
-    let (old, new) = (yaml(before), yaml(after));
+    let (old, new) = (yaml(before, None), yaml(after, Some(before)));
     let diff = TextDiff::from_lines(old.as_str(), new.as_str());
     let mut unified = diff.unified_diff();
     unified.context_radius(CONTEXT_RADIUS).missing_newline_hint(false);
@@ -124,7 +126,7 @@ fn diff_lines(before: &Value, after: &Value) -> Vec<DiffLine> {
 
 /// Every line of the canonical YAML of `value`, marked `kind` (`+` for creates, `-` for deletes).
 fn whole_lines(value: &Value, kind: LineKind) -> Vec<DiffLine> {
-    yaml(value).lines().map(|l| DiffLine { kind, text: l.to_owned() }).collect()
+    yaml(value, None).lines().map(|l| DiffLine { kind, text: l.to_owned() }).collect()
 }
 
 /// The lines to show for a change: a unified diff for updates and replaces, the whole payload

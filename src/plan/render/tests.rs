@@ -42,11 +42,7 @@ fn env(pw: &'static str) -> Env {
 }
 
 fn targets<'a>(desired: &'a Desired, source: Option<&dyn SecretSource>) -> Vec<Target<'a>> {
-    desired
-        .objects
-        .iter()
-        .map(|o| Target { object: o, comparable: comparable(o, source, SALT).unwrap() })
-        .collect()
+    desired.objects.iter().map(|o| Target::new(o, comparable(o, source, SALT).unwrap())).collect()
 }
 
 /// The state after applying `targets`, with the given ids and data-source names.
@@ -454,7 +450,7 @@ fn raw_digests_are_scrubbed_even_if_the_planner_let_one_through() {
     let raw = "(sensitive:0123abcd)";
     let c = &mut p.changes[0];
     c.reason = Some(format!("reason with {raw}"));
-    c.after = Some(json!({"password": raw, "note": format!("text {raw} text")}));
+    c.after = Some(json!({"password": raw, "note": format!("text {raw} text")}).into());
     p.warnings[0].message = format!("warning {raw}");
     p.errors[0].message = format!("error {raw}");
     let mut outputs = vec![text(&p, &TextOptions { color: true }), json(&p)];

@@ -715,7 +715,7 @@ pub async fn reconcile(
         .iter()
         .map(|o| {
             plan::comparable(o, Some(&secrets), &state.salt)
-                .map(|comparable| Target { object: o, comparable })
+                .map(|comparable| Target::new(o, comparable))
                 .map_err(|e| e.to_string())
         })
         .collect::<Result<_, _>>()?;
