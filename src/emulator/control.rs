@@ -199,9 +199,13 @@ pub(crate) async fn delete_object(
                 }
                 "datasource" => {
                     let id = path_id(&key, "data source")?;
-                    let found = store.data_sources.remove(&id).is_some();
-                    store.prune_schema_projects();
-                    found
+                    match store.data_sources.remove(&id) {
+                        Some(ds) => {
+                            store.prune_schema_projects(&ds.connection_key);
+                            true
+                        }
+                        None => false,
+                    }
                 }
                 "policy" => {
                     let before = store.policies.len();

@@ -90,7 +90,7 @@ pub(crate) async fn delete(
 pub(crate) fn remove_connection(store: &mut Store, key: &str) {
     store.data_sources.retain(|_, d| d.connection_key != key);
     store.connections.remove(key);
-    store.prune_schema_projects();
+    store.prune_schema_projects(key);
 }
 
 fn data_response(
@@ -822,5 +822,5 @@ fn sync_schema_projects(store: &mut Store, request: &DataRequest<'_>, now: &str)
             }
         }
     }
-    store.prune_schema_projects();
+    store.prune_schema_projects(request.key);
 }

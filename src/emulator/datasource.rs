@@ -128,8 +128,9 @@ pub(crate) async fn delete(
                 .ok_or_else(|| ApiError::not_found(format!("no data source with id {id}")))?;
             if ds.deleted {
                 let name = ds.spec.name.clone();
+                let key = ds.connection_key.clone();
                 store.data_sources.remove(&id);
-                store.prune_schema_projects();
+                store.prune_schema_projects(&key);
                 Ok(json!({ "hardDelete": true, "id": id, "name": name }))
             } else {
                 ds.deleted = true;

@@ -282,6 +282,9 @@ impl Store {
 
     /// The first user project (by id) whose `purposes` names one of `names`.
     pub(crate) fn project_using_purposes(&self, names: &BTreeSet<&str>) -> Option<(&str, &str)> {
+        if names.is_empty() {
+            return None;
+        }
         self.projects.values().find_map(|p| {
             p.names("purposes").into_iter().find(|n| names.contains(n)).map(|n| (p.name(), n))
         })
@@ -312,17 +315,19 @@ impl Store {
         used
     }
 
-    /// Removes schema projects that no longer hold any data source.
-    pub(crate) fn prune_schema_projects(&mut self) {
-        let held: BTreeSet<(&str, &str)> = self
+    /// Removes the schema projects of a connection that no longer hold any data source (only
+    /// that connection's change: a tenant of 10,000 objects is not scanned per request).
+    pub(crate) fn prune_schema_projects(&mut self, connection_key: &str) {
+        let held: BTreeSet<&str> = self
             .data_sources
             .values()
-            .map(|d| (d.connection_key.as_str(), d.spec.remote_schema.as_str()))
+            .filter(|d| d.connection_key == connection_key)
+            .map(|d| d.spec.remote_schema.as_str())
             .collect();
         let empty: Vec<u64> = self
             .schema_projects
             .values()
-            .filter(|p| !held.contains(&(p.connection_key.as_str(), p.schema.as_str())))
+            .filter(|p| p.connection_key == connection_key && !held.contains(p.schema.as_str()))
             .map(|p| p.id)
             .collect();
         for id in empty {
