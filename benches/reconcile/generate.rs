@@ -122,7 +122,7 @@ fn policy(i: usize, purposes: &[String]) -> String {
             "policyKey: {key}\nname: Entitled rows {i}\ntype: data\nactions:\n  - rules:\n      - type: Row Restriction By User Entitlements\n        config:\n          operator: any\n          matches:\n            - type: attribute\n              attribute: Region\n              tag: Sales.Region\ncircumstances:\n  - type: tags\n    tag: {tag}\n"
         ),
         _ => format!(
-            "policyKey: {key}\nname: Custom {i}\ntype: data\nactions:\n  - rules:\n      - type: Masking\n        config:\n          fields: [{{type: columnTags, columnTag: {tag}}}]\n          maskingConfig:\n            type: Custom Function\n            sqlFunction: \"SHA2(@column)\"\n  - rules:\n      - type: Minimization\n        config: {{percent: 10}}\n      - type: Time Restriction\n        config: {{days: 30}}\ncircumstances:\n  - type: anyTag\n"
+            "policyKey: {key}\nname: Custom {i}\ntype: data\nactions:\n  - rules:\n      - type: Masking\n        config:\n          fields: [{{type: columnTags, columnTag: {tag}}}]\n          maskingConfig:\n            type: Custom Function\n            sqlFunction: \"SHA2(@column)\"\n  - rules:\n      - type: Minimization\n        config: {{percent: 10}}\n      - type: Time Restriction\n        config: {{days: 30}}\n  - rules:\n      - type: Purpose Restriction\n        config: {{purposes: [\"{exception}\"]}}\ncircumstances:\n  - type: anyTag\n"
         ),
     }
 }

@@ -101,6 +101,17 @@ fn measure(cmd: &mut Command) -> (Duration, i64, bool) {
     (took, usage.ru_maxrss, libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
 }
 
+/// The fastest of `runs` runs of a command (the machine is shared: the minimum is the least
+/// disturbed), with the highest peak RSS; whether every run succeeded.
+fn measure_best(cmd: &mut Command, runs: usize) -> (Duration, i64, bool) {
+    let mut best = (Duration::MAX, 0, true);
+    for _ in 0..runs {
+        let (took, rss, ok) = measure(cmd);
+        best = (best.0.min(took), best.1.max(rss), best.2 && ok);
+    }
+    best
+}
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_immuta-gitops"));
     c.env("NO_COLOR", "1").env_remove("IMMUTA_URL");
@@ -159,7 +170,7 @@ fn bench_load(report: &mut Report, sizes: &[usize]) {
             );
             assert_eq!(desired.objects.len(), tree.objects());
         }
-        let (wall, rss, ok) = measure(bin().arg("validate").arg(dir.path()));
+        let (wall, rss, ok) = measure_best(bin().arg("validate").arg(dir.path()), 3);
         assert!(ok, "validate failed");
         rows.push(vec![
             format!("{n}"),
@@ -196,28 +207,27 @@ fn bench_offline_plan(report: &mut Report, n: usize) {
     repo.commit("change");
     let specs = repo.work().join("specs");
 
-    // In-process: the pure planner and the text renderer on the loaded trees.
+    // In-process: what `plan --base` does after reading both trees: load the working tree,
+    // its targets, the base state (only the base files that differ are loaded), the plan and
+    // its text.
     let snapshot = read(&specs);
-    let (desired, _) = spec::load(&snapshot, &LoadOptions::default());
-    let base_snapshot = immuta_gitops::source::git::read_revision(
+    let base_snapshot = immuta_gitops::source::git::read_revision_like(
         &specs,
         "HEAD~1",
         "specs",
         spec::is_snapshot_file,
         8 << 20,
+        &snapshot,
     )
     .expect("base");
-    let (base, _) = spec::load(&base_snapshot, &LoadOptions::default());
     let started = Instant::now();
-    let base_targets = pipeline::targets(&base, None, "base").expect("targets");
-    let mut state = immuta_gitops::state::State::new("offline", "base");
-    for t in &base_targets {
-        state.upsert(t.entry(None, vec![], "r", ""));
-    }
-    let targets = pipeline::targets(&desired, None, "base").expect("targets");
+    let options = LoadOptions { offline: true, ..LoadOptions::default() };
+    let (desired, _) = spec::load(&snapshot, &options);
+    let targets = pipeline::targets(&desired, None, pipeline::OFFLINE_SALT).expect("targets");
+    let base = pipeline::base_state(&base_snapshot, &snapshot, &targets, &options).expect("base");
     let p = plan::plan(&plan::PlanInput {
         targets: &targets,
-        state: &state,
+        state: &base.state,
         observed: None,
         settings: &desired.settings,
         tenant: "offline".into(),
@@ -231,24 +241,25 @@ fn bench_offline_plan(report: &mut Report, n: usize) {
     assert_eq!(p.summary().update, changed, "{}", p.summary_line());
 
     let (wall, rss, ok) =
-        measure(bin().args(["plan", "--base", "HEAD~1", "--color", "never"]).arg(&specs));
+        measure_best(bin().args(["plan", "--base", "HEAD~1", "--color", "never"]).arg(&specs), 3);
     assert!(ok, "plan --base failed");
     report.sections.push(Section {
         title: format!("Offline plan ({n} objects, {changed} changed)"),
-        note: "Pure: comparable targets of both sides + `plan::plan` + text rendering, in-process. Binary: \
-               `immuta-gitops plan --base HEAD~1 DIR` (reads the base revision from Git, loads both trees, plans, \
-               renders)."
+        note: "In-process: load the working tree, its targets, the base state (only base files that differ \
+               from the working tree are loaded), `plan::plan` and text rendering, with both trees already read. \
+               Binary: `immuta-gitops plan --base HEAD~1 DIR` (reads the directory and the base revision from \
+               Git, then the same; best of 3 runs)."
             .into(),
         header: vec!["measure", "time", "peak RSS", "plan output"],
         rows: vec![
-            vec!["pure planner".into(), secs(pure), "-".into(), format!("{} lines", text.lines().count())],
+            vec!["in-process (load, targets, base state, plan, text)".into(), secs(pure), "-".into(), format!("{} lines", text.lines().count())],
             vec!["`plan --base` binary".into(), secs(wall), mb(rss), p.summary_line()],
         ],
     });
     report.goals.push(Goal {
         goal: "offline plan of 10,000 objects under 1 s and 200 MB",
         measured: format!("`plan --base` of {n} objects: {}, {}", secs(wall), mb(rss)),
-        met: n < 10_000 || (wall < Duration::from_secs(1) && rss < 200 * 1024),
+        met: n >= 10_000 && wall < Duration::from_secs(1) && rss < 200 * 1024,
     });
 }
 
@@ -692,6 +703,13 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only load,plan,apply,daemon,emulator`: a subset (for profiling; never --write it).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    let runs = |part: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == part));
     let out: Option<PathBuf> =
         args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(PathBuf::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -702,22 +720,43 @@ fn main() {
     let mut report = Report::default();
     let big = if quick { 2_000 } else { 10_000 };
     let small = if quick { 300 } else { 1_000 };
-    eprintln!("load...");
-    bench_load(&mut report, &[small, big]);
-    eprintln!("offline plan...");
-    bench_offline_plan(&mut report, big);
+    if runs("load") {
+        eprintln!("load...");
+        bench_load(&mut report, &[small, big]);
+    }
+    if runs("plan") {
+        eprintln!("offline plan...");
+        bench_offline_plan(&mut report, big);
+    }
     runtime.block_on(async {
-        eprintln!("apply (ours vs naive)...");
-        bench_apply(&mut report, small, &[0, 20]).await;
-        bench_apply(&mut report, big, &[0]).await;
-        eprintln!("reconciler...");
-        bench_daemon(
-            &mut report,
-            if quick { Duration::from_secs(10) } else { Duration::from_secs(60) },
-        )
-        .await;
-        eprintln!("emulator...");
-        bench_emulator(&mut report, Duration::from_secs(5)).await;
+        if runs("apply") {
+            eprintln!("apply (ours vs naive)...");
+            // `--objects N --latency MS`: one configuration only (for profiling).
+            let arg = |name: &str| {
+                args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)?.parse().ok())
+            };
+            match (arg("--objects"), arg("--latency")) {
+                (Some(n), latency) => {
+                    bench_apply(&mut report, n as usize, &[latency.unwrap_or(0)]).await
+                }
+                _ => {
+                    bench_apply(&mut report, small, &[0, 20]).await;
+                    bench_apply(&mut report, big, &[0]).await;
+                }
+            }
+        }
+        if runs("daemon") {
+            eprintln!("reconciler...");
+            bench_daemon(
+                &mut report,
+                if quick { Duration::from_secs(10) } else { Duration::from_secs(60) },
+            )
+            .await;
+        }
+        if runs("emulator") {
+            eprintln!("emulator...");
+            bench_emulator(&mut report, Duration::from_secs(5)).await;
+        }
     });
     let command = format!(
         "cargo bench --bench reconcile -- {}--write BENCHMARKS.md",
