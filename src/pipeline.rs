@@ -340,7 +340,9 @@ mod tests {
         let mut settled = current.clone();
         settled.files.push(crate::snapshot::SnapshotFile {
             path: "immuta-gitops.yaml".into(),
-            content: crate::snapshot::FileContent::Bytes(std::sync::Arc::from(&b"exclude: [a.yaml]\n"[..])),
+            content: crate::snapshot::FileContent::Bytes(std::sync::Arc::from(
+                &b"exclude: [a.yaml]\n"[..],
+            )),
         });
         let (desired, _) = spec::load(&settled, &options);
         let now = targets(&desired, None, OFFLINE_SALT).unwrap();

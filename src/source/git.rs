@@ -265,7 +265,10 @@ mod tests {
             "work",
             vec![
                 SnapshotFile { path: "a.yaml".into(), content: FileContent::Bytes(shared.clone()) },
-                SnapshotFile { path: "b.yaml".into(), content: FileContent::Bytes(Arc::from(&b"name: B2\n"[..])) },
+                SnapshotFile {
+                    path: "b.yaml".into(),
+                    content: FileContent::Bytes(Arc::from(&b"name: B2\n"[..])),
+                },
             ],
         );
         let plain = read_revision(dir.path(), "HEAD", "", |_| true, 1 << 20).unwrap();
