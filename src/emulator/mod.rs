@@ -97,8 +97,10 @@
 //! With a data file, the store is loaded at start (a missing file is an empty tenant; a corrupt one
 //! is an error naming the file) and written atomically (temporary file in the same directory,
 //! synced, renamed) after every successful mutation, before the answer is sent. Stored payloads
-//! never hold a secret in clear: values of `password`, `clientSecret`, `token`, `privateKey`,
-//! `licenseKey`, `licensekey`, `apikey`, and `content` under `userFiles`, are stored as
+//! never hold a secret in clear: values of every field the spec loader treats as secret
+//! (`crate::spec::secrets::SECRET_FIELDS`: `password`, `clientSecret`, `token`, `privateKey`,
+//! `privateKeyPassword`, `privateKeyPassphrase`, `passphrase`, `secretKey`, `secretAccessKey`,
+//! `apiKey`, `apikey`, `licenseKey`, `licensekey`), and `content` under `userFiles`, are stored as
 //! `"sha256:<hex>"` (so identical re-posts still compare equal), license keys as digests only.
 //! The request log masks the same fields (and the `Authorization` header is never recorded);
 //! `tracing` sees method, path and status only, never bodies.

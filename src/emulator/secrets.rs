@@ -4,9 +4,11 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// Object keys whose values are secret wherever they appear.
-const SECRET_KEYS: &[&str] =
-    &["password", "clientSecret", "token", "privateKey", "licenseKey", "licensekey", "apikey"];
+use crate::spec::secrets::SECRET_FIELDS;
+
+/// Object keys whose values are secret wherever they appear: every field the spec loader treats
+/// as secret (one list, so that a field added there is never logged or stored in clear here).
+const SECRET_KEYS: &[&str] = SECRET_FIELDS;
 
 /// What to put in place of a secret value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,19 @@ mod tests {
         assert_eq!(v["connection"]["userFiles"][0]["keyName"], "k");
         assert_eq!(v["content"], "not a secret here");
         assert_eq!(v["licensekey"], "***");
+    }
+
+    #[test]
+    fn every_field_the_loader_treats_as_secret_is_masked_and_digested() {
+        for field in SECRET_FIELDS {
+            let mut masked = json!({"connection": {*field: "canary", "hostname": "h"}});
+            let mut digested = masked.clone();
+            redact(&mut masked, Redaction::Mask);
+            redact(&mut digested, Redaction::Digest);
+            assert_eq!(masked["connection"][field], MASK, "{field}");
+            assert_eq!(digested["connection"][field], digest(b"canary"), "{field}");
+            assert_eq!(masked["connection"]["hostname"], "h");
+        }
     }
 
     #[test]

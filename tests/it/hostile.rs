@@ -11,12 +11,16 @@
 //!   `VmHWM` polled from `/proc` when it is missing).
 //!
 //! Failures are collected over the whole corpus and reported together. The full text output is
-//! snapshotted, so any change of wording is reviewed. A second test runs `apply` on a few cases
-//! against the embedded sandbox and checks that nothing reached the tenant; a third loads every
-//! case through the library on a 2 MiB thread (tokio's stack size).
+//! snapshotted, so any change of wording is reviewed. A second test runs `apply --auto-approve`
+//! on every case that `validate` rejects, against a tenant that counts connections: it must
+//! exit 1 with the same diagnostics and never open one. A third applies the case that only the
+//! tenant can reject (a dangling reference) to the embedded sandbox, which must stay empty; a
+//! fourth loads every case through the library on a 2 MiB thread (tokio's stack size).
 
 use std::fmt::Write as _;
 use std::fs;
+use std::io::ErrorKind;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -198,19 +202,9 @@ const CASES: &[Case] = &[
     fixture("settings-alias-bomb", 1, &["immuta-gitops.yaml:5:25: error[settings]: anchors and aliases"]),
 ];
 
-/// Cases also run through `apply` against the sandbox: all must stop before any write.
-const APPLY_CASES: &[&str] = &[
-    "yaml-unclosed-double-quote",
-    "alias-billion-laughs",
-    "dup-numeric-equivalent",
-    "tag-include",
-    "json-trailing-comma",
-    "secret-file-parent-traversal",
-    "type-natural-key-typo",
-    "size-50-mib",
-    "symlink-to-etc-passwd",
-    "dangling-purpose-reference",
-];
+/// Cases that `validate` accepts but `apply` refuses once it has read the tenant: the sandbox
+/// must stay empty. (Every case that `validate` rejects is applied to a counting tenant.)
+const REFUSED_AFTER_READING: &[&str] = &["dangling-purpose-reference"];
 
 // ---------------------------------------------------------------------------------------------
 // Generated trees.
@@ -592,13 +586,157 @@ fn every_hostile_input_gets_its_diagnostic_in_bounded_time_and_memory() {
     insta::assert_snapshot!("hostile_corpus_validate_text", report);
 }
 
+/// A tenant that only counts: a listener on 127.0.0.1 that never answers. Nothing accepts while
+/// a case runs, so every connection the binary opens waits in the backlog until
+/// [`CountingTenant::connections`] takes it (a connection is complete before `connect` returns,
+/// so none is missed once the process has exited).
+struct CountingTenant {
+    listener: TcpListener,
+}
+
+impl CountingTenant {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        CountingTenant { listener }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.listener.local_addr().expect("addr"))
+    }
+
+    /// Connections opened since the last call (closed as they are counted).
+    fn connections(&self) -> usize {
+        let mut count = 0;
+        loop {
+            match self.listener.accept() {
+                Ok(_) => count += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return count,
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+}
+
+/// The diagnostics in a command's output: each `file:line:col: severity[code]: ...` line with
+/// the indented `at:` and `hint:` lines under it.
+fn diagnostics(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut open = false;
+    for line in text.lines() {
+        if !line.starts_with(' ') && (line.contains(": error[") || line.contains(": warning[")) {
+            found.push(line.to_owned());
+            open = true;
+        } else if open && line.starts_with("  ") {
+            let last = found.last_mut().expect("a diagnostic");
+            last.push('\n');
+            last.push_str(line);
+        } else {
+            open = false;
+        }
+    }
+    found
+}
+
+/// What `validate` printed for each case: the reviewed snapshot, which the corpus test keeps
+/// equal to the real output (so `apply` is compared with it without running `validate` again).
+fn validate_outputs() -> std::collections::BTreeMap<String, String> {
+    let path =
+        repo_root().join("tests/it/snapshots/it__hostile__hostile_corpus_validate_text.snap");
+    let snap = fs::read_to_string(path).expect("the corpus snapshot");
+    let body = snap.splitn(3, "---\n").nth(2).expect("a snapshot header");
+    body.split("## ")
+        .filter(|s| !s.is_empty())
+        .map(|section| {
+            let (heading, text) = section.split_once('\n').unwrap_or((section, ""));
+            let name = heading.split(" (exit ").next().unwrap_or_default();
+            (name.to_owned(), text.to_owned())
+        })
+        .collect()
+}
+
 #[test]
-fn apply_stops_on_hostile_specs_before_touching_the_tenant() {
+fn apply_refuses_every_rejected_input_with_its_diagnostics_and_never_contacts_the_tenant() {
+    let work = Work::new();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let secrets = work.secrets();
+    let tenant = CountingTenant::start();
+    let url = tenant.url();
+    let key = scratch.path().join("api.key");
+    fs::write(&key, "hostile-case-api-key\n").expect("write");
+    let validated = validate_outputs();
+    let rejected: Vec<&Case> = CASES.iter().filter(|c| c.exit == 1).collect();
+    let mut failures = Vec::new();
+    for case in &rejected {
+        let root = root_of(case, &work);
+        let state_dir = scratch.path().join(format!("state-{}", case.name));
+        let args = [
+            "apply".as_ref(),
+            root.as_os_str(),
+            "--auto-approve".as_ref(),
+            "--url".as_ref(),
+            url.as_ref(),
+            "--api-key-file".as_ref(),
+            key.as_os_str(),
+            "--state-dir".as_ref(),
+            state_dir.as_os_str(),
+            "--secrets-dir".as_ref(),
+            secrets.as_os_str(),
+            // Should a case get through, fail in seconds rather than wait for the silent tenant.
+            "--timeout".as_ref(),
+            "2s".as_ref(),
+            "--max-retries".as_ref(),
+            "0".as_ref(),
+        ];
+        let r = run(&args, scratch.path());
+        let text = r.text.replace(&work.path().display().to_string(), "<tmp>");
+        let mut problems = check_output(&text);
+        if r.code != Some(1) || r.signal.is_some() {
+            problems.push(format!("exit {:?} (signal {:?}), expected 1", r.code, r.signal));
+        }
+        if !text.contains("nothing was planned or applied") {
+            problems.push("no `nothing was planned or applied`".into());
+        }
+        let expected = diagnostics(validated.get(case.name).map_or("", String::as_str));
+        if expected.is_empty() {
+            problems.push("no diagnostic in the validate snapshot".into());
+        }
+        let shown = diagnostics(&text);
+        if shown != expected {
+            problems.push(format!(
+                "diagnostics differ from validate's:\n--- validate\n{}\n--- apply\n{}",
+                expected.join("\n\n"),
+                shown.join("\n\n")
+            ));
+        }
+        let connections = tenant.connections();
+        if connections > 0 {
+            problems.push(format!("{connections} connection(s) to the tenant"));
+        }
+        if state_dir.join("state.json").exists() {
+            problems.push("a state file was written".into());
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{}:\n    {}\n{text}", case.name, problems.join("\n    ")));
+        }
+    }
+    assert!(rejected.len() >= 90, "{} rejected cases", rejected.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} rejected cases failed:\n\n{}",
+        failures.len(),
+        rejected.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn apply_refuses_a_dangling_reference_and_writes_nothing_to_the_sandbox() {
     let work = Work::new();
     let scratch = tempfile::tempdir().expect("temp dir");
     let secrets = work.secrets();
     let mut failures = Vec::new();
-    for name in APPLY_CASES {
+    for name in REFUSED_AFTER_READING {
         let case = CASES.iter().find(|c| c.name == *name).expect("a corpus case");
         let root = root_of(case, &work);
         let state_dir = scratch.path().join(format!("state-{name}"));
