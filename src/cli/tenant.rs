@@ -41,7 +41,9 @@ pub struct TenantArgs {
     #[arg(long, env = "IMMUTA_GITOPS_SECRETS_DIR", default_value = secret_store::DEFAULT_SECRETS_DIR, value_name = "DIR")]
     pub secrets_dir: PathBuf,
     /// Writes in flight at once within one kind (dry runs and listings use twice as many).
-    #[arg(long, default_value_t = 8)]
+    /// Immuta does real work per post (a data-source post registers tables): raise it for
+    /// large cold applies if the tenant keeps up.
+    #[arg(long, env = "IMMUTA_GITOPS_PARALLELISM", default_value_t = 4)]
     pub parallelism: usize,
     /// Timeout of one HTTP request (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
