@@ -488,7 +488,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     unverifiable(&mut changes, &mut errors, &mut warnings, input);
 
     if let Some(o) = observed {
-        warnings.extend(license_warnings(o, input.targets, input.now));
+        warnings.extend(license_warnings(o, input.now));
     }
     let unmanaged = observed.map(|o| unmanaged(o, input.state, input.targets)).unwrap_or_default();
     Plan {
@@ -740,12 +740,10 @@ pub fn days_until(expires: &str, now: SystemTime) -> Option<i64> {
     Some(secs / 86_400)
 }
 
-fn license_warnings(o: &Observed, targets: &[Target<'_>], now: SystemTime) -> Vec<Warning> {
+/// Expiring licenses and nearly full seats, whenever the tenant let us read them: an expired
+/// license stops the tenant, whoever manages the key.
+fn license_warnings(o: &Observed, now: SystemTime) -> Vec<Warning> {
     let mut out = Vec::new();
-    let manages_license = targets.iter().any(|t| t.object.kind == Kind::License);
-    if !manages_license {
-        return out;
-    }
     for l in o.inventory.licenses.iter().flatten() {
         if let Some(days) = l.expires.as_deref().and_then(|e| days_until(e, now))
             && days < 30

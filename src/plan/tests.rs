@@ -350,6 +350,12 @@ fn k_anonymization_schema_monitoring_and_license_warnings() {
         p.warnings
     );
     assert!(p.warnings[1].message.contains("metadata database"));
+
+    // Specs that manage no license key still warn: an expired license stops the tenant.
+    let policies_only = load(&[("policy.yaml", POLICY)]);
+    let p = run(&targets(&policies_only, None), &State::new("t", SALT), Some(&observed));
+    let codes: Vec<&str> = p.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(codes, ["license-expiry", "license-seats"], "{:#?}", p.warnings);
 }
 
 #[test]
