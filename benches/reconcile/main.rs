@@ -660,7 +660,9 @@ async fn bench_emulator(report: &mut Report, window: Duration) {
                 let (path, body) = match n % 4 {
                     0 => ("/api/v2/policy", json!({"policyKey": format!("p{w}-{i}"), "name": format!("P {w} {i} {n}"), "type": "subscription", "actions": {"type": "anyone"}})),
                     1 => ("/api/v2/purpose", json!({"name": format!("Purpose {w} {i}"), "description": format!("{n}")})),
-                    2 => ("/api/v2/data?dryRun=true", json!({"connectionKey": format!("c{w}-{i}"), "connection": {"handler": "Snowflake", "hostname": format!("h{w}-{i}"), "database": "D"}, "sources": [{"tableName": "T", "schema": "S"}]})),
+                    // Data: a real post every other time (full replace of the connection's
+                    // tables), a dry run otherwise.
+                    2 => (if n % 8 == 2 { "/api/v2/data" } else { "/api/v2/data?dryRun=true" }, json!({"connectionKey": format!("c{w}-{i}"), "connection": {"handler": "Snowflake", "hostname": format!("h{w}-{i}"), "database": "D"}, "sources": [{"tableName": format!("T{}", n % 3), "schema": "S"}]})),
                     _ => ("/api/v2/project", json!({"projectKey": format!("k{w}-{i}"), "name": format!("K {w} {i} {n}")})),
                 };
                 let r = http.post(format!("{base}{path}")).header("Authorization", ADMIN_KEY).json(&body).send().await.expect("post");
@@ -677,7 +679,7 @@ async fn bench_emulator(report: &mut Report, window: Duration) {
     report.sections.push(Section {
         title: "Emulator throughput".into(),
         note: "4 concurrent clients on loopback, in the same process as the emulator, posting a mix of policy, \
-               purpose and project upserts and data-source dry runs."
+               purpose and project upserts, data-source posts (each replacing the connection's table) and dry runs."
             .into(),
         header: vec!["window", "requests", "requests/s"],
         rows: vec![vec![secs(window), total.to_string(), format!("{:.0}", total as f64 / window.as_secs_f64())]],

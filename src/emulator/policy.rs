@@ -13,18 +13,9 @@ use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, s
 use super::json::{as_object, opt_array, opt_bool, opt_object, opt_str, req_str};
 use super::state::EmulatorState;
 use super::store::{Policy, next_id};
-
-/// Rule types a data policy accepts (both documented spellings of "by").
-const RULE_TYPES: &[&str] = &[
-    "Masking",
-    "Minimization",
-    "Purpose Restriction",
-    "Time Restriction",
-    "Row Restriction By User Entitlements",
-    "Row Restriction by User Entitlements",
-    "Row Restriction by Custom Where Clause",
-    "Row Restriction By Custom Where Clause",
-];
+// Rule types a data policy accepts (both documented spellings of "by"): the list the spec
+// loader accepts, so the two cannot drift apart.
+use crate::spec::model::RULE_TYPES;
 
 const SUBSCRIPTION_TYPES: &[&str] = &["anyone", "approval", "entitlements", "manual"];
 

@@ -333,12 +333,22 @@ async fn case(op: Op, fault: &Fault) {
 async fn every_fault_on_every_operation() {
     let cells: Vec<(Op, Fault)> =
         Op::ALL.into_iter().flat_map(|op| faults().into_iter().map(move |f| (op, f))).collect();
+    // Each cell has its own emulator and state.
+    run_cells(cells.into_iter().map(|(op, fault)| {
+        let name = format!("{op:?} × {}", fault.name);
+        (name, async move { case(op, &fault).await })
+    }))
+    .await;
+}
+
+/// Runs named cells four at a time (they mostly wait on I/O), each within two minutes, and
+/// fails with every failing cell's message.
+async fn run_cells<F: std::future::Future<Output = ()>>(cells: impl Iterator<Item = (String, F)>) {
+    let cells: Vec<(String, F)> = cells.collect();
     let total = cells.len();
-    // Each cell has its own emulator and state; four at a time (they mostly wait on I/O).
     let failures: Vec<String> = futures::stream::iter(cells)
-        .map(|(op, fault)| async move {
-            let name = format!("{op:?} × {}", fault.name);
-            let cell = AssertUnwindSafe(async move { case(op, &fault).await }).catch_unwind();
+        .map(|(name, cell)| async move {
+            let cell = AssertUnwindSafe(cell).catch_unwind();
             match tokio::time::timeout(Duration::from_secs(120), cell).await {
                 Ok(Ok(())) => None,
                 Ok(Err(panic)) => Some(format!("{name}: {}", panic_message(&*panic))),
@@ -550,30 +560,12 @@ async fn a_failed_listing_fails_plan_and_apply_closed() {
         .flat_map(|l| [(l, 500, 1), (l, 503, 6)])
         .flat_map(|(l, s, c)| [(l, s, c, false), (l, s, c, true)])
         .collect();
-    let total = cells.len();
-    let failures: Vec<String> = futures::stream::iter(cells)
-        .map(|(listing, status, count, apply)| async move {
-            let name = format!(
-                "{} × GET {listing} {status}×{count}",
-                if apply { "apply" } else { "plan" }
-            );
-            let cell = AssertUnwindSafe(listing_case(listing, status, count, apply)).catch_unwind();
-            match tokio::time::timeout(Duration::from_secs(120), cell).await {
-                Ok(Ok(())) => None,
-                Ok(Err(panic)) => Some(format!("{name}: {}", panic_message(&*panic))),
-                Err(_) => Some(format!("{name}: did not finish")),
-            }
-        })
-        .buffer_unordered(4)
-        .filter_map(|f| async move { f })
-        .collect()
-        .await;
-    assert!(
-        failures.is_empty(),
-        "{} of {total} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    run_cells(cells.into_iter().map(|(listing, status, count, apply)| {
+        let name =
+            format!("{} × GET {listing} {status}×{count}", if apply { "apply" } else { "plan" });
+        (name, listing_case(listing, status, count, apply))
+    }))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
