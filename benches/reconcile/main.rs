@@ -662,7 +662,7 @@ async fn bench_emulator(report: &mut Report, window: Duration) {
                     1 => ("/api/v2/purpose", json!({"name": format!("Purpose {w} {i}"), "description": format!("{n}")})),
                     // Data: a real post every other time (full replace of the connection's
                     // tables), a dry run otherwise.
-                    2 => (if n % 8 == 2 { "/api/v2/data" } else { "/api/v2/data?dryRun=true" }, json!({"connectionKey": format!("c{w}-{i}"), "connection": {"handler": "Snowflake", "hostname": format!("h{w}-{i}"), "database": "D"}, "sources": [{"tableName": format!("T{}", n % 3), "schema": "S"}]})),
+                    2 => (if n % 8 == 2 { "/api/v2/data" } else { "/api/v2/data?dryRun=true" }, json!({"connectionKey": format!("c{w}-{i}"), "connection": {"handler": "Snowflake", "hostname": format!("h{w}-{i}"), "database": "D"}, "sources": [{"tableName": format!("T{w}X{i}V{}", n % 3), "schema": "S"}]})),
                     _ => ("/api/v2/project", json!({"projectKey": format!("k{w}-{i}"), "name": format!("K {w} {i} {n}")})),
                 };
                 let r = http.post(format!("{base}{path}")).header("Authorization", ADMIN_KEY).json(&body).send().await.expect("post");
