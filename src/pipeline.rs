@@ -155,23 +155,15 @@ pub fn base_state(
 ) -> Result<Base> {
     use std::collections::{HashMap, HashSet};
     let is_spec = |path: &str| spec::is_spec_file(path) && !spec::SETTINGS_FILES.contains(&path);
-    let bytes_of = |snapshot: &Snapshot| -> HashMap<String, crate::snapshot::FileContent> {
-        snapshot.files.iter().map(|f| (f.path.clone(), f.content.clone())).collect()
-    };
-    let now = bytes_of(current);
-    let context_of = |snapshot: &Snapshot| -> Vec<(String, crate::snapshot::FileContent)> {
-        snapshot
-            .files
-            .iter()
-            .filter(|f| !is_spec(&f.path))
-            .map(|f| (f.path.clone(), f.content.clone()))
-            .collect()
-    };
-    let same_context = context_of(base) == context_of(current);
+    let now: HashMap<&str, &crate::snapshot::FileContent> =
+        current.files.iter().map(|f| (f.path.as_str(), &f.content)).collect();
+    // Snapshots list their files sorted by path.
+    let context = |f: &&crate::snapshot::SnapshotFile| !is_spec(&f.path);
+    let same_context = base.files.iter().filter(context).eq(current.files.iter().filter(context));
     let unchanged: HashSet<&str> = if same_context {
         base.files
             .iter()
-            .filter(|f| is_spec(&f.path) && now.get(&f.path) == Some(&f.content))
+            .filter(|f| is_spec(&f.path) && now.get(f.path.as_str()) == Some(&&f.content))
             .map(|f| f.path.as_str())
             .collect()
     } else {

@@ -299,7 +299,7 @@ pub fn comparable(
         Some(s) => secrets::interpolate(&object.payload, s)?,
         None => object.payload.clone(),
     };
-    secrets::mask_in_place(&mut resolved, object.tainted_pointers(), salt);
+    secrets::mask_with_digests(&mut resolved, object.tainted_pointers(), salt);
     Ok(normalize::canonical_owned(resolved))
 }
 

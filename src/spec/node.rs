@@ -552,6 +552,22 @@ impl<'t> Builder<'t> {
         ParseError::new(ParseErrorKind::Budget, message, Some(pos))
     }
 
+    /// Builds a node that may carry an anchor: counted against the budgets, and recorded with
+    /// what one copy of it costs once built, so that aliases can copy it.
+    fn anchored(
+        &mut self,
+        anchor: usize,
+        pos: Pos,
+        text_bytes: usize,
+        value: impl FnOnce(&mut Self) -> Result<Value, ParseError>,
+    ) -> Result<Node, ParseError> {
+        let start = self.open(anchor, pos)?;
+        self.count(1, text_bytes, pos)?;
+        let node = Node { pos, value: value(self)? };
+        self.close(anchor, &node, start);
+        Ok(node)
+    }
+
     /// Starts an anchor; returns the counters to measure its node with.
     fn open(&mut self, anchor: usize, pos: Pos) -> Result<(usize, usize), ParseError> {
         if anchor != 0 {
@@ -586,35 +602,26 @@ impl<'t> Builder<'t> {
         let pos = pos_of(&span.start);
         match event {
             Event::Scalar(text, style, anchor, tag) => {
-                let start = self.open(anchor, pos)?;
-                self.count(1, text.len(), pos)?;
-                let node = Node { pos, value: scalar(&text, style, tag.as_deref(), pos)? };
-                self.close(anchor, &node, start);
-                Ok(node)
+                self.anchored(anchor, pos, text.len(), |_| {
+                    scalar(&text, style, tag.as_deref(), pos)
+                })
             }
             Event::SequenceStart(_, anchor, tag) => {
                 self.enter(depth, tag.as_deref(), Tagged::Sequence, pos)?;
-                let start = self.open(anchor, pos)?;
-                self.count(1, 0, pos)?;
-                let mut items = Vec::new();
-                loop {
-                    let (event, span) = self.next()?;
-                    if matches!(event, Event::SequenceEnd) {
-                        break;
+                self.anchored(anchor, pos, 0, |b| {
+                    let mut items = Vec::new();
+                    loop {
+                        let (event, span) = b.next()?;
+                        if matches!(event, Event::SequenceEnd) {
+                            return Ok(Value::Seq(items));
+                        }
+                        items.push(b.node(event, span, depth + 1)?);
                     }
-                    items.push(self.node(event, span, depth + 1)?);
-                }
-                let node = Node { pos, value: Value::Seq(items) };
-                self.close(anchor, &node, start);
-                Ok(node)
+                })
             }
             Event::MappingStart(_, anchor, tag) => {
                 self.enter(depth, tag.as_deref(), Tagged::Mapping, pos)?;
-                let start = self.open(anchor, pos)?;
-                self.count(1, 0, pos)?;
-                let node = Node { pos, value: Value::Map(self.mapping(depth)?) };
-                self.close(anchor, &node, start);
-                Ok(node)
+                self.anchored(anchor, pos, 0, |b| Ok(Value::Map(b.mapping(depth)?)))
             }
             Event::Alias(anchor) => self.alias(anchor, pos),
             _ => Err(ParseError::new(ParseErrorKind::Syntax, "unexpected YAML event", Some(pos))),
@@ -755,10 +762,11 @@ impl<'t> Builder<'t> {
     fn key(&mut self, event: Event<'t>, pos: Pos) -> Result<(Key, String), ParseError> {
         let (value, written) = match event {
             Event::Scalar(text, style, anchor, tag) => {
-                let start = self.open(anchor, pos)?;
-                self.count(1, text.len(), pos)?;
-                let value = scalar(&text, style, tag.as_deref(), pos)?;
-                self.close(anchor, &Node { pos, value: value.clone() }, start);
+                let value = self
+                    .anchored(anchor, pos, text.len(), |_| {
+                        scalar(&text, style, tag.as_deref(), pos)
+                    })?
+                    .value;
                 let written = match style {
                     ScalarStyle::SingleQuoted => format!("'{text}'"),
                     ScalarStyle::DoubleQuoted => format!("\"{text}\""),

@@ -283,22 +283,11 @@ pub fn mask<'a>(payload: &Value, tainted: impl IntoIterator<Item = &'a str>) -> 
     out
 }
 
-/// Returns `resolved` (an interpolated payload) with every tainted value replaced by
+/// Replaces every tainted value of `value` (an interpolated payload) by
 /// `(sensitive:<digest>)`, a salted SHA-256 prefix of the real value. Two payloads that differ
 /// only in a secret then differ in the digest, so a changed password shows up in a plan (as
 /// "(sensitive) changed") without the value ever being stored or printed.
 pub fn mask_with_digests<'a>(
-    resolved: &Value,
-    tainted: impl IntoIterator<Item = &'a str>,
-    salt: &str,
-) -> Value {
-    let mut out = resolved.clone();
-    mask_in_place(&mut out, tainted, salt);
-    out
-}
-
-/// [`mask_with_digests`] on a value the caller owns.
-pub fn mask_in_place<'a>(
     value: &mut Value,
     tainted: impl IntoIterator<Item = &'a str>,
     salt: &str,
@@ -391,12 +380,10 @@ mod tests {
         let resolved = json!({"connection": {"password": "canary-123", "hostname": "h"}});
         let masked = mask(&resolved, ["/connection/password"]);
         assert_eq!(masked["connection"]["password"], SENSITIVE);
-        let a = mask_with_digests(&resolved, ["/connection/password"], "salt");
-        let b = mask_with_digests(
-            &json!({"connection": {"password": "other"}}),
-            ["/connection/password"],
-            "salt",
-        );
+        let mut a = resolved.clone();
+        mask_with_digests(&mut a, ["/connection/password"], "salt");
+        let mut b = json!({"connection": {"password": "other"}});
+        mask_with_digests(&mut b, ["/connection/password"], "salt");
         assert_ne!(a["connection"]["password"], b["connection"]["password"]);
         assert!(!a.to_string().contains("canary"));
         assert!(is_masked(a["connection"]["password"].as_str().unwrap()));
