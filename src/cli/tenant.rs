@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use crate::emulator::{self, EmulatorConfig, EmulatorHandle};
 use crate::live::{Client, ClientConfig, Observer};
-use crate::secret_store::{self, ProcessSecrets};
+use crate::secret_store;
 
 /// Options shared by every command that talks to a tenant.
 #[derive(Debug, Clone, clap::Args)]
@@ -158,13 +158,4 @@ pub async fn connect(
         state_path: args.state.clone().unwrap_or(default_state),
         _sandbox: sandbox,
     })
-}
-
-/// Where secrets come from: the environment, the secrets directory, and the env files the
-/// repository settings name (the environment wins).
-pub fn secret_source(
-    args: &TenantArgs,
-    defaults: crate::spec::envfile::EnvValues,
-) -> ProcessSecrets {
-    ProcessSecrets::new(&args.secrets_dir).with_defaults(defaults)
 }

@@ -32,11 +32,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::status::{Problem, ReconcileRecord, Status, StatusHandle};
 pub use self::trigger::Trigger;
-use crate::apply::{self, ObjectResult, Progress, Status as ApplyStatus};
+use crate::apply::{ObjectResult, Progress, Status as ApplyStatus};
 use crate::live::Client;
-use crate::pipeline::{self, Error as PipelineError};
-use crate::plan::{self, Action, Observed, Plan, Safety};
-use crate::secret_store::ProcessSecrets;
+use crate::pipeline::{
+    self, ApplyOptions, Error as PipelineError, Inputs, Overrides, Planned, Specs,
+};
+use crate::plan::{self, Action, Observed, Plan};
 use crate::server::{self, Metrics, ServerState, WebhookConfig};
 use crate::snapshot::Snapshot;
 use crate::source::remote::{GitSource, GitSourceConfig};
@@ -544,29 +545,20 @@ impl Daemon {
         drift: Option<bool>,
     ) -> pipeline::Result<Ended> {
         let c = &self.config;
-        let options = LoadOptions { strict: c.strict, ..LoadOptions::with_env(env_names()) };
-        let (desired, diags) = pipeline::load(snapshot, &options, &c.secrets_dir);
-        pipeline::require_valid(&diags)?;
-        let state = pipeline::state_for(&c.state_path, &c.tenant)?;
-        let secrets =
-            ProcessSecrets::new(&c.secrets_dir).with_defaults(desired.env_defaults.clone());
-        let targets = pipeline::targets(&desired, Some(&secrets), &state.salt)?;
+        let inputs = Inputs {
+            options: LoadOptions { strict: c.strict, ..LoadOptions::with_env(env_names()) },
+            secrets_dir: c.secrets_dir.clone(),
+        };
+        let specs = Specs::load(snapshot, &inputs);
+        let prepared = specs.prepare(&c.state_path, &c.tenant)?;
         // Listings and dry runs only read: on shutdown they are abandoned, not waited for.
-        let observed = tokio::select! {
+        let planned = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return Ok(Ended::cancelled()),
-            observed = pipeline::observe(
-                &self.handles.client,
-                &targets,
-                &state,
-                &secrets,
-                refresh,
-                c.parallelism,
-            ) => observed?,
+            planned = prepared.plan(&self.handles.client, refresh, c.parallelism) => planned?,
         };
-        pipeline::check_references(&desired, &observed)?;
-        self.license_metrics(&observed);
-        let plan = pipeline::plan_live(&desired, &targets, &state, &observed, &c.tenant, refresh);
+        self.license_metrics(&planned.observed);
+        let plan = &planned.plan;
         let summary = plan.summary();
         let changes =
             summary.create + summary.update + summary.delete + summary.replace + summary.adopt;
@@ -581,7 +573,7 @@ impl Daemon {
             });
         });
         if let Some(heal) = drift {
-            let items = drift_items(&plan);
+            let items = drift_items(plan);
             for kind in Kind::ALL {
                 let n = plan
                     .changes
@@ -609,12 +601,8 @@ impl Daemon {
             let problem = format!("the tenant refuses the specs: {message}");
             return Ok(Ended::problem("refused", changes, message, problem));
         }
-        let safety = Safety {
-            allow_destroy: c.allow_destroy || desired.settings.allow_destroy,
-            force: c.force,
-            max_delete_percent: desired.settings.max_delete_percent,
-        };
-        let refusals = plan::refusals(&plan, &state, &safety);
+        let overrides = Overrides { allow_destroy: c.allow_destroy, force: c.force };
+        let refusals = planned.refusals(overrides);
         if !refusals.is_empty() {
             let message = refusals
                 .iter()
@@ -632,41 +620,26 @@ impl Daemon {
             self.handles.status.update(|s| s.ready = true);
             return Ok(Ended::ok("planned", changes, Some(plan.summary_line())));
         }
-        self.apply(&plan, &targets, &state, &secrets, &desired.revision, snapshot).await
+        self.apply(&planned, overrides, snapshot).await
     }
 
     async fn apply(
         &self,
-        plan: &Plan,
-        targets: &[plan::Target<'_>],
-        state: &crate::state::State,
-        secrets: &ProcessSecrets,
-        revision: &str,
+        planned: &Planned<'_>,
+        overrides: Overrides,
         snapshot: &Snapshot,
     ) -> pipeline::Result<Ended> {
-        let mut store = file::Store::open(&self.config.state_path, || state.clone())?;
-        let options = apply::Options {
+        let options = ApplyOptions {
             parallelism: self.config.parallelism,
-            revision: revision.to_owned(),
             cancel: self.cancel.clone(),
             wait: None,
         };
         let progress = Counting(&self.handles.metrics);
-        let outcome = apply::apply(
-            plan,
-            targets,
-            &mut store,
-            &self.handles.client,
-            secrets,
-            &options,
-            &progress,
-        )
-        .await
-        .map_err(|apply::Error::State(e)| PipelineError::State(e))?;
+        let outcome = planned.apply(overrides, &self.handles.client, &options, &progress).await?;
         let changes = outcome.writes();
         if outcome.is_success() {
             self.succeeded(&snapshot.revision);
-            return Ok(Ended::ok("applied", changes, Some(plan.summary_line())));
+            return Ok(Ended::ok("applied", changes, Some(planned.plan.summary_line())));
         }
         let failures: Vec<String> = outcome
             .results
