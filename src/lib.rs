@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod emulator;
 pub mod live;
+pub mod metrics;
 pub mod parallel;
 pub mod pipeline;
 pub mod plan;

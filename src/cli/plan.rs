@@ -8,12 +8,13 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
 use super::tenant::{self, Tenant, TenantArgs};
-use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, env_names};
+use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::apply::{ObjectResult, Outcome, Progress, Status};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::pipeline::{self, ApplyOptions, Inputs, Overrides, Planned, Specs, saved};
 use crate::plan::render::{self, TextOptions};
 use crate::plan::{Action, Plan};
+use crate::secret_store::env_names;
 use crate::snapshot::Snapshot;
 use crate::source;
 use crate::spec::{self, LoadOptions};

@@ -13,8 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::EXIT_OK;
 use super::tenant::{self, TenantArgs};
-use crate::daemon::{self, Config, Handles, Mode, SourceConfig, StatusHandle, Trigger};
-use crate::server::{Metrics, WebhookConfig};
+use crate::daemon::{Config, Daemon, Handles, Mode, StatusHandle, Trigger};
+use crate::metrics::Metrics;
+use crate::pipeline::Overrides;
+use crate::server::{self, ServerState, WebhookConfig};
+use crate::source::SourceConfig;
 use crate::source::remote::{self, GitAuth, GitRef, GitSourceConfig};
 use crate::spec;
 
@@ -123,14 +126,16 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
             bail!("--dir `{}` is not a directory", dir.display());
         }
         let sub = sub_path(&args.path)?;
-        if sub.as_os_str().is_empty() {
-            return Ok(SourceConfig::Dir(dir.clone()));
-        }
-        let root = dir.join(&sub);
+        let root = if sub.as_os_str().is_empty() { dir.clone() } else { dir.join(&sub) };
         if !root.is_dir() {
             bail!("--path `{}` is not a directory under --dir `{}`", sub.display(), dir.display());
         }
-        return Ok(SourceConfig::Dir(root));
+        return Ok(SourceConfig::Dir {
+            root,
+            include: spec::is_snapshot_file,
+            debounce: args.debounce,
+            rescan_every: args.rescan,
+        });
     }
     let Some(url) = &args.repo else { bail!("pass --repo URL or --dir PATH") };
     let reference = match (&args.branch, &args.tag, &args.commit) {
@@ -172,7 +177,7 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
                 GitRef::Branch(b) => Some(b.clone()),
                 _ => None,
             },
-            SourceConfig::Dir(_) => None,
+            SourceConfig::Dir { .. } => None,
         },
     };
     if let SourceConfig::Git(g) = &source {
@@ -208,22 +213,36 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
             interval: args.interval,
             drift_interval: (!args.drift_interval.is_zero()).then_some(args.drift_interval),
             self_heal: args.self_heal,
-            allow_destroy: args.allow_destroy,
-            force: args.force,
+            overrides: Overrides { allow_destroy: args.allow_destroy, force: args.force },
             strict: args.strict,
             parallelism: args.tenant.parallelism,
             state_path: tenant.state_path.clone(),
             tenant: tenant.label.clone(),
             secrets_dir: args.tenant.secrets_dir.clone(),
-            debounce: args.debounce,
-            rescan_every: args.rescan,
         };
         let handles =
             Handles { client: tenant.client.clone(), metrics, status: StatusHandle::default() };
-        let (tx, rx) = mpsc::channel(16);
+        let (triggers, triggers_rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
-        spawn_signals(tx.clone(), cancel.clone())?;
-        daemon::run(config, handles, Some(listener), webhook, tx, rx, cancel).await?;
+        spawn_signals(triggers.clone(), cancel.clone())?;
+        // The daemon and the server run side by side (controller-rs `main.rs`): the server only
+        // sends triggers and reads the status and the metrics. The daemon starts first (the
+        // state lock, the source) so that a refused start never serves.
+        let daemon = Daemon::start(config, handles.clone(), cancel.clone())?;
+        let state = ServerState {
+            metrics: handles.metrics.clone(),
+            status: handles.status.clone(),
+            triggers,
+            webhook: Arc::new(webhook),
+        };
+        let reconciler = async {
+            daemon.run(triggers_rx).await;
+            // The loop stopped (a signal, or no trigger sender left): the server stops with it.
+            cancel.cancel();
+        };
+        let served = server::serve(listener, state, cancel.clone().cancelled_owned());
+        let ((), served) = tokio::join!(reconciler, served);
+        served?;
         drop(tenant);
         Ok(ExitCode::from(EXIT_OK))
     });

@@ -8,8 +8,9 @@ use anyhow::Context;
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
-use super::{EXIT_ERROR, EXIT_OK, env_names};
+use super::{EXIT_ERROR, EXIT_OK};
 use crate::diagnostic::{Diagnostic, Severity, Summary};
+use crate::secret_store::env_names;
 use crate::secret_store::{self, ProcessSecrets};
 use crate::source;
 use crate::spec::{self, Desired, LoadOptions};
