@@ -6,6 +6,10 @@
 //! on its purposes and data sources, a policy on the purposes it exempts) but not its unrelated
 //! siblings. Every success is journaled in the state before the next object starts, so a
 //! killed run resumes cleanly; a cancelled run finishes the objects in flight and stops.
+//!
+//! [`render`] shows the results to people.
+
+pub mod render;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use secrecy::SecretString;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::EXIT_OK;
 use super::tenant::{self, TenantArgs};
+use super::{EXIT_OK, Stop, runtime, secret_from_file_or_env, stop_signal};
 use crate::daemon::{Config, Daemon, Handles, Mode, StatusHandle, Trigger};
 use crate::metrics::Metrics;
 use crate::pipeline::Overrides;
@@ -101,16 +100,6 @@ pub struct RunArgs {
     pub tenant: TenantArgs,
 }
 
-fn secret(file: Option<&Path>, env: &str) -> anyhow::Result<Option<SecretString>> {
-    let text = match file {
-        Some(p) => Some(
-            std::fs::read_to_string(p).with_context(|| format!("cannot read `{}`", p.display()))?,
-        ),
-        None => std::env::var(env).ok(),
-    };
-    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
-}
-
 /// `--path` as a relative path that stays inside the root (`a/b`, `/a/b/`; never `..`).
 fn sub_path(path: &str) -> anyhow::Result<PathBuf> {
     let trimmed = Path::new(path.trim_matches('/'));
@@ -144,16 +133,19 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
         (Some(b), _, _) => GitRef::Branch(b.clone()),
         _ => GitRef::Branch("main".into()),
     };
-    let auth =
-        if let Some(token) = secret(args.git_token_file.as_deref(), "IMMUTA_GITOPS_GIT_TOKEN")? {
-            GitAuth::HttpsToken(token)
-        } else if let Some(key) = secret(args.ssh_key_file.as_deref(), "IMMUTA_GITOPS_SSH_KEY")? {
-            GitAuth::SshKey { user: "git".into(), private_key: key, passphrase: None }
-        } else if args.ssh_agent {
-            GitAuth::SshAgent
-        } else {
-            GitAuth::None
-        };
+    let auth = if let Some(token) =
+        secret_from_file_or_env(args.git_token_file.as_deref(), "IMMUTA_GITOPS_GIT_TOKEN", None)?
+    {
+        GitAuth::HttpsToken(token)
+    } else if let Some(key) =
+        secret_from_file_or_env(args.ssh_key_file.as_deref(), "IMMUTA_GITOPS_SSH_KEY", None)?
+    {
+        GitAuth::SshKey { user: "git".into(), private_key: key, passphrase: None }
+    } else if args.ssh_agent {
+        GitAuth::SshAgent
+    } else {
+        GitAuth::None
+    };
     let mut config = GitSourceConfig::new(url, reference, args.tenant.state_dir.join("git-cache"));
     sub_path(&args.path)?;
     config.sub_path = args.path.trim_matches('/').to_owned();
@@ -170,8 +162,16 @@ const ABANDONED_READS_GRACE: Duration = Duration::from_secs(2);
 pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
     let source = source_config(args)?;
     let webhook = WebhookConfig {
-        github_secret: secret(args.webhook_secret_file.as_deref(), "IMMUTA_GITOPS_WEBHOOK_SECRET")?,
-        gitlab_token: secret(args.gitlab_token_file.as_deref(), "IMMUTA_GITOPS_GITLAB_TOKEN")?,
+        github_secret: secret_from_file_or_env(
+            args.webhook_secret_file.as_deref(),
+            "IMMUTA_GITOPS_WEBHOOK_SECRET",
+            None,
+        )?,
+        gitlab_token: secret_from_file_or_env(
+            args.gitlab_token_file.as_deref(),
+            "IMMUTA_GITOPS_GITLAB_TOKEN",
+            None,
+        )?,
         branch: match &source {
             SourceConfig::Git(g) => match &g.reference {
                 GitRef::Branch(b) => Some(b.clone()),
@@ -185,11 +185,7 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
         unsafe { remote::init_git_timeouts(g.connect_timeout, g.transfer_timeout) }
             .context("cannot set the Git timeouts")?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = runtime()?;
     let result = runtime.block_on(async {
         let metrics = Arc::new(Metrics::new());
         let tenant = tenant::connect(&args.tenant, Some(metrics.clone())).await?;
@@ -255,14 +251,17 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
 /// SIGTERM and SIGINT stop the loop (the objects in flight finish first); SIGHUP reconciles now.
 fn spawn_signals(tx: mpsc::Sender<Trigger>, cancel: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let stop = stop_signal(&[Stop::Terminate, Stop::Interrupt])?;
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     tokio::spawn(async move {
+        tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM: finishing the objects in flight, then stopping"); cancel.cancel(); break; }
-                _ = int.recv() => { tracing::info!("SIGINT: finishing the objects in flight, then stopping"); cancel.cancel(); break; }
+                name = &mut stop => {
+                    tracing::info!("{name}: finishing the objects in flight, then stopping");
+                    cancel.cancel();
+                    break;
+                }
                 _ = hup.recv() => { let _ = tx.try_send(Trigger::Reload); }
             }
         }

@@ -62,6 +62,14 @@ impl Reconciled {
         Reconciled { outcome, changes, message: Some(message), problem: Some(problem) }
     }
 
+    /// A plan that must not be applied: the `reasons` joined for the history, and `why` before
+    /// them for `degraded`.
+    fn refused(changes: usize, reasons: impl Iterator<Item = String>, why: &str) -> Reconciled {
+        let message = reasons.collect::<Vec<_>>().join("; ");
+        let problem = format!("{why}: {message}");
+        Reconciled::problem(Outcome::Refused, changes, message, problem)
+    }
+
     fn cancelled() -> Reconciled {
         Reconciled::ok(Outcome::Cancelled, 0, None)
     }
@@ -149,24 +157,13 @@ impl Context<'_> {
             }
         }
         if !plan.errors.is_empty() {
-            let message = plan
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.object, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let problem = format!("the tenant refuses the specs: {message}");
-            return Ok(Reconciled::problem(Outcome::Refused, changes, message, problem));
+            let rejected = plan.errors.iter().map(|e| format!("{}: {}", e.object, e.message));
+            return Ok(Reconciled::refused(changes, rejected, "the tenant refuses the specs"));
         }
         let refusals = planned.refusals(c.overrides);
         if !refusals.is_empty() {
-            let message = refusals
-                .iter()
-                .map(|r| format!("{} ({})", r.message, r.hint))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let problem = format!("refusing to apply: {message}");
-            return Ok(Reconciled::problem(Outcome::Refused, changes, message, problem));
+            let reasons = refusals.iter().map(|r| format!("{} ({})", r.message, r.hint));
+            return Ok(Reconciled::refused(changes, reasons, "refusing to apply"));
         }
         if !plan.has_changes() {
             self.succeeded(&snapshot.revision);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Error, Inputs, Result};
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, Severity, render};
 use crate::plan::{self, Target};
 use crate::secret_store::{self, ProcessSecrets};
 use crate::snapshot::Snapshot;
@@ -38,6 +38,26 @@ impl Specs {
             crate::diagnostic::sort(&mut diagnostics);
         }
         Specs { desired, diagnostics, secrets, options: inputs.options.clone() }
+    }
+
+    /// The tree as `validate`'s reports describe it ([`render::Tree`]), with `root` as given.
+    pub fn tree<'a>(&'a self, root: &'a str) -> render::Tree<'a> {
+        render::Tree {
+            root,
+            revision: &self.desired.revision,
+            files: self.desired.files,
+            objects: self
+                .desired
+                .counts()
+                .into_iter()
+                .map(|(kind, count)| render::Count {
+                    key: kind.as_str(),
+                    noun: kind.noun(),
+                    plural: kind.plural(),
+                    count,
+                })
+                .collect(),
+        }
     }
 
     /// Whether any diagnostic is an error (nothing can be planned then).
@@ -147,13 +167,15 @@ mod tests {
         Inputs { options: LoadOptions::default(), secrets_dir: dir.to_path_buf() }
     }
 
+    /// The specs of one file `a.yaml`, with secrets read from `dir`.
+    fn one_file(text: &str, dir: &Path) -> Specs {
+        Specs::load(&Snapshot::from_texts([("a.yaml", text.to_owned())]), &inputs(dir))
+    }
+
     #[test]
     fn invalid_specs_are_never_prepared() {
         let dir = tempfile::tempdir().unwrap();
-        let specs = Specs::load(
-            &Snapshot::from_texts([("a.yaml", "[1, 2\n".to_owned())]),
-            &inputs(dir.path()),
-        );
+        let specs = one_file("[1, 2\n", dir.path());
         assert!(specs.has_errors());
         let err = specs.prepare(&dir.path().join("state.json"), "t").unwrap_err();
         assert!(matches!(err, Error::Specs { errors: 1, .. }), "{err}");
@@ -163,10 +185,7 @@ mod tests {
     #[test]
     fn a_state_of_another_tenant_is_refused_and_a_missing_one_is_created() {
         let dir = tempfile::tempdir().unwrap();
-        let specs = Specs::load(
-            &Snapshot::from_texts([("a.yaml", "name: Research\n".to_owned())]),
-            &inputs(dir.path()),
-        );
+        let specs = one_file("name: Research\n", dir.path());
         let path = dir.path().join("state.json");
         let prepared = specs.prepare(&path, "one").unwrap();
         assert_eq!(prepared.targets.len(), 1);
