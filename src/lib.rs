@@ -7,30 +7,49 @@
 //!
 //! # Layout
 //!
+//! The pure core (no I/O, no clock):
+//!
 //! - [`snapshot`]: an immutable set of spec files at one revision (the seam between sources and
 //!   everything else).
-//! - [`diagnostic`]: what is wrong with the input, where, and how to fix it.
+//! - [`diagnostic`]: what is wrong with the input, where, and how to fix it; `validate`'s
+//!   reports.
 //! - [`spec`]: pure loading and validation of spec files into the desired state.
-//! - [`source`]: produces snapshots from a local directory (and, later, Git).
+//! - [`plan`]: pure planning (desired × state × observed tenant -> plan), safety refusals and
+//!   rendering.
+//! - [`parallel`]: CPU parallelism (scoped threads) for loading and planning large trees.
+//!
+//! The edges:
+//!
+//! - [`source`]: produces snapshots from a local directory, a local Git repository
+//!   (`plan --base`) or a followed remote repository or watched directory (the daemon).
 //! - [`secret_store`]: where `${VAR}` and `${file:PATH}` values come from at send time.
-//! - [`state`]: the inventory of managed objects (last applied payloads, ids).
-//! - [`plan`]: pure planning (desired × state × observed tenant -> plan) and rendering.
+//! - [`state`]: the inventory of managed objects (last applied payloads, ids), journaled.
+//! - [`live`]: the Immuta client: reads the tenant (inventories, dry runs) and writes objects.
+//! - [`apply`]: carries out a plan in order, recording every success in the state.
+//! - [`pipeline`]: the one reconcile operation (load -> prepare -> plan -> apply) that
+//!   `validate`, `plan`, `apply`, the daemon and the benchmark share, and the saved-plan file.
+//! - [`daemon`]: the long-lived reconciler: one loop over a closed set of triggers, typed
+//!   outcomes, the self-heal backoff.
+//! - [`server`]: the reconciler's HTTP server (webhooks, health, metrics, `/status`); it only
+//!   sends triggers and reads shared state, and never calls Immuta. It runs beside the daemon,
+//!   which does not know it.
+//! - [`metrics`]: the Prometheus registry the daemon, the client and the server record into.
 //! - [`emulator`]: an in-memory emulator of the documented Immuta API, used by tests, benchmarks
 //!   and as the embedded sandbox tenant.
-//! - [`server`]: the reconciler's HTTP server (webhooks, health, metrics, `/status`); it only
-//!   sends triggers and reads shared state, and never calls Immuta.
-//! - [`cli`]: the command-line edge; the only place (with `main`) that uses `anyhow`.
+//!
+//! The command line is the binary's (`src/main.rs`, `src/cli/`): the only code that uses
+//! `anyhow`, prints, and picks exit codes.
 //!
 //! `ARCHITECTURE.md` at the repository root has the code map and the invariants.
 
 #![deny(clippy::all)]
 
 pub mod apply;
-pub mod cli;
 pub mod daemon;
 pub mod diagnostic;
 pub mod emulator;
 pub mod live;
+pub mod metrics;
 pub mod parallel;
 pub mod pipeline;
 pub mod plan;

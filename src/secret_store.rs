@@ -23,6 +23,12 @@ pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets";
 /// Largest secret file read.
 pub const MAX_SECRET_FILE: u64 = 1024 * 1024;
 
+/// Names of the environment variables that are set: what `${NAME}` placeholders are checked
+/// against when specs are loaded (values are read only when a payload is sent).
+pub fn env_names() -> impl Iterator<Item = String> {
+    std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())
+}
+
 /// Secrets from the process environment and a secrets directory.
 ///
 /// A secret file is read once per `ProcessSecrets` (one plan or apply; the daemon makes a new

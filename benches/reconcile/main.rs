@@ -24,16 +24,14 @@ use std::time::{Duration, Instant, SystemTime};
 use immuta_gitops::apply::{self, Silent};
 use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorHandle};
 use immuta_gitops::live::{self, Client, ClientConfig, Observer};
-use immuta_gitops::pipeline;
+use immuta_gitops::pipeline::{self, ApplyOptions, Inputs, Overrides, Specs};
 use immuta_gitops::plan::{self, render};
 use immuta_gitops::secret_store::ProcessSecrets;
 use immuta_gitops::snapshot::Snapshot;
 use immuta_gitops::source::dir;
 use immuta_gitops::spec::{self, LoadOptions, secrets};
-use immuta_gitops::state::file::Store;
 use secrecy::SecretString;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 /// Parallelism of our apply: the CLI default (`--parallelism 4`).
 const PARALLELISM: usize = 4;
@@ -223,21 +221,13 @@ fn bench_offline_plan(report: &mut Report, n: usize) {
     )
     .expect("base");
     let started = Instant::now();
-    let options = LoadOptions { offline: true, ..LoadOptions::default() };
-    let (desired, _) = spec::load(&snapshot, &options);
-    let targets = pipeline::targets(&desired, None, pipeline::OFFLINE_SALT).expect("targets");
-    let base = pipeline::base_state(&base_snapshot, &snapshot, &targets, &options).expect("base");
-    let p = plan::plan(&plan::PlanInput {
-        targets: &targets,
-        state: &base.state,
-        observed: None,
-        settings: &desired.settings,
-        tenant: "offline".into(),
-        revision: desired.revision.clone(),
-        base: Some("HEAD~1".into()),
-        refresh: false,
-        now: SystemTime::now(),
-    });
+    let inputs = Inputs {
+        options: LoadOptions { offline: true, ..LoadOptions::default() },
+        secrets_dir: "/run/secrets".into(),
+    };
+    let loaded = Specs::load(&snapshot, &inputs);
+    let p =
+        pipeline::plan_offline(&loaded, &snapshot, &base_snapshot, "HEAD~1").expect("plan").plan;
     let text = render::text(&p, &render::TextOptions { color: false });
     let pure = started.elapsed();
     assert_eq!(p.summary().update, changed, "{}", p.summary_line());
@@ -309,7 +299,8 @@ impl Run {
     }
 }
 
-/// One reconcile the way `apply --auto-approve` does it: load, observe, plan, apply.
+/// One reconcile the way `apply --auto-approve` does it, through the same pipeline: load,
+/// prepare, observe, check references, plan, check the refusals, apply.
 async fn ours(
     t: &Tenant,
     dir: &Path,
@@ -321,29 +312,17 @@ async fn ours(
     t.counter.take();
     let started = Instant::now();
     let snapshot = read(dir);
-    let (desired, diags) =
-        pipeline::load(&snapshot, &LoadOptions::default(), Path::new("/run/secrets"));
-    pipeline::require_valid(&diags).expect("valid specs");
-    let state = pipeline::state_for(state_path, "bench").expect("state");
-    let source = ProcessSecrets::new("/run/secrets").with_defaults(desired.env_defaults.clone());
-    let targets = pipeline::targets(&desired, Some(&source), &state.salt).expect("targets");
-    let observed = pipeline::observe(&t.client, &targets, &state, &source, refresh, parallelism)
-        .await
-        .expect("observe");
-    let p = pipeline::plan_live(&desired, &targets, &state, &observed, "bench", refresh);
+    let inputs = Inputs { options: LoadOptions::default(), secrets_dir: "/run/secrets".into() };
+    let specs = Specs::load(&snapshot, &inputs);
+    let prepared = specs.prepare(state_path, "bench").expect("valid specs and a state");
+    let planned = prepared.plan(&t.client, refresh, parallelism).await.expect("plan");
     let mut writes = 0;
-    if apply_changes && p.has_changes() {
-        assert!(p.errors.is_empty(), "{:?}", p.errors.first());
-        let mut store = Store::open(state_path, || state.clone()).expect("store");
-        let options = apply::Options {
-            parallelism,
-            revision: desired.revision.clone(),
-            cancel: CancellationToken::new(),
-            wait: None,
-        };
-        let outcome = apply::apply(&p, &targets, &mut store, &t.client, &source, &options, &Silent)
+    if apply_changes && planned.plan.has_changes() {
+        let options = ApplyOptions { parallelism, ..ApplyOptions::default() };
+        let outcome = planned
+            .apply(Overrides::default(), &t.client, &options, &Silent)
             .await
-            .expect("apply");
+            .expect("apply (not refused)");
         assert!(
             outcome.is_success(),
             "apply failed: {:?}",
@@ -354,7 +333,7 @@ async fn ours(
         );
         writes = outcome.writes();
     }
-    (Run { took: started.elapsed(), calls: t.counter.take(), writes }, p)
+    (Run { took: started.elapsed(), calls: t.counter.take(), writes }, planned.plan)
 }
 
 /// The naive way: post every spec, one after the other, on every run (a CI loop over

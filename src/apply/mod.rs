@@ -6,6 +6,10 @@
 //! on its purposes and data sources, a policy on the purposes it exempts) but not its unrelated
 //! siblings. Every success is journaled in the state before the next object starts, so a
 //! killed run resumes cleanly; a cancelled run finishes the objects in flight and stops.
+//!
+//! [`render`] shows the results to people.
+
+pub mod render;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -52,6 +56,22 @@ pub enum Status {
     Skipped(String),
 }
 
+impl Status {
+    /// Whether the object's change was carried out: written on the tenant, adopted, forgotten
+    /// or recorded in the state. The one definition of "done", shared by the apply summary and
+    /// the `changes_total` metric (a write on the tenant is narrower: [`Outcome::writes`]).
+    pub fn is_done(&self) -> bool {
+        match self {
+            Status::Applied
+            | Status::Adopted
+            | Status::Deleted
+            | Status::Forgotten
+            | Status::Recorded => true,
+            Status::Unchanged | Status::Failed(_) | Status::Skipped(_) => false,
+        }
+    }
+}
+
 /// The result for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectResult {
@@ -90,7 +110,8 @@ impl Outcome {
         !self.cancelled && self.failed() == 0 && self.skipped() == 0
     }
 
-    /// Objects written on the tenant (posted or deleted).
+    /// Objects written on the tenant (posted or deleted): the calls that changed it, which is
+    /// narrower than the objects done ([`Status::is_done`]).
     pub fn writes(&self) -> usize {
         self.results
             .iter()

@@ -1,9 +1,15 @@
-//! The command-line edge: argument parsing, wiring, printing, exit codes.
+//! The command-line edge: argument parsing, wiring, printing, exit codes. It is part of the
+//! binary, not of the library (as ripgrep's CLI is its binary), and holds no domain rule: each
+//! subcommand reads its arguments, calls the library, prints what it returns and picks the exit
+//! code. Errors that end a command early are `anyhow` errors printed with their cause chain;
+//! this is the only code that uses `anyhow`.
 //!
-//! Each subcommand lives in its own file and returns an [`ExitCode`]; errors that end a command
-//! early are `anyhow` errors printed with their cause chain. This is the only module (with
-//! `main`) that uses `anyhow`.
+//! One file per subcommand (`validate`, `plan`, `apply`, `run`, `license`, `schema`), plus
+//! [`tenant`] (which tenant a command talks to) and the helpers every command shares, written
+//! once here: the async [`runtime`], the shutdown signals ([`stop_signal`]), reading a secret
+//! from a file or the environment ([`secret_from_file_or_env`]), and printing.
 
+mod apply;
 mod license;
 mod plan;
 mod run;
@@ -11,11 +17,14 @@ mod schema;
 mod tenant;
 mod validate;
 
+use std::future::Future;
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 
 /// GitOps reconciler for the Immuta data-governance platform.
 #[derive(Debug, Parser)]
@@ -54,7 +63,7 @@ enum Command {
     /// Show what apply would change on the tenant (or against a Git revision with --base).
     Plan(plan::PlanArgs),
     /// Make the tenant match the specs (or carry out a plan saved with `plan --out`).
-    Apply(plan::ApplyArgs),
+    Apply(apply::ApplyArgs),
     /// Keep a tenant in sync with a Git repository or a directory (the sidecar).
     Run(Box<run::RunArgs>),
     /// License seats and expiry.
@@ -84,8 +93,8 @@ pub fn main() -> ExitCode {
     init_logging(cli.log_format, matches!(cli.command, Command::Run(_) | Command::Emulator(_)));
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
-        Command::Plan(args) => plan::run_plan(&args),
-        Command::Apply(args) => plan::run_apply(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Apply(args) => apply::run(&args),
         Command::Run(args) => run::run(&args, cli.log_format == LogFormat::Json),
         Command::License(args) => license::run(&args),
         Command::Schema(args) => schema::run(&args),
@@ -138,7 +147,83 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Names of the environment variables that are set (values are not needed to validate).
-fn env_names() -> impl Iterator<Item = String> {
-    std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())
+/// The async runtime of a command: two worker threads (commands wait on the network and the
+/// tenant, not on the CPU).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// A signal that stops a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+/// Completes with the signal's name (`SIGINT`, `SIGTERM`) at the first of `signals`. The
+/// handlers are installed before it returns, so a signal sent before the future is awaited is
+/// not lost (and no longer kills the process: the caller decides how to stop).
+fn stop_signal(signals: &[Stop]) -> anyhow::Result<impl Future<Output = &'static str> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut handlers = Vec::new();
+    for stop in signals {
+        let (kind, name) = match stop {
+            Stop::Interrupt => (SignalKind::interrupt(), "SIGINT"),
+            Stop::Terminate => (SignalKind::terminate(), "SIGTERM"),
+        };
+        handlers.push((signal(kind).with_context(|| format!("cannot handle {name}"))?, name));
+    }
+    Ok(async move {
+        if handlers.is_empty() {
+            return std::future::pending().await;
+        }
+        let received = handlers.iter_mut().map(|(handler, name)| {
+            Box::pin(async move {
+                handler.recv().await;
+                *name
+            })
+        });
+        futures::future::select_all(received).await.0
+    })
+}
+
+/// A secret from `file` (when given) or else from the environment variable `env`, trimmed;
+/// `None` when it is unset or empty. `what` names the file in the error (`the API key file`).
+fn secret_from_file_or_env(
+    file: Option<&Path>,
+    env: &str,
+    what: Option<&str>,
+) -> anyhow::Result<Option<SecretString>> {
+    let text = match file {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| match what {
+            Some(what) => format!("cannot read {what} `{}`", path.display()),
+            None => format!("cannot read `{}`", path.display()),
+        })?),
+        None => std::env::var(env).ok(),
+    };
+    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
+}
+
+/// Writes `text` to stdout.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    let mut out = anstream::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The sandbox banner: the first line of stdout (and a blank line) when stdout is for people,
+/// else on stderr so that JSON and Markdown stay clean.
+fn print_banner(banner: &str, on_stdout: bool) {
+    if on_stdout {
+        let _ = writeln!(anstream::stdout(), "{banner}\n");
+    } else {
+        let _ = writeln!(anstream::stderr(), "{banner}");
+    }
 }

@@ -1,25 +1,22 @@
-//! `immuta-gitops plan` and `immuta-gitops apply`.
+//! `immuta-gitops plan`: the specs against the tenant (or, with `--base`, against another
+//! revision), rendered as text, JSON or Markdown, and saved with `--out` for `apply FILE`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use tokio_util::sync::CancellationToken;
 
 use super::tenant::{self, Tenant, TenantArgs};
-use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, env_names};
-use crate::apply::{self, ObjectResult, Outcome, Progress, Status};
+use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, print_banner, print_out, runtime};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::pipeline;
+use crate::pipeline::{self, Inputs, Planned, Specs, saved};
+use crate::plan::Plan;
 use crate::plan::render::{self, TextOptions};
-use crate::plan::{self, Action, Plan, PlanInput, Safety, Target};
+use crate::secret_store::env_names;
 use crate::snapshot::Snapshot;
 use crate::source;
-use crate::spec::secrets::SecretSource;
-use crate::spec::{self, Desired, LoadOptions};
-use crate::state::{State, file};
+use crate::spec::{self, LoadOptions};
 
 /// Output formats of `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,59 +59,29 @@ pub struct PlanArgs {
     pub tenant: TenantArgs,
 }
 
-/// Arguments of `apply`.
-#[derive(Debug, clap::Args)]
-pub struct ApplyArgs {
-    /// Spec root, or a plan saved with `plan --out` (refused when stale).
-    #[arg(default_value = ".")]
-    pub target: PathBuf,
-    /// Allow deletes, replaces and implicit table removals.
-    #[arg(long)]
-    pub allow_destroy: bool,
-    /// Allow a plan that deletes every managed object, or more than maxDeletePercent of them.
-    #[arg(long)]
-    pub force: bool,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub auto_approve: bool,
-    /// Ask the tenant's dry run for every object (as `plan --refresh`).
-    #[arg(long)]
-    pub refresh: bool,
-    /// Treat spec warnings as errors.
-    #[arg(long)]
-    pub strict: bool,
-    /// Seconds Immuta may take to create data sources before answering (its `wait` parameter;
-    /// negative waits indefinitely), for connections without `gitops: {wait}` of their own.
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
-    pub wait: Option<i64>,
-    #[command(flatten)]
-    pub tenant: TenantArgs,
-}
-
 /// The spec tree at `path`, and its specs with every diagnostic. `offline` (`plan --base`):
 /// secret values are never read, so unset variables and unmounted secret files are no errors.
-fn load_specs(
+pub(super) fn load_specs(
     path: &Path,
     strict: bool,
     secrets_dir: &Path,
     offline: bool,
-) -> anyhow::Result<(Snapshot, Desired, Vec<Diagnostic>)> {
+) -> anyhow::Result<(Snapshot, Specs)> {
     let snapshot = source::dir::read(
         path,
         &source::dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() },
     )
     .with_context(|| "nothing was planned; pass the directory that holds your spec files")?;
-    let options = load_options(strict, offline);
-    let (desired, diags) = pipeline::load(&snapshot, &options, secrets_dir);
-    Ok((snapshot, desired, diags))
-}
-
-fn load_options(strict: bool, offline: bool) -> LoadOptions {
-    LoadOptions { strict, offline, ..LoadOptions::with_env(env_names()) }
+    let inputs = Inputs {
+        options: LoadOptions { strict, offline, ..LoadOptions::with_env(env_names()) },
+        secrets_dir: secrets_dir.to_path_buf(),
+    };
+    let specs = Specs::load(&snapshot, &inputs);
+    Ok((snapshot, specs))
 }
 
 /// Prints diagnostics to stderr; returns whether any is an error.
-fn report(diags: &[Diagnostic]) -> bool {
+pub(super) fn report(diags: &[Diagnostic]) -> bool {
     let mut err = anstream::stderr().lock();
     for d in diags {
         let _ = writeln!(err, "{d}\n");
@@ -127,55 +94,28 @@ fn report(diags: &[Diagnostic]) -> bool {
     errors > 0
 }
 
-fn targets<'a>(
-    desired: &'a Desired,
-    source: Option<&dyn SecretSource>,
-    salt: &str,
-) -> anyhow::Result<Vec<Target<'a>>> {
-    Ok(pipeline::targets(desired, source, salt)?)
-}
-
-/// The state of a tenant (created empty, with a fresh salt, when there is none).
-fn state_for(tenant: &Tenant) -> anyhow::Result<State> {
-    Ok(pipeline::state_for(&tenant.state_path, &tenant.label)?)
-}
-
-async fn plan_against_tenant(
+/// The state of the tenant (created empty, with a fresh salt, when there is none), the targets,
+/// what the tenant says, and the plan. A project naming an unknown purpose is reported like a
+/// spec error.
+pub(super) async fn plan_against_tenant<'a>(
     tenant: &Tenant,
-    desired: &Desired,
-    targets: &[Target<'_>],
-    state: &State,
-    source: &dyn SecretSource,
+    specs: &'a Specs,
     refresh: bool,
     parallelism: usize,
-) -> anyhow::Result<Plan> {
-    let observed =
-        pipeline::observe(&tenant.client, targets, state, source, refresh, parallelism).await?;
-    if let Err(e) = pipeline::check_references(desired, &observed) {
-        if let pipeline::Error::Specs { diagnostics, .. } = &e {
-            report(diagnostics);
+) -> anyhow::Result<Planned<'a>> {
+    let prepared = specs.prepare(&tenant.state_path, &tenant.label)?;
+    match prepared.plan(&tenant.client, refresh, parallelism).await {
+        Ok(planned) => Ok(planned),
+        Err(pipeline::Error::Specs { diagnostics, .. }) => {
+            report(&diagnostics);
+            bail!("the specs name purposes that neither the specs nor the tenant have");
         }
-        bail!("the specs name purposes that neither the specs nor the tenant have");
+        Err(e) => Err(e.into()),
     }
-    Ok(pipeline::plan_live(desired, targets, state, &observed, &tenant.label, refresh))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn print_out(text: &str) -> anyhow::Result<()> {
-    let mut out = anstream::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
-}
-
-fn render(plan: &Plan, format: Format) -> String {
+/// The plan in `format`.
+pub(super) fn render(plan: &Plan, format: Format) -> String {
     match format {
         Format::Text => render::text(plan, &TextOptions { color: true }),
         Format::Json => render::json(plan),
@@ -184,36 +124,26 @@ fn render(plan: &Plan, format: Format) -> String {
 }
 
 /// `plan`.
-pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let (snapshot, desired, diags) =
+pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let (snapshot, specs) =
         load_specs(&args.path, args.strict, &args.tenant.secrets_dir, args.base.is_some())?;
-    if report(&diags) {
+    if report(&specs.diagnostics) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
     let plan = match &args.base {
-        Some(rev) => plan_offline(args, &snapshot, &desired, rev)?,
+        Some(rev) => plan_offline(args, &snapshot, &specs, rev)?,
         None => runtime()?.block_on(async {
             let tenant = tenant::connect(&args.tenant, None).await?;
             if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
-                banner_line(&banner, args.format);
+                print_banner(&banner, args.format == Format::Text);
             }
-            let state = state_for(&tenant)?;
-            let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
-            let targets = targets(&desired, Some(&source), &state.salt)?;
-            plan_against_tenant(
-                &tenant,
-                &desired,
-                &targets,
-                &state,
-                &source,
-                args.refresh,
-                args.tenant.parallelism,
-            )
-            .await
+            let planned =
+                plan_against_tenant(&tenant, &specs, args.refresh, args.tenant.parallelism).await?;
+            anyhow::Ok(planned.plan)
         })?,
     };
     if let Some(out) = &args.out {
-        save_plan(out, &plan, &args.path)?;
+        saved::save(out, &plan, &args.path)?;
     }
     print_out(&render(&plan, args.format))?;
     let code = if !plan.errors.is_empty() {
@@ -225,16 +155,8 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     };
     // The process exits next: freeing a large tree value by value would take longer than
     // planning its few changes (a tenth of a second at 10,000 objects); the OS reclaims it.
-    std::mem::forget((plan, desired, snapshot));
+    std::mem::forget((plan, specs, snapshot));
     Ok(ExitCode::from(code))
-}
-
-fn banner_line(banner: &str, format: Format) {
-    if format == Format::Text {
-        let _ = writeln!(anstream::stdout(), "{banner}\n");
-    } else {
-        let _ = writeln!(anstream::stderr(), "{banner}");
-    }
 }
 
 /// `plan --base REV`: the specs at REV play the role of the last applied state. No tenant, no
@@ -242,11 +164,11 @@ fn banner_line(banner: &str, format: Format) {
 fn plan_offline(
     args: &PlanArgs,
     snapshot: &Snapshot,
-    desired: &Desired,
+    specs: &Specs,
     rev: &str,
 ) -> anyhow::Result<Plan> {
     let sub = source::git::path_in_repo(&args.path)?;
-    let base_snapshot: Snapshot = source::git::read_revision_like(
+    let base: Snapshot = source::git::read_revision_like(
         &args.path,
         rev,
         &sub,
@@ -254,301 +176,13 @@ fn plan_offline(
         source::dir::DEFAULT_MAX_FILE_SIZE,
         snapshot,
     )?;
-    let current = targets(desired, None, pipeline::OFFLINE_SALT)?;
-    let base =
-        pipeline::base_state(&base_snapshot, snapshot, &current, &load_options(args.strict, true))?;
-    let base_errors = base.diagnostics.iter().filter(|d| d.is_error()).count();
+    let offline = pipeline::plan_offline(specs, snapshot, &base, rev)?;
+    let base_errors = offline.base_diagnostics.iter().filter(|d| d.is_error()).count();
     if base_errors > 0 {
         let _ = writeln!(
             anstream::stderr(),
             "warning: the specs at {rev} have {base_errors} error(s); objects of the invalid documents count as new"
         );
     }
-    let revision = &base_snapshot.revision;
-    Ok(plan::plan(&PlanInput {
-        targets: &current,
-        state: &base.state,
-        observed: None,
-        settings: &desired.settings,
-        tenant: "offline".into(),
-        revision: desired.revision.clone(),
-        base: Some(format!("{rev} ({})", revision.get(..12).unwrap_or(revision))),
-        refresh: false,
-        now: SystemTime::now(),
-    }))
-}
-
-/// Saves a plan as JSON, with the spec root `apply FILE` reloads.
-fn save_plan(out: &Path, plan: &Plan, spec_root: &Path) -> anyhow::Result<()> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(&render::json(plan)).context("rendering the plan")?;
-    let root = std::fs::canonicalize(spec_root).unwrap_or_else(|_| spec_root.to_path_buf());
-    value["spec_root"] = serde_json::Value::String(root.display().to_string());
-    let mut text = serde_json::to_vec_pretty(&value)?;
-    text.push(b'\n');
-    std::fs::write(out, text)
-        .with_context(|| format!("cannot write the plan to `{}`", out.display()))?;
-    Ok(())
-}
-
-struct Saved {
-    spec_root: PathBuf,
-    fingerprint: plan::Fingerprint,
-    tenant: String,
-    /// Made with `--refresh`: its fingerprint covers a dry run of every object.
-    refreshed: bool,
-}
-
-fn read_saved(path: &Path) -> anyhow::Result<Option<Saved>> {
-    if path.is_dir() {
-        return Ok(None);
-    }
-    if !path.exists() {
-        bail!(
-            "`{}` does not exist: pass the directory that holds your spec files, or a plan saved \
-             with `plan --out`; nothing was applied",
-            path.display()
-        );
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
-    let saved = render::read_saved(&text)
-        .with_context(|| format!("`{}` is not a plan saved by `plan --out`", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)?;
-    let Some(root) = value.get("spec_root").and_then(|v| v.as_str()) else {
-        bail!("`{}` has no spec_root: save plans with `immuta-gitops plan --out`", path.display());
-    };
-    Ok(Some(Saved {
-        spec_root: PathBuf::from(root),
-        fingerprint: saved.fingerprint,
-        tenant: saved.tenant,
-        refreshed: value.get("refreshed").and_then(serde_json::Value::as_bool).unwrap_or(false),
-    }))
-}
-
-/// `apply`.
-pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let saved = read_saved(&args.target)?;
-    let spec_root = saved.as_ref().map_or(args.target.clone(), |s| s.spec_root.clone());
-    if saved.as_ref().is_some_and(|s| s.tenant == "offline") {
-        bail!("this plan was made offline (`plan --base`); plan against the tenant, then apply");
-    }
-    let (_, desired, diags) = load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, false)?;
-    if report(&diags) {
-        return Ok(ExitCode::from(EXIT_ERROR));
-    }
-    runtime()?.block_on(async {
-        let tenant = tenant::connect(&args.tenant, None).await?;
-        if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
-            banner_line(&banner, Format::Text);
-        }
-        if let Some(s) = saved.as_ref().filter(|s| s.tenant != tenant.label) {
-            bail!(
-                "this plan was made for {}, not {}: plan against this tenant, then apply that plan; nothing was applied",
-                s.tenant,
-                tenant.label
-            );
-        }
-        let lock = file::Lock::acquire(&tenant.state_path)?;
-        let state = state_for(&tenant)?;
-        let source = tenant::secret_source(&args.tenant, desired.env_defaults.clone());
-        let targets = targets(&desired, Some(&source), &state.salt)?;
-        // A saved plan is checked against what it was made from: the same reads.
-        let refresh = args.refresh || saved.as_ref().is_some_and(|s| s.refreshed);
-        let plan =
-            plan_against_tenant(&tenant, &desired, &targets, &state, &source, refresh, args.tenant.parallelism).await?;
-        if let Some(saved) = &saved {
-            let stale = stale_parts(&saved.fingerprint, &plan.fingerprint);
-            if !stale.is_empty() {
-                bail!(
-                    "the saved plan is stale: {} changed since it was made; run `plan` again and review the new plan",
-                    stale.join(", ")
-                );
-            }
-        }
-        print_out(&render(&plan, Format::Text))?;
-        let safety = Safety {
-            allow_destroy: args.allow_destroy || desired.settings.allow_destroy,
-            force: args.force,
-            max_delete_percent: desired.settings.max_delete_percent,
-        };
-        let refusals = plan::refusals(&plan, &state, &safety);
-        if !refusals.is_empty() {
-            let mut err = anstream::stderr().lock();
-            for r in &refusals {
-                let _ = writeln!(err, "error: refusing to apply: {}\n  hint: {}", r.message, r.hint);
-            }
-            return Ok(ExitCode::from(EXIT_ERROR));
-        }
-        if !plan.has_changes() {
-            return Ok(ExitCode::from(EXIT_OK));
-        }
-        if !args.auto_approve && saved.is_none() && !confirm(&tenant.label)? {
-            let _ = writeln!(anstream::stderr(), "Apply cancelled: nothing was changed.");
-            return Ok(ExitCode::from(EXIT_ERROR));
-        }
-        let mut store = file::Store::open(&tenant.state_path, || state.clone())?;
-        let cancel = CancellationToken::new();
-        let on_signal = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = writeln!(anstream::stderr(), "\nInterrupted: finishing the objects in flight, then stopping.");
-                on_signal.cancel();
-            }
-        });
-        let progress = Bar::new(plan.changes.iter().filter(|c| c.action != Action::NoOp).count());
-        let outcome = apply::apply(
-            &plan,
-            &targets,
-            &mut store,
-            &tenant.client,
-            &source,
-            &apply::Options {
-                parallelism: args.tenant.parallelism,
-                revision: desired.revision.clone(),
-                cancel,
-                wait: args.wait,
-            },
-            &progress,
-        )
-        .await?;
-        progress.finish();
-        drop(lock);
-        print_out(&render_outcome(&outcome))?;
-        Ok(ExitCode::from(if outcome.is_success() { EXIT_OK } else { EXIT_ERROR }))
-    })
-}
-
-/// What changed since a plan was saved. What is read from the tenant (the dry runs of changed
-/// objects) depends on the specs and the state, so a different reading is blamed on the tenant
-/// only when they are unchanged.
-fn stale_parts(saved: &plan::Fingerprint, now: &plan::Fingerprint) -> Vec<&'static str> {
-    let mut parts = Vec::new();
-    if saved.specs != now.specs {
-        parts.push("the specs (or a secret value)");
-    }
-    if saved.state != now.state {
-        parts.push("the state (another apply ran)");
-    }
-    if saved.live != now.live && parts.is_empty() {
-        parts.push("the tenant");
-    }
-    parts
-}
-
-fn confirm(tenant: &str) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "refusing to apply without confirmation: stdin is not a terminal; pass --auto-approve"
-        );
-    }
-    let mut err = anstream::stderr().lock();
-    write!(err, "\nApply these changes to {tenant}? Only 'yes' is accepted: ")?;
-    err.flush()?;
-    drop(err);
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
-}
-
-/// A progress bar on a terminal; nothing otherwise.
-struct Bar(Option<indicatif::ProgressBar>);
-
-impl Bar {
-    fn new(total: usize) -> Bar {
-        if total < 2 || !std::io::stderr().is_terminal() {
-            return Bar(None);
-        }
-        let bar = indicatif::ProgressBar::new(total as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
-            bar.set_style(style);
-        }
-        Bar(Some(bar))
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.0 {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn done(&self, result: &ObjectResult) {
-        if let Some(b) = &self.0
-            && result.action != Action::NoOp
-        {
-            b.set_message(result.id.to_string());
-            b.inc(1);
-        }
-    }
-}
-
-/// The per-object results of an apply.
-pub fn render_outcome(outcome: &Outcome) -> String {
-    use owo_colors::OwoColorize;
-    let mut out = String::from("\n");
-    let (mut done, mut unchanged) = (0, 0);
-    for r in &outcome.results {
-        let (word, line) = match &r.status {
-            Status::Unchanged => {
-                unchanged += 1;
-                continue;
-            }
-            Status::Applied => ("applied".green().to_string(), String::new()),
-            Status::Adopted => ("adopted".green().to_string(), String::new()),
-            Status::Deleted => ("deleted".green().to_string(), String::new()),
-            Status::Forgotten => ("no longer managed".green().to_string(), String::new()),
-            Status::Recorded => ("recorded in the state".green().to_string(), String::new()),
-            Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {m}")),
-            Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {m}")),
-        };
-        if matches!(
-            r.status,
-            Status::Applied
-                | Status::Adopted
-                | Status::Deleted
-                | Status::Forgotten
-                | Status::Recorded
-        ) {
-            done += 1;
-        }
-        out.push_str(&format!(
-            "  {} {} {word}{line} ({} ms)\n",
-            r.action.symbol(),
-            r.id,
-            r.took.as_millis()
-        ));
-    }
-    let failed = outcome.failed();
-    let skipped = outcome.skipped();
-    let summary = format!(
-        "Apply {}: {done} done, {failed} failed, {skipped} skipped, {unchanged} unchanged.",
-        if outcome.is_success() { "complete" } else { "incomplete" }
-    );
-    if outcome.is_success() {
-        out.push_str(&format!("\n{}\n", summary.green().bold()));
-    } else {
-        out.push_str(&format!("\n{}\n", summary.red().bold()));
-        out.push_str("Nothing that succeeded is lost: run the same command again to finish.\n");
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fp(specs: &str, state: &str, live: &str) -> plan::Fingerprint {
-        plan::Fingerprint { specs: specs.into(), state: state.into(), live: Some(live.into()) }
-    }
-
-    #[test]
-    fn the_tenant_is_blamed_only_when_the_specs_and_state_are_unchanged() {
-        let saved = fp("a", "b", "c");
-        assert_eq!(stale_parts(&saved, &fp("a", "b", "c")), Vec::<&str>::new());
-        assert_eq!(stale_parts(&saved, &fp("a", "b", "X")), ["the tenant"]);
-        assert_eq!(stale_parts(&saved, &fp("X", "b", "X")), ["the specs (or a secret value)"]);
-        assert_eq!(stale_parts(&saved, &fp("a", "X", "X")), ["the state (another apply ran)"]);
-    }
+    Ok(offline.plan)
 }

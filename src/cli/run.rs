@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use secrecy::SecretString;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::EXIT_OK;
 use super::tenant::{self, TenantArgs};
-use crate::daemon::{self, Config, Handles, Mode, SourceConfig, StatusHandle, Trigger};
-use crate::server::{Metrics, WebhookConfig};
+use super::{EXIT_OK, Stop, runtime, secret_from_file_or_env, stop_signal};
+use crate::daemon::{Config, Daemon, Handles, Mode, StatusHandle, Trigger};
+use crate::metrics::Metrics;
+use crate::pipeline::Overrides;
+use crate::server::{self, ServerState, WebhookConfig};
+use crate::source::SourceConfig;
 use crate::source::remote::{self, GitAuth, GitRef, GitSourceConfig};
 use crate::spec;
 
@@ -98,16 +100,6 @@ pub struct RunArgs {
     pub tenant: TenantArgs,
 }
 
-fn secret(file: Option<&Path>, env: &str) -> anyhow::Result<Option<SecretString>> {
-    let text = match file {
-        Some(p) => Some(
-            std::fs::read_to_string(p).with_context(|| format!("cannot read `{}`", p.display()))?,
-        ),
-        None => std::env::var(env).ok(),
-    };
-    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
-}
-
 /// `--path` as a relative path that stays inside the root (`a/b`, `/a/b/`; never `..`).
 fn sub_path(path: &str) -> anyhow::Result<PathBuf> {
     let trimmed = Path::new(path.trim_matches('/'));
@@ -123,14 +115,16 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
             bail!("--dir `{}` is not a directory", dir.display());
         }
         let sub = sub_path(&args.path)?;
-        if sub.as_os_str().is_empty() {
-            return Ok(SourceConfig::Dir(dir.clone()));
-        }
-        let root = dir.join(&sub);
+        let root = if sub.as_os_str().is_empty() { dir.clone() } else { dir.join(&sub) };
         if !root.is_dir() {
             bail!("--path `{}` is not a directory under --dir `{}`", sub.display(), dir.display());
         }
-        return Ok(SourceConfig::Dir(root));
+        return Ok(SourceConfig::Dir {
+            root,
+            include: spec::is_snapshot_file,
+            debounce: args.debounce,
+            rescan_every: args.rescan,
+        });
     }
     let Some(url) = &args.repo else { bail!("pass --repo URL or --dir PATH") };
     let reference = match (&args.branch, &args.tag, &args.commit) {
@@ -139,16 +133,19 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
         (Some(b), _, _) => GitRef::Branch(b.clone()),
         _ => GitRef::Branch("main".into()),
     };
-    let auth =
-        if let Some(token) = secret(args.git_token_file.as_deref(), "IMMUTA_GITOPS_GIT_TOKEN")? {
-            GitAuth::HttpsToken(token)
-        } else if let Some(key) = secret(args.ssh_key_file.as_deref(), "IMMUTA_GITOPS_SSH_KEY")? {
-            GitAuth::SshKey { user: "git".into(), private_key: key, passphrase: None }
-        } else if args.ssh_agent {
-            GitAuth::SshAgent
-        } else {
-            GitAuth::None
-        };
+    let auth = if let Some(token) =
+        secret_from_file_or_env(args.git_token_file.as_deref(), "IMMUTA_GITOPS_GIT_TOKEN", None)?
+    {
+        GitAuth::HttpsToken(token)
+    } else if let Some(key) =
+        secret_from_file_or_env(args.ssh_key_file.as_deref(), "IMMUTA_GITOPS_SSH_KEY", None)?
+    {
+        GitAuth::SshKey { user: "git".into(), private_key: key, passphrase: None }
+    } else if args.ssh_agent {
+        GitAuth::SshAgent
+    } else {
+        GitAuth::None
+    };
     let mut config = GitSourceConfig::new(url, reference, args.tenant.state_dir.join("git-cache"));
     sub_path(&args.path)?;
     config.sub_path = args.path.trim_matches('/').to_owned();
@@ -165,14 +162,22 @@ const ABANDONED_READS_GRACE: Duration = Duration::from_secs(2);
 pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
     let source = source_config(args)?;
     let webhook = WebhookConfig {
-        github_secret: secret(args.webhook_secret_file.as_deref(), "IMMUTA_GITOPS_WEBHOOK_SECRET")?,
-        gitlab_token: secret(args.gitlab_token_file.as_deref(), "IMMUTA_GITOPS_GITLAB_TOKEN")?,
+        github_secret: secret_from_file_or_env(
+            args.webhook_secret_file.as_deref(),
+            "IMMUTA_GITOPS_WEBHOOK_SECRET",
+            None,
+        )?,
+        gitlab_token: secret_from_file_or_env(
+            args.gitlab_token_file.as_deref(),
+            "IMMUTA_GITOPS_GITLAB_TOKEN",
+            None,
+        )?,
         branch: match &source {
             SourceConfig::Git(g) => match &g.reference {
                 GitRef::Branch(b) => Some(b.clone()),
                 _ => None,
             },
-            SourceConfig::Dir(_) => None,
+            SourceConfig::Dir { .. } => None,
         },
     };
     if let SourceConfig::Git(g) = &source {
@@ -180,11 +185,7 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
         unsafe { remote::init_git_timeouts(g.connect_timeout, g.transfer_timeout) }
             .context("cannot set the Git timeouts")?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = runtime()?;
     let result = runtime.block_on(async {
         let metrics = Arc::new(Metrics::new());
         let tenant = tenant::connect(&args.tenant, Some(metrics.clone())).await?;
@@ -208,22 +209,36 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
             interval: args.interval,
             drift_interval: (!args.drift_interval.is_zero()).then_some(args.drift_interval),
             self_heal: args.self_heal,
-            allow_destroy: args.allow_destroy,
-            force: args.force,
+            overrides: Overrides { allow_destroy: args.allow_destroy, force: args.force },
             strict: args.strict,
             parallelism: args.tenant.parallelism,
             state_path: tenant.state_path.clone(),
             tenant: tenant.label.clone(),
             secrets_dir: args.tenant.secrets_dir.clone(),
-            debounce: args.debounce,
-            rescan_every: args.rescan,
         };
         let handles =
             Handles { client: tenant.client.clone(), metrics, status: StatusHandle::default() };
-        let (tx, rx) = mpsc::channel(16);
+        let (triggers, triggers_rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
-        spawn_signals(tx.clone(), cancel.clone())?;
-        daemon::run(config, handles, Some(listener), webhook, tx, rx, cancel).await?;
+        spawn_signals(triggers.clone(), cancel.clone())?;
+        // The daemon and the server run side by side (controller-rs `main.rs`): the server only
+        // sends triggers and reads the status and the metrics. The daemon starts first (the
+        // state lock, the source) so that a refused start never serves.
+        let daemon = Daemon::start(config, handles.clone(), cancel.clone())?;
+        let state = ServerState {
+            metrics: handles.metrics.clone(),
+            status: handles.status.clone(),
+            triggers,
+            webhook: Arc::new(webhook),
+        };
+        let reconciler = async {
+            daemon.run(triggers_rx).await;
+            // The loop stopped (a signal, or no trigger sender left): the server stops with it.
+            cancel.cancel();
+        };
+        let served = server::serve(listener, state, cancel.clone().cancelled_owned());
+        let ((), served) = tokio::join!(reconciler, served);
+        served?;
         drop(tenant);
         Ok(ExitCode::from(EXIT_OK))
     });
@@ -236,14 +251,17 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
 /// SIGTERM and SIGINT stop the loop (the objects in flight finish first); SIGHUP reconciles now.
 fn spawn_signals(tx: mpsc::Sender<Trigger>, cancel: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let stop = stop_signal(&[Stop::Terminate, Stop::Interrupt])?;
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     tokio::spawn(async move {
+        tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM: finishing the objects in flight, then stopping"); cancel.cancel(); break; }
-                _ = int.recv() => { tracing::info!("SIGINT: finishing the objects in flight, then stopping"); cancel.cancel(); break; }
+                name = &mut stop => {
+                    tracing::info!("{name}: finishing the objects in flight, then stopping");
+                    cancel.cancel();
+                    break;
+                }
                 _ = hup.recv() => { let _ = tx.try_send(Trigger::Reload); }
             }
         }

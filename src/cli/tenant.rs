@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use secrecy::SecretString;
 
+use super::secret_from_file_or_env;
 use crate::emulator::{self, EmulatorConfig, EmulatorHandle};
 use crate::live::{Client, ClientConfig, Observer};
-use crate::secret_store::{self, ProcessSecrets};
+use crate::secret_store;
 
 /// Options shared by every command that talks to a tenant.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,6 +54,9 @@ pub struct TenantArgs {
     pub max_retries: usize,
 }
 
+/// How an unreadable key file is named in the error.
+const API_KEY_FILE: Option<&str> = Some("the API key file");
+
 /// A connected tenant.
 pub struct Tenant {
     /// `sandbox`, or the URL.
@@ -77,17 +81,6 @@ impl Tenant {
             )
         })
     }
-}
-
-fn read_key(file: Option<&Path>, env: &str) -> anyhow::Result<Option<SecretString>> {
-    let text = match file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the API key file `{}`", path.display()))?,
-        ),
-        None => std::env::var(env).ok(),
-    };
-    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
 }
 
 /// Test-only: `IMMUTA_GITOPS_RETRY_BASE_MS` shortens the retry schedule so fault tests do not
@@ -117,15 +110,23 @@ pub async fn connect(
         .filter(|u| !u.trim().is_empty())
     {
         Some(url) => {
-            let Some(api_key) = read_key(args.api_key_file.as_deref(), "IMMUTA_API_KEY")? else {
+            let Some(api_key) = secret_from_file_or_env(
+                args.api_key_file.as_deref(),
+                "IMMUTA_API_KEY",
+                API_KEY_FILE,
+            )?
+            else {
                 bail!(
                     "no API key for {url}: set IMMUTA_API_KEY, or pass --api-key-file FILE (keys never go on the \
                      command line)"
                 );
             };
             let mut config = ClientConfig::new(url, api_key);
-            config.admin_api_key =
-                read_key(args.admin_api_key_file.as_deref(), "IMMUTA_ADMIN_API_KEY")?;
+            config.admin_api_key = secret_from_file_or_env(
+                args.admin_api_key_file.as_deref(),
+                "IMMUTA_ADMIN_API_KEY",
+                API_KEY_FILE,
+            )?;
             (url.trim_end_matches('/').to_owned(), config, None, args.state_dir.join("state.json"))
         }
         None => {
@@ -158,13 +159,4 @@ pub async fn connect(
         state_path: args.state.clone().unwrap_or(default_state),
         _sandbox: sandbox,
     })
-}
-
-/// Where secrets come from: the environment, the secrets directory, and the env files the
-/// repository settings name (the environment wins).
-pub fn secret_source(
-    args: &TenantArgs,
-    defaults: crate::spec::envfile::EnvValues,
-) -> ProcessSecrets {
-    ProcessSecrets::new(&args.secrets_dir).with_defaults(defaults)
 }

@@ -1,12 +1,18 @@
 //! The long-lived reconciler: one loop over a closed set of triggers.
 //!
 //! - [`trigger`]: everything that can wake the loop.
+//! - [`reconcile`]: one pass (the pipeline's stages, plus status and metrics).
+//! - [`outcome`]: how a pass ended, and whether the same revision is tried again.
+//! - [`heal`]: the self-heal backoff.
 //! - [`status`]: what the loop reports (served at `/status` and `/readyz`).
 //!
-//! [`run`] owns the loop. There is exactly one `select!` that dispatches work: the poll timer
-//! (with jitter), the drift timer, and a channel that the webhook receiver, the directory
-//! watcher and the signal handlers feed. Bursts coalesce (everything queued is drained into one
-//! pass), one reconcile runs at a time, and a source change goes ahead of a drift check.
+//! [`Daemon::run`] owns the loop. There is exactly one `select!` that dispatches work: the poll
+//! timer (with jitter), the drift timer, the followed directory's change signal, and a channel
+//! that the webhook receiver and SIGHUP feed. Bursts coalesce (everything queued is drained into
+//! one pass), one reconcile runs at a time, and a source change goes ahead of a drift check.
+//!
+//! The daemon does not know the HTTP server: `cli/run.rs` runs the two side by side, the server
+//! sending [`Trigger`]s and reading the [`StatusHandle`] and the metrics.
 //!
 //! Failure policy: a source error or an invalid spec tree never reads as "empty". The last good
 //! revision stays applied, the daemon is marked degraded with the reason, and the next trigger
@@ -19,39 +25,30 @@
 //! Cancellation (SIGTERM): reads change nothing, so a Git fetch or a tenant read in progress is
 //! abandoned at once; writes in flight finish and are journaled, then the loop stops.
 
+pub mod heal;
+pub mod outcome;
+pub mod reconcile;
 pub mod status;
 pub mod trigger;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use self::heal::Backoff;
+pub use self::outcome::Outcome;
+use self::reconcile::{Context, Pass, Reconciled};
 pub use self::status::{Problem, ReconcileRecord, Status, StatusHandle};
 pub use self::trigger::Trigger;
-use crate::apply::{self, ObjectResult, Progress, Status as ApplyStatus};
 use crate::live::Client;
-use crate::pipeline::{self, Error as PipelineError};
-use crate::plan::{self, Action, Observed, Plan, Safety};
-use crate::secret_store::ProcessSecrets;
-use crate::server::{self, Metrics, ServerState, WebhookConfig};
+use crate::metrics::Metrics;
+use crate::pipeline::Overrides;
 use crate::snapshot::Snapshot;
-use crate::source::remote::{GitSource, GitSourceConfig};
-use crate::source::{self, dir};
-use crate::spec::{self, Kind, LoadOptions};
+use crate::source::{self, Followed, SourceConfig};
 use crate::state::file;
-
-/// Where the specs come from.
-#[derive(Debug, Clone)]
-pub enum SourceConfig {
-    /// A Git repository, fetched shallowly into a bare cache.
-    Git(GitSourceConfig),
-    /// A local directory, watched.
-    Dir(PathBuf),
-}
 
 /// Whether the daemon applies or only plans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +72,9 @@ pub struct Config {
     pub drift_interval: Option<Duration>,
     /// Re-apply drift found by the drift check.
     pub self_heal: bool,
-    /// Allow destructive changes (also allowed by `allowDestroy: true` in the repository).
-    pub allow_destroy: bool,
-    /// Allow mass deletions.
-    pub force: bool,
+    /// What the operator allows on top of the repository settings (`--allow-destroy`,
+    /// `--force`).
+    pub overrides: Overrides,
     /// Treat spec warnings as errors.
     pub strict: bool,
     /// Requests in flight at once.
@@ -89,13 +85,10 @@ pub struct Config {
     pub tenant: String,
     /// Directory for `${file:PATH}`.
     pub secrets_dir: PathBuf,
-    /// Quiet time that ends a burst of file events (directory mode).
-    pub debounce: Duration,
-    /// Periodic rescan of a watched directory, as a safety net for missed events.
-    pub rescan_every: Duration,
 }
 
-/// Daemon errors (a failing reconcile is not one: it degrades the daemon and is retried).
+/// Why the daemon cannot start (a failing reconcile is not one: it degrades the daemon and is
+/// retried).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Another process holds the state lock: a second reconciler on the same state.
@@ -115,15 +108,7 @@ pub enum Error {
     /// The directory watcher cannot start.
     #[error(transparent)]
     Source(#[from] source::Error),
-    /// The HTTP server failed.
-    #[error(transparent)]
-    Server(#[from] server::Error),
 }
-
-/// The first self-heal backoff; it doubles after each consecutive heal, up to [`HEAL_MAX`].
-pub const HEAL_MIN: Duration = Duration::from_secs(30);
-/// The longest self-heal backoff.
-pub const HEAL_MAX: Duration = Duration::from_secs(3600);
 
 /// Shared handles of a running daemon.
 #[derive(Clone)]
@@ -131,57 +116,9 @@ pub struct Handles {
     /// The Immuta client (reporting to the metrics).
     pub client: Client,
     /// Metrics.
-    pub metrics: Arc<Metrics>,
+    pub metrics: std::sync::Arc<Metrics>,
     /// Status.
     pub status: StatusHandle,
-}
-
-enum Source {
-    Git(GitSource),
-    Dir(PathBuf),
-}
-
-impl Source {
-    fn describe(config: &SourceConfig) -> String {
-        match config {
-            SourceConfig::Git(g) => {
-                let path = if g.sub_path.is_empty() {
-                    String::new()
-                } else {
-                    format!(" path {}", g.sub_path)
-                };
-                format!("{} ({}){path}", source::remote::redact_url(&g.url), g.reference)
-            }
-            SourceConfig::Dir(p) => format!("directory {}", p.display()),
-        }
-    }
-
-    async fn fetch(&self, last: Option<&str>) -> Result<Option<Snapshot>, source::Error> {
-        match self {
-            Source::Git(g) => g.fetch(last).await,
-            Source::Dir(root) => {
-                let root = root.clone();
-                let snapshot = tokio::task::spawn_blocking(move || {
-                    dir::read(
-                        &root,
-                        &dir::ReadOptions { include: spec::is_snapshot_file, ..Default::default() },
-                    )
-                })
-                .await
-                .map_err(|e| source::Error::Io {
-                    path: "watched directory".into(),
-                    source: std::io::Error::other(e),
-                })??;
-                Ok((last != Some(snapshot.revision.as_str())).then_some(snapshot))
-            }
-        }
-    }
-}
-
-/// Whether a revision needs no new reconcile: it was reconciled and the result cannot change
-/// without a new revision (invalid specs stay invalid; failures are retried).
-fn settled(outcome: &str) -> bool {
-    matches!(outcome, "applied" | "no_changes" | "planned" | "invalid" | "refused")
 }
 
 /// What one coalesced wake-up must do.
@@ -203,216 +140,125 @@ impl Work {
     }
 }
 
-struct Daemon {
+/// A started reconciler: it holds the state lock and follows its source; [`Daemon::run`] runs
+/// the loop.
+pub struct Daemon {
     config: Config,
-    source: Source,
+    source: Followed,
     handles: Handles,
     cancel: CancellationToken,
+    /// Held for the daemon's life: a second reconciler on the same state is refused.
+    _lock: file::Lock,
     /// The last valid snapshot (the drift check plans against it).
     last_good: Option<Snapshot>,
     /// The last revision reconciled and how it ended.
-    last_done: Option<(String, &'static str)>,
+    last_done: Option<(String, Outcome)>,
     /// Self-heal backoff.
-    heal_delay: Duration,
-    heal_after: Option<Instant>,
-}
-
-/// Runs the reconciler until `cancel` fires (or the trigger channel closes). Serves the HTTP
-/// endpoints on `listener` when one is given; the webhook feeds `triggers_tx`.
-pub async fn run(
-    config: Config,
-    handles: Handles,
-    listener: Option<tokio::net::TcpListener>,
-    webhook: WebhookConfig,
-    triggers_tx: mpsc::Sender<Trigger>,
-    mut triggers: mpsc::Receiver<Trigger>,
-    cancel: CancellationToken,
-) -> Result<(), Error> {
-    let _lock = file::Lock::acquire(&config.state_path).map_err(|e| match e {
-        file::Error::Locked { lock, holder, .. } => Error::Locked { lock, holder },
-        e => Error::Lock(e),
-    })?;
-    let description = Source::describe(&config.source);
-    handles.status.update(|s| {
-        s.mode = match config.mode {
-            Mode::Apply => "apply".into(),
-            Mode::PlanOnly => "plan-only".into(),
-        };
-        s.source = description.clone();
-    });
-    let server = match listener {
-        Some(listener) => {
-            let state = ServerState {
-                metrics: handles.metrics.clone(),
-                status: handles.status.clone(),
-                triggers: triggers_tx.clone(),
-                webhook: Arc::new(webhook),
-            };
-            let stop = cancel.clone();
-            Some(tokio::spawn(server::serve(
-                listener,
-                state,
-                async move { stop.cancelled().await },
-            )))
-        }
-        None => None,
-    };
-    let (source, _watch) = match &config.source {
-        SourceConfig::Git(g) => (Source::Git(GitSource::new(g.clone())), None),
-        SourceConfig::Dir(root) => {
-            let (watch, mut dirty) =
-                source::watch::watcher(root.clone(), config.debounce, config.rescan_every)?;
-            let tx = triggers_tx.clone();
-            tokio::spawn(async move {
-                while dirty.recv().await.is_some() {
-                    // A full queue already holds a pending reconcile: this change coalesces.
-                    let _ = tx.try_send(Trigger::FilesChanged);
-                }
-            });
-            (Source::Dir(root.clone()), Some(watch))
-        }
-    };
-    drop(triggers_tx);
-    tracing::info!(source = %description, mode = ?config.mode, "reconciler started");
-    let mut daemon = Daemon {
-        config,
-        source,
-        handles,
-        cancel: cancel.clone(),
-        last_good: None,
-        last_done: None,
-        heal_delay: HEAL_MIN,
-        heal_after: None,
-    };
-    let mut next_poll = Instant::now();
-    let mut next_drift = daemon.config.drift_interval.map(|d| Instant::now() + d);
-    loop {
-        let first = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            t = triggers.recv() => match t {
-                Some(Trigger::Shutdown) | None => break,
-                Some(t) => t,
-            },
-            () = tokio::time::sleep_until(next_poll) => Trigger::Poll,
-            () = sleep_until_opt(next_drift) => Trigger::DriftCheck,
-        };
-        let mut work = Work::default();
-        work.add(&first);
-        let mut stop = false;
-        while let Ok(t) = triggers.try_recv() {
-            if t == Trigger::Shutdown {
-                stop = true;
-            }
-            work.add(&t);
-        }
-        if stop {
-            break;
-        }
-        if let Some(name) = work.source {
-            daemon.source_pass(name, work.force).await;
-            next_poll = Instant::now() + jittered(daemon.config.interval);
-        }
-        if cancel.is_cancelled() {
-            break;
-        }
-        if work.drift || next_drift.is_some_and(|d| Instant::now() >= d) {
-            daemon.drift_pass().await;
-            next_drift = daemon.config.drift_interval.map(|d| Instant::now() + d);
-        }
-    }
-    tracing::info!("reconciler stopped");
-    cancel.cancel();
-    if let Some(server) = server {
-        match server.await {
-            Ok(result) => result?,
-            Err(e) => tracing::warn!("the HTTP server task ended abnormally: {e}"),
-        }
-    }
-    Ok(())
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// `interval` plus a random jitter of up to a tenth, so replicas and restarts spread out.
-fn jittered(interval: Duration) -> Duration {
-    let max = interval.as_millis() / 10;
-    let extra =
-        if max == 0 { 0 } else { rand::random::<u64>() % u64::try_from(max).unwrap_or(u64::MAX) };
-    interval + Duration::from_millis(extra)
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-/// The outcome of a pass abandoned by shutdown while it was only reading (never recorded).
-const CANCELLED: &str = "cancelled";
-
-/// What a reconcile ended with.
-struct Ended {
-    outcome: &'static str,
-    changes: usize,
-    message: Option<String>,
-    /// Why the daemon is degraded after this pass (`None`: nothing is wrong as far as it saw).
-    problem: Option<String>,
-}
-
-impl Ended {
-    fn ok(outcome: &'static str, changes: usize, message: Option<String>) -> Ended {
-        Ended { outcome, changes, message, problem: None }
-    }
-
-    /// An unsuccessful pass: `message` for the history, `problem` for `degraded`.
-    fn problem(outcome: &'static str, changes: usize, message: String, problem: String) -> Ended {
-        Ended { outcome, changes, message: Some(message), problem: Some(problem) }
-    }
-
-    fn cancelled() -> Ended {
-        Ended::ok(CANCELLED, 0, None)
-    }
+    heal: Backoff,
 }
 
 impl Daemon {
+    /// Takes the state lock, starts following the source (a directory watch starts at once)
+    /// and reports the mode and the source in the status. `cancel` stops the loop: reads in
+    /// flight are abandoned, writes in flight finish.
+    pub fn start(
+        config: Config,
+        handles: Handles,
+        cancel: CancellationToken,
+    ) -> Result<Daemon, Error> {
+        let lock = file::Lock::acquire(&config.state_path).map_err(|e| match e {
+            file::Error::Locked { lock, holder, .. } => Error::Locked { lock, holder },
+            e => Error::Lock(e),
+        })?;
+        let description = config.source.describe();
+        handles.status.update(|s| {
+            s.mode = match config.mode {
+                Mode::Apply => "apply".into(),
+                Mode::PlanOnly => "plan-only".into(),
+            };
+            s.source = description.clone();
+        });
+        let source = Followed::start(&config.source)?;
+        tracing::info!(source = %description, mode = ?config.mode, "reconciler started");
+        Ok(Daemon {
+            config,
+            source,
+            handles,
+            cancel,
+            _lock: lock,
+            last_good: None,
+            last_done: None,
+            heal: Backoff::default(),
+        })
+    }
+
+    /// Runs the loop until the token is cancelled or every trigger sender is gone.
+    pub async fn run(mut self, mut triggers: mpsc::Receiver<Trigger>) {
+        let cancel = self.cancel.clone();
+        let mut next_poll = Instant::now();
+        let mut next_drift = self.config.drift_interval.map(|d| Instant::now() + d);
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                t = triggers.recv() => match t {
+                    Some(t) => t,
+                    None => break,
+                },
+                () = self.source.changed() => Trigger::FilesChanged,
+                () = tokio::time::sleep_until(next_poll) => Trigger::Poll,
+                () = sleep_until_opt(next_drift) => Trigger::DriftCheck,
+            };
+            let mut work = Work::default();
+            work.add(&first);
+            while let Ok(t) = triggers.try_recv() {
+                work.add(&t);
+            }
+            if self.source.take_changed() {
+                work.add(&Trigger::FilesChanged);
+            }
+            if let Some(name) = work.source {
+                self.source_pass(name, work.force).await;
+                next_poll = Instant::now() + jittered(self.config.interval);
+            }
+            if cancel.is_cancelled() {
+                break;
+            }
+            if work.drift || next_drift.is_some_and(|d| Instant::now() >= d) {
+                self.drift_pass().await;
+                next_drift = self.config.drift_interval.map(|d| Instant::now() + d);
+            }
+        }
+        tracing::info!("reconciler stopped");
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context { config: &self.config, handles: &self.handles, cancel: &self.cancel }
+    }
+
     fn record(
         &self,
         trigger: &'static str,
         revision: Option<String>,
         started: (String, Instant),
-        ended: &Ended,
+        ended: &Reconciled,
     ) {
         let took = started.1.elapsed();
-        self.handles.metrics.reconcile(ended.outcome, took);
+        let outcome = ended.outcome;
+        self.handles.metrics.reconcile(outcome.as_str(), took);
         let record = ReconcileRecord {
             trigger,
             revision,
             started_at: started.0,
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            outcome: ended.outcome,
+            outcome,
             changes: ended.changes,
             message: ended.message.clone(),
         };
-        match ended.outcome {
-            "failed" | "invalid" | "refused" | "source_error" => {
-                tracing::warn!(trigger, outcome = ended.outcome, message = ?ended.message, "reconcile did not complete");
-            }
-            _ => tracing::info!(
-                trigger,
-                outcome = ended.outcome,
-                changes = ended.changes,
-                "reconciled"
-            ),
+        if outcome.is_problem() {
+            tracing::warn!(trigger, %outcome, message = ?ended.message, "reconcile did not complete");
+        } else {
+            tracing::info!(trigger, %outcome, changes = ended.changes, "reconciled");
         }
         self.handles.status.update(|s| s.record(record));
     }
@@ -420,7 +266,7 @@ impl Daemon {
     async fn source_pass(&mut self, trigger: &'static str, force: bool) {
         let started = (now_rfc3339(), Instant::now());
         let last = match &self.last_done {
-            Some((rev, outcome)) if !force && settled(outcome) => Some(rev.clone()),
+            Some((rev, outcome)) if !force && outcome.is_settled() => Some(rev.clone()),
             _ => None,
         };
         // A fetch only reads: on shutdown it is abandoned rather than waited for.
@@ -442,12 +288,8 @@ impl Daemon {
                         "the source is readable again; revision {} is unchanged",
                         last.as_deref().map(short).unwrap_or_default()
                     );
-                    self.record(
-                        trigger,
-                        last,
-                        started,
-                        &Ended::ok("unchanged_revision", 0, Some(message)),
-                    );
+                    let ended = Reconciled::ok(Outcome::UnchangedRevision, 0, Some(message));
+                    self.record(trigger, last, started, &ended);
                 }
                 return;
             }
@@ -458,7 +300,7 @@ impl Daemon {
                     good.map(|r| format!(" (revision {r} stays applied)")).unwrap_or_default()
                 );
                 self.handles.status.update(|s| s.problem(Problem::Source, Some(message.clone())));
-                let ended = Ended::problem("source_error", 0, message.clone(), message);
+                let ended = Reconciled::problem(Outcome::SourceError, 0, message.clone(), message);
                 self.record(trigger, None, started, &ended);
                 return;
             }
@@ -468,8 +310,8 @@ impl Daemon {
             s.source_revision = Some(revision.clone());
             s.problem(Problem::Source, None);
         });
-        let ended = self.reconcile(&snapshot, false, None).await;
-        if ended.outcome == CANCELLED {
+        let ended = self.context().reconcile(&snapshot, Pass::Source).await;
+        if ended.outcome == Outcome::Cancelled {
             tracing::info!("shutdown: abandoned reading the tenant (nothing was written)");
             return;
         }
@@ -480,7 +322,7 @@ impl Daemon {
             }
             s.problem(Problem::Revision, ended.problem.clone());
         });
-        if ended.outcome != "invalid" {
+        if ended.outcome != Outcome::Invalid {
             self.last_good = Some(snapshot);
         }
         self.last_done = Some((revision.clone(), ended.outcome));
@@ -490,261 +332,40 @@ impl Daemon {
     async fn drift_pass(&mut self) {
         let Some(snapshot) = self.last_good.clone() else { return };
         let started = (now_rfc3339(), Instant::now());
-        let heal = self.config.self_heal
-            && self.config.mode == Mode::Apply
-            && self.heal_after.is_none_or(|t| Instant::now() >= t);
-        let ended = self.reconcile(&snapshot, true, Some(heal)).await;
-        if ended.outcome == CANCELLED {
+        let heal =
+            self.config.self_heal && self.config.mode == Mode::Apply && self.heal.allows_heal();
+        let ended = self.context().reconcile(&snapshot, Pass::Drift { heal }).await;
+        if ended.outcome == Outcome::Cancelled {
             tracing::info!("shutdown: abandoned the drift check (nothing was written)");
             return;
         }
         self.handles.status.update(|s| s.problem(Problem::Drift, ended.problem.clone()));
-        if ended.outcome == "applied" {
-            // Healed: the next heal waits longer, so a flapping object cannot hammer the tenant.
-            self.heal_after = Some(Instant::now() + self.heal_delay);
-            self.heal_delay = (self.heal_delay * 2).min(HEAL_MAX);
-        } else if ended.outcome == "no_changes" {
-            self.heal_delay = HEAL_MIN;
-            self.heal_after = None;
-        }
+        self.heal.record(ended.outcome);
         self.record("drift", Some(snapshot.revision.clone()), started, &ended);
     }
+}
 
-    /// One pass: load, plan, and apply (or only report). `drift` = `Some(heal)` for a drift
-    /// check (plan with every dry run; apply only when `heal`).
-    async fn reconcile(&self, snapshot: &Snapshot, refresh: bool, drift: Option<bool>) -> Ended {
-        match self.try_reconcile(snapshot, refresh, drift).await {
-            Ok(ended) => ended,
-            Err(e) => {
-                let outcome = match e {
-                    PipelineError::Specs { .. } => "invalid",
-                    _ => "failed",
-                };
-                let message = match &e {
-                    PipelineError::Specs { .. } => format!(
-                        "revision {} is not valid: {e}; nothing was applied and the last good revision stays applied",
-                        short(&snapshot.revision)
-                    ),
-                    _ => format!("{e}"),
-                };
-                if let PipelineError::Specs { diagnostics, .. } = &e {
-                    for d in diagnostics.iter().filter(|d| d.is_error()) {
-                        tracing::warn!(revision = %snapshot.revision, "{d}");
-                    }
-                }
-                Ended::problem(outcome, 0, message.clone(), message)
-            }
-        }
-    }
-
-    async fn try_reconcile(
-        &self,
-        snapshot: &Snapshot,
-        refresh: bool,
-        drift: Option<bool>,
-    ) -> pipeline::Result<Ended> {
-        let c = &self.config;
-        let options = LoadOptions { strict: c.strict, ..LoadOptions::with_env(env_names()) };
-        let (desired, diags) = pipeline::load(snapshot, &options, &c.secrets_dir);
-        pipeline::require_valid(&diags)?;
-        let state = pipeline::state_for(&c.state_path, &c.tenant)?;
-        let secrets =
-            ProcessSecrets::new(&c.secrets_dir).with_defaults(desired.env_defaults.clone());
-        let targets = pipeline::targets(&desired, Some(&secrets), &state.salt)?;
-        // Listings and dry runs only read: on shutdown they are abandoned, not waited for.
-        let observed = tokio::select! {
-            biased;
-            () = self.cancel.cancelled() => return Ok(Ended::cancelled()),
-            observed = pipeline::observe(
-                &self.handles.client,
-                &targets,
-                &state,
-                &secrets,
-                refresh,
-                c.parallelism,
-            ) => observed?,
-        };
-        pipeline::check_references(&desired, &observed)?;
-        self.license_metrics(&observed);
-        let plan = pipeline::plan_live(&desired, &targets, &state, &observed, &c.tenant, refresh);
-        let summary = plan.summary();
-        let changes =
-            summary.create + summary.update + summary.delete + summary.replace + summary.adopt;
-        self.handles.status.update(|s| {
-            s.last_plan = Some(status::PlanSummary {
-                revision: snapshot.revision.clone(),
-                summary: plan.summary_line(),
-                create: summary.create,
-                update: summary.update,
-                delete: summary.delete,
-                effects: summary.effects,
-            });
-        });
-        if let Some(heal) = drift {
-            let items = drift_items(&plan);
-            for kind in Kind::ALL {
-                let n = plan
-                    .changes
-                    .iter()
-                    .filter(|ch| ch.id.kind == kind && ch.action != Action::NoOp)
-                    .count();
-                self.handles.metrics.drift(kind, i64::try_from(n).unwrap_or(i64::MAX));
-            }
-            self.handles.status.update(|s| s.drift = items.clone());
-            if items.is_empty() {
-                return Ok(Ended::ok("no_changes", 0, None));
-            }
-            if !heal {
-                let message = format!("drift: {}", items.join(", "));
-                return Ok(Ended::ok("drift", changes, Some(message)));
-            }
-        }
-        if !plan.errors.is_empty() {
-            let message = plan
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.object, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let problem = format!("the tenant refuses the specs: {message}");
-            return Ok(Ended::problem("refused", changes, message, problem));
-        }
-        let safety = Safety {
-            allow_destroy: c.allow_destroy || desired.settings.allow_destroy,
-            force: c.force,
-            max_delete_percent: desired.settings.max_delete_percent,
-        };
-        let refusals = plan::refusals(&plan, &state, &safety);
-        if !refusals.is_empty() {
-            let message = refusals
-                .iter()
-                .map(|r| format!("{} ({})", r.message, r.hint))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let problem = format!("refusing to apply: {message}");
-            return Ok(Ended::problem("refused", changes, message, problem));
-        }
-        if !plan.has_changes() {
-            self.succeeded(&snapshot.revision);
-            return Ok(Ended::ok("no_changes", 0, None));
-        }
-        if c.mode == Mode::PlanOnly {
-            self.handles.status.update(|s| s.ready = true);
-            return Ok(Ended::ok("planned", changes, Some(plan.summary_line())));
-        }
-        self.apply(&plan, &targets, &state, &secrets, &desired.revision, snapshot).await
-    }
-
-    async fn apply(
-        &self,
-        plan: &Plan,
-        targets: &[plan::Target<'_>],
-        state: &crate::state::State,
-        secrets: &ProcessSecrets,
-        revision: &str,
-        snapshot: &Snapshot,
-    ) -> pipeline::Result<Ended> {
-        let mut store = file::Store::open(&self.config.state_path, || state.clone())?;
-        let options = apply::Options {
-            parallelism: self.config.parallelism,
-            revision: revision.to_owned(),
-            cancel: self.cancel.clone(),
-            wait: None,
-        };
-        let progress = Counting(&self.handles.metrics);
-        let outcome = apply::apply(
-            plan,
-            targets,
-            &mut store,
-            &self.handles.client,
-            secrets,
-            &options,
-            &progress,
-        )
-        .await
-        .map_err(|apply::Error::State(e)| PipelineError::State(e))?;
-        let changes = outcome.writes();
-        if outcome.is_success() {
-            self.succeeded(&snapshot.revision);
-            return Ok(Ended::ok("applied", changes, Some(plan.summary_line())));
-        }
-        let failures: Vec<String> = outcome
-            .results
-            .iter()
-            .filter_map(|r| match &r.status {
-                ApplyStatus::Failed(m) => Some(format!("{}: {m}", r.id)),
-                _ => None,
-            })
-            .collect();
-        let message = if outcome.cancelled {
-            format!("stopped by shutdown after {changes} write(s); the next run resumes")
-        } else {
-            format!(
-                "apply incomplete: {} failed, {} skipped; {}",
-                outcome.failed(),
-                outcome.skipped(),
-                failures.join("; ")
-            )
-        };
-        Ok(Ended::problem("failed", changes, message.clone(), message))
-    }
-
-    fn succeeded(&self, revision: &str) {
-        self.handles.metrics.success_at(unix_now());
-        self.handles.metrics.applied_revision(revision);
-        self.handles.status.update(|s| {
-            s.ready = true;
-            s.applied_revision = Some(revision.to_owned());
-        });
-    }
-
-    fn license_metrics(&self, observed: &Observed) {
-        let inv = &observed.inventory;
-        if let Some(status) = &inv.license_status {
-            let now = SystemTime::now();
-            let days = inv
-                .licenses
-                .iter()
-                .flatten()
-                .filter_map(|l| l.expires.as_deref().and_then(|e| plan::days_until(e, now)))
-                .max();
-            self.handles.metrics.license(status.active_users, status.seats, days);
-        }
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
-/// Objects that differ from the last applied state, as `action object` strings.
-fn drift_items(plan: &Plan) -> Vec<String> {
-    plan.changes
-        .iter()
-        .filter(|c| c.action != Action::NoOp && c.blocked.is_none())
-        .map(|c| format!("{} {}", c.action.verb(), c.id))
-        .collect()
+/// `interval` plus a random jitter of up to a tenth, so replicas and restarts spread out.
+fn jittered(interval: Duration) -> Duration {
+    let max = interval.as_millis() / 10;
+    let extra =
+        if max == 0 { 0 } else { rand::random::<u64>() % u64::try_from(max).unwrap_or(u64::MAX) };
+    interval + Duration::from_millis(extra)
 }
 
-/// Counts applied changes in the metrics.
-struct Counting<'a>(&'a Metrics);
-
-impl Progress for Counting<'_> {
-    fn done(&self, result: &ObjectResult) {
-        if matches!(
-            result.status,
-            ApplyStatus::Applied
-                | ApplyStatus::Deleted
-                | ApplyStatus::Adopted
-                | ApplyStatus::Forgotten
-        ) {
-            self.0.change(result.id.kind, result.action);
-        }
-    }
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 fn short(revision: &str) -> &str {
     revision.get(..12).unwrap_or(revision)
-}
-
-fn env_names() -> impl Iterator<Item = String> {
-    std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())
 }
 
 #[cfg(test)]
@@ -775,11 +396,5 @@ mod tests {
             let j = jittered(Duration::from_secs(60));
             assert!(j >= Duration::from_secs(60) && j <= Duration::from_secs(66), "{j:?}");
         }
-    }
-
-    #[test]
-    fn only_retryable_outcomes_are_reconciled_again_for_the_same_revision() {
-        assert!(settled("applied") && settled("invalid") && settled("refused"));
-        assert!(!settled("failed") && !settled("source_error"));
     }
 }

@@ -6,6 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+use super::outcome::Outcome;
+
 /// How many reconciles `/status` keeps.
 pub const HISTORY: usize = 20;
 
@@ -20,10 +22,9 @@ pub struct ReconcileRecord {
     pub started_at: String,
     /// How long it took.
     pub duration_ms: u64,
-    /// `applied`, `no_changes`, `planned` (plan-only mode), `drift`, `failed`, `invalid`,
-    /// `unchanged_revision` (the source is readable again and still at the reconciled
-    /// revision), `source_error`, `refused`.
-    pub outcome: &'static str,
+    /// How it ended, serialized as [`Outcome::as_str`] (`applied`, `no_changes`, `planned`,
+    /// `drift`, `failed`, `invalid`, `unchanged_revision`, `source_error`, `refused`).
+    pub outcome: Outcome,
     /// Number of changes planned (or applied).
     pub changes: usize,
     /// Details of a failure or a refusal.
@@ -38,11 +39,11 @@ pub struct PlanSummary {
     pub revision: String,
     /// The summary line (`N to create, ...`).
     pub summary: String,
-    /// Counts.
+    /// Objects to create.
     pub create: usize,
-    /// Counts.
+    /// Objects to update.
     pub update: usize,
-    /// Counts.
+    /// Objects to delete.
     pub delete: usize,
     /// Implicit effects.
     pub effects: usize,

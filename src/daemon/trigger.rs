@@ -1,7 +1,10 @@
 //! Everything that can wake the reconciler: one closed enum, so every source of work is visible
 //! in one place (rust-analyzer's rule for event loops).
+//!
+//! Stopping is not a trigger: SIGTERM and Ctrl-C cancel the loop's `CancellationToken`, which
+//! also abandons reads in flight (one shutdown mechanism, as in mini-redis).
 
-/// A reason to reconcile (or to stop).
+/// A reason to reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     /// The poll timer fired: fetch the source and reconcile if the revision changed.
@@ -19,8 +22,6 @@ pub enum Trigger {
     DriftCheck,
     /// SIGHUP: reconcile now, whatever the timers say.
     Reload,
-    /// SIGTERM / Ctrl-C: finish the object in flight, save the state, stop.
-    Shutdown,
 }
 
 impl Trigger {
@@ -32,7 +33,6 @@ impl Trigger {
             Trigger::FilesChanged => "files",
             Trigger::DriftCheck => "drift",
             Trigger::Reload => "reload",
-            Trigger::Shutdown => "shutdown",
         }
     }
 

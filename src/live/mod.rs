@@ -79,20 +79,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable, low-cardinality label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Config(_) => "config",
-            Error::Transport { .. } => "transport",
-            Error::Unauthorized { .. } => "unauthorized",
-            Error::Forbidden { .. } => "forbidden",
-            Error::Status { status, .. } if *status >= 500 => "server_error",
-            Error::Status { .. } => "rejected",
-            Error::Decode { .. } => "decode",
-            Error::Secret(_) => "secret",
-        }
-    }
-
     /// Whether the tenant rejected the request itself (a 4xx other than 401/403): the object is
     /// wrong, not the connection.
     pub fn is_rejection(&self) -> bool {

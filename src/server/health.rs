@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::ServerState;
-use super::metrics::CONTENT_TYPE;
+use crate::metrics::CONTENT_TYPE;
 
 /// Why `/readyz` answers 503 before the first successful reconcile, when the loop has not
 /// said anything more specific.

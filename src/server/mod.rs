@@ -12,7 +12,7 @@
 //! | `POST /webhook` | GitHub or GitLab push deliveries, authenticated, then a nudge ([`webhook`]) |
 //! | `GET /healthz`  | `200 ok` while the process runs |
 //! | `GET /readyz`   | `200` once a reconcile succeeded, else `503` with the reason |
-//! | `GET /metrics`  | Prometheus series in the OpenMetrics text format ([`metrics`]) |
+//! | `GET /metrics`  | Prometheus series in the OpenMetrics text format ([`crate::metrics`]) |
 //! | `GET /status`   | the [`Status`](crate::daemon::Status) as JSON, never cached |
 //!
 //! Unknown paths answer 404 and known paths with the wrong method 405. Every request is traced
@@ -23,7 +23,6 @@
 //! `run(listener, shutdown)`), so tests run it on `127.0.0.1:0`.
 
 pub mod health;
-pub mod metrics;
 pub mod webhook;
 
 use std::future::Future;
@@ -41,8 +40,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::daemon::{StatusHandle, Trigger};
-
-pub use self::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// The largest webhook body accepted; larger deliveries answer 413. GitHub caps its payloads at
 /// 25 MB but push payloads are far smaller; 1 MiB leaves room for pushes of many commits.

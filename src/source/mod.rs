@@ -10,13 +10,18 @@
 //! - [`git`]: a revision of a local repository (`plan --base`); its tree reader is shared with
 //!   [`remote`].
 //! - [`remote`]: a remote repository followed through a shallow, bare cache (the sidecar).
+//! - [`followed`]: what the reconciler follows, a remote repository or a watched directory, as
+//!   one [`Followed`] source.
 
 pub mod dir;
+pub mod followed;
 pub mod git;
 pub mod remote;
 pub mod watch;
 
 use std::time::Duration;
+
+pub use self::followed::{Followed, SourceConfig};
 
 /// Errors of a source as a whole (a single unreadable file is recorded in the snapshot instead).
 #[derive(Debug, thiserror::Error)]

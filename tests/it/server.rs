@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
-use immuta_gitops::daemon::{ReconcileRecord, StatusHandle, Trigger};
+use immuta_gitops::daemon::{Outcome, ReconcileRecord, StatusHandle, Trigger};
 use immuta_gitops::live::Observer;
+use immuta_gitops::metrics::Metrics;
 use immuta_gitops::plan::Action;
-use immuta_gitops::server::{self, Metrics, ServerState, WebhookConfig};
+use immuta_gitops::server::{self, ServerState, WebhookConfig};
 use immuta_gitops::spec::Kind;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -432,7 +433,7 @@ async fn status_serves_the_shared_status_uncached() {
             revision: Some(SHA.to_owned()),
             started_at: "2026-11-25T05:00:00Z".to_owned(),
             duration_ms: 1234,
-            outcome: "applied",
+            outcome: Outcome::Applied,
             changes: 3,
             message: None,
         });

@@ -7,6 +7,10 @@
 //!
 //! Messages never contain secret values: loaders only ever mention variable names, field names
 //! and paths.
+//!
+//! [`render`] turns diagnostics into `validate`'s text and JSON reports.
+
+pub mod render;
 
 use std::fmt;
 

@@ -1,5 +1,7 @@
 //! The Prometheus series: a [`Metrics`] value owns its `prometheus_client` registry (no global
-//! recorder), the loop and the Immuta client record into it, and `/metrics` renders it.
+//! recorder), the daemon's loop, the Immuta client and the webhook receiver record into it, and
+//! the server's `/metrics` renders it. It sits at the crate root, beside both the daemon and the
+//! server, so that neither imports the other for it (controller-rs keeps `metrics.rs` there too).
 //!
 //! Every series is prefixed `immuta_gitops_`:
 //!
@@ -234,7 +236,7 @@ impl Metrics {
         text
     }
 
-    /// A reconcile finished with `result` (the `ReconcileRecord` outcome: `applied`,
+    /// A reconcile finished with `result` (the spelling of the daemon's `Outcome`: `applied`,
     /// `no_changes`, `failed`, ...) after `took`.
     pub fn reconcile(&self, result: &str, took: Duration) {
         self.reconciles.get_or_create(&ResultLabels { result: result.to_owned() }).inc();

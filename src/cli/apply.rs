@@ -1,0 +1,163 @@
+//! `immuta-gitops apply`: plan against the tenant as `plan` does (or check a plan saved with
+//! `plan --out` against a new one), refuse what is unsafe, ask, then carry the plan out with a
+//! progress bar; Ctrl-C finishes the objects in flight and stops.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{Format, load_specs, plan_against_tenant, render, report};
+use super::tenant::{self, TenantArgs};
+use super::{EXIT_ERROR, EXIT_OK, Stop, print_banner, print_out, runtime, stop_signal};
+use crate::apply::{self, ObjectResult, Progress};
+use crate::pipeline::{ApplyOptions, Overrides, saved};
+use crate::plan::Action;
+use crate::state::file;
+
+/// Arguments of `apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Spec root, or a plan saved with `plan --out` (refused when stale).
+    #[arg(default_value = ".")]
+    pub target: PathBuf,
+    /// Allow deletes, replaces and implicit table removals.
+    #[arg(long)]
+    pub allow_destroy: bool,
+    /// Allow a plan that deletes every managed object, or more than maxDeletePercent of them.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Ask the tenant's dry run for every object (as `plan --refresh`).
+    #[arg(long)]
+    pub refresh: bool,
+    /// Treat spec warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Seconds Immuta may take to create data sources before answering (its `wait` parameter;
+    /// negative waits indefinitely), for connections without `gitops: {wait}` of their own.
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub wait: Option<i64>,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+}
+
+/// `apply`.
+pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    let saved = saved::read(&args.target)?;
+    let spec_root = saved.as_ref().map_or(args.target.clone(), |s| s.spec_root.clone());
+    if let Some(saved) = &saved {
+        saved.ensure_online()?;
+    }
+    let (_, specs) = load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, false)?;
+    if report(&specs.diagnostics) {
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    runtime()?.block_on(async {
+        let tenant = tenant::connect(&args.tenant, None).await?;
+        if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
+            print_banner(&banner, true);
+        }
+        if let Some(saved) = &saved {
+            saved.ensure_for(&tenant.label)?;
+        }
+        let lock = file::Lock::acquire(&tenant.state_path)?;
+        let refresh = saved.as_ref().map_or(args.refresh, |s| s.refresh(args.refresh));
+        let planned =
+            plan_against_tenant(&tenant, &specs, refresh, args.tenant.parallelism).await?;
+        if let Some(saved) = &saved {
+            saved.ensure_fresh(&planned.plan.fingerprint)?;
+        }
+        let plan = &planned.plan;
+        print_out(&render(plan, Format::Text))?;
+        let overrides = Overrides { allow_destroy: args.allow_destroy, force: args.force };
+        let refusals = planned.refusals(overrides);
+        if !refusals.is_empty() {
+            let mut err = anstream::stderr().lock();
+            for r in &refusals {
+                let _ =
+                    writeln!(err, "error: refusing to apply: {}\n  hint: {}", r.message, r.hint);
+            }
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        if !plan.has_changes() {
+            return Ok(ExitCode::from(EXIT_OK));
+        }
+        if !args.auto_approve && saved.is_none() && !confirm(&tenant.label)? {
+            let _ = writeln!(anstream::stderr(), "Apply cancelled: nothing was changed.");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        let cancel = CancellationToken::new();
+        let interrupted = stop_signal(&[Stop::Interrupt])?;
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            interrupted.await;
+            let _ = writeln!(
+                anstream::stderr(),
+                "\nInterrupted: finishing the objects in flight, then stopping."
+            );
+            on_signal.cancel();
+        });
+        let progress = Bar::new(plan.changes.iter().filter(|c| c.action != Action::NoOp).count());
+        let options =
+            ApplyOptions { parallelism: args.tenant.parallelism, cancel, wait: args.wait };
+        let outcome = planned.apply(overrides, &tenant.client, &options, &progress).await?;
+        progress.finish();
+        drop(lock);
+        print_out(&apply::render::outcome(&outcome))?;
+        Ok(ExitCode::from(if outcome.is_success() { EXIT_OK } else { EXIT_ERROR }))
+    })
+}
+
+/// Asks on the terminal; only `yes` goes ahead.
+fn confirm(tenant: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to apply without confirmation: stdin is not a terminal; pass --auto-approve"
+        );
+    }
+    let mut err = anstream::stderr().lock();
+    write!(err, "\nApply these changes to {tenant}? Only 'yes' is accepted: ")?;
+    err.flush()?;
+    drop(err);
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// A progress bar on a terminal; nothing otherwise.
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    fn new(total: usize) -> Bar {
+        if total < 2 || !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let bar = indicatif::ProgressBar::new(total as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+            bar.set_style(style);
+        }
+        Bar(Some(bar))
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn done(&self, result: &ObjectResult) {
+        if let Some(b) = &self.0
+            && result.action != Action::NoOp
+        {
+            b.set_message(result.id.to_string());
+            b.inc(1);
+        }
+    }
+}
