@@ -5,35 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use super::fixtures::{Env, SALT, load, targets};
 use super::observed::{Inventory, LicenseStatus, LiveLicense, LivePolicy};
 use super::*;
-use crate::snapshot::Snapshot;
-use crate::spec::{self, Desired, LoadOptions};
-
-const SALT: &str = "test-salt";
-
-fn load(files: &[(&str, &str)]) -> Desired {
-    let (desired, diags) = spec::load(
-        &Snapshot::from_texts(files.iter().copied()),
-        &LoadOptions::with_env(["PW".into()]),
-    );
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
-    desired
-}
-
-struct Env(HashMap<&'static str, &'static str>);
-impl SecretSource for Env {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.get(name).map(|s| s.to_string())
-    }
-    fn file(&self, _: &str) -> Result<String, String> {
-        Err("no files".into())
-    }
-}
-
-fn targets<'a>(desired: &'a Desired, source: Option<&dyn SecretSource>) -> Vec<Target<'a>> {
-    desired.objects.iter().map(|o| Target::new(o, comparable(o, source, SALT).unwrap())).collect()
-}
+use crate::spec::{Desired, RepoSettings};
+use crate::state::State;
 
 fn applied(targets: &[Target<'_>]) -> State {
     let mut state = State::new("t", SALT);
