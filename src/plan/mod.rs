@@ -50,8 +50,7 @@ use crate::diagnostic::Location;
 use crate::spec::Kind;
 
 /// What `apply` does with one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
     /// Post a new object.
     Create,
@@ -68,6 +67,35 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order renderers list them.
+    pub const ALL: [Action; 6] = [
+        Action::Create,
+        Action::Update,
+        Action::Delete,
+        Action::Replace,
+        Action::Adopt,
+        Action::NoOp,
+    ];
+
+    /// The one machine spelling of the action (`create`, `update`, `delete`, `replace`, `adopt`,
+    /// `no_change`): the plan JSON's `action` (docs/plan-json.md), metric labels, and its serde
+    /// form. Sentences use [`Action::verb`] instead.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Replace => "replace",
+            Action::Adopt => "adopt",
+            Action::NoOp => "no_change",
+        }
+    }
+
+    /// The action of a machine spelling ([`Action::as_str`]).
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     /// Terraform-like symbol used by every renderer.
     pub fn symbol(self) -> &'static str {
         match self {
@@ -80,16 +108,18 @@ impl Action {
         }
     }
 
-    /// Verb for sentences.
+    /// Verb for sentences (`no change`); machines read [`Action::as_str`].
     pub fn verb(self) -> &'static str {
         match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "delete",
-            Action::Replace => "replace",
-            Action::Adopt => "adopt",
             Action::NoOp => "no change",
+            other => other.as_str(),
         }
+    }
+}
+
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -503,3 +503,15 @@ fn adopting_over_more_tables_or_subpurposes_than_the_spec_is_destructive() {
     assert_eq!(purpose.action, Action::Adopt);
     assert_eq!(purpose.effects, [Effect::SubpurposesRemoved { names: vec!["R.C".into()] }]);
 }
+
+#[test]
+fn every_action_has_one_machine_spelling_for_json_serde_and_parsing() {
+    let doc = include_str!("../../docs/plan-json.md");
+    for a in Action::ALL {
+        assert_eq!(Action::parse(a.as_str()), Some(a));
+        assert_eq!(serde_json::to_value(a).unwrap(), json!(a.as_str()));
+        assert!(doc.contains(&format!("`{}`", a.as_str())), "{} is not documented", a.as_str());
+    }
+    assert_eq!(Action::NoOp.as_str(), "no_change");
+    assert_eq!(Action::parse("no_op"), None);
+}
