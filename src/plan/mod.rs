@@ -13,7 +13,8 @@
 //! - `order.rs`: apply order (the order of [`Plan::changes`], which `apply` follows) and the
 //!   dependency graph ([`dependencies`]).
 //! - `warnings.rs`: what a reviewer must see besides the changes (K-anonymization, schema
-//!   monitoring, the license rule ([`license_warnings`]), unmanaged objects).
+//!   monitoring, the license rule ([`license_warnings`], also behind `license status`),
+//!   unmanaged objects).
 //! - `safety.rs`: why `apply` refuses a plan ([`refusals`]).
 //!
 //! **Invariant:** this module does no I/O. The tenant's answers arrive as [`Observed`] values
@@ -44,7 +45,8 @@ pub use self::order::dependencies;
 pub use self::safety::{Refusal, Safety, refusals};
 pub use self::target::{Target, comparable, needs_dry_run};
 pub use self::warnings::{
-    EXPIRY_WARNING_DAYS, SEATS_WARNING_PERCENT, days_until, license_warnings,
+    EXPIRY_WARNING_DAYS, SEATS_WARNING_PERCENT, days_until, license_status_warnings,
+    license_warnings,
 };
 use crate::diagnostic::Location;
 use crate::spec::Kind;

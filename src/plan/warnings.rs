@@ -107,6 +107,22 @@ pub fn license_warnings(inventory: &Inventory, now: SystemTime) -> Vec<Warning> 
     out
 }
 
+/// The warnings of `license status`: one when the tenant has no license at all, then the
+/// license rule ([`license_warnings`]). Plans leave the first out: a plan reads the licenses
+/// only when it may, and a tenant without a license key in Git is no change to review.
+pub fn license_status_warnings(inventory: &Inventory, now: SystemTime) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if inventory.licenses.as_ref().is_none_or(Vec::is_empty) {
+        out.push(Warning {
+            object: None,
+            code: "license-missing",
+            message: "the tenant has no license".to_owned(),
+        });
+    }
+    out.extend(license_warnings(inventory, now));
+    out
+}
+
 /// Objects on the tenant that no spec and no state entry covers (policies, projects,
 /// purposes, data sources and licenses, minus what Immuta generates itself): listed in the
 /// plan, never touched.
