@@ -1,4 +1,8 @@
 //! `immuta-gitops license status`: seats, active users and expiry of the tenant's licenses.
+//!
+//! Arguments, reads and printing only: the licenses come from `live::inventory`, the usage from
+//! `live::license_usage`, and the warnings from the one license rule,
+//! `plan::license_status_warnings` (the rule plans show too).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -6,12 +10,11 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use owo_colors::OwoColorize;
-use serde_json::Value;
 
 use super::tenant::{self, TenantArgs};
 use super::{EXIT_OK, validate::Format};
-use crate::live::{self, Licenses, Request};
-use crate::plan::days_until;
+use crate::live::{self, Licenses};
+use crate::plan::{days_until, license_status_warnings};
 
 /// Arguments of `license`.
 #[derive(Debug, clap::Args)]
@@ -32,11 +35,6 @@ enum LicenseCommand {
     },
 }
 
-/// Days before expiry below which a license is flagged.
-pub const EXPIRY_WARNING_DAYS: i64 = 30;
-/// Share of seats (percent) above which seats are flagged.
-pub const SEATS_WARNING_PERCENT: i64 = 90;
-
 pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
     let LicenseCommand::Status { format, tenant: tenant_args } = &args.command;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -52,40 +50,15 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
         let inv = live::inventory(&tenant.client, Licenses::Required)
             .await
             .context("cannot read the tenant's licenses")?;
-        let usage = tenant
-            .client
-            .send_ok(
-                &Request::get("/admin/license/usage", "/admin/license/usage")
-                    .query("offset", 0)
-                    .query("size", 10)
-                    .admin(),
-            )
-            .await
-            .context("cannot read the license usage")?;
+        let usage =
+            live::license_usage(&tenant.client).await.context("cannot read the license usage")?;
         let now = SystemTime::now();
+        let warnings: Vec<String> =
+            license_status_warnings(&inv, now).into_iter().map(|w| w.message).collect();
         let licenses = inv.licenses.unwrap_or_default();
-        let mut warnings = Vec::new();
-        for l in &licenses {
-            if let Some(days) = l.expires.as_deref().and_then(|e| days_until(e, now))
-                && days < EXPIRY_WARNING_DAYS
-            {
-                warnings.push(if days < 0 {
-                    format!("license {} expired {} days ago", l.id, -days)
-                } else {
-                    format!("license {} expires in {days} days", l.id)
-                });
-            }
-        }
-        if licenses.is_empty() {
-            warnings.push("the tenant has no license".to_owned());
-        }
         let (active, seats) =
             inv.license_status.as_ref().map_or((0, 0), |s| (s.active_users, s.seats));
         let percent = if seats > 0 { active * 100 / seats } else { 0 };
-        if seats > 0 && active * 100 > seats * SEATS_WARNING_PERCENT {
-            warnings.push(format!("{active} of {seats} seats are used ({percent}%)"));
-        }
-        let summary = usage.get("summary").cloned().unwrap_or(Value::Null);
         let text = match format {
             Format::Json => {
                 let report = serde_json::json!({
@@ -100,7 +73,7 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
                         "expires": l.expires,
                         "days_to_expiry": l.expires.as_deref().and_then(|e| days_until(e, now)),
                     })).collect::<Vec<_>>(),
-                    "usage": summary,
+                    "usage": usage.summary,
                     "warnings": warnings,
                 });
                 format!("{}\n", serde_json::to_string_pretty(&report)?)
@@ -119,15 +92,12 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
                     let seats = l.seats.map_or("? seats".to_owned(), |s| format!("{s} seats"));
                     out.push_str(&format!("  license {}: {seats}, {expiry}\n", l.id));
                 }
-                let count = |k: &str, f: &str| {
-                    summary.get(k).and_then(|v| v.get(f)).and_then(Value::as_i64).unwrap_or(0)
-                };
                 out.push_str(&format!(
                     "  users: {} data consumers ({} active), {} policy owners ({} active)\n",
-                    count("dataConsumers", "totalCount"),
-                    count("dataConsumers", "activeCount"),
-                    count("policyOwners", "totalCount"),
-                    count("policyOwners", "activeCount"),
+                    usage.data_consumers.total,
+                    usage.data_consumers.active,
+                    usage.policy_owners.total,
+                    usage.policy_owners.active,
                 ));
                 for w in &warnings {
                     out.push_str(&format!("{} {w}\n", "warning:".yellow().bold()));
@@ -138,4 +108,21 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
         anstream::stdout().lock().write_all(text.as_bytes())?;
         Ok(ExitCode::from(EXIT_OK))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args, Command};
+
+    use super::LicenseArgs;
+    use crate::plan::{EXPIRY_WARNING_DAYS, SEATS_WARNING_PERCENT};
+
+    #[test]
+    fn the_help_names_the_thresholds_of_the_one_license_rule() {
+        let cmd = LicenseArgs::augment_args(Command::new("license"));
+        let status = cmd.find_subcommand("status").expect("a status subcommand");
+        let about = status.get_about().map(ToString::to_string).unwrap_or_default();
+        assert!(about.contains(&format!("under {EXPIRY_WARNING_DAYS} days")), "{about}");
+        assert!(about.contains(&format!("above {SEATS_WARNING_PERCENT}% of seats")), "{about}");
+    }
 }

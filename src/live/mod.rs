@@ -5,12 +5,14 @@
 //! decoded into the plain [`crate::plan::observed`] types the planner reads.
 
 pub mod client;
+mod license;
 pub mod retry;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
 pub use self::client::{Client, ClientConfig, Observer, Request};
+pub use self::license::{LicenseUsage, UserCount, license_usage};
 use crate::plan::observed::{
     DryRun, Inventory, LicenseStatus, LiveDataSource, LiveLicense, LivePolicy, LiveProject,
     LivePurpose, ObjectId, Observed,

@@ -5,35 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use super::fixtures::{Env, SALT, load, targets};
 use super::observed::{Inventory, LicenseStatus, LiveLicense, LivePolicy};
 use super::*;
-use crate::snapshot::Snapshot;
-use crate::spec::{self, Desired, LoadOptions};
-
-const SALT: &str = "test-salt";
-
-fn load(files: &[(&str, &str)]) -> Desired {
-    let (desired, diags) = spec::load(
-        &Snapshot::from_texts(files.iter().copied()),
-        &LoadOptions::with_env(["PW".into()]),
-    );
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
-    desired
-}
-
-struct Env(HashMap<&'static str, &'static str>);
-impl SecretSource for Env {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.get(name).map(|s| s.to_string())
-    }
-    fn file(&self, _: &str) -> Result<String, String> {
-        Err("no files".into())
-    }
-}
-
-fn targets<'a>(desired: &'a Desired, source: Option<&dyn SecretSource>) -> Vec<Target<'a>> {
-    desired.objects.iter().map(|o| Target::new(o, comparable(o, source, SALT).unwrap())).collect()
-}
+use crate::spec::{Desired, RepoSettings};
+use crate::state::State;
 
 fn applied(targets: &[Target<'_>]) -> State {
     let mut state = State::new("t", SALT);
@@ -318,6 +294,15 @@ fn rejected_dry_runs_are_plan_errors() {
     );
 }
 
+/// A tenant with license `id` (10 seats) expiring on `expires`, and `(active users, seats)`.
+fn licensed(id: i64, expires: &str, (active_users, seats): (i64, i64)) -> Inventory {
+    Inventory {
+        licenses: Some(vec![LiveLicense { id, seats: Some(10), expires: Some(expires.into()) }]),
+        license_status: Some(LicenseStatus { active_users, seats }),
+        ..Inventory::default()
+    }
+}
+
 #[test]
 fn k_anonymization_schema_monitoring_and_license_warnings() {
     let d = load(&[
@@ -329,18 +314,8 @@ fn k_anonymization_schema_monitoring_and_license_warnings() {
         ("l.yaml", "licenseKey: IMMUTA-TEST\n"),
     ]);
     let t = targets(&d, None);
-    let observed = Observed {
-        inventory: Inventory {
-            licenses: Some(vec![LiveLicense {
-                id: 3,
-                seats: Some(10),
-                expires: Some("2030-03-20".into()),
-            }]),
-            license_status: Some(LicenseStatus { active_users: 10, seats: 10 }),
-            ..Inventory::default()
-        },
-        ..Observed::default()
-    };
+    let observed =
+        Observed { inventory: licensed(3, "2030-03-20", (10, 10)), ..Observed::default() };
     let p = run(&t, &State::new("t", SALT), Some(&observed));
     let codes: Vec<&str> = p.warnings.iter().map(|w| w.code).collect();
     assert_eq!(
@@ -526,4 +501,38 @@ fn adopting_over_more_tables_or_subpurposes_than_the_spec_is_destructive() {
     let purpose = p.changes.iter().find(|c| c.id.key == "R").unwrap();
     assert_eq!(purpose.action, Action::Adopt);
     assert_eq!(purpose.effects, [Effect::SubpurposesRemoved { names: vec!["R.C".into()] }]);
+}
+
+#[test]
+fn every_action_has_one_machine_spelling_for_json_serde_and_parsing() {
+    let doc = include_str!("../../docs/plan-json.md");
+    for a in Action::ALL {
+        assert_eq!(Action::parse(a.as_str()), Some(a));
+        assert_eq!(serde_json::to_value(a).unwrap(), json!(a.as_str()));
+        assert!(doc.contains(&format!("`{}`", a.as_str())), "{} is not documented", a.as_str());
+    }
+    assert_eq!(Action::NoOp.as_str(), "no_change");
+    assert_eq!(Action::parse("no_op"), None);
+}
+
+#[test]
+fn license_status_uses_the_plans_license_rule_and_says_when_there_is_no_license() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000); // 2030-03-17
+    let lapsed = licensed(3, "2030-03-20", (11, 10));
+    let messages = |w: Vec<Warning>| w.into_iter().map(|w| w.message).collect::<Vec<_>>();
+    assert_eq!(
+        messages(license_status_warnings(&lapsed, now)),
+        ["license 3 expires in 2 days", "11 of 10 licensed seats are used (110%)"]
+    );
+    assert_eq!(license_status_warnings(&lapsed, now), license_warnings(&lapsed, now));
+
+    // At the thresholds exactly: nothing to say.
+    let at_limits = licensed(4, "2030-04-17", (9, 10)); // expires EXPIRY_WARNING_DAYS from now
+    assert_eq!(days_until("2030-04-17", now), Some(EXPIRY_WARNING_DAYS));
+    assert_eq!(SEATS_WARNING_PERCENT, 90);
+    assert!(license_status_warnings(&at_limits, now).is_empty());
+
+    let none = Inventory { licenses: Some(vec![]), ..Inventory::default() };
+    assert_eq!(messages(license_status_warnings(&none, now)), ["the tenant has no license"]);
+    assert!(license_warnings(&none, now).is_empty(), "plans do not warn about a missing license");
 }

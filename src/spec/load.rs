@@ -2,6 +2,7 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use super::document::document;
 use super::envfile::{self, EnvValues};
 use super::node::{self, Node, ParseErrorKind};
 use super::text::{escaped, has_unsafe, shown};
@@ -135,7 +136,7 @@ fn load_file(file: &SnapshotFile, options: &LoadOptions) -> FileResult {
     let mut objects = Vec::new();
     for doc in node::parse_documents(text, json, &options.limits) {
         match doc.result {
-            Ok(root) => objects.extend(validate::document(&mut ctx, root)),
+            Ok(root) => objects.extend(document(&mut ctx, root)),
             Err(e) => {
                 let pos = e.pos.unwrap_or(node::Pos { line: doc.start_line, column: 0 });
                 let code = match e.kind {

@@ -8,11 +8,14 @@
 //! - [`de`]: typed validation over the tree (type errors, unknown fields, "did you mean").
 //! - [`model`]: the typed models of the five kinds; the spec file format.
 //! - [`secrets`]: placeholders, taint tracking, masking.
+//! - `document.rs`: where a document becomes an [`Object`] (kind, natural key, options,
+//!   references, the purposes it defines).
 //! - [`validate`]: per-document and cross-file semantic checks.
 //! - [`schema`]: the JSON Schema for editors.
 //! - [`text`]: user text made safe to quote in diagnostics.
 
 pub mod de;
+mod document;
 pub mod envfile;
 mod load;
 pub mod model;

@@ -75,7 +75,7 @@ async fn license_status_warns_under_30_days_and_above_90_percent_of_seats() {
             || out.contains(&format!("warning: license {id} expires in 10 days\n")),
         "{out}"
     );
-    assert!(out.contains("warning: 11 of 10 seats are used (110%)\n"), "{out}");
+    assert!(out.contains("warning: 11 of 10 licensed seats are used (110%)\n"), "{out}");
 
     let report = env.run(&["license", "status", "--format", "json"]).await.must_exit(0).json();
     let warnings = report["warnings"].as_array().expect("warnings");

@@ -171,25 +171,6 @@ struct FingerprintDoc {
     live: Option<String>,
 }
 
-/// The wire name of an action.
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Delete => "delete",
-        Action::Replace => "replace",
-        Action::Adopt => "adopt",
-        Action::NoOp => "no_change",
-    }
-}
-
-/// The action of a wire name.
-fn parse_action(name: &str) -> Option<Action> {
-    [Action::Create, Action::Update, Action::Delete, Action::Replace, Action::Adopt, Action::NoOp]
-        .into_iter()
-        .find(|a| action_name(*a) == name)
-}
-
 /// The kind of a wire name.
 fn parse_kind(name: &str) -> Option<Kind> {
     Kind::ALL.into_iter().find(|k| k.as_str() == name)
@@ -267,7 +248,7 @@ impl From<&Change> for ChangeDoc {
         ChangeDoc {
             kind: c.id.kind.as_str(),
             key: c.id.key.clone(),
-            action: action_name(c.action),
+            action: c.action.as_str(),
             destructive: c.is_destructive(),
             write: c.write,
             blocked: opt_text(c.blocked.as_ref()),
@@ -461,7 +442,7 @@ pub fn read_saved(text: &str) -> Result<SavedPlan, SavedPlanError> {
                     field: "kind",
                     value: c.kind.clone(),
                 })?;
-                let action = parse_action(&c.action).ok_or_else(|| {
+                let action = Action::parse(&c.action).ok_or_else(|| {
                     SavedPlanError::UnknownValue { field: "action", value: c.action.clone() }
                 })?;
                 Ok(SavedChange { kind, key: c.key, action, blocked: c.blocked.is_some() })

@@ -7,42 +7,16 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use super::*;
+use crate::plan::fixtures::{Env, SALT, load, targets};
 use crate::plan::observed::{
     Inventory, LicenseStatus, LiveDataSource, LiveLicense, LivePolicy, LiveProject, LivePurpose,
 };
-use crate::plan::{Change, DryRun, ObjectId, Observed, Plan, PlanInput, Target, comparable, plan};
-use crate::snapshot::Snapshot;
-use crate::spec::secrets::SecretSource;
-use crate::spec::{self, Desired, Kind, LoadOptions, RepoSettings};
+use crate::plan::{Change, DryRun, ObjectId, Observed, Plan, PlanInput, Target, plan};
+use crate::spec::{Desired, Kind, RepoSettings};
 use crate::state::State;
-
-const SALT: &str = "test-salt";
-
-fn load(files: &[(&str, &str)]) -> Desired {
-    let (desired, diags) = spec::load(
-        &Snapshot::from_texts(files.iter().copied()),
-        &LoadOptions::with_env(["PW".into(), "LIC".into()]),
-    );
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
-    desired
-}
-
-struct Env(HashMap<&'static str, &'static str>);
-impl SecretSource for Env {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.get(name).map(|s| s.to_string())
-    }
-    fn file(&self, _: &str) -> Result<String, String> {
-        Err("no files".into())
-    }
-}
 
 fn env(pw: &'static str) -> Env {
     Env(HashMap::from([("PW", pw), ("LIC", "canary-license-key")]))
-}
-
-fn targets<'a>(desired: &'a Desired, source: Option<&dyn SecretSource>) -> Vec<Target<'a>> {
-    desired.objects.iter().map(|o| Target::new(o, comparable(o, source, SALT).unwrap())).collect()
 }
 
 /// The state after applying `targets`, with the given ids and data-source names.

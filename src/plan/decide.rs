@@ -1,0 +1,404 @@
+//! Deciding, per object, what `apply` will do: [`plan`] walks the desired objects
+//! ([`plan_target`]: create, update, replace, adopt, re-create after drift, or nothing) and the
+//! managed objects whose spec is gone ([`plan_delete`]), using an index of what the tenant has
+//! ([`LiveIndex`]) and the effects an adoption would have. A dry-run rejection that only waits
+//! for objects this plan creates first becomes a warning ([`unverifiable`]).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::order::{dependencies, order};
+use super::warnings::{license_warnings, object_warnings, unmanaged};
+use super::{
+    Action, Change, DryRun, Effect, Fingerprint, ObjectId, Observed, Plan, PlanError, Target,
+    Warning, diff, effects, specs_fingerprint,
+};
+use crate::spec::{Kind, RepoSettings};
+use crate::state::{self, State};
+
+/// Everything a plan is computed from.
+#[derive(Debug, Clone)]
+pub struct PlanInput<'a> {
+    /// Desired objects.
+    pub targets: &'a [Target<'a>],
+    /// Last applied state (or, with `--base`, the state the base revision describes).
+    pub state: &'a State,
+    /// What the tenant says, `None` offline.
+    pub observed: Option<&'a Observed>,
+    /// Repository settings.
+    pub settings: &'a RepoSettings,
+    /// Tenant label.
+    pub tenant: String,
+    /// Specs revision.
+    pub revision: String,
+    /// `--base` revision.
+    pub base: Option<String>,
+    /// `--refresh`.
+    pub refresh: bool,
+    /// The clock (for license expiry).
+    pub now: SystemTime,
+}
+
+/// Computes the plan: one [`Change`] per desired object (`plan_target`), one per managed
+/// object whose spec is gone (`plan_delete`), in apply order, with the warnings, the objects
+/// the tenant refuses, the unmanaged objects and the fingerprint.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let observed = input.observed;
+    let index = observed.map(LiveIndex::new);
+    let mut changes = Vec::new();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    let desired_ids: BTreeSet<ObjectId> =
+        input.targets.iter().map(|t| ObjectId::new(t.object.kind, &t.object.key)).collect();
+
+    for t in input.targets {
+        let change = plan_target(t, input, index.as_ref());
+        if let Some(DryRun::Rejected { status, message }) = &change.server {
+            errors.push(PlanError {
+                object: change.id.clone(),
+                message: format!("the tenant refuses it ({status}): {message}"),
+            });
+        }
+        if change.action != Action::NoOp {
+            warnings.extend(object_warnings(t));
+        }
+        changes.push(change);
+    }
+
+    // Deletes: managed objects whose spec is gone.
+    for entry in input.state.objects.iter().rev() {
+        if !desired_ids.contains(&ObjectId::new(entry.kind, &entry.key)) {
+            changes.push(plan_delete(entry, index.as_ref()));
+        }
+    }
+    order(&mut changes);
+    unverifiable(&mut changes, &mut errors, &mut warnings, input);
+
+    if let Some(o) = observed {
+        warnings.extend(license_warnings(&o.inventory, input.now));
+    }
+    let unmanaged = observed.map(|o| unmanaged(o, input.state, input.targets)).unwrap_or_default();
+    Plan {
+        tenant: input.tenant.clone(),
+        revision: input.revision.clone(),
+        base: input.base.clone(),
+        refreshed: input.refresh,
+        changes,
+        warnings,
+        errors,
+        unmanaged,
+        fingerprint: Fingerprint {
+            specs: specs_fingerprint(input.targets),
+            state: input.state.fingerprint(),
+            live: observed.map(Observed::fingerprint),
+        },
+    }
+}
+
+/// The change of one desired object: a create, an adoption when it is new to the state
+/// ([`new_object`]), otherwise what the last applied payload and the tenant say ([`managed`]).
+fn plan_target(t: &Target<'_>, input: &PlanInput<'_>, index: Option<&LiveIndex<'_>>) -> Change {
+    let id = ObjectId::new(t.object.kind, &t.object.key);
+    let prev = input.state.get(id.kind, &id.key);
+    let dry = input.observed.and_then(|o| o.dry_runs.get(&id));
+    let presence = index.map(|i| i.presence(&id, prev));
+    let mut change = Change {
+        id,
+        action: Action::NoOp,
+        reason: None,
+        fields: Vec::new(),
+        before: None,
+        after: Some(Arc::clone(&t.comparable)),
+        effects: Vec::new(),
+        live_id: prev.and_then(|p| p.id),
+        location: Some(t.object.location.clone()),
+        server: dry.cloned(),
+        blocked: None,
+        write: true,
+    };
+    match prev {
+        None => new_object(&mut change, t, presence, dry, input.observed),
+        Some(prev) => managed(&mut change, t, prev, presence, dry),
+    }
+    change
+}
+
+/// An object the state does not have: adopted when the tenant has it, otherwise created.
+fn new_object(
+    change: &mut Change,
+    t: &Target<'_>,
+    presence: Option<Presence>,
+    dry: Option<&DryRun>,
+    observed: Option<&Observed>,
+) {
+    match presence {
+        Some(Presence::Present(live_id)) => {
+            change.action = Action::Adopt;
+            change.live_id = live_id.or(change.live_id);
+            let differs = dry.is_none_or(DryRun::changes_something);
+            change.write = differs;
+            change.reason = Some(if differs {
+                "exists on the tenant but is not managed yet; it differs from the spec and will be posted"
+                    .to_owned()
+            } else {
+                "exists on the tenant and matches the spec; it is recorded as managed without a write"
+                    .to_owned()
+            });
+            if differs && let Some(o) = observed {
+                change.effects = adoption_effects(t, dry, o);
+            }
+        }
+        _ => change.action = Action::Create,
+    }
+}
+
+/// A managed object: unchanged, updated or replaced when its payload changed, created again
+/// when deleted outside, posted again when changed outside, or a state-only update when only
+/// its prune protection changed.
+fn managed(
+    change: &mut Change,
+    t: &Target<'_>,
+    prev: &state::Entry,
+    presence: Option<Presence>,
+    dry: Option<&DryRun>,
+) {
+    let kind = change.id.kind;
+    let before: &Value = &prev.payload;
+    if prev.digest == t.digest {
+        // Unchanged (the usual case): one shared copy, nothing to compare.
+        change.before = change.after.clone();
+    } else {
+        change.before = Some(Arc::clone(&prev.payload));
+        change.fields = diff::field_changes(before, &t.comparable);
+    }
+    let gone = matches!(presence, Some(Presence::Absent));
+    if gone {
+        change.action = Action::Create;
+        change.reason = Some("deleted outside immuta-gitops; it will be created again".to_owned());
+    } else if !change.fields.is_empty() {
+        change.effects = effects::effects(kind, before, &t.comparable, &prev.names, dry);
+        let replace =
+            change.effects.iter().any(|e| matches!(e, Effect::DataSourcesRecreated { .. }));
+        change.action = if replace { Action::Replace } else { Action::Update };
+    } else if dry.is_some_and(DryRun::changes_something)
+        && !matches!(dry, Some(DryRun::Rejected { .. }))
+    {
+        change.action = Action::Update;
+        change.reason = Some(
+            "changed outside immuta-gitops (the tenant reports a difference); the spec is posted again"
+                .to_owned(),
+        );
+        change.effects = effects::effects(kind, before, &t.comparable, &prev.names, dry);
+    } else if prev.prune != t.object.options.prune {
+        // The payload is unchanged but the protection is not: only the state,
+        // which is what a later delete reads, needs to learn it.
+        change.action = Action::Update;
+        change.write = false;
+        change.reason = Some(if t.object.options.prune {
+            "`gitops: {prune: false}` removed: the object may be deleted again once its spec is; only the state is updated".to_owned()
+        } else {
+            "`gitops: {prune: false}` added: the object will be kept on the tenant when its spec is deleted; only the state is updated".to_owned()
+        });
+    }
+}
+
+/// The delete of a managed object whose spec is gone: blocked by `prune: false`, state-only
+/// when the tenant no longer has it.
+fn plan_delete(entry: &state::Entry, index: Option<&LiveIndex<'_>>) -> Change {
+    let id = ObjectId::new(entry.kind, &entry.key);
+    let presence = index.map(|i| i.presence(&id, Some(entry)));
+    let mut change = Change {
+        id,
+        action: Action::Delete,
+        reason: None,
+        fields: Vec::new(),
+        before: Some(Arc::clone(&entry.payload)),
+        after: None,
+        effects: Vec::new(),
+        live_id: entry.id,
+        location: None,
+        server: None,
+        blocked: None,
+        write: true,
+    };
+    if let Some(Presence::Present(Some(live_id))) = presence {
+        change.live_id = Some(live_id);
+    }
+    if !entry.prune {
+        change.blocked =
+            Some("`gitops: {prune: false}`: left on the tenant and no longer managed".to_owned());
+        change.write = false;
+    } else if matches!(presence, Some(Presence::Absent)) {
+        change.reason =
+            Some("already deleted on the tenant; only removed from the state".to_owned());
+        change.write = false;
+    } else if entry.kind == Kind::DataSource {
+        change.reason = Some("every data source of the connection is deleted".to_owned());
+    }
+    change
+}
+
+/// A dry run the tenant rejects because the object names something this very plan creates
+/// (a project naming a purpose created before it) says nothing yet: the tenant checks the
+/// object when it is applied, after its dependencies. Such rejections become warnings.
+fn unverifiable(
+    changes: &mut [Change],
+    errors: &mut Vec<PlanError>,
+    warnings: &mut Vec<Warning>,
+    input: &PlanInput<'_>,
+) {
+    let pending: BTreeSet<ObjectId> = changes
+        .iter()
+        .filter(|c| {
+            matches!(c.action, Action::Create | Action::Update | Action::Replace)
+                || (c.action == Action::Adopt && c.write)
+        })
+        .map(|c| c.id.clone())
+        .collect();
+    if pending.is_empty() || errors.is_empty() {
+        return;
+    }
+    let deps = dependencies(input.targets, input.state, |id| {
+        input.observed.and_then(|o| o.dry_runs.get(id))
+    });
+    errors.retain(|e| {
+        let waiting: Vec<String> = deps
+            .get(&e.object)
+            .into_iter()
+            .flatten()
+            .filter(|d| pending.contains(d))
+            .map(ToString::to_string)
+            .collect();
+        if waiting.is_empty() {
+            return true;
+        }
+        if let Some(c) = changes.iter_mut().find(|c| c.id == e.object) {
+            c.server = None;
+        }
+        warnings.push(Warning {
+            object: Some(e.object.clone()),
+            code: "unverified",
+            message: format!(
+                "{} names objects this plan creates or changes first ({}); the tenant checks it when it is \
+                 applied after them (its dry run now says: {})",
+                e.object,
+                waiting.join(", "),
+                e.message
+            ),
+        });
+        false
+    });
+}
+
+/// Whether an object exists on the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    /// It exists (with its id, when the listing has one).
+    Present(Option<i64>),
+    /// It does not.
+    Absent,
+    /// The tenant gives no way to tell.
+    Unknown,
+}
+
+/// What the tenant has, indexed once per plan (the listings can hold tens of thousands of
+/// objects; a linear search per object would make planning quadratic).
+struct LiveIndex<'a> {
+    observed: &'a Observed,
+    policies: HashMap<&'a str, i64>,
+    projects: HashMap<&'a str, i64>,
+    purposes: HashMap<&'a str, i64>,
+    data_sources: HashSet<&'a str>,
+    licenses: Option<HashSet<i64>>,
+}
+
+impl<'a> LiveIndex<'a> {
+    fn new(o: &'a Observed) -> Self {
+        let inv = &o.inventory;
+        LiveIndex {
+            observed: o,
+            policies: inv
+                .policies
+                .iter()
+                .filter_map(|p| Some((p.policy_key.as_deref()?, p.id)))
+                .collect(),
+            projects: inv
+                .projects
+                .iter()
+                .filter(|p| !p.is_schema)
+                .filter_map(|p| Some((p.project_key.as_deref()?, p.id)))
+                .collect(),
+            purposes: inv.purposes.iter().map(|p| (p.name.as_str(), p.id)).collect(),
+            data_sources: inv
+                .data_sources
+                .iter()
+                .filter(|d| !d.deleted)
+                .map(|d| d.name.as_str())
+                .collect(),
+            licenses: inv.licenses.as_ref().map(|l| l.iter().map(|l| l.id).collect()),
+        }
+    }
+
+    fn presence(&self, id: &ObjectId, entry: Option<&state::Entry>) -> Presence {
+        let found = |v: Option<&i64>| v.map_or(Presence::Absent, |i| Presence::Present(Some(*i)));
+        match id.kind {
+            Kind::Policy => found(self.policies.get(id.key.as_str())),
+            Kind::Project => found(self.projects.get(id.key.as_str())),
+            Kind::Purpose => found(self.purposes.get(id.key.as_str())),
+            Kind::DataSource => match self.observed.inventory.data_keys.get(&id.key) {
+                Some(true) => Presence::Present(None),
+                Some(false) => Presence::Absent,
+                None => match entry {
+                    Some(e) if !e.names.is_empty() => {
+                        if e.names.iter().any(|n| self.data_sources.contains(n.as_str())) {
+                            Presence::Present(None)
+                        } else {
+                            Presence::Absent
+                        }
+                    }
+                    _ => Presence::Unknown,
+                },
+            },
+            Kind::License => match (&self.licenses, entry.and_then(|e| e.id)) {
+                (Some(ids), Some(lid)) => found(ids.get(&lid)),
+                _ => Presence::Unknown,
+            },
+        }
+    }
+}
+
+/// What posting the spec over an object that exists but is not managed yet destroys. There is no
+/// last applied payload to compare with, so only what the tenant tells is known: the data
+/// sources its dry run would delete or disable, and the subpurposes it lists that the spec
+/// leaves out.
+fn adoption_effects(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<Effect> {
+    match (t.object.kind, dry) {
+        (Kind::DataSource, Some(DryRun::Data { deleting, .. })) if !deleting.is_empty() => {
+            let hard_delete = t
+                .comparable
+                .get("options")
+                .and_then(|o| o.get("hardDelete"))
+                .and_then(Value::as_bool)
+                == Some(true);
+            vec![Effect::TablesRemoved { tables: deleting.clone(), hard_delete }]
+        }
+        (Kind::Purpose, _) => {
+            let kept: BTreeSet<String> = t.object.purpose_names().into_iter().collect();
+            let prefix = format!("{}.", t.object.key);
+            let names: Vec<String> = o
+                .inventory
+                .purposes
+                .iter()
+                .filter(|p| p.name.starts_with(&prefix) && !kept.contains(&p.name))
+                .map(|p| p.name.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if names.is_empty() { Vec::new() } else { vec![Effect::SubpurposesRemoved { names }] }
+        }
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,73 @@
+//! The safety rules of `apply`: a plan the tenant refuses, a destructive plan without
+//! `--allow-destroy`, and a mass deletion (every managed object, or more than
+//! `maxDeletePercent` of them) without `--force` are refused ([`refusals`]).
+
+use super::{Action, Plan};
+use crate::state::State;
+
+/// Why `apply` refuses a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What is wrong.
+    pub message: String,
+    /// How to proceed.
+    pub hint: String,
+}
+
+/// Safety options of `apply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Safety {
+    /// `--allow-destroy` or `allowDestroy: true`.
+    pub allow_destroy: bool,
+    /// `--force`.
+    pub force: bool,
+    /// Largest share (percent) of managed objects a plan may delete without `--force`.
+    pub max_delete_percent: u8,
+}
+
+/// The reasons `apply` must not carry out `plan` (empty: go ahead).
+///
+/// Deleting a single object is never treated as a mass deletion; deleting every managed object
+/// always is, whatever the threshold.
+pub fn refusals(plan: &Plan, state: &State, safety: &Safety) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    if !plan.errors.is_empty() {
+        out.push(Refusal {
+            message: format!(
+                "the tenant refuses {} object(s) (see the plan's errors)",
+                plan.errors.len()
+            ),
+            hint: "fix the specs so that the tenant accepts them, then plan again".into(),
+        });
+    }
+    let destructive: Vec<String> =
+        plan.changes.iter().filter(|c| c.is_destructive()).map(|c| c.id.to_string()).collect();
+    if !destructive.is_empty() && !safety.allow_destroy {
+        out.push(Refusal {
+            message: format!("the plan destroys data or objects: {}", destructive.join(", ")),
+            hint: "review the plan, then re-run with --allow-destroy (or set `allowDestroy: true` in immuta-gitops.yaml)"
+                .into(),
+        });
+    }
+    let managed = state.objects.len();
+    let deletes =
+        plan.changes.iter().filter(|c| c.action == Action::Delete && c.blocked.is_none()).count();
+    if !safety.force && managed > 0 {
+        if deletes == managed {
+            out.push(Refusal {
+                message: format!("the plan deletes every managed object ({deletes} of {managed})"),
+                hint: "an empty or mis-pathed spec tree looks like this; if it is really meant, re-run with --force".into(),
+            });
+        } else if deletes > 1 && deletes * 100 > usize::from(safety.max_delete_percent) * managed {
+            out.push(Refusal {
+                message: format!(
+                    "the plan deletes {deletes} of {managed} managed objects, more than {}%",
+                    safety.max_delete_percent
+                ),
+                hint: "check the plan; re-run with --force to proceed, or raise `maxDeletePercent` in immuta-gitops.yaml"
+                    .into(),
+            });
+        }
+    }
+    out
+}
