@@ -267,7 +267,7 @@ impl Metrics {
     /// One change of `kind` was applied with `action`.
     pub fn change(&self, kind: Kind, action: Action) {
         self.changes
-            .get_or_create(&ChangeLabels { kind: kind.as_str(), action: action_label(action) })
+            .get_or_create(&ChangeLabels { kind: kind.as_str(), action: action.as_str() })
             .inc();
     }
 
@@ -328,18 +328,6 @@ impl crate::live::Observer for Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
-    }
-}
-
-/// The `action` label: the plan JSON's spelling (`create`, ..., `no_op`).
-fn action_label(action: Action) -> &'static str {
-    match action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Delete => "delete",
-        Action::Replace => "replace",
-        Action::Adopt => "adopt",
-        Action::NoOp => "no_op",
     }
 }
 

@@ -37,15 +37,10 @@ enum LicenseCommand {
 
 pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
     let LicenseCommand::Status { format, tenant: tenant_args } = &args.command;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(async {
+    super::runtime()?.block_on(async {
         let tenant = tenant::connect(tenant_args, None).await?;
         if let Some(banner) = tenant.banner(&tenant_args.state_dir) {
-            if *format == Format::Text {
-                writeln!(anstream::stdout(), "{banner}\n")?;
-            } else {
-                writeln!(anstream::stderr(), "{banner}")?;
-            }
+            super::print_banner(&banner, *format == Format::Text);
         }
         let inv = live::inventory(&tenant.client, Licenses::Required)
             .await

@@ -489,7 +489,7 @@ async fn metrics_expose_every_series() {
     assert_eq!(has("applied_revision_info", &[("revision", SHA)]), Some(1.0));
     assert_eq!(has("applied_revision_info", &[("revision", "old0000")]), None);
     assert_eq!(has("changes_total", &[("kind", "datasource"), ("action", "create")]), Some(1.0));
-    assert_eq!(has("changes_total", &[("kind", "policy"), ("action", "no_op")]), Some(1.0));
+    assert_eq!(has("changes_total", &[("kind", "policy"), ("action", "no_change")]), Some(1.0));
     assert_eq!(has("drift_items", &[("kind", "project")]), Some(2.0));
     assert_eq!(has("license_seats_used", &[]), Some(40.0));
     assert_eq!(has("license_seats", &[]), Some(50.0));
