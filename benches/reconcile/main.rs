@@ -11,10 +11,6 @@
 
 mod generate;
 
-#[allow(dead_code)]
-#[path = "../../tests/it/support/git.rs"]
-mod git;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,6 +27,7 @@ use immuta_gitops::snapshot::Snapshot;
 use immuta_gitops::source::dir;
 use immuta_gitops::spec::{self, LoadOptions, secrets};
 use immuta_gitops::state::file::Store;
+use immuta_testkit::git;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

@@ -76,3 +76,19 @@ fn anyhow_lives_only_at_the_cli_edge() {
         assert!(found.is_empty(), "`{module}` must use typed errors:\n{}", found.join("\n"));
     }
 }
+
+#[test]
+fn test_support_is_a_crate_not_an_include() {
+    // The benchmark and the tests share `crates/testkit` as a dependency; a `#[path]` include
+    // would compile a second copy that drifts.
+    let mut files = Vec::new();
+    for dir in ["benches", "tests", "src", "crates"] {
+        rust_files(&repo_root().join(dir), &mut files);
+    }
+    let found: Vec<String> = files
+        .iter()
+        .filter(|file| std::fs::read_to_string(file).unwrap().contains(concat!("#[path", " =")))
+        .map(|file| file.display().to_string())
+        .collect();
+    assert!(found.is_empty(), "`#[path]` includes:\n{}", found.join("\n"));
+}

@@ -458,7 +458,7 @@ async fn an_unreachable_tenant_fails_closed() {
     let url = env.url();
     let specs = env.specs.path().display().to_string();
     let state_dir = env.state_dir().display().to_string();
-    let Env { emu, specs: _tree, .. } = env;
+    let Env(immuta_testkit::tenant::Env { emu, specs: _tree, .. }) = env;
     emu.shutdown().await;
     let out = tokio::task::spawn_blocking(move || {
         crate::support::bin()
