@@ -21,12 +21,13 @@
 //! ```
 //!
 //! From the command line: `immuta-gitops emulator --listen 127.0.0.1:8080 [--data-file FILE]
-//! [--api-key KEY[=PERM,PERM]]... [--k-anonymization] [--catalog FILE]`.
+//! [--api-key KEY[=PERM,PERM]]... [--k-anonymization] [--catalog FILE]` (the arguments, signal
+//! handling and messages are `src/cli/emulator.rs`; this module is the server).
 //!
 //! # Layout
 //!
 //! - `server`: routes, the front door (latency, faults, request log),
-//!   [`serve`], [`Emulator`] and [`EmulatorHandle`].
+//!   [`bind`], [`serve`], [`Emulator`] and [`EmulatorHandle`].
 //! - `state`: the shared state (one store lock) and the data file. `store`: the objects.
 //! - `auth`: keys, tokens, permissions. `http`, `json`: bodies, errors, field readers.
 //! - `data` (V2 data, full replace), `datasource` (V1 data sources, tags), `policy`, `project`,
@@ -258,7 +259,7 @@ use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, CatalogColumn, CatalogConnection};
 pub use license::TEST_KEY_PREFIX;
-pub use server::{Emulator, EmulatorHandle, serve};
+pub use server::{Emulator, EmulatorHandle, bind, serve};
 pub use state::EmulatorState;
 
 /// The key accepted, with every permission, when no keys are configured.
@@ -455,94 +456,4 @@ pub enum Error {
          APPLICATION_ADMIN)"
     )]
     UnknownPermission(String),
-    /// A process signal handler could not be installed.
-    #[error("cannot listen for shutdown signals")]
-    Signal(#[source] std::io::Error),
-}
-
-/// Arguments of `immuta-gitops emulator`.
-#[derive(Debug, clap::Args)]
-pub struct EmulatorArgs {
-    /// Address to listen on (port 0 picks a free port; the bound address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-
-    /// Persist the tenant in this JSON file (loaded at start, rewritten after every change).
-    #[arg(long, value_name = "FILE")]
-    pub data_file: Option<PathBuf>,
-
-    /// An accepted API key: KEY (every permission) or KEY=PERM,PERM (only those). Repeatable.
-    /// Without any, the built-in admin key is accepted.
-    #[arg(long = "api-key", value_name = "KEY[=PERMS]")]
-    pub api_keys: Vec<ApiKey>,
-
-    /// Start with K-Anonymization masking activated.
-    #[arg(long)]
-    pub k_anonymization: bool,
-
-    /// The simulated remote catalog (YAML or JSON): which tables each host and database has.
-    #[arg(long, value_name = "FILE")]
-    pub catalog: Option<PathBuf>,
-
-    /// Lifetime of bearer tokens from /bim/apikey/authenticate (e.g. 1h, 30m).
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub token_ttl: Duration,
-}
-
-impl EmulatorArgs {
-    /// The configuration these arguments describe (reads the catalog file).
-    pub fn config(&self) -> Result<EmulatorConfig, Error> {
-        let catalog = match &self.catalog {
-            Some(path) => Catalog::load(path)?,
-            None => Catalog::default(),
-        };
-        Ok(EmulatorConfig {
-            listen: self.listen,
-            data_file: self.data_file.clone(),
-            api_keys: self.api_keys.clone(),
-            k_anonymization: self.k_anonymization,
-            token_ttl: self.token_ttl,
-            catalog,
-        })
-    }
-}
-
-/// Runs `immuta-gitops emulator`: serves until Ctrl-C or SIGTERM, then writes the data file.
-/// Prints `immuta emulator listening on http://ADDR` (the bound address) to stderr; never prints
-/// a key.
-pub async fn run(args: EmulatorArgs) -> Result<(), Error> {
-    let config = args.config()?;
-    let state = EmulatorState::new(&config)?;
-    let (listener, addr) = server::bind(config.listen).await?;
-    let signal = shutdown_signal()?;
-    eprintln!("immuta emulator listening on http://{addr}");
-    if config.api_keys.is_empty() {
-        eprintln!("no --api-key given: the built-in admin key has every permission");
-    }
-    if let Some(path) = &config.data_file {
-        eprintln!("tenant persisted in {}", path.display());
-    }
-    serve(listener, state.clone(), signal).await?;
-    state.flush().await
-}
-
-/// Completes on Ctrl-C or (on Unix) SIGTERM. Handlers are installed before returning.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, Error> {
-    #[cfg(unix)]
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(Error::Signal)?;
-    Ok(async move {
-        let ctrl_c = async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        #[cfg(unix)]
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = terminate.recv() => {}
-        }
-        #[cfg(not(unix))]
-        ctrl_c.await;
-    })
 }

@@ -180,7 +180,7 @@ pub async fn serve(
 }
 
 /// Binds `addr`, answering the listener and the address actually bound (port 0 picks one).
-pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
     let bind_error = |source| Error::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;

@@ -1,0 +1,109 @@
+//! `immuta-gitops emulator`: run the Immuta API emulator as a server until Ctrl-C or SIGTERM.
+//!
+//! The arguments, the signal handling and the messages on stderr; the emulator itself (routes,
+//! state, data file) is [`crate::emulator`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::EXIT_OK;
+use crate::emulator::{self, ApiKey, Catalog, EmulatorConfig, EmulatorState};
+
+/// Arguments of `immuta-gitops emulator`.
+#[derive(Debug, clap::Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Persist the tenant in this JSON file (loaded at start, rewritten after every change).
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+
+    /// An accepted API key: KEY (every permission) or KEY=PERM,PERM (only those). Repeatable.
+    /// Without any, the built-in admin key is accepted.
+    #[arg(long = "api-key", value_name = "KEY[=PERMS]")]
+    pub api_keys: Vec<ApiKey>,
+
+    /// Start with K-Anonymization masking activated.
+    #[arg(long)]
+    pub k_anonymization: bool,
+
+    /// The simulated remote catalog (YAML or JSON): which tables each host and database has.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+
+    /// Lifetime of bearer tokens from /bim/apikey/authenticate (e.g. 1h, 30m).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+}
+
+impl EmulatorArgs {
+    /// The configuration these arguments describe (reads the catalog file).
+    fn config(&self) -> Result<EmulatorConfig, emulator::Error> {
+        let catalog = match &self.catalog {
+            Some(path) => Catalog::load(path)?,
+            None => Catalog::default(),
+        };
+        Ok(EmulatorConfig {
+            listen: self.listen,
+            data_file: self.data_file.clone(),
+            api_keys: self.api_keys.clone(),
+            k_anonymization: self.k_anonymization,
+            token_ttl: self.token_ttl,
+            catalog,
+        })
+    }
+}
+
+/// Runs `immuta-gitops emulator`: serves until Ctrl-C or SIGTERM, then writes the data file.
+/// Prints `immuta emulator listening on http://ADDR` (the bound address) to stderr; never prints
+/// a key.
+pub fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let state = EmulatorState::new(&config)?;
+    let (listener, addr) = emulator::bind(config.listen).await?;
+    let signal = shutdown_signal().context("cannot listen for shutdown signals")?;
+    eprintln!("immuta emulator listening on http://{addr}");
+    if config.api_keys.is_empty() {
+        eprintln!("no --api-key given: the built-in admin key has every permission");
+    }
+    if let Some(path) = &config.data_file {
+        eprintln!("tenant persisted in {}", path.display());
+    }
+    emulator::serve(listener, state.clone(), signal).await?;
+    Ok(state.flush().await?)
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM. Handlers are installed before returning.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        ctrl_c.await;
+    })
+}
