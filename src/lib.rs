@@ -15,8 +15,6 @@
 //! - [`secret_store`]: where `${VAR}` and `${file:PATH}` values come from at send time.
 //! - [`state`]: the inventory of managed objects (last applied payloads, ids).
 //! - [`plan`]: pure planning (desired × state × observed tenant -> plan) and rendering.
-//! - [`emulator`]: an in-memory emulator of the documented Immuta API, used by tests, benchmarks
-//!   and as the embedded sandbox tenant.
 //! - [`server`]: the reconciler's HTTP server (webhooks, health, metrics, `/status`); it only
 //!   sends triggers and reads shared state, and never calls Immuta.
 //! - [`cli`]: the command-line edge; the only place (with `main`) that uses `anyhow`.
@@ -29,7 +27,6 @@ pub mod apply;
 pub mod cli;
 pub mod daemon;
 pub mod diagnostic;
-pub mod emulator;
 pub mod live;
 pub mod parallel;
 pub mod pipeline;

@@ -1,7 +1,8 @@
 //! `immuta-gitops emulator`: run the Immuta API emulator as a server until Ctrl-C or SIGTERM.
 //!
 //! The arguments, the signal handling and the messages on stderr; the emulator itself (routes,
-//! state, data file) is [`crate::emulator`].
+//! state, data file) is the `immuta-emulator` crate (`crates/emulator`). [`emulator_config`]
+//! hands it the spec loader's lists, for this command and for the sandbox tenant alike.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +11,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use immuta_emulator::{self as emulator, ApiKey, Catalog, EmulatorConfig, EmulatorState};
+
 use super::EXIT_OK;
-use crate::emulator::{self, ApiKey, Catalog, EmulatorConfig, EmulatorState};
+use crate::spec::model::RULE_TYPES;
+use crate::spec::secrets::SECRET_FIELDS;
+
+/// The emulator's defaults (an in-memory tenant on `127.0.0.1:0`, [`emulator::ADMIN_KEY`]),
+/// with the lists it shares with the spec loader: the fields the loader treats as secret (masked
+/// and digested by the emulator) and the rule types it accepts. Passed, never copied, so the
+/// two cannot drift apart.
+pub(crate) fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig::new(SECRET_FIELDS, RULE_TYPES)
+}
 
 /// Arguments of `immuta-gitops emulator`.
 #[derive(Debug, clap::Args)]
@@ -56,6 +68,7 @@ impl EmulatorArgs {
             k_anonymization: self.k_anonymization,
             token_ttl: self.token_ttl,
             catalog,
+            ..emulator_config()
         })
     }
 }
@@ -106,4 +119,28 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
         #[cfg(not(unix))]
         ctrl_c.await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EmulatorArgs,
+    }
+
+    #[test]
+    fn the_emulator_gets_the_loaders_lists() {
+        let config = emulator_config();
+        assert_eq!(config.secret_fields, SECRET_FIELDS);
+        assert_eq!(config.rule_types, RULE_TYPES);
+        let args = Cli::parse_from(["emulator", "--listen", "127.0.0.1:0"]).args;
+        let config = args.config().expect("no catalog to read");
+        assert_eq!(config.secret_fields, SECRET_FIELDS);
+        assert_eq!(config.rule_types, RULE_TYPES);
+    }
 }

@@ -10,10 +10,11 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use immuta_gitops::emulator::{ADMIN_KEY, EmulatorConfig};
+use immuta_emulator::{ADMIN_KEY, EmulatorConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::support::emulator_config;
 use crate::support::tenant::{Env, SHOP_DATA, SHOP_POLICIES, edit, writes};
 
 /// The fault fixture: one purpose, one connection (three tables), two policies.
@@ -416,7 +417,7 @@ async fn tokens_expired_mid_run_are_exchanged_again() {
 async fn a_key_without_governance_is_refused_with_the_permission_named() {
     let mut env = Env::start_with(EmulatorConfig {
         api_keys: vec![ADMIN_KEY.parse().unwrap(), "limited=CREATE_DATA_SOURCE".parse().unwrap()],
-        ..EmulatorConfig::default()
+        ..emulator_config()
     })
     .await;
     write_specs(&env);

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
-pub use immuta_testkit::{SpecDir, fixture, git, output_text, repo_root, serving_url};
+pub use immuta_testkit::{
+    SpecDir, emulator_config, fixture, git, output_text, repo_root, serving_url,
+};
 
 /// The `immuta-gitops` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_immuta-gitops");
@@ -21,7 +23,7 @@ pub fn bin() -> assert_cmd::Command {
 pub mod tenant {
     use std::ops::{Deref, DerefMut};
 
-    use immuta_gitops::emulator::EmulatorConfig;
+    use immuta_emulator::EmulatorConfig;
     pub use immuta_testkit::tenant::*;
 
     use super::BIN;

@@ -11,6 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
+use immuta_emulator::EmulatorConfig;
+use immuta_gitops::spec::model::RULE_TYPES;
+use immuta_gitops::spec::secrets::SECRET_FIELDS;
+
 pub mod git;
 pub mod tenant;
 
@@ -19,6 +23,12 @@ pub fn repo_root() -> PathBuf {
     // This crate lives in `crates/testkit/`.
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.ancestors().nth(2).expect("crates/testkit is two levels down").to_owned()
+}
+
+/// The emulator's defaults with the spec loader's lists, as the binary's sandbox tenant gets
+/// them: the fields the loader treats as secret and the rule types it accepts.
+pub fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig::new(SECRET_FIELDS, RULE_TYPES)
 }
 
 /// A fixture path under `tests/fixtures/`.

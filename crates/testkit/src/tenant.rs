@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use immuta_gitops::apply::{self, Silent};
-use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use immuta_gitops::live::{Client, ClientConfig};
 use immuta_gitops::plan::{self, PlanInput, Safety, Target};
 use immuta_gitops::snapshot::Snapshot;
@@ -95,7 +95,7 @@ pub struct Env {
 impl Env {
     /// An empty tenant with the admin key, for the binary at `bin`.
     pub async fn start(bin: impl Into<PathBuf>) -> Env {
-        Env::start_with(bin, EmulatorConfig::default()).await
+        Env::start_with(bin, super::emulator_config()).await
     }
 
     /// A tenant with `config`, for the binary at `bin`; the binary uses the first key of

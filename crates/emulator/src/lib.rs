@@ -11,9 +11,14 @@
 //! # Use
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), immuta_gitops::emulator::Error> {
-//! use immuta_gitops::emulator::{ADMIN_KEY, Emulator};
-//! let tenant = Emulator::start().await?; // 127.0.0.1:0, key ADMIN_KEY
+//! # async fn demo() -> Result<(), immuta_emulator::Error> {
+//! use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig};
+//! # const SECRET_FIELDS: &[&str] = &["password"];
+//! # const RULE_TYPES: &[&str] = &["Masking"];
+//! // The reconciler's own lists (`immuta_gitops::spec::secrets::SECRET_FIELDS` and
+//! // `immuta_gitops::spec::model::RULE_TYPES`): the emulator keeps no copy of them.
+//! let config = EmulatorConfig::new(SECRET_FIELDS, RULE_TYPES);
+//! let tenant = Emulator::start_with(config).await?; // 127.0.0.1:0, key ADMIN_KEY
 //! let url = format!("{}/api/v2/data", tenant.base_url());
 //! // ... POST with `Authorization: Bearer {ADMIN_KEY}` ...
 //! tenant.shutdown().await;
@@ -22,7 +27,12 @@
 //!
 //! From the command line: `immuta-gitops emulator --listen 127.0.0.1:8080 [--data-file FILE]
 //! [--api-key KEY[=PERM,PERM]]... [--k-anonymization] [--catalog FILE]` (the arguments, signal
-//! handling and messages are `src/cli/emulator.rs`; this module is the server).
+//! handling and messages are the reconciler's `src/cli/emulator.rs`; this crate is the server).
+//!
+//! The crate does not depend on the reconciler. The two lists it shares with the spec loader
+//! come in through [`EmulatorConfig`]: [`secret_fields`](EmulatorConfig::secret_fields) (what
+//! is masked and digested) and [`rule_types`](EmulatorConfig::rule_types) (what a data policy
+//! may use). The reconciler passes its own, so each stays one list.
 //!
 //! # Layout
 //!
@@ -98,10 +108,12 @@
 //! With a data file, the store is loaded at start (a missing file is an empty tenant; a corrupt one
 //! is an error naming the file) and written atomically (temporary file in the same directory,
 //! synced, renamed) after every successful mutation, before the answer is sent. Stored payloads
-//! never hold a secret in clear: values of every field the spec loader treats as secret
-//! (`crate::spec::secrets::SECRET_FIELDS`: `password`, `clientSecret`, `token`, `privateKey`,
-//! `privateKeyPassword`, `privateKeyPassphrase`, `passphrase`, `secretKey`, `secretAccessKey`,
-//! `apiKey`, `apikey`, `licenseKey`, `licensekey`), and `content` under `userFiles`, are stored as
+//! never hold a secret in clear: values of every field in
+//! [`EmulatorConfig::secret_fields`] (the reconciler passes every field its spec loader treats as
+//! secret, `immuta_gitops::spec::secrets::SECRET_FIELDS`: `password`, `clientSecret`, `token`,
+//! `privateKey`, `privateKeyPassword`, `privateKeyPassphrase`, `passphrase`, `secretKey`,
+//! `secretAccessKey`, `apiKey`, `apikey`, `licenseKey`, `licensekey`), and `content` under
+//! `userFiles`, are stored as
 //! `"sha256:<hex>"` (so identical re-posts still compare equal), license keys as digests only.
 //! The request log masks the same fields (and the `Authorization` header is never recorded);
 //! `tracing` sees method, path and status only, never bodies.
@@ -227,6 +239,8 @@
 //! **Persistence**
 //! - The data file holds the whole store, catalog and settings included; a non-empty configured
 //!   catalog replaces the stored one at start, and `--k-anonymization` switches the setting on.
+
+#![deny(clippy::all)]
 
 mod auth;
 mod catalog;
@@ -377,7 +391,8 @@ impl FromStr for ApiKey {
     }
 }
 
-/// How to run an emulator.
+/// How to run an emulator: [`EmulatorConfig::new`] with the reconciler's lists, then the fields
+/// to change.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     /// Address to bind; default `127.0.0.1:0` (a free port).
@@ -392,10 +407,26 @@ pub struct EmulatorConfig {
     pub token_ttl: Duration,
     /// The initial remote catalog.
     pub catalog: Catalog,
+    /// Object keys whose values are secret wherever they appear: masked (`"***"`) in the
+    /// request log, stored as `"sha256:<hex>"`. The reconciler passes every field its spec
+    /// loader treats as secret (`immuta_gitops::spec::secrets::SECRET_FIELDS`), so a field
+    /// added there is never logged or stored in clear here.
+    pub secret_fields: &'static [&'static str],
+    /// The data-policy rule types `POST /api/v2/policy` accepts (both documented spellings of
+    /// "by"). The reconciler passes the list its spec loader accepts
+    /// (`immuta_gitops::spec::model::RULE_TYPES`), so the two cannot drift apart.
+    pub rule_types: &'static [&'static str],
 }
 
-impl Default for EmulatorConfig {
-    fn default() -> Self {
+impl EmulatorConfig {
+    /// An in-memory tenant on `127.0.0.1:0` (a free port) accepting [`ADMIN_KEY`], with an
+    /// empty catalog, K-Anonymization off and 1 h tokens; `secret_fields` and `rule_types` as
+    /// in [`EmulatorConfig::secret_fields`] and [`EmulatorConfig::rule_types`]. There is no
+    /// `Default`: an emulator without the secret fields would store secrets in clear.
+    pub fn new(
+        secret_fields: &'static [&'static str],
+        rule_types: &'static [&'static str],
+    ) -> EmulatorConfig {
         EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_file: None,
@@ -403,6 +434,8 @@ impl Default for EmulatorConfig {
             k_anonymization: false,
             token_ttl: Duration::from_secs(3600),
             catalog: Catalog::default(),
+            secret_fields,
+            rule_types,
         }
     }
 }

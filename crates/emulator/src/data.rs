@@ -35,7 +35,7 @@ pub(crate) async fn post(
         authorize(&state, &headers, Some(Permission::CreateDataSource), "POST /api/v2/data")?;
     let dry_run = query_bool(&query, "dryRun")?;
     query_number(&query, "wait")?;
-    let payload = stored_payload(&headers, &body)?;
+    let payload = stored_payload(state.secrets(), &headers, &body)?;
     let request = DataRequest::parse(&payload)?;
     let response = state
         .mutate(!dry_run, |store| {
