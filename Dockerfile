@@ -17,12 +17,19 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Dependencies first, so source edits do not rebuild them.
+# Dependencies first, so source edits do not rebuild them: the workspace's manifests, with empty
+# sources for each member (crates/emulator is a dependency of the binary; crates/testkit only of
+# the tests, but the workspace must load).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+COPY crates/emulator/Cargo.toml crates/emulator/
+COPY crates/testkit/Cargo.toml crates/testkit/
+RUN mkdir -p src crates/emulator/src crates/testkit/src \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs crates/emulator/src/lib.rs crates/testkit/src/lib.rs \
  && cargo build --release --locked --bin immuta-gitops || true
 COPY . .
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin immuta-gitops
+RUN touch src/main.rs src/lib.rs crates/emulator/src/lib.rs \
+ && cargo build --release --locked --bin immuta-gitops
 
 # --- Run -------------------------------------------------------------------------------------
 FROM debian:bookworm-slim

@@ -34,8 +34,6 @@
 //!   sends triggers and reads shared state, and never calls Immuta. It runs beside the daemon,
 //!   which does not know it.
 //! - [`metrics`]: the Prometheus registry the daemon, the client and the server record into.
-//! - [`emulator`]: an in-memory emulator of the documented Immuta API, used by tests, benchmarks
-//!   and as the embedded sandbox tenant.
 //!
 //! The command line is the binary's (`src/main.rs`, `src/cli/`): the only code that uses
 //! `anyhow`, prints, and picks exit codes.
@@ -47,7 +45,6 @@
 pub mod apply;
 pub mod daemon;
 pub mod diagnostic;
-pub mod emulator;
 pub mod live;
 pub mod metrics;
 pub mod parallel;

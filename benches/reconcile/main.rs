@@ -11,18 +11,14 @@
 
 mod generate;
 
-#[allow(dead_code)]
-#[path = "../../tests/it/support/git.rs"]
-mod git;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorHandle};
 use immuta_gitops::apply::{self, Silent};
-use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorHandle};
 use immuta_gitops::live::{self, Client, ClientConfig, Observer};
 use immuta_gitops::pipeline::{self, ApplyOptions, Inputs, Overrides, Specs};
 use immuta_gitops::plan::{self, render};
@@ -30,6 +26,7 @@ use immuta_gitops::secret_store::ProcessSecrets;
 use immuta_gitops::snapshot::Snapshot;
 use immuta_gitops::source::dir;
 use immuta_gitops::spec::{self, LoadOptions, secrets};
+use immuta_testkit::{emulator_config, git};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -264,7 +261,7 @@ struct Tenant {
 
 impl Tenant {
     async fn start(latency_ms: u64) -> Tenant {
-        let handle = Emulator::start().await.expect("emulator");
+        let handle = Emulator::start_with(emulator_config()).await.expect("emulator");
         let counter = Arc::new(Counter::default());
         let config = ClientConfig::new(handle.base_url(), SecretString::from(ADMIN_KEY.to_owned()));
         let client = Client::with_observer(config, counter.clone()).expect("client");
@@ -507,7 +504,7 @@ fn proc_stat(pid: u32) -> (u64, i64) {
 }
 
 async fn bench_daemon(report: &mut Report, idle: Duration) {
-    let emulator = Emulator::start().await.expect("emulator");
+    let emulator = Emulator::start_with(emulator_config()).await.expect("emulator");
     let repo = git::GitFixture::new();
     let tree = generate::tree(50, 7);
     for (path, text) in &tree.files {
@@ -626,7 +623,7 @@ async fn bench_daemon(report: &mut Report, idle: Duration) {
 }
 
 async fn bench_emulator(report: &mut Report, window: Duration) {
-    let emulator = Emulator::start().await.expect("emulator");
+    let emulator = Emulator::start_with(emulator_config()).await.expect("emulator");
     let base = emulator.base_url();
     let http = reqwest::Client::new();
     let deadline = Instant::now() + window;

@@ -10,6 +10,7 @@
 //! from a file or the environment ([`secret_from_file_or_env`]), and printing.
 
 mod apply;
+mod emulator;
 mod license;
 mod plan;
 mod run;
@@ -71,7 +72,7 @@ enum Command {
     /// Print the JSON Schema (draft-07) of spec documents, for editors.
     Schema(schema::SchemaArgs),
     /// Run an emulator of the documented Immuta API (a sandbox tenant for demos and tests).
-    Emulator(crate::emulator::EmulatorArgs),
+    Emulator(emulator::EmulatorArgs),
 }
 
 /// Exit code for success.
@@ -98,7 +99,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args, cli.log_format == LogFormat::Json),
         Command::License(args) => license::run(&args),
         Command::Schema(args) => schema::run(&args),
-        Command::Emulator(args) => run_emulator(args),
+        Command::Emulator(args) => emulator::run(args),
     };
     match result {
         Ok(code) => code,
@@ -113,15 +114,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
-}
-
-fn run_emulator(args: crate::emulator::EmulatorArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(crate::emulator::run(args))?;
-    Ok(ExitCode::from(EXIT_OK))
 }
 
 /// Logs to stderr, as text or JSON lines; `RUST_LOG` sets the level.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use secrecy::SecretString;
 
+use super::emulator::emulator_config;
 use super::secret_from_file_or_env;
-use crate::emulator::{self, EmulatorConfig, EmulatorHandle};
 use crate::live::{Client, ClientConfig, Observer};
 use crate::secret_store;
 
@@ -134,16 +135,14 @@ pub async fn connect(
             std::fs::create_dir_all(&dir).with_context(|| {
                 format!("cannot create the sandbox directory `{}`", dir.display())
             })?;
-            let handle = emulator::Emulator::start_with(EmulatorConfig {
+            let handle = Emulator::start_with(EmulatorConfig {
                 data_file: Some(dir.join("tenant.json")),
-                ..EmulatorConfig::default()
+                ..emulator_config()
             })
             .await
             .context("cannot start the embedded sandbox tenant")?;
-            let config = ClientConfig::new(
-                handle.base_url(),
-                SecretString::from(emulator::ADMIN_KEY.to_owned()),
-            );
+            let config =
+                ClientConfig::new(handle.base_url(), SecretString::from(ADMIN_KEY.to_owned()));
             ("sandbox".to_owned(), config, Some(handle), dir.join("state.json"))
         }
     };

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use immuta_gitops::emulator::ADMIN_KEY;
+use immuta_emulator::ADMIN_KEY;
 use immuta_gitops::live::retry::RetryPolicy;
 use immuta_gitops::live::{Client, ClientConfig, Observer, Request};
 use serde_json::{Value, json};

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
-use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorHandle};
+use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorHandle};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::support::git::{GitDaemon, GitFixture, SilentServer};
 use crate::support::tenant::{Env, writes};
-use crate::support::{SpecDir, bin, output_text, serving_url};
+use crate::support::{SpecDir, bin, emulator_config, output_text, serving_url};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -211,7 +211,7 @@ fn purpose(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_are_applied_webhooks_wake_the_loop_and_broken_specs_are_held_back() {
-    let emulator = Emulator::start().await.unwrap();
+    let emulator = Emulator::start_with(emulator_config()).await.unwrap();
     let repo = GitFixture::new();
     repo.write("specs/a.yaml", purpose("Alpha"));
     let first = repo.commit("first");
@@ -277,7 +277,7 @@ async fn commits_are_applied_webhooks_wake_the_loop_and_broken_specs_are_held_ba
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_git_server_going_away_degrades_and_deletes_nothing() {
-    let emulator = Emulator::start().await.unwrap();
+    let emulator = Emulator::start_with(emulator_config()).await.unwrap();
     let repo = GitFixture::new();
     repo.write("a.yaml", purpose("Alpha"));
     repo.write("b.yaml", purpose("Beta"));
@@ -324,7 +324,7 @@ async fn a_git_server_going_away_degrades_and_deletes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_apply_stops_cleanly_and_the_next_run_resumes() {
-    let emulator = Emulator::start().await.unwrap();
+    let emulator = Emulator::start_with(emulator_config()).await.unwrap();
     let http = reqwest::Client::new();
     http.put(format!("{}/_emulator/latency", emulator.base_url()))
         .json(&json!({"ms": 150}))
@@ -373,7 +373,7 @@ async fn sigterm_during_an_apply_stops_cleanly_and_the_next_run_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_directory_reconciles_each_edit_exactly_once() {
-    let emulator = Emulator::start().await.unwrap();
+    let emulator = Emulator::start_with(emulator_config()).await.unwrap();
     // A Kubernetes ConfigMap layout: `..data -> ..v1`, `spec.yaml -> ..data/spec.yaml`.
     let root = SpecDir::new();
     let dir = root.path();
@@ -505,7 +505,7 @@ async fn sighup_reconciles_now_and_sigterm_abandons_a_slow_tenant_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_hanging_git_fetch_exits_promptly() {
-    let emulator = Emulator::start().await.unwrap();
+    let emulator = Emulator::start_with(emulator_config()).await.unwrap();
     // Accepts the connection and never answers: libgit2 would wait for its 2 min timeout.
     let silent = SilentServer::start();
     let state = SpecDir::new();

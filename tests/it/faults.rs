@@ -10,10 +10,11 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use immuta_gitops::emulator::{ADMIN_KEY, EmulatorConfig};
+use immuta_emulator::{ADMIN_KEY, EmulatorConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::support::emulator_config;
 use crate::support::tenant::{Env, SHOP_DATA, SHOP_POLICIES, edit, writes};
 
 /// The fault fixture: one purpose, one connection (three tables), two policies.
@@ -416,7 +417,7 @@ async fn tokens_expired_mid_run_are_exchanged_again() {
 async fn a_key_without_governance_is_refused_with_the_permission_named() {
     let mut env = Env::start_with(EmulatorConfig {
         api_keys: vec![ADMIN_KEY.parse().unwrap(), "limited=CREATE_DATA_SOURCE".parse().unwrap()],
-        ..EmulatorConfig::default()
+        ..emulator_config()
     })
     .await;
     write_specs(&env);
@@ -458,7 +459,7 @@ async fn an_unreachable_tenant_fails_closed() {
     let url = env.url();
     let specs = env.specs.path().display().to_string();
     let state_dir = env.state_dir().display().to_string();
-    let Env { emu, specs: _tree, .. } = env;
+    let Env(immuta_testkit::tenant::Env { emu, specs: _tree, .. }) = env;
     emu.shutdown().await;
     let out = tokio::task::spawn_blocking(move || {
         crate::support::bin()

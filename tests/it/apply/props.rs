@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use immuta_gitops::emulator::{ADMIN_KEY, Emulator};
+use immuta_emulator::{ADMIN_KEY, Emulator};
 use immuta_gitops::live::{Client, ClientConfig};
 use immuta_gitops::snapshot::Snapshot;
 use proptest::prelude::*;
 use serde_json::Value;
 
+use crate::support::emulator_config;
 use crate::support::tenant::{View, reconcile};
 
 /// The spec tree, as a model.
@@ -193,7 +194,7 @@ fn check(model: &Model, state: &Value) -> Result<(), String> {
 fn random_edit_sequences_converge_to_the_specs() {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let emu = rt.block_on(Emulator::start()).expect("the emulator starts");
+    let emu = rt.block_on(Emulator::start_with(emulator_config())).expect("the emulator starts");
     let base = emu.base_url();
     let http = crate::support::tenant::http_client();
     let mut config = ClientConfig::new(&base, ADMIN_KEY.to_owned().into());

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use immuta_gitops::emulator::{ADMIN_KEY, ApiKey, EmulatorConfig, Permission};
+use immuta_emulator::{ADMIN_KEY, ApiKey, EmulatorConfig, Permission};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::{Tenant, data_payload};
+use crate::support::emulator_config;
 
 #[tokio::test]
 async fn the_key_is_accepted_raw_or_as_a_bearer_and_anything_else_is_401() {
@@ -63,7 +64,7 @@ async fn a_key_without_the_needed_permission_gets_403_naming_it() {
             ApiKey::with("governor", [Permission::Governance]),
             "nothing=".parse().expect("a key with no permissions"),
         ],
-        ..Default::default()
+        ..emulator_config()
     };
     let t = Tenant::start_with(config).await;
     let policy = json!({"policyKey": "s", "name": "S", "type": "subscription",
@@ -118,7 +119,7 @@ async fn a_key_without_the_needed_permission_gets_403_naming_it() {
 #[tokio::test]
 async fn tokens_expire_after_their_ttl() {
     let ttl = Duration::from_millis(300);
-    let t = Tenant::start_with(EmulatorConfig { token_ttl: ttl, ..Default::default() }).await;
+    let t = Tenant::start_with(EmulatorConfig { token_ttl: ttl, ..emulator_config() }).await;
     let token = t
         .send(Method::POST, "/bim/apikey/authenticate", None, Some(&json!({"apikey": ADMIN_KEY})))
         .await
@@ -146,7 +147,7 @@ async fn every_license_endpoint_needs_application_admin() {
         [Permission::CreateDataSource, Permission::Governance, Permission::CreateProject];
     let config = EmulatorConfig {
         api_keys: vec![ApiKey::admin("admin"), ApiKey::with("governor", everything_else)],
-        ..Default::default()
+        ..emulator_config()
     };
     let t = Tenant::start_with(config).await;
     let key = json!({"licenseKey": "IMMUTA-TEST;seats=5;expires=2099-01-01"});

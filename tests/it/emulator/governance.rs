@@ -1,11 +1,12 @@
 //! `POST /api/v2/policy|project|purpose`: upserts, validation, references and the purpose
 //! hierarchy.
 
-use immuta_gitops::emulator::EmulatorConfig;
+use immuta_emulator::EmulatorConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Tenant, data_payload, strings, tables};
+use crate::support::emulator_config;
 
 fn masking_policy(key: &str, masking_type: &str) -> Value {
     json!({
@@ -166,7 +167,7 @@ async fn k_anonymization_masking_needs_the_tenant_setting() {
     assert_eq!(t.post("/api/v2/policy", &policy).await.status, StatusCode::OK);
 
     let on =
-        Tenant::start_with(EmulatorConfig { k_anonymization: true, ..Default::default() }).await;
+        Tenant::start_with(EmulatorConfig { k_anonymization: true, ..emulator_config() }).await;
     assert_eq!(on.post("/api/v2/policy", &policy).await.status, StatusCode::OK);
 }
 

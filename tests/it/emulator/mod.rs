@@ -9,12 +9,15 @@ mod control;
 mod data;
 mod governance;
 mod license;
+mod lists;
 mod persistence;
 mod v1;
 
-use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
+use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
+
+use crate::support::emulator_config;
 
 /// A running emulator and a client for it.
 pub struct Tenant {
@@ -55,7 +58,7 @@ pub fn strings(value: &Value) -> Vec<String> {
 impl Tenant {
     /// An emulator with the default configuration (key [`ADMIN_KEY`]).
     pub async fn start() -> Tenant {
-        Tenant::start_with(EmulatorConfig::default()).await
+        Tenant::start_with(emulator_config()).await
     }
 
     pub async fn start_with(config: EmulatorConfig) -> Tenant {

@@ -1,15 +1,16 @@
 //! The data file: survives restarts, never holds a secret in clear, and fails loudly when corrupt.
 
-use immuta_gitops::emulator::{Emulator, EmulatorConfig, Error};
+use immuta_emulator::{Emulator, EmulatorConfig, Error};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{Tenant, data_payload, tables};
+use crate::support::emulator_config;
 
 const CANARY: &str = "canary-on-disk-51e0";
 
 fn config(path: &std::path::Path) -> EmulatorConfig {
-    EmulatorConfig { data_file: Some(path.to_owned()), ..Default::default() }
+    EmulatorConfig { data_file: Some(path.to_owned()), ..emulator_config() }
 }
 
 #[tokio::test]

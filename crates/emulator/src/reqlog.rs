@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::is_yaml;
-use super::secrets::{MASK, Redaction, is_secret_key, redact};
+use super::secrets::{MASK, Redaction, Secrets};
 
 /// How many requests the log keeps; older ones are forgotten first.
 pub(crate) const CAPACITY: usize = 10_000;
@@ -51,7 +51,7 @@ impl RequestLog {
 }
 
 /// The body as it is logged: parsed (YAML or JSON by content type) with secrets masked.
-pub(crate) fn logged_body(headers: &HeaderMap, body: &[u8]) -> Value {
+pub(crate) fn logged_body(secrets: Secrets, headers: &HeaderMap, body: &[u8]) -> Value {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Value::Null;
     }
@@ -62,7 +62,7 @@ pub(crate) fn logged_body(headers: &HeaderMap, body: &[u8]) -> Value {
     };
     match parsed {
         Some(mut value) => {
-            redact(&mut value, Redaction::Mask);
+            secrets.redact(&mut value, Redaction::Mask);
             value
         }
         None => Value::String(format!("<{} bytes, not parseable>", body.len())),
@@ -70,11 +70,11 @@ pub(crate) fn logged_body(headers: &HeaderMap, body: &[u8]) -> Value {
 }
 
 /// The query string with values of secret parameters (e.g. `apikey`) masked.
-pub(crate) fn logged_query(query: &str) -> String {
+pub(crate) fn logged_query(secrets: Secrets, query: &str) -> String {
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if is_secret_key(key) => format!("{key}={MASK}"),
+            Some((key, _)) if secrets.is_secret_key(key) => format!("{key}={MASK}"),
             _ => pair.to_owned(),
         })
         .collect::<Vec<_>>()

@@ -1,5 +1,5 @@
 //! A tenant for `plan`/`apply` tests: an in-process emulator, a state directory, a spec tree,
-//! and the real binary pointed at them.
+//! and the real binary pointed at them (its path is given to [`Env::start`]).
 //!
 //! Tests must be `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`: the binary runs
 //! on a blocking thread while the emulator keeps serving on the runtime.
@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use immuta_gitops::apply::{self, Silent};
-use immuta_gitops::emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use immuta_gitops::live::{Client, ClientConfig};
 use immuta_gitops::plan::{self, PlanInput, Safety, Target};
 use immuta_gitops::snapshot::Snapshot;
@@ -84,6 +84,8 @@ pub struct Env {
     pub http: reqwest::Client,
     pub specs: SpecDir,
     state_dir: tempfile::TempDir,
+    /// The binary under test.
+    bin: PathBuf,
     /// The API key the binary uses.
     pub key: String,
     /// Environment variables every run gets (after the defaults, before a run's own).
@@ -91,13 +93,14 @@ pub struct Env {
 }
 
 impl Env {
-    /// An empty tenant with the admin key.
-    pub async fn start() -> Env {
-        Env::start_with(EmulatorConfig::default()).await
+    /// An empty tenant with the admin key, for the binary at `bin`.
+    pub async fn start(bin: impl Into<PathBuf>) -> Env {
+        Env::start_with(bin, super::emulator_config()).await
     }
 
-    /// A tenant with `config`; the binary uses its first key (or the admin key).
-    pub async fn start_with(config: EmulatorConfig) -> Env {
+    /// A tenant with `config`, for the binary at `bin`; the binary uses the first key of
+    /// `config` (or the admin key).
+    pub async fn start_with(bin: impl Into<PathBuf>, config: EmulatorConfig) -> Env {
         let key = config.api_keys.first().map_or(ADMIN_KEY.to_owned(), |k| k.key.clone());
         let emu = Emulator::start_with(config).await.expect("the emulator starts");
         Env {
@@ -105,6 +108,7 @@ impl Env {
             http: http_client(),
             specs: SpecDir::new(),
             state_dir: tempfile::tempdir().expect("temp dir"),
+            bin: bin.into(),
             key,
             env: Vec::new(),
         }
@@ -173,7 +177,7 @@ impl Env {
 
     /// The command [`Env::run_env`] runs (for tests that spawn and kill it).
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_immuta-gitops"));
+        let mut cmd = std::process::Command::new(&self.bin);
         cmd.current_dir(self.specs.path())
             .env("NO_COLOR", "1")
             .env_remove("IMMUTA_URL")

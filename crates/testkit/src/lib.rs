@@ -1,15 +1,34 @@
-//! Shared helpers: the binary under test, temporary spec trees, fixture paths.
+//! Test support for immuta-gitops, shared by the integration tests (`tests/it`) and the
+//! benchmark (`benches/reconcile`): temporary spec trees, Git fixtures served by `git daemon`,
+//! and a tenant (the in-process emulator, a state directory, the real binary) for `plan`/`apply`
+//! tests.
+//!
+//! The kit is a library, so it cannot know where Cargo put the binary under test
+//! (`CARGO_BIN_EXE_*` is set only for a package's own tests and benches): callers pass that path
+//! in ([`bin`], [`tenant::Env::start`]).
 
-#![allow(dead_code)] // Not every test module uses every helper.
+#![deny(clippy::all)]
 
 use std::path::{Path, PathBuf};
+
+use immuta_emulator::EmulatorConfig;
+use immuta_gitops::spec::model::RULE_TYPES;
+use immuta_gitops::spec::secrets::SECRET_FIELDS;
 
 pub mod git;
 pub mod tenant;
 
-/// The repository root (where `Cargo.toml` is).
+/// The repository root (where the workspace's `Cargo.toml` is).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // This crate lives in `crates/testkit/`.
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.ancestors().nth(2).expect("crates/testkit is two levels down").to_owned()
+}
+
+/// The emulator's defaults with the spec loader's lists, as the binary's sandbox tenant gets
+/// them: the fields the loader treats as secret and the rule types it accepts.
+pub fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig::new(SECRET_FIELDS, RULE_TYPES)
 }
 
 /// A fixture path under `tests/fixtures/`.
@@ -17,10 +36,10 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(rel)
 }
 
-/// The `immuta-gitops` binary, with colours off and no Immuta settings leaking in from the
-/// developer's environment.
-pub fn bin() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_immuta-gitops"));
+/// The `immuta-gitops` binary at `path`, run from the repository root, with colours off and no
+/// Immuta settings leaking in from the developer's environment.
+pub fn bin(path: impl AsRef<Path>) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(path.as_ref());
     cmd.current_dir(repo_root())
         .env("NO_COLOR", "1")
         .env_remove("IMMUTA_URL")
@@ -34,6 +53,12 @@ pub fn bin() -> assert_cmd::Command {
 /// A temporary spec tree.
 pub struct SpecDir {
     dir: tempfile::TempDir,
+}
+
+impl Default for SpecDir {
+    fn default() -> Self {
+        SpecDir::new()
+    }
 }
 
 impl SpecDir {

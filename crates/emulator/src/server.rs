@@ -102,7 +102,8 @@ async fn front_door(State(state): State<EmulatorState>, request: Request, next: 
         return next.run(request).await;
     }
     let method = request.method().clone();
-    let query = request.uri().query().map(logged_query);
+    let secrets = state.secrets();
+    let query = request.uri().query().map(|query| logged_query(secrets, query));
     let (latency, fault) = {
         let mut faults = lock(&state.inner.faults);
         (faults.latency, faults.take(&method, &path))
@@ -120,7 +121,7 @@ async fn front_door(State(state): State<EmulatorState>, request: Request, next: 
             (error.into_response(), StatusCode::PAYLOAD_TOO_LARGE.as_u16(), serde_json::Value::Null)
         }
         Ok(bytes) => {
-            let logged = logged_body(&parts.headers, &bytes);
+            let logged = logged_body(secrets, &parts.headers, &bytes);
             let kill = parts.extensions.get::<ConnectInfo<ConnectionKill>>().map(|c| c.0.clone());
             let request = Request::from_parts(parts, Body::from(bytes));
             let outcome = match fault {
@@ -180,7 +181,7 @@ pub async fn serve(
 }
 
 /// Binds `addr`, answering the listener and the address actually bound (port 0 picks one).
-pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
     let bind_error = |source| Error::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
@@ -192,11 +193,6 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), 
 pub struct Emulator;
 
 impl Emulator {
-    /// Starts an emulator with the default configuration on `127.0.0.1:0`.
-    pub async fn start() -> Result<EmulatorHandle, Error> {
-        Emulator::start_with(EmulatorConfig::default()).await
-    }
-
     /// Starts an emulator with `config`; it serves until the handle is shut down or dropped.
     pub async fn start_with(config: EmulatorConfig) -> Result<EmulatorHandle, Error> {
         let state = EmulatorState::new(&config)?;

@@ -39,7 +39,7 @@ pub(crate) async fn post(
     authorize(&state, &headers, Some(Permission::Governance), "POST /api/v2/purpose")?;
     let dry_run = query_bool(&query, "dryRun")?;
     query_bool(&query, "reAcknowledgeRequired")?;
-    let payload = stored_payload(&headers, &body)?;
+    let payload = stored_payload(state.secrets(), &headers, &body)?;
     let mut desired = Vec::new();
     flatten(as_object(&payload, "the request body")?, None, "", &mut desired)?;
     let response = state.mutate(!dry_run, |store| upsert(store, desired, dry_run)).await?;

@@ -12,6 +12,7 @@ use super::auth::Auth;
 use super::faults::Faults;
 use super::http::{ApiError, ApiResult};
 use super::reqlog::RequestLog;
+use super::secrets::Secrets;
 use super::store::Store;
 use super::{EmulatorConfig, Error};
 
@@ -34,6 +35,10 @@ pub(crate) struct Inner {
     pub(crate) faults: Mutex<Faults>,
     pub(crate) requests: Mutex<RequestLog>,
     persister: Option<Persister>,
+    /// [`EmulatorConfig::secret_fields`].
+    secrets: Secrets,
+    /// [`EmulatorConfig::rule_types`].
+    rule_types: &'static [&'static str],
 }
 
 impl std::fmt::Debug for EmulatorState {
@@ -70,8 +75,20 @@ impl EmulatorState {
                 faults: Mutex::new(Faults::default()),
                 requests: Mutex::new(RequestLog::default()),
                 persister,
+                secrets: Secrets::new(config.secret_fields),
+                rule_types: config.rule_types,
             }),
         })
+    }
+
+    /// The secret fields: what is masked in the request log and digested in the store.
+    pub(crate) fn secrets(&self) -> Secrets {
+        self.inner.secrets
+    }
+
+    /// The data-policy rule types `POST /api/v2/policy` accepts.
+    pub(crate) fn rule_types(&self) -> &'static [&'static str] {
+        self.inner.rule_types
     }
 
     /// Reads the store under its lock.

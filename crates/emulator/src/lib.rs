@@ -11,9 +11,14 @@
 //! # Use
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), immuta_gitops::emulator::Error> {
-//! use immuta_gitops::emulator::{ADMIN_KEY, Emulator};
-//! let tenant = Emulator::start().await?; // 127.0.0.1:0, key ADMIN_KEY
+//! # async fn demo() -> Result<(), immuta_emulator::Error> {
+//! use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig};
+//! # const SECRET_FIELDS: &[&str] = &["password"];
+//! # const RULE_TYPES: &[&str] = &["Masking"];
+//! // The reconciler's own lists (`immuta_gitops::spec::secrets::SECRET_FIELDS` and
+//! // `immuta_gitops::spec::model::RULE_TYPES`): the emulator keeps no copy of them.
+//! let config = EmulatorConfig::new(SECRET_FIELDS, RULE_TYPES);
+//! let tenant = Emulator::start_with(config).await?; // 127.0.0.1:0, key ADMIN_KEY
 //! let url = format!("{}/api/v2/data", tenant.base_url());
 //! // ... POST with `Authorization: Bearer {ADMIN_KEY}` ...
 //! tenant.shutdown().await;
@@ -21,12 +26,18 @@
 //! ```
 //!
 //! From the command line: `immuta-gitops emulator --listen 127.0.0.1:8080 [--data-file FILE]
-//! [--api-key KEY[=PERM,PERM]]... [--k-anonymization] [--catalog FILE]`.
+//! [--api-key KEY[=PERM,PERM]]... [--k-anonymization] [--catalog FILE]` (the arguments, signal
+//! handling and messages are the reconciler's `src/cli/emulator.rs`; this crate is the server).
+//!
+//! The crate does not depend on the reconciler. The two lists it shares with the spec loader
+//! come in through [`EmulatorConfig`]: [`secret_fields`](EmulatorConfig::secret_fields) (what
+//! is masked and digested) and [`rule_types`](EmulatorConfig::rule_types) (what a data policy
+//! may use). The reconciler passes its own, so each stays one list.
 //!
 //! # Layout
 //!
 //! - `server`: routes, the front door (latency, faults, request log),
-//!   [`serve`], [`Emulator`] and [`EmulatorHandle`].
+//!   [`bind`], [`serve`], [`Emulator`] and [`EmulatorHandle`].
 //! - `state`: the shared state (one store lock) and the data file. `store`: the objects.
 //! - `auth`: keys, tokens, permissions. `http`, `json`: bodies, errors, field readers.
 //! - `data` (V2 data, full replace), `datasource` (V1 data sources, tags), `policy`, `project`,
@@ -97,10 +108,12 @@
 //! With a data file, the store is loaded at start (a missing file is an empty tenant; a corrupt one
 //! is an error naming the file) and written atomically (temporary file in the same directory,
 //! synced, renamed) after every successful mutation, before the answer is sent. Stored payloads
-//! never hold a secret in clear: values of every field the spec loader treats as secret
-//! (`crate::spec::secrets::SECRET_FIELDS`: `password`, `clientSecret`, `token`, `privateKey`,
-//! `privateKeyPassword`, `privateKeyPassphrase`, `passphrase`, `secretKey`, `secretAccessKey`,
-//! `apiKey`, `apikey`, `licenseKey`, `licensekey`), and `content` under `userFiles`, are stored as
+//! never hold a secret in clear: values of every field in
+//! [`EmulatorConfig::secret_fields`] (the reconciler passes every field its spec loader treats as
+//! secret, `immuta_gitops::spec::secrets::SECRET_FIELDS`: `password`, `clientSecret`, `token`,
+//! `privateKey`, `privateKeyPassword`, `privateKeyPassphrase`, `passphrase`, `secretKey`,
+//! `secretAccessKey`, `apiKey`, `apikey`, `licenseKey`, `licensekey`), and `content` under
+//! `userFiles`, are stored as
 //! `"sha256:<hex>"` (so identical re-posts still compare equal), license keys as digests only.
 //! The request log masks the same fields (and the `Authorization` header is never recorded);
 //! `tracing` sees method, path and status only, never bodies.
@@ -227,6 +240,8 @@
 //! - The data file holds the whole store, catalog and settings included; a non-empty configured
 //!   catalog replaces the stored one at start, and `--k-anonymization` switches the setting on.
 
+#![deny(clippy::all)]
+
 mod auth;
 mod catalog;
 mod clock;
@@ -258,7 +273,7 @@ use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, CatalogColumn, CatalogConnection};
 pub use license::TEST_KEY_PREFIX;
-pub use server::{Emulator, EmulatorHandle, serve};
+pub use server::{Emulator, EmulatorHandle, bind, serve};
 pub use state::EmulatorState;
 
 /// The key accepted, with every permission, when no keys are configured.
@@ -376,7 +391,8 @@ impl FromStr for ApiKey {
     }
 }
 
-/// How to run an emulator.
+/// How to run an emulator: [`EmulatorConfig::new`] with the reconciler's lists, then the fields
+/// to change.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     /// Address to bind; default `127.0.0.1:0` (a free port).
@@ -391,10 +407,26 @@ pub struct EmulatorConfig {
     pub token_ttl: Duration,
     /// The initial remote catalog.
     pub catalog: Catalog,
+    /// Object keys whose values are secret wherever they appear: masked (`"***"`) in the
+    /// request log, stored as `"sha256:<hex>"`. The reconciler passes every field its spec
+    /// loader treats as secret (`immuta_gitops::spec::secrets::SECRET_FIELDS`), so a field
+    /// added there is never logged or stored in clear here.
+    pub secret_fields: &'static [&'static str],
+    /// The data-policy rule types `POST /api/v2/policy` accepts (both documented spellings of
+    /// "by"). The reconciler passes the list its spec loader accepts
+    /// (`immuta_gitops::spec::model::RULE_TYPES`), so the two cannot drift apart.
+    pub rule_types: &'static [&'static str],
 }
 
-impl Default for EmulatorConfig {
-    fn default() -> Self {
+impl EmulatorConfig {
+    /// An in-memory tenant on `127.0.0.1:0` (a free port) accepting [`ADMIN_KEY`], with an
+    /// empty catalog, K-Anonymization off and 1 h tokens; `secret_fields` and `rule_types` as
+    /// in [`EmulatorConfig::secret_fields`] and [`EmulatorConfig::rule_types`]. There is no
+    /// `Default`: an emulator without the secret fields would store secrets in clear.
+    pub fn new(
+        secret_fields: &'static [&'static str],
+        rule_types: &'static [&'static str],
+    ) -> EmulatorConfig {
         EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_file: None,
@@ -402,6 +434,8 @@ impl Default for EmulatorConfig {
             k_anonymization: false,
             token_ttl: Duration::from_secs(3600),
             catalog: Catalog::default(),
+            secret_fields,
+            rule_types,
         }
     }
 }
@@ -455,94 +489,4 @@ pub enum Error {
          APPLICATION_ADMIN)"
     )]
     UnknownPermission(String),
-    /// A process signal handler could not be installed.
-    #[error("cannot listen for shutdown signals")]
-    Signal(#[source] std::io::Error),
-}
-
-/// Arguments of `immuta-gitops emulator`.
-#[derive(Debug, clap::Args)]
-pub struct EmulatorArgs {
-    /// Address to listen on (port 0 picks a free port; the bound address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-
-    /// Persist the tenant in this JSON file (loaded at start, rewritten after every change).
-    #[arg(long, value_name = "FILE")]
-    pub data_file: Option<PathBuf>,
-
-    /// An accepted API key: KEY (every permission) or KEY=PERM,PERM (only those). Repeatable.
-    /// Without any, the built-in admin key is accepted.
-    #[arg(long = "api-key", value_name = "KEY[=PERMS]")]
-    pub api_keys: Vec<ApiKey>,
-
-    /// Start with K-Anonymization masking activated.
-    #[arg(long)]
-    pub k_anonymization: bool,
-
-    /// The simulated remote catalog (YAML or JSON): which tables each host and database has.
-    #[arg(long, value_name = "FILE")]
-    pub catalog: Option<PathBuf>,
-
-    /// Lifetime of bearer tokens from /bim/apikey/authenticate (e.g. 1h, 30m).
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub token_ttl: Duration,
-}
-
-impl EmulatorArgs {
-    /// The configuration these arguments describe (reads the catalog file).
-    pub fn config(&self) -> Result<EmulatorConfig, Error> {
-        let catalog = match &self.catalog {
-            Some(path) => Catalog::load(path)?,
-            None => Catalog::default(),
-        };
-        Ok(EmulatorConfig {
-            listen: self.listen,
-            data_file: self.data_file.clone(),
-            api_keys: self.api_keys.clone(),
-            k_anonymization: self.k_anonymization,
-            token_ttl: self.token_ttl,
-            catalog,
-        })
-    }
-}
-
-/// Runs `immuta-gitops emulator`: serves until Ctrl-C or SIGTERM, then writes the data file.
-/// Prints `immuta emulator listening on http://ADDR` (the bound address) to stderr; never prints
-/// a key.
-pub async fn run(args: EmulatorArgs) -> Result<(), Error> {
-    let config = args.config()?;
-    let state = EmulatorState::new(&config)?;
-    let (listener, addr) = server::bind(config.listen).await?;
-    let signal = shutdown_signal()?;
-    eprintln!("immuta emulator listening on http://{addr}");
-    if config.api_keys.is_empty() {
-        eprintln!("no --api-key given: the built-in admin key has every permission");
-    }
-    if let Some(path) = &config.data_file {
-        eprintln!("tenant persisted in {}", path.display());
-    }
-    serve(listener, state.clone(), signal).await?;
-    state.flush().await
-}
-
-/// Completes on Ctrl-C or (on Unix) SIGTERM. Handlers are installed before returning.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, Error> {
-    #[cfg(unix)]
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(Error::Signal)?;
-    Ok(async move {
-        let ctrl_c = async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        #[cfg(unix)]
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = terminate.recv() => {}
-        }
-        #[cfg(not(unix))]
-        ctrl_c.await;
-    })
 }

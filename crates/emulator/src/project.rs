@@ -31,7 +31,7 @@ pub(crate) async fn post(
     authorize(&state, &headers, Some(Permission::CreateProject), "POST /api/v2/project")?;
     let dry_run = query_bool(&query, "dryRun")?;
     query_bool(&query, "deleteDataSourcesOnWorkspaceDelete")?;
-    let payload = stored_payload(&headers, &body)?;
+    let payload = stored_payload(state.secrets(), &headers, &body)?;
     let obj = as_object(&payload, "the request body")?;
     let key = req_str(obj, "projectKey", "")?.to_owned();
     req_str(obj, "name", "")?;

@@ -38,6 +38,12 @@ pub struct GitFixture {
     dir: tempfile::TempDir,
 }
 
+impl Default for GitFixture {
+    fn default() -> Self {
+        GitFixture::new()
+    }
+}
+
 impl GitFixture {
     /// An empty work repository and an empty served repository.
     pub fn new() -> Self {

@@ -2,7 +2,8 @@
 //! as-is to the data file and to `GET /_emulator/state`.
 //!
 //! **Invariant:** nothing in the store holds a secret in clear. Payloads are run through
-//! [`secrets::redact`](super::secrets::redact) with [`Redaction::Digest`](super::secrets::Redaction)
+//! [`Secrets::redact`](super::secrets::Secrets::redact) with
+//! [`Redaction::Digest`](super::secrets::Redaction)
 //! before they are stored, and license keys are kept as digests only.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -13,9 +13,6 @@ use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, s
 use super::json::{as_object, opt_array, opt_bool, opt_object, opt_str, req_str};
 use super::state::EmulatorState;
 use super::store::{Policy, next_id};
-// Rule types a data policy accepts (both documented spellings of "by"): the list the spec
-// loader accepts, so the two cannot drift apart.
-use crate::spec::model::RULE_TYPES;
 
 const SUBSCRIPTION_TYPES: &[&str] = &["anyone", "approval", "entitlements", "manual"];
 
@@ -29,8 +26,8 @@ pub(crate) async fn post(
     authorize(&state, &headers, Some(Permission::Governance), "POST /api/v2/policy")?;
     let dry_run = query_bool(&query, "dryRun")?;
     query_bool(&query, "reCertify")?;
-    let payload = stored_payload(&headers, &body)?;
-    let checked = validate(&payload)?;
+    let payload = stored_payload(state.secrets(), &headers, &body)?;
+    let checked = validate(&payload, state.rule_types())?;
     let response = state
         .mutate(!dry_run, |store| {
             if let Some(path) = &checked.k_anonymization
@@ -84,7 +81,10 @@ struct Checked {
     k_anonymization: Option<String>,
 }
 
-fn validate(payload: &Value) -> ApiResult<Checked> {
+/// Checks a payload; `rule_types` are the data-policy rule types accepted (both documented
+/// spellings of "by"): [`EmulatorConfig::rule_types`](crate::EmulatorConfig::rule_types), the
+/// list the spec loader accepts, so the two cannot drift apart.
+fn validate(payload: &Value, rule_types: &[&str]) -> ApiResult<Checked> {
     let obj = as_object(payload, "the request body")?;
     let key = req_str(obj, "policyKey", "")?.to_owned();
     req_str(obj, "name", "")?;
@@ -126,7 +126,7 @@ fn validate(payload: &Value) -> ApiResult<Checked> {
                     .ok_or_else(|| ApiError::bad_request(format!("{path}.rules is required")))?;
                 for (j, rule) in rules.iter().enumerate() {
                     let path = format!("{path}.rules[{j}]");
-                    if let Some(found) = validate_rule(as_object(rule, &path)?, &path)?
+                    if let Some(found) = validate_rule(as_object(rule, &path)?, &path, rule_types)?
                         && k_anonymization.is_none()
                     {
                         k_anonymization = Some(found);
@@ -144,12 +144,16 @@ fn validate(payload: &Value) -> ApiResult<Checked> {
 }
 
 /// Checks one data-policy rule; returns the masking type's path when it is K-Anonymization.
-fn validate_rule(rule: &Map<String, Value>, path: &str) -> ApiResult<Option<String>> {
+fn validate_rule(
+    rule: &Map<String, Value>,
+    path: &str,
+    rule_types: &[&str],
+) -> ApiResult<Option<String>> {
     let rule_type = req_str(rule, "type", path)?;
-    if !RULE_TYPES.contains(&rule_type) {
+    if !rule_types.contains(&rule_type) {
         return Err(ApiError::bad_request(format!(
             "{path}.type: unknown rule type {rule_type:?} (expected one of: {})",
-            RULE_TYPES.join(", ")
+            rule_types.join(", ")
         )));
     }
     if rule_type != "Masking" {

@@ -4,11 +4,14 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::spec::secrets::SECRET_FIELDS;
-
-/// Object keys whose values are secret wherever they appear: every field the spec loader treats
-/// as secret (one list, so that a field added there is never logged or stored in clear here).
-const SECRET_KEYS: &[&str] = SECRET_FIELDS;
+/// Object keys whose values are secret wherever they appear: the list in
+/// [`EmulatorConfig::secret_fields`](crate::EmulatorConfig::secret_fields), which the reconciler
+/// fills with every field its spec loader treats as secret (one list, so that a field added
+/// there is never logged or stored in clear here).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Secrets {
+    keys: &'static [&'static str],
+}
 
 /// What to put in place of a secret value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,31 +30,42 @@ pub(crate) fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// True for a key whose value is secret.
-pub(crate) fn is_secret_key(key: &str) -> bool {
-    SECRET_KEYS.contains(&key)
-}
+impl Secrets {
+    /// The secret keys `keys`.
+    pub(crate) fn new(keys: &'static [&'static str]) -> Secrets {
+        Secrets { keys }
+    }
 
-/// Replaces every secret in `value`, recursively: values of [`SECRET_KEYS`] and `content` of
-/// items under a `userFiles` array.
-pub(crate) fn redact(value: &mut Value, how: Redaction) {
-    walk(value, how, None);
-}
+    /// True for a key whose value is secret.
+    pub(crate) fn is_secret_key(self, key: &str) -> bool {
+        self.keys.contains(&key)
+    }
 
-fn walk(value: &mut Value, how: Redaction, container: Option<&str>) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map.iter_mut() {
-                if is_secret_key(key) || (container == Some("userFiles") && key == "content") {
-                    replace(child, how);
-                } else {
-                    walk(child, how, Some(key));
+    /// Replaces every secret in `value`, recursively: values of the secret keys and `content`
+    /// of items under a `userFiles` array.
+    pub(crate) fn redact(self, value: &mut Value, how: Redaction) {
+        self.walk(value, how, None);
+    }
+
+    fn walk(self, value: &mut Value, how: Redaction, container: Option<&str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if self.is_secret_key(key)
+                        || (container == Some("userFiles") && key == "content")
+                    {
+                        replace(child, how);
+                    } else {
+                        self.walk(child, how, Some(key));
+                    }
                 }
             }
+            // Items of an array belong to the array's key (`userFiles: [{content}]`).
+            Value::Array(items) => {
+                items.iter_mut().for_each(|item| self.walk(item, how, container));
+            }
+            _ => {}
         }
-        // Items of an array belong to the array's key (`userFiles: [{content}]`).
-        Value::Array(items) => items.iter_mut().for_each(|item| walk(item, how, container)),
-        _ => {}
     }
 }
 
@@ -79,6 +93,14 @@ mod tests {
 
     use super::*;
 
+    /// A few of the reconciler's secret fields (the crate has no list of its own; the whole list
+    /// is tested where it lives, in `tests/it/emulator`).
+    const KEYS: &[&str] = &["password", "token", "licensekey"];
+
+    fn redact(value: &mut Value, how: Redaction) {
+        Secrets::new(KEYS).redact(value, how);
+    }
+
     #[test]
     fn masks_known_keys_and_user_file_content_only() {
         let mut v = json!({
@@ -97,8 +119,8 @@ mod tests {
     }
 
     #[test]
-    fn every_field_the_loader_treats_as_secret_is_masked_and_digested() {
-        for field in SECRET_FIELDS {
+    fn every_given_field_is_masked_and_digested() {
+        for field in KEYS {
             let mut masked = json!({"connection": {*field: "canary", "hostname": "h"}});
             let mut digested = masked.clone();
             redact(&mut masked, Redaction::Mask);
@@ -107,6 +129,13 @@ mod tests {
             assert_eq!(digested["connection"][field], digest(b"canary"), "{field}");
             assert_eq!(masked["connection"]["hostname"], "h");
         }
+    }
+
+    #[test]
+    fn only_the_given_fields_are_secret() {
+        let mut v = json!({"clientSecret": "c", "password": "p"});
+        Secrets::new(&["clientSecret"]).redact(&mut v, Redaction::Mask);
+        assert_eq!(v, json!({"clientSecret": MASK, "password": "p"}));
     }
 
     #[test]

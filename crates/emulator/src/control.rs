@@ -13,7 +13,7 @@ use super::clock::now_iso;
 use super::data::remove_connection;
 use super::http::{ApiError, ApiResult, ok, parse_body, parse_object_body, path_id};
 use super::json::{as_object, canonical, merge_patch, opt_bool, opt_str, req_str};
-use super::secrets::{Redaction, redact};
+use super::secrets::{Redaction, Secrets};
 use super::state::{EmulatorState, lock};
 use super::store::{DataSource, Purpose, Settings, Store, UsageUser};
 
@@ -93,7 +93,8 @@ pub(crate) async fn patch_object(
     body: Bytes,
 ) -> ApiResult {
     let patch = parse_object_body(&headers, &body)?;
-    let answer = state.mutate(true, |store| patch_in(store, &kind, &key, &patch)).await?;
+    let secrets = state.secrets();
+    let answer = state.mutate(true, |store| patch_in(store, secrets, &kind, &key, &patch)).await?;
     ok(answer)
 }
 
@@ -102,10 +103,16 @@ fn not_found(kind: &str, key: &str) -> ApiError {
 }
 
 /// Merge-patches a V2 payload, keeping its natural key.
-fn patch_payload(payload: &mut Value, patch: &Value, key_field: &str, key: &str) -> ApiResult<()> {
+fn patch_payload(
+    payload: &mut Value,
+    secrets: Secrets,
+    patch: &Value,
+    key_field: &str,
+    key: &str,
+) -> ApiResult<()> {
     let mut patched = payload.clone();
     merge_patch(&mut patched, patch);
-    redact(&mut patched, Redaction::Digest);
+    secrets.redact(&mut patched, Redaction::Digest);
     if patched.get(key_field).and_then(Value::as_str) != Some(key) {
         return Err(ApiError::bad_request(format!("the patch must not change {key_field}")));
     }
@@ -116,29 +123,36 @@ fn patch_payload(payload: &mut Value, patch: &Value, key_field: &str, key: &str)
 /// Merge-patches a record through its JSON form.
 fn patch_record<T: serde::Serialize + serde::de::DeserializeOwned>(
     record: &T,
+    secrets: Secrets,
     patch: &Value,
 ) -> ApiResult<T> {
     let mut value = serde_json::to_value(record)
         .map_err(|e| ApiError::internal(format!("could not serialise the object: {e}")))?;
     merge_patch(&mut value, patch);
-    redact(&mut value, Redaction::Digest);
+    secrets.redact(&mut value, Redaction::Digest);
     serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(format!("the patched object is not valid: {e}")))
 }
 
-fn patch_in(store: &mut Store, kind: &str, key: &str, patch: &Value) -> ApiResult<Value> {
+fn patch_in(
+    store: &mut Store,
+    secrets: Secrets,
+    kind: &str,
+    key: &str,
+    patch: &Value,
+) -> ApiResult<Value> {
     let now = now_iso();
     match kind {
         "data" => {
             let c = store.connections.get_mut(key).ok_or_else(|| not_found(kind, key))?;
-            patch_payload(&mut c.payload, patch, "connectionKey", key)?;
+            patch_payload(&mut c.payload, secrets, patch, "connectionKey", key)?;
             c.updated_at = now;
             Ok(c.payload.clone())
         }
         "datasource" => {
             let id = path_id(key, "data source")?;
             let ds = store.data_sources.get(&id).ok_or_else(|| not_found(kind, key))?;
-            let mut patched: DataSource = patch_record(ds, patch)?;
+            let mut patched: DataSource = patch_record(ds, secrets, patch)?;
             if patched.id != id || patched.connection_key != ds.connection_key {
                 return Err(ApiError::bad_request("the patch must not change id or connectionKey"));
             }
@@ -153,14 +167,14 @@ fn patch_in(store: &mut Store, kind: &str, key: &str, patch: &Value) -> ApiResul
         "policy" => {
             let p = store.policies.values_mut().find(|p| p.policy_key == key);
             let p = p.ok_or_else(|| not_found(kind, key))?;
-            patch_payload(&mut p.payload, patch, "policyKey", key)?;
+            patch_payload(&mut p.payload, secrets, patch, "policyKey", key)?;
             p.updated_at = now;
             Ok(p.payload.clone())
         }
         "project" => {
             let p = store.projects.values_mut().find(|p| p.project_key == key);
             let p = p.ok_or_else(|| not_found(kind, key))?;
-            patch_payload(&mut p.payload, patch, "projectKey", key)?;
+            patch_payload(&mut p.payload, secrets, patch, "projectKey", key)?;
             p.updated_at = now;
             let payload = p.payload.clone();
             let tags: Vec<String> = p.names("tags").into_iter().map(str::to_owned).collect();
@@ -169,7 +183,7 @@ fn patch_in(store: &mut Store, kind: &str, key: &str, patch: &Value) -> ApiResul
         }
         "purpose" => {
             let p = store.purpose_by_name(key).ok_or_else(|| not_found(kind, key))?;
-            let mut patched: Purpose = patch_record(p, patch)?;
+            let mut patched: Purpose = patch_record(p, secrets, patch)?;
             if patched.id != p.id || patched.name != p.name {
                 return Err(ApiError::bad_request("the patch must not change id or name"));
             }

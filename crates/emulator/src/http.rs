@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::json::canonical;
-use super::secrets::{Redaction, redact};
+use super::secrets::{Redaction, Secrets};
 
 /// An error answered to the client as `{"statusCode", "error", "message"}`.
 #[derive(Debug, Clone)]
@@ -117,9 +117,13 @@ pub(crate) fn parse_object_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<V
 }
 
 /// A V2 payload as it is stored and compared: parsed, secrets replaced by digests, keys sorted.
-pub(crate) fn stored_payload(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+pub(crate) fn stored_payload(
+    secrets: Secrets,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Value> {
     let mut payload = parse_object_body(headers, body)?;
-    redact(&mut payload, Redaction::Digest);
+    secrets.redact(&mut payload, Redaction::Digest);
     Ok(canonical(payload))
 }
 
