@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::support::git::{GitDaemon, GitFixture, SilentServer};
 use crate::support::tenant::{Env, writes};
-use crate::support::{SpecDir, bin, emulator_config, output_text, serving_url};
+use crate::support::{SpecDir, bin, emulator_config, json_answer, output_text, serving_url};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -186,15 +186,8 @@ fn applied(status: &Value) -> Option<&str> {
 }
 
 async fn purposes(emulator: &EmulatorHandle) -> Vec<String> {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{}/governance/purpose", emulator.base_url()))
-        .header("Authorization", ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/governance/purpose", emulator.base_url());
+    let v = json_answer(reqwest::Client::new().get(url).header("Authorization", ADMIN_KEY)).await;
     let mut names: Vec<String> = v["purposes"]
         .as_array()
         .unwrap()

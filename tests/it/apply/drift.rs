@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::support::tenant::{
-    Env, actions, change, data_source_records, dry_runs, without_times, write_shop, writes,
+    Env, actions, change, data_source_records, dry_runs, without_times, writes,
 };
 
 /// The tenant without timestamps and the tag registry (which remembers every tag ever used).
@@ -16,9 +16,7 @@ fn comparable(state: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_deleted_out_of_band_are_created_again() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
+    let env = Env::shop_applied().await;
     let original = env.view().await;
     env.delete_out_of_band("policy", "mask-email").await;
     env.delete_out_of_band("data", "shop").await;
@@ -70,9 +68,7 @@ async fn objects_deleted_out_of_band_are_created_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_object_is_found_by_refresh_and_restored() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
+    let env = Env::shop_applied().await;
     let original = comparable(&env.tenant().await);
     let orders_id = data_source_records(&env.tenant().await)["public orders"]["id"].to_string();
 
@@ -121,9 +117,7 @@ async fn an_edited_object_is_found_by_refresh_and_restored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_refresh_only_changed_objects_are_dry_run() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
+    let env = Env::shop_applied().await;
 
     env.clear_requests().await;
     env.plan(&[]).await.must_exit(0);
