@@ -577,6 +577,19 @@ pub fn actions(plan: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Asserts that the plan's changes are exactly `expected` (`(kind, key, action)`), in any order.
+#[track_caller]
+pub fn assert_actions(plan: &Value, expected: &[(&str, &str, &str)]) {
+    let mut actual = actions(plan);
+    actual.sort();
+    let mut expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|&(kind, key, action)| (kind.into(), key.into(), action.into()))
+        .collect();
+    expected.sort();
+    assert_eq!(actual, expected, "{plan:#}");
+}
+
 // --- Spec trees ---
 
 /// Copies `specs-example/` into `dir`.
