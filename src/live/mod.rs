@@ -311,6 +311,12 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// The id, natural key (under `key_field`, when it has one) and name of a listed policy or
+/// project; `path` is the listing, for the error.
+fn keyed(path: &str, v: &Value, key_field: &str) -> Result<(i64, Option<String>, String)> {
+    Ok((item_id(path, v)?, str_field(v, key_field), str_field(v, "name").unwrap_or_default()))
+}
+
 /// How license listings are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Licenses {
@@ -342,20 +348,14 @@ pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory>
         });
     }
     for p in policies.iter().filter(|p| !bool_field(p, "deleted")) {
-        inv.policies.push(LivePolicy {
-            id: item_id("/policy/global", p)?,
-            policy_key: str_field(p, "policyKey"),
-            name: str_field(p, "name").unwrap_or_default(),
-            system_generated: bool_field(p, "systemGenerated"),
-        });
+        let (id, policy_key, name) = keyed("/policy/global", p, "policyKey")?;
+        let system_generated = bool_field(p, "systemGenerated");
+        inv.policies.push(LivePolicy { id, policy_key, name, system_generated });
     }
     for p in projects.iter().filter(|p| !bool_field(p, "deleted")) {
-        inv.projects.push(LiveProject {
-            id: item_id("/project", p)?,
-            project_key: str_field(p, "projectKey"),
-            name: str_field(p, "name").unwrap_or_default(),
-            is_schema: p.get("type").and_then(Value::as_str) == Some("schema"),
-        });
+        let (id, project_key, name) = keyed("/project", p, "projectKey")?;
+        let is_schema = p.get("type").and_then(Value::as_str) == Some("schema");
+        inv.projects.push(LiveProject { id, project_key, name, is_schema });
     }
     inv.purposes = decode_purposes(&purposes)?;
     if licenses != Licenses::Skip {

@@ -33,6 +33,32 @@ fn run(targets: &[Target<'_>], state: &State, observed: Option<&Observed>) -> Pl
     })
 }
 
+/// A dry run's answer for a policy, purpose or project (no data sources added or removed).
+fn object_dry_run(creating: bool, updating: bool) -> DryRun {
+    DryRun::Object { creating, updating, data_sources_added: 0, data_sources_removed: 0 }
+}
+
+/// A policy as the tenant lists it.
+fn live_policy(id: i64, key: Option<&str>, name: &str, system_generated: bool) -> LivePolicy {
+    LivePolicy { id, policy_key: key.map(str::to_owned), name: name.into(), system_generated }
+}
+
+/// What a tenant shows that lists `policies` and nothing else.
+fn listing_policies(policies: Vec<LivePolicy>) -> Observed {
+    Observed { inventory: Inventory { policies, ..Inventory::default() }, ..Observed::default() }
+}
+
+/// The change of the object with natural key `key`.
+fn change<'p>(p: &'p Plan, key: &str) -> &'p Change {
+    p.changes.iter().find(|c| c.id.key == key).unwrap_or_else(|| panic!("no change of {key}"))
+}
+
+/// The plan of the spec `files` once the whole [`tree`] is applied (no tenant read).
+fn after_tree(files: &[(&str, &str)]) -> Plan {
+    let state = applied(&targets(&tree(), None));
+    run(&targets(&load(files), None), &state, None)
+}
+
 fn actions(p: &Plan) -> Vec<(Action, &str)> {
     p.changes.iter().map(|c| (c.action, c.id.key.as_str())).collect()
 }
@@ -98,12 +124,8 @@ fn formatting_key_order_and_set_order_make_no_change() {
 
 #[test]
 fn a_changed_field_is_an_update_with_the_field() {
-    let d = tree();
-    let state = applied(&targets(&d, None));
-    let d2 = load(&[("policy.yaml", &POLICY.replace("name: Mask", "name: Mask all"))]);
-    let t2 = targets(&d2, None);
-    let p = run(&t2, &state, None);
-    let update = p.changes.iter().find(|c| c.id.key == "mask").unwrap();
+    let p = after_tree(&[("policy.yaml", &POLICY.replace("name: Mask", "name: Mask all"))]);
+    let update = change(&p, "mask");
     assert_eq!(update.action, Action::Update);
     assert_eq!(update.fields.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["name"]);
     // The other three specs are gone: deletes, last, in reverse kind order.
@@ -121,7 +143,7 @@ fn a_changed_secret_is_shown_as_sensitive_never_as_its_value() {
     let same = run(&targets(&d, Some(&env1)), &state, None);
     assert!(!same.has_changes());
     let p = run(&targets(&d, Some(&env2)), &state, None);
-    let c = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    let c = change(&p, "sales");
     assert_eq!(c.action, Action::Update);
     assert_eq!(c.fields.len(), 1);
     assert!(c.fields[0].sensitive);
@@ -132,12 +154,8 @@ fn a_changed_secret_is_shown_as_sensitive_never_as_its_value() {
 
 #[test]
 fn dropping_a_table_is_a_destructive_implicit_effect() {
-    let d = tree();
-    let state = applied(&targets(&d, None));
-    let d2 = load(&[("ds.yaml", &DS.replace("  - {tableName: B, schema: S}\n", ""))]);
-    let t2 = targets(&d2, None);
-    let p = run(&t2, &state, None);
-    let c = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    let p = after_tree(&[("ds.yaml", &DS.replace("  - {tableName: B, schema: S}\n", ""))]);
+    let c = change(&p, "sales");
     assert_eq!(
         c.effects,
         vec![Effect::TablesRemoved { tables: vec!["S.B".into()], hard_delete: false }]
@@ -147,11 +165,8 @@ fn dropping_a_table_is_a_destructive_implicit_effect() {
 
 #[test]
 fn a_new_hostname_replaces_the_connection() {
-    let d = tree();
-    let state = applied(&targets(&d, None));
-    let d2 = load(&[("ds.yaml", &DS.replace("hostname: h", "hostname: h2"))]);
-    let p = run(&targets(&d2, None), &state, None);
-    let c = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    let p = after_tree(&[("ds.yaml", &DS.replace("hostname: h", "hostname: h2"))]);
+    let c = change(&p, "sales");
     assert_eq!(c.action, Action::Replace);
     assert!(c.is_destructive());
 }
@@ -197,41 +212,14 @@ fn deleting_everything_or_too_much_is_refused_without_force() {
 fn existing_objects_are_adopted_without_a_write_when_identical() {
     let d = load(&[("policy.yaml", POLICY)]);
     let t = targets(&d, None);
-    let mut observed = Observed {
-        inventory: Inventory {
-            policies: vec![LivePolicy {
-                id: 7,
-                policy_key: Some("mask".into()),
-                name: "Mask".into(),
-                system_generated: false,
-            }],
-            ..Inventory::default()
-        },
-        ..Observed::default()
-    };
+    let mut observed = listing_policies(vec![live_policy(7, Some("mask"), "Mask", false)]);
     let id = ObjectId::new(Kind::Policy, "mask");
-    observed.dry_runs.insert(
-        id.clone(),
-        DryRun::Object {
-            creating: false,
-            updating: false,
-            data_sources_added: 0,
-            data_sources_removed: 0,
-        },
-    );
+    observed.dry_runs.insert(id.clone(), object_dry_run(false, false));
     let p = run(&t, &State::new("t", SALT), Some(&observed));
     assert_eq!(p.changes[0].action, Action::Adopt);
     assert!(!p.changes[0].write);
     assert_eq!(p.changes[0].live_id, Some(7));
-    observed.dry_runs.insert(
-        id,
-        DryRun::Object {
-            creating: false,
-            updating: true,
-            data_sources_added: 0,
-            data_sources_removed: 0,
-        },
-    );
+    observed.dry_runs.insert(id, object_dry_run(false, true));
     let p = run(&t, &State::new("t", SALT), Some(&observed));
     assert!(p.changes[0].write);
 }
@@ -246,28 +234,9 @@ fn objects_deleted_outside_are_created_again_and_changes_outside_are_updated() {
     assert_eq!(p.changes[0].action, Action::Create);
     assert!(p.changes[0].reason.as_deref().unwrap().contains("deleted outside"));
 
-    let mut observed = Observed {
-        inventory: Inventory {
-            policies: vec![LivePolicy {
-                id: 1,
-                policy_key: Some("mask".into()),
-                name: "Mask".into(),
-                system_generated: false,
-            }],
-            ..Inventory::default()
-        },
-        ..Observed::default()
-    };
+    let mut observed = listing_policies(vec![live_policy(1, Some("mask"), "Mask", false)]);
     assert!(!run(&t, &state, Some(&observed)).has_changes());
-    observed.dry_runs.insert(
-        ObjectId::new(Kind::Policy, "mask"),
-        DryRun::Object {
-            creating: false,
-            updating: true,
-            data_sources_added: 0,
-            data_sources_removed: 0,
-        },
-    );
+    observed.dry_runs.insert(ObjectId::new(Kind::Policy, "mask"), object_dry_run(false, true));
     let p = run(&t, &state, Some(&observed));
     assert_eq!(p.changes[0].action, Action::Update);
     assert!(p.changes[0].reason.as_deref().unwrap().contains("changed outside"));
@@ -337,32 +306,11 @@ fn k_anonymization_schema_monitoring_and_license_warnings() {
 fn unmanaged_objects_are_listed_not_touched() {
     let d = load(&[("policy.yaml", POLICY)]);
     let t = targets(&d, None);
-    let observed = Observed {
-        inventory: Inventory {
-            policies: vec![
-                LivePolicy {
-                    id: 1,
-                    policy_key: Some("mask".into()),
-                    name: "Mask".into(),
-                    system_generated: false,
-                },
-                LivePolicy {
-                    id: 2,
-                    policy_key: Some("by-hand".into()),
-                    name: "By hand".into(),
-                    system_generated: false,
-                },
-                LivePolicy {
-                    id: 3,
-                    policy_key: None,
-                    name: "New Column Added".into(),
-                    system_generated: true,
-                },
-            ],
-            ..Inventory::default()
-        },
-        ..Observed::default()
-    };
+    let observed = listing_policies(vec![
+        live_policy(1, Some("mask"), "Mask", false),
+        live_policy(2, Some("by-hand"), "By hand", false),
+        live_policy(3, None, "New Column Added", true),
+    ]);
     let p = run(&t, &applied(&t), Some(&observed));
     assert_eq!(
         p.unmanaged,
@@ -399,32 +347,11 @@ fn days_until_reads_dates_and_timestamps() {
 fn the_live_fingerprint_covers_listings_and_dry_runs() {
     let empty = Observed::default();
     let mut with_dry_run = Observed::default();
-    with_dry_run.dry_runs.insert(
-        ObjectId::new(Kind::Policy, "p"),
-        DryRun::Object {
-            creating: true,
-            updating: false,
-            data_sources_added: 0,
-            data_sources_removed: 0,
-        },
-    );
+    with_dry_run.dry_runs.insert(ObjectId::new(Kind::Policy, "p"), object_dry_run(true, false));
     let mut other_answer = with_dry_run.clone();
-    other_answer.dry_runs.insert(
-        ObjectId::new(Kind::Policy, "p"),
-        DryRun::Object {
-            creating: false,
-            updating: true,
-            data_sources_added: 0,
-            data_sources_removed: 0,
-        },
-    );
+    other_answer.dry_runs.insert(ObjectId::new(Kind::Policy, "p"), object_dry_run(false, true));
     let mut listed = Observed::default();
-    listed.inventory.policies.push(LivePolicy {
-        id: 1,
-        policy_key: None,
-        name: "x".into(),
-        system_generated: false,
-    });
+    listed.inventory.policies.push(live_policy(1, None, "x", false));
     let prints: std::collections::BTreeSet<String> =
         [&empty, &with_dry_run, &other_answer, &listed].iter().map(|o| o.fingerprint()).collect();
     assert_eq!(prints.len(), 4);
@@ -445,7 +372,7 @@ fn adding_prune_protection_to_a_managed_object_is_a_state_only_change() {
     ]);
     let t2 = targets(&d2, None);
     let p = run(&t2, &state, None);
-    let c = p.changes.iter().find(|c| c.id.key == "mask").unwrap();
+    let c = change(&p, "mask");
     assert_eq!((c.action, c.write), (Action::Update, false), "{c:#?}");
     assert!(c.fields.is_empty() && !c.is_destructive());
     assert!(p.has_changes());
@@ -481,24 +408,16 @@ fn adopting_over_more_tables_or_subpurposes_than_the_spec_is_destructive() {
             tags_updated: false,
         },
     );
-    observed.dry_runs.insert(
-        ObjectId::new(Kind::Purpose, "R"),
-        DryRun::Object {
-            creating: false,
-            updating: true,
-            data_sources_added: 0,
-            data_sources_removed: 0,
-        },
-    );
+    observed.dry_runs.insert(ObjectId::new(Kind::Purpose, "R"), object_dry_run(false, true));
     let p = run(&t, &State::new("t", SALT), Some(&observed));
-    let ds = p.changes.iter().find(|c| c.id.key == "sales").unwrap();
+    let ds = change(&p, "sales");
     assert_eq!(ds.action, Action::Adopt);
     assert_eq!(
         ds.effects,
         [Effect::TablesRemoved { tables: vec!["s c".into()], hard_delete: false }]
     );
     assert!(ds.is_destructive());
-    let purpose = p.changes.iter().find(|c| c.id.key == "R").unwrap();
+    let purpose = change(&p, "R");
     assert_eq!(purpose.action, Action::Adopt);
     assert_eq!(purpose.effects, [Effect::SubpurposesRemoved { names: vec!["R.C".into()] }]);
 }

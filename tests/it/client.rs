@@ -16,7 +16,7 @@ use immuta_gitops::live::retry::RetryPolicy;
 use immuta_gitops::live::{Client, ClientConfig, Observer, Request};
 use serde_json::{Value, json};
 
-use crate::support::tenant::{BASE_ENV, Env, Run, http_client, write_shop, writes};
+use crate::support::tenant::{BASE_ENV, Env, Run, edit, http_client, writes};
 
 /// Every request and retry the client reports.
 #[derive(Default)]
@@ -359,8 +359,7 @@ async fn run_via(env: &Env, url: &str, args: &[&str]) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_capping_its_pages_is_read_to_the_end_and_a_short_listing_fails_closed() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
+    let env = Env::shop().await;
     let proxy = CappingProxy::start(env.url(), 1).await;
     let specs = env.specs.path().display().to_string();
 
@@ -378,12 +377,7 @@ async fn a_tenant_capping_its_pages_is_read_to_the_end_and_a_short_listing_fails
 
     // The pages end two items short of the announced count: nothing is planned or applied.
     proxy.extra.store(2, Ordering::SeqCst);
-    crate::support::tenant::edit(
-        &env.specs,
-        "policies/policies.yaml",
-        "Hash e-mail",
-        "Hash e-mails",
-    );
+    edit(&env.specs, "policies/policies.yaml", "Hash e-mail", "Hash e-mails");
     env.clear_requests().await;
     for args in [vec!["plan", &specs], vec!["apply", &specs, "--auto-approve"]] {
         let run = run_via(&env, &proxy.url, &args).await.must_exit(1);

@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::support::git::{GitDaemon, GitFixture, SilentServer};
 use crate::support::tenant::{Env, writes};
-use crate::support::{SpecDir, bin, emulator_config, output_text, serving_url};
+use crate::support::{SpecDir, bin, emulator_config, json_answer, output_text, serving_url};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -181,20 +181,20 @@ impl Drop for Reconciler {
     }
 }
 
+/// Writes the purposes `Alpha` and `Beta` to the spec tree of `env`; the tree, for `--dir`.
+fn alpha_and_beta(env: &Env) -> String {
+    env.specs.write("a.yaml", &purpose("Alpha"));
+    env.specs.write("b.yaml", &purpose("Beta"));
+    env.specs.path().to_str().unwrap().to_owned()
+}
+
 fn applied(status: &Value) -> Option<&str> {
     status["applied_revision"].as_str()
 }
 
 async fn purposes(emulator: &EmulatorHandle) -> Vec<String> {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{}/governance/purpose", emulator.base_url()))
-        .header("Authorization", ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/governance/purpose", emulator.base_url());
+    let v = json_answer(reqwest::Client::new().get(url).header("Authorization", ADMIN_KEY)).await;
     let mut names: Vec<String> = v["purposes"]
         .as_array()
         .unwrap()
@@ -524,9 +524,7 @@ async fn sigterm_during_a_hanging_git_fetch_exits_promptly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_reported_healed_only_with_self_heal_and_shown_in_metrics() {
     let env = Env::start().await;
-    env.specs.write("a.yaml", &purpose("Alpha"));
-    env.specs.write("b.yaml", &purpose("Beta"));
-    let dir = env.specs.path().to_str().unwrap().to_owned();
+    let dir = alpha_and_beta(&env);
     let source = ["--dir", dir.as_str()];
     let mut daemon =
         Reconciler::start(&env.emu, env.state_dir(), &source, &["--drift-interval", "200ms"]);
@@ -611,9 +609,7 @@ async fn drift_is_reported_healed_only_with_self_heal_and_shown_in_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_only_never_writes_and_json_logs_are_one_object_per_line() {
     let env = Env::start().await;
-    env.specs.write("a.yaml", &purpose("Alpha"));
-    env.specs.write("b.yaml", &purpose("Beta"));
-    let dir = env.specs.path().to_str().unwrap().to_owned();
+    let dir = alpha_and_beta(&env);
     let mut daemon = Reconciler::start(
         &env.emu,
         env.state_dir(),
@@ -652,9 +648,7 @@ async fn plan_only_never_writes_and_json_logs_are_one_object_per_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_tenant_degrades_with_a_reason_and_deletes_nothing() {
     let env = Env::start().await;
-    env.specs.write("a.yaml", &purpose("Alpha"));
-    env.specs.write("b.yaml", &purpose("Beta"));
-    let dir = env.specs.path().to_str().unwrap().to_owned();
+    let dir = alpha_and_beta(&env);
     let daemon = Reconciler::start(
         &env.emu,
         env.state_dir(),

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Not every test module uses every helper.
 
 pub use immuta_testkit::{
-    SpecDir, emulator_config, fixture, git, output_text, repo_root, serving_url,
+    SpecDir, emulator_config, fixture, git, json_answer, output_text, repo_root, serving_url,
 };
 
 /// The `immuta-gitops` binary under test.
@@ -40,6 +40,31 @@ pub mod tenant {
         /// A tenant with `config`; the binary uses its first key (or the admin key).
         pub async fn start_with(config: EmulatorConfig) -> Env {
             Env(immuta_testkit::tenant::Env::start_with(BIN, config).await)
+        }
+
+        /// An empty tenant, and the `shop` fixture in the spec tree (not applied).
+        pub async fn shop() -> Env {
+            let env = Env::start().await;
+            write_shop(&env.specs);
+            env
+        }
+
+        /// A tenant managing `count` policies, `p1` to `p<count>` (one spec file each, see
+        /// [`policy_spec`]), applied in process.
+        pub async fn with_policies(count: usize) -> Env {
+            let env = Env::start().await;
+            for i in 1..=count {
+                env.specs.write(&format!("policies/p{i}.yaml"), &policy_spec(&format!("p{i}")));
+            }
+            env.apply_in_process().await;
+            env
+        }
+
+        /// The `shop` fixture applied in process: where most apply tests start.
+        pub async fn shop_applied() -> Env {
+            let env = Env::shop().await;
+            env.apply_in_process().await;
+            env
         }
     }
 

@@ -4,13 +4,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::http::{ApiError, ApiResult, ok};
+use super::http::{ApiError, ApiResult, Call, ok};
 use super::state::{EmulatorState, lock};
 use super::{ADMIN_KEY, ApiKey, Permission};
 
@@ -142,15 +140,11 @@ pub(crate) fn authorize(
 
 /// `POST /bim/apikey/authenticate`: exchanges an API key (JSON `{"apikey"}` or the
 /// `Authorization` header) for a bearer token.
-pub(crate) async fn authenticate(
-    State(state): State<EmulatorState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+pub(crate) async fn authenticate(call: Call) -> ApiResult {
+    let from_body = if call.body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let value: Value = serde_json::from_slice(&body).map_err(|_| {
+        let value: Value = serde_json::from_slice(&call.body).map_err(|_| {
             ApiError::bad_request("the request body must be JSON: {\"apikey\": ...}")
         })?;
         match value.get("apikey") {
@@ -159,10 +153,11 @@ pub(crate) async fn authenticate(
             Some(_) => return Err(ApiError::bad_request("apikey must be a string")),
         }
     };
-    let key = from_body.or_else(|| credential(&headers).map(str::to_owned)).ok_or_else(|| {
-        ApiError::unauthorized("apikey is required (in the body or the Authorization header)")
-    })?;
-    let mut auth = lock(&state.inner.auth);
+    let key =
+        from_body.or_else(|| credential(&call.headers).map(str::to_owned)).ok_or_else(|| {
+            ApiError::unauthorized("apikey is required (in the body or the Authorization header)")
+        })?;
+    let mut auth = lock(&call.state.inner.auth);
     let index = auth.key_index(&key).ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
     let token = auth.issue_token(index);
     drop(auth);

@@ -3,15 +3,13 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::catalog::Catalog;
 use super::clock::now_iso;
 use super::data::remove_connection;
-use super::http::{ApiError, ApiResult, ok, parse_body, parse_object_body, path_id};
+use super::http::{ApiError, ApiResult, Call, ok, parse_body, path_id};
 use super::json::{as_object, canonical, merge_patch, opt_bool, opt_str, req_str};
 use super::secrets::{Redaction, Secrets};
 use super::state::{EmulatorState, lock};
@@ -20,22 +18,18 @@ use super::store::{DataSource, Purpose, Settings, Store, UsageUser};
 /// `POST /_emulator/reset`: an empty tenant. The catalog and settings are kept unless the body
 /// says `{"catalog": true}` / `{"settings": true}`; keys stay; the request log, faults and latency
 /// are cleared.
-pub(crate) async fn reset(
-    State(state): State<EmulatorState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let (catalog, settings) = if body.iter().all(u8::is_ascii_whitespace) {
+pub(crate) async fn reset(call: Call) -> ApiResult {
+    let (catalog, settings) = if call.body.iter().all(u8::is_ascii_whitespace) {
         (false, false)
     } else {
-        let v = parse_object_body(&headers, &body)?;
+        let v = call.object_body()?;
         let obj = as_object(&v, "the request body")?;
         (
             opt_bool(obj, "catalog", "")?.unwrap_or(false),
             opt_bool(obj, "settings", "")?.unwrap_or(false),
         )
     };
-    state
+    call.state
         .mutate(true, |store| {
             let mut fresh = Store::default();
             if !catalog {
@@ -48,8 +42,8 @@ pub(crate) async fn reset(
             Ok(())
         })
         .await?;
-    lock(&state.inner.requests).clear();
-    let mut faults = lock(&state.inner.faults);
+    lock(&call.state.inner.requests).clear();
+    let mut faults = lock(&call.state.inner.faults);
     faults.clear();
     faults.latency = Duration::ZERO;
     drop(faults);
@@ -62,16 +56,12 @@ pub(crate) async fn get_catalog(State(state): State<EmulatorState>) -> ApiResult
 }
 
 /// `PUT /_emulator/catalog`: replaces the whole catalog (JSON or YAML, the `--catalog` shape).
-pub(crate) async fn put_catalog(
-    State(state): State<EmulatorState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let value = parse_body(&headers, &body)?;
+pub(crate) async fn put_catalog(call: Call) -> ApiResult {
+    let value = parse_body(&call.headers, &call.body)?;
     let catalog: Catalog = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(format!("the catalog is not valid: {e}")))?;
     let answer = json!(catalog);
-    state
+    call.state
         .mutate(true, |store| {
             store.catalog = catalog;
             Ok(())
@@ -87,14 +77,13 @@ const KINDS: &str = "data (connectionKey), datasource (id), policy (policyKey), 
 /// `PATCH /_emulator/objects/{kind}/{key}`: applies a JSON merge patch to a stored object, as if
 /// someone had edited it in the UI. Answers the stored object after the patch.
 pub(crate) async fn patch_object(
-    State(state): State<EmulatorState>,
     Path((kind, key)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    call: Call,
 ) -> ApiResult {
-    let patch = parse_object_body(&headers, &body)?;
-    let secrets = state.secrets();
-    let answer = state.mutate(true, |store| patch_in(store, secrets, &kind, &key, &patch)).await?;
+    let patch = call.object_body()?;
+    let secrets = call.state.secrets();
+    let answer =
+        call.state.mutate(true, |store| patch_in(store, secrets, &kind, &key, &patch)).await?;
     ok(answer)
 }
 
@@ -262,13 +251,9 @@ pub(crate) async fn clear_requests(State(state): State<EmulatorState>) -> ApiRes
 }
 
 /// `POST /_emulator/faults`: arms a fault rule; answers it.
-pub(crate) async fn add_fault(
-    State(state): State<EmulatorState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let value = parse_object_body(&headers, &body)?;
-    let rule = lock(&state.inner.faults).add(&value)?;
+pub(crate) async fn add_fault(call: Call) -> ApiResult {
+    let value = call.object_body()?;
+    let rule = lock(&call.state.inner.faults).add(&value)?;
     ok(json!(rule))
 }
 
@@ -286,17 +271,13 @@ pub(crate) async fn clear_faults(State(state): State<EmulatorState>) -> ApiResul
 }
 
 /// `PUT /_emulator/latency {"ms": N}`: delay every non-control request by N ms (0 = off).
-pub(crate) async fn latency(
-    State(state): State<EmulatorState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let value = parse_object_body(&headers, &body)?;
+pub(crate) async fn latency(call: Call) -> ApiResult {
+    let value = call.object_body()?;
     let ms = value
         .get("ms")
         .and_then(Value::as_u64)
         .ok_or_else(|| ApiError::bad_request("ms is required: a non-negative integer"))?;
-    lock(&state.inner.faults).latency = Duration::from_millis(ms);
+    lock(&call.state.inner.faults).latency = Duration::from_millis(ms);
     ok(json!({ "ms": ms }))
 }
 
@@ -306,12 +287,8 @@ pub(crate) async fn get_settings(State(state): State<EmulatorState>) -> ApiResul
 }
 
 /// `PUT /_emulator/settings {"kAnonymization": bool}`: changes the fields given.
-pub(crate) async fn put_settings(
-    State(state): State<EmulatorState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let value = parse_object_body(&headers, &body)?;
+pub(crate) async fn put_settings(call: Call) -> ApiResult {
+    let value = call.object_body()?;
     let obj = as_object(&value, "the request body")?;
     if let Some(unknown) = obj.keys().find(|k| k.as_str() != "kAnonymization") {
         return Err(ApiError::bad_request(format!(
@@ -319,7 +296,8 @@ pub(crate) async fn put_settings(
         )));
     }
     let k_anonymization = opt_bool(obj, "kAnonymization", "")?;
-    let settings: Settings = state
+    let settings: Settings = call
+        .state
         .mutate(true, |store| {
             if let Some(k) = k_anonymization {
                 store.settings.k_anonymization = k;
@@ -332,12 +310,8 @@ pub(crate) async fn put_settings(
 
 /// `PUT /_emulator/users`: replaces the users the license usage endpoints count. Body: an array
 /// of `{userType: dataConsumer|policyOwner, name, email?, iamid?, userid?, active?}`.
-pub(crate) async fn put_users(
-    State(state): State<EmulatorState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let value = parse_body(&headers, &body)?;
+pub(crate) async fn put_users(call: Call) -> ApiResult {
+    let value = parse_body(&call.headers, &call.body)?;
     let items =
         value.as_array().ok_or_else(|| ApiError::bad_request("the body must be an array"))?;
     let mut users = Vec::with_capacity(items.len());
@@ -362,7 +336,7 @@ pub(crate) async fn put_users(
         });
     }
     let count = users.len();
-    state
+    call.state
         .mutate(true, |store| {
             store.users = users;
             Ok(())

@@ -1,19 +1,21 @@
 //! The V1 data-source and tag endpoints: `GET /dataSource`, `GET /dataSource/{id}`,
 //! `DELETE /dataSource/{id}` (disable, then hard delete) and `GET /tag`.
 
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use serde_json::{Value, json};
 
 use super::Permission;
-use super::auth::authorize;
 use super::clock::now_iso;
-use super::http::{self, ApiError, ApiResult, Listing, ok, path_id};
-use super::state::EmulatorState;
+use super::http::{ApiResult, Call, ok};
 use super::store::DataSource;
+use super::v1::{self, Envelope, Kind};
 
 /// Default page size of `GET /dataSource` (Immuta's is not documented).
 const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// The V1 data-source collection.
+const KIND: Kind =
+    Kind { noun: "data source", path: "/dataSource", delete: Permission::CreateDataSource };
 
 /// A list item, shaped like the documented example (no `connectionKey`).
 fn list_view(d: &DataSource) -> Value {
@@ -84,74 +86,45 @@ fn detail_view(d: &DataSource) -> Value {
 
 /// `GET /dataSource`: `{hits, count}`, by id, disabled sources included (`deleted: true`);
 /// `searchText` filters names (substring, any case).
-pub(crate) async fn list(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /dataSource")?;
-    let listing = Listing::from_query(&query, "size", DEFAULT_PAGE_SIZE)?;
-    let (hits, count) = state.read(|store| {
-        listing.page_of(
-            store.data_sources.values().filter(|d| listing.matches(&d.spec.name)),
-            list_view,
-        )
-    });
-    ok(json!({ "hits": hits, "count": count }))
+pub(crate) async fn list(call: Call) -> ApiResult {
+    v1::list(&call, &KIND, Envelope::Counted("hits"), DEFAULT_PAGE_SIZE, |store, listing| {
+        let sources = store.data_sources.values();
+        listing.page_of(sources.filter(|d| listing.matches(&d.spec.name)), list_view)
+    })
 }
 
 /// `GET /dataSource/{id}`.
-pub(crate) async fn get(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /dataSource/{id}")?;
-    let id = path_id(&id, "data source")?;
-    let view = state.read(|store| store.data_sources.get(&id).map(detail_view));
-    view.ok_or_else(|| ApiError::not_found(format!("no data source with id {id}"))).and_then(ok)
+pub(crate) async fn get(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::get(&call, &KIND, &id, |store, id| store.data_sources.get(&id).map(detail_view))
 }
 
 /// `DELETE /dataSource/{id}`: the first call disables, the second deletes for good.
-pub(crate) async fn delete(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::CreateDataSource), "DELETE /dataSource/{id}")?;
-    let id = path_id(&id, "data source")?;
-    let response = state
-        .mutate(true, |store| {
-            let ds = store
-                .data_sources
-                .get_mut(&id)
-                .ok_or_else(|| ApiError::not_found(format!("no data source with id {id}")))?;
-            if ds.deleted {
-                let name = ds.spec.name.clone();
-                let key = ds.connection_key.clone();
-                store.data_sources.remove(&id);
-                store.prune_schema_projects(&key);
-                Ok(json!({ "hardDelete": true, "id": id, "name": name }))
-            } else {
-                ds.deleted = true;
-                ds.updated_at = now_iso();
-                Ok(json!({ "hardDelete": false, "id": id, "name": ds.spec.name, "deleted": true }))
-            }
-        })
-        .await?;
-    ok(response)
+pub(crate) async fn delete(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::delete(&call, &KIND, &id, |store, id| {
+        let Some(ds) = store.data_sources.get_mut(&id) else { return Ok(None) };
+        if ds.deleted {
+            let name = ds.spec.name.clone();
+            let key = ds.connection_key.clone();
+            store.data_sources.remove(&id);
+            store.prune_schema_projects(&key);
+            Ok(Some(json!({ "hardDelete": true, "id": id, "name": name })))
+        } else {
+            ds.deleted = true;
+            ds.updated_at = now_iso();
+            Ok(Some(
+                json!({ "hardDelete": false, "id": id, "name": ds.spec.name, "deleted": true }),
+            ))
+        }
+    })
+    .await
 }
 
 /// `GET /tag`: a bare array of every tag in use; `searchText` filters names (substring, any
 /// case), `limit` caps the answer.
-pub(crate) async fn tags(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /tag")?;
-    let listing = Listing::from_query(&query, "limit", usize::MAX)?;
-    let items: Vec<Value> = state.read(|store| {
+pub(crate) async fn tags(call: Call) -> ApiResult {
+    call.authorize(None, "GET /tag")?;
+    let listing = call.listing("limit", usize::MAX)?;
+    let items: Vec<Value> = call.state.read(|store| {
         let used = store.tags_in_use();
         used.iter()
             .filter(|t| listing.matches(t))
@@ -169,5 +142,6 @@ pub(crate) async fn tags(
             })
             .collect()
     });
-    ok(Value::Array(listing.page(items).0))
+    let (page, count) = listing.page(items);
+    ok(Envelope::Array.wrap(page, count))
 }

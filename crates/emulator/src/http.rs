@@ -1,14 +1,100 @@
-//! HTTP plumbing shared by the handlers: the JSON error body, request bodies (JSON or YAML) and
-//! query parameters.
+//! HTTP plumbing shared by the handlers: the request as a handler reads it ([`Call`]), the JSON
+//! error body, request bodies (JSON or YAML) and query parameters.
 
 use std::collections::HashMap;
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::Permission;
+use super::auth::{Caller, authorize};
 use super::json::canonical;
 use super::secrets::{Redaction, Secrets};
+use super::state::EmulatorState;
+
+/// One request as a handler reads it: the shared state, the query, the headers and the body,
+/// extracted together so that a handler's signature names only what is particular to it (a path
+/// parameter).
+pub(crate) struct Call {
+    pub(crate) state: EmulatorState,
+    pub(crate) query: Query,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl FromRequest<EmulatorState> for Call {
+    /// Axum's own rejections (of the query and the body), answered as they would be by its
+    /// `Query` and `Bytes` extractors.
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &EmulatorState) -> Result<Call, Response> {
+        let (mut parts, body) = request.into_parts();
+        let axum::extract::Query(query) =
+            axum::extract::Query::<Query>::from_request_parts(&mut parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Call { state: state.clone(), query, headers, body })
+    }
+}
+
+/// A documented query parameter a handler accepts without acting on it: only validated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Param {
+    /// A boolean ([`query_bool`]).
+    Flag(&'static str),
+    /// A number ([`query_number`]).
+    Number(&'static str),
+}
+
+/// A V2 call past its prologue: the caller holds the permission and the query is valid.
+pub(crate) struct V2 {
+    pub(crate) caller: Caller,
+    pub(crate) dry_run: bool,
+}
+
+impl Call {
+    /// Authenticates the caller and checks that its key holds `needed` (if any); `action` names
+    /// the call in the 403 message.
+    pub(crate) fn authorize(&self, needed: Option<Permission>, action: &str) -> ApiResult<Caller> {
+        authorize(&self.state, &self.headers, needed, action)
+    }
+
+    /// The prologue every V2 call shares, in this order: the caller holds `needed`, `dryRun` is
+    /// read, and the other documented query parameters (`params`) are valid.
+    pub(crate) fn v2(&self, needed: Permission, action: &str, params: &[Param]) -> ApiResult<V2> {
+        let caller = self.authorize(Some(needed), action)?;
+        let dry_run = query_bool(&self.query, "dryRun")?;
+        for param in params {
+            match *param {
+                Param::Flag(name) => query_bool(&self.query, name).map(drop)?,
+                Param::Number(name) => query_number(&self.query, name).map(drop)?,
+            }
+        }
+        Ok(V2 { caller, dry_run })
+    }
+
+    /// The body, which must be a JSON/YAML object ([`parse_object_body`]).
+    pub(crate) fn object_body(&self) -> ApiResult<Value> {
+        parse_object_body(&self.headers, &self.body)
+    }
+
+    /// The body as a V2 payload is stored and compared ([`stored_payload`]).
+    pub(crate) fn stored_payload(&self) -> ApiResult<Value> {
+        stored_payload(self.state.secrets(), &self.headers, &self.body)
+    }
+
+    /// The paging and name filter of a V1 listing ([`Listing::from_query`]).
+    pub(crate) fn listing(&self, size_param: &str, default_size: usize) -> ApiResult<Listing> {
+        Listing::from_query(&self.query, size_param, default_size)
+    }
+}
 
 /// An error answered to the client as `{"statusCode", "error", "message"}`.
 #[derive(Debug, Clone)]

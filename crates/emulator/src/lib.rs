@@ -39,9 +39,12 @@
 //! - `server`: routes, the front door (latency, faults, request log),
 //!   [`bind`], [`serve`], [`Emulator`] and [`EmulatorHandle`].
 //! - `state`: the shared state (one store lock) and the data file. `store`: the objects.
-//! - `auth`: keys, tokens, permissions. `http`, `json`: bodies, errors, field readers.
+//! - `auth`: keys, tokens, permissions. `http`: the request as handlers read it (`Call`, with
+//!   the V2 prologue), bodies, errors; `json`: field readers.
 //! - `data` (V2 data, full replace), `datasource` (V1 data sources, tags), `policy`, `project`,
-//!   `purpose`, `license`: one module per kind, V2 and V1 together.
+//!   `purpose`, `license`: one module per kind, V2 and V1 together, each with its views.
+//! - `v1`: the listing, read and delete every V1 collection shares, parameterised by the kind
+//!   and the listing's documented envelope (a bare array or `{<items>, count}`).
 //! - `control`: the `/_emulator/` endpoints. `faults`: fault rules and the connection-dropping
 //!   listener. `reqlog`: the request log. `secrets`: masking and digests. `catalog`, `naming`,
 //!   `clock`: the simulated remote catalog, name templates, timestamps.
@@ -261,6 +264,7 @@ mod secrets;
 mod server;
 mod state;
 mod store;
+mod v1;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -9,18 +9,21 @@
 //!
 //! Fields may come in any order; `seats` and `expires` are required; anything else is rejected.
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use serde_json::{Map, Value, json};
 
 use super::Permission;
-use super::auth::authorize;
 use super::clock::{midnight_iso, now_iso, parse_date, today};
-use super::http::{self, ApiError, ApiResult, Listing, ok, parse_object_body, path_id};
+use super::http::{ApiError, ApiResult, Call, ok};
 use super::secrets::digest;
-use super::state::EmulatorState;
 use super::store::{License, Store, next_id};
+use super::v1::{self, Envelope, Kind};
+
+/// What every license call needs.
+const ADMIN: Permission = Permission::ApplicationAdmin;
+
+/// The license collection.
+const KIND: Kind = Kind { noun: "license", path: "/admin/license", delete: ADMIN };
 
 /// Prefix every test license key starts with.
 pub const TEST_KEY_PREFIX: &str = "IMMUTA-TEST";
@@ -126,13 +129,9 @@ fn view(license: &License, deleted: bool) -> Value {
 
 /// `POST /admin/license`: adds a key (`licenseKey` or `licensekey`); the same key again answers
 /// the existing license.
-pub(crate) async fn post(
-    State(state): State<EmulatorState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::ApplicationAdmin), "POST /admin/license")?;
-    let payload = parse_object_body(&headers, &body)?;
+pub(crate) async fn post(call: Call) -> ApiResult {
+    call.authorize(Some(ADMIN), "POST /admin/license")?;
+    let payload = call.object_body()?;
     let key = ["licenseKey", "licensekey"]
         .iter()
         .find_map(|k| payload.get(*k).filter(|v| !v.is_null()))
@@ -145,7 +144,8 @@ pub(crate) async fn post(
         ))
     })?;
     let key_digest = digest(key.trim().as_bytes());
-    let response = state
+    let response = call
+        .state
         .mutate(true, |store| {
             if let Some(existing) = store.licenses.values().find(|l| l.key_digest == key_digest) {
                 return Ok(view(existing, false));
@@ -174,11 +174,12 @@ pub(crate) async fn post(
 }
 
 /// `GET /admin/license`: every license, never with its key.
-pub(crate) async fn list(State(state): State<EmulatorState>, headers: HeaderMap) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::ApplicationAdmin), "GET /admin/license")?;
+pub(crate) async fn list(call: Call) -> ApiResult {
+    call.authorize(Some(ADMIN), "GET /admin/license")?;
     let items: Vec<Value> =
-        state.read(|store| store.licenses.values().map(|l| view(l, false)).collect());
-    ok(Value::Array(items))
+        call.state.read(|store| store.licenses.values().map(|l| view(l, false)).collect());
+    let count = items.len();
+    ok(Envelope::Array.wrap(items, count))
 }
 
 /// Seats of unexpired licenses, summed.
@@ -189,14 +190,9 @@ fn seats(store: &Store) -> (u64, bool) {
 }
 
 /// `GET /admin/license/licenseStatus`.
-pub(crate) async fn status(State(state): State<EmulatorState>, headers: HeaderMap) -> ApiResult {
-    authorize(
-        &state,
-        &headers,
-        Some(Permission::ApplicationAdmin),
-        "GET /admin/license/licenseStatus",
-    )?;
-    let answer = state.read(|store| {
+pub(crate) async fn status(call: Call) -> ApiResult {
+    call.authorize(Some(ADMIN), "GET /admin/license/licenseStatus")?;
+    let answer = call.state.read(|store| {
         let active = store.users.iter().filter(|u| u.active).count() as u64;
         let (seats, hard) = seats(store);
         json!({
@@ -210,14 +206,10 @@ pub(crate) async fn status(State(state): State<EmulatorState>, headers: HeaderMa
 }
 
 /// `GET /admin/license/usage?offset&size` (defaults 0 and 10).
-pub(crate) async fn usage(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::ApplicationAdmin), "GET /admin/license/usage")?;
-    let listing = Listing::from_query(&query, "size", 10)?;
-    let answer = state.read(|store| {
+pub(crate) async fn usage(call: Call) -> ApiResult {
+    call.authorize(Some(ADMIN), "GET /admin/license/usage")?;
+    let listing = call.listing("size", 10)?;
+    let answer = call.state.read(|store| {
         let summary = |kind: &str| {
             let of_kind = store.users.iter().filter(|u| u.user_type == kind);
             let total = of_kind.clone().count();
@@ -237,23 +229,11 @@ pub(crate) async fn usage(
 }
 
 /// `DELETE /admin/license/{id}`.
-pub(crate) async fn delete(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::ApplicationAdmin), "DELETE /admin/license/{id}")?;
-    let id = path_id(&id, "license")?;
-    let removed = state
-        .mutate(true, |store| {
-            store
-                .licenses
-                .remove(&id)
-                .map(|l| view(&l, true))
-                .ok_or_else(|| ApiError::not_found(format!("no license with id {id}")))
-        })
-        .await?;
-    ok(removed)
+pub(crate) async fn delete(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::delete(&call, &KIND, &id, |store, id| {
+        Ok(store.licenses.remove(&id).map(|l| view(&l, true)))
+    })
+    .await
 }
 
 #[cfg(test)]

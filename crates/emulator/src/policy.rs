@@ -1,34 +1,29 @@
 //! Global policies: `POST /api/v2/policy` (upsert by `policyKey`), and the V1
 //! `GET /policy/global`, `GET /policy/global/{id}` and `DELETE /policy/global/{id}`.
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use serde_json::{Map, Value, json};
 
 use super::Permission;
-use super::auth::authorize;
 use super::clock::now_iso;
-use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, stored_payload};
+use super::http::{ApiError, ApiResult, Call, Param, ok};
 use super::json::{as_object, opt_array, opt_bool, opt_object, opt_str, req_str};
-use super::state::EmulatorState;
 use super::store::{Policy, next_id};
+use super::v1::{self, Envelope, Kind};
 
 const SUBSCRIPTION_TYPES: &[&str] = &["anyone", "approval", "entitlements", "manual"];
 
+/// The V1 policy collection.
+const KIND: Kind = Kind { noun: "policy", path: "/policy/global", delete: Permission::Governance };
+
 /// `POST /api/v2/policy`.
-pub(crate) async fn post(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::Governance), "POST /api/v2/policy")?;
-    let dry_run = query_bool(&query, "dryRun")?;
-    query_bool(&query, "reCertify")?;
-    let payload = stored_payload(state.secrets(), &headers, &body)?;
-    let checked = validate(&payload, state.rule_types())?;
-    let response = state
+pub(crate) async fn post(call: Call) -> ApiResult {
+    let params = [Param::Flag("reCertify")];
+    let dry_run = call.v2(Permission::Governance, "POST /api/v2/policy", &params)?.dry_run;
+    let payload = call.stored_payload()?;
+    let checked = validate(&payload, call.state.rule_types())?;
+    let response = call
+        .state
         .mutate(!dry_run, |store| {
             if let Some(path) = &checked.k_anonymization
                 && !store.settings.k_anonymization
@@ -206,19 +201,12 @@ pub(crate) fn view(policy: &Policy, deleted: bool) -> Value {
 }
 
 /// `GET /policy/global`: a bare array, by id; `searchText` filters names (substring, any case).
-pub(crate) async fn list(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /policy/global")?;
-    let listing = Listing::from_query(&query, "size", usize::MAX)?;
-    let (items, _) = state.read(|store| {
+pub(crate) async fn list(call: Call) -> ApiResult {
+    v1::list(&call, &KIND, Envelope::Array, usize::MAX, |store, listing| {
         listing.page_of(store.policies.values().filter(|p| listing.matches(name_of(p))), |p| {
             view(p, false)
         })
-    });
-    ok(Value::Array(items))
+    })
 }
 
 fn name_of(policy: &Policy) -> &str {
@@ -226,33 +214,14 @@ fn name_of(policy: &Policy) -> &str {
 }
 
 /// `GET /policy/global/{id}`.
-pub(crate) async fn get(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /policy/global/{id}")?;
-    let id = path_id(&id, "policy")?;
-    let view = state.read(|store| store.policies.get(&id).map(|p| view(p, false)));
-    view.ok_or_else(|| ApiError::not_found(format!("no policy with id {id}"))).and_then(ok)
+pub(crate) async fn get(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::get(&call, &KIND, &id, |store, id| store.policies.get(&id).map(|p| view(p, false)))
 }
 
 /// `DELETE /policy/global/{id}`: answers the deleted policy.
-pub(crate) async fn delete(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::Governance), "DELETE /policy/global/{id}")?;
-    let id = path_id(&id, "policy")?;
-    let removed = state
-        .mutate(true, |store| {
-            store
-                .policies
-                .remove(&id)
-                .map(|p| view(&p, true))
-                .ok_or_else(|| ApiError::not_found(format!("no policy with id {id}")))
-        })
-        .await?;
-    ok(removed)
+pub(crate) async fn delete(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::delete(&call, &KIND, &id, |store, id| {
+        Ok(store.policies.remove(&id).map(|p| view(&p, true)))
+    })
+    .await
 }

@@ -5,33 +5,27 @@
 
 use std::collections::BTreeSet;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use serde_json::{Value, json};
 
 use super::Permission;
-use super::auth::authorize;
 use super::clock::now_iso;
-use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, stored_payload};
+use super::http::{ApiError, ApiResult, Call, Param, ok};
 use super::json::{as_object, opt_bool, opt_object, opt_str, opt_str_list, req_str};
-use super::state::EmulatorState;
-use super::store::{Project, SchemaProject, Store, next_id};
+use super::store::{DataSource, Project, SchemaProject, Store, next_id};
+use super::v1::{self, Envelope, Kind};
 
 /// Default page size of `GET /project` (documented by Immuta).
 const DEFAULT_PAGE_SIZE: usize = 10;
 
+/// The V1 project collection (user and schema projects).
+const KIND: Kind = Kind { noun: "project", path: "/project", delete: Permission::CreateProject };
+
 /// `POST /api/v2/project`.
-pub(crate) async fn post(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::CreateProject), "POST /api/v2/project")?;
-    let dry_run = query_bool(&query, "dryRun")?;
-    query_bool(&query, "deleteDataSourcesOnWorkspaceDelete")?;
-    let payload = stored_payload(state.secrets(), &headers, &body)?;
+pub(crate) async fn post(call: Call) -> ApiResult {
+    let params = [Param::Flag("deleteDataSourcesOnWorkspaceDelete")];
+    let dry_run = call.v2(Permission::CreateProject, "POST /api/v2/project", &params)?.dry_run;
+    let payload = call.stored_payload()?;
     let obj = as_object(&payload, "the request body")?;
     let key = req_str(obj, "projectKey", "")?.to_owned();
     req_str(obj, "name", "")?;
@@ -54,7 +48,8 @@ pub(crate) async fn post(
     let tags = opt_str_list(obj, "tags", "")?.unwrap_or_default();
     let has_workspace = obj.get("workspace").is_some_and(|w| !w.is_null());
 
-    let response = state
+    let response = call
+        .state
         .mutate(!dry_run, |store| {
             let unknown: Vec<&String> =
                 purposes.iter().filter(|p| store.purpose_by_name(p).is_none()).collect();
@@ -131,15 +126,10 @@ fn quoted(names: &[&String]) -> String {
 }
 
 /// `DELETE /api/v2/project/{projectKey}`.
-pub(crate) async fn delete_by_key(
-    State(state): State<EmulatorState>,
-    Path(key): Path<String>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::CreateProject), "DELETE /api/v2/project")?;
-    let dry_run = query_bool(&query, "dryRun")?;
-    let response = state
+pub(crate) async fn delete_by_key(Path(key): Path<String>, call: Call) -> ApiResult {
+    let dry_run = call.v2(Permission::CreateProject, "DELETE /api/v2/project", &[])?.dry_run;
+    let response = call
+        .state
         .mutate(!dry_run, |store| {
             let id = store
                 .project_by_key(&key)
@@ -228,14 +218,8 @@ fn all_projects(store: &Store) -> Vec<(u64, &str, AnyProject<'_>)> {
 }
 
 /// `GET /project`: `{hits, count}`, by id; `searchText` filters names (substring, any case).
-pub(crate) async fn list(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /project")?;
-    let listing = Listing::from_query(&query, "size", DEFAULT_PAGE_SIZE)?;
-    let (hits, count) = state.read(|store| {
+pub(crate) async fn list(call: Call) -> ApiResult {
+    v1::list(&call, &KIND, Envelope::Counted("hits"), DEFAULT_PAGE_SIZE, |store, listing| {
         let all = all_projects(store);
         listing.page_of(
             all.into_iter().filter(|(_, name, _)| listing.matches(name)),
@@ -244,91 +228,58 @@ pub(crate) async fn list(
                 AnyProject::Schema(p) => schema_view(p),
             },
         )
-    });
-    ok(json!({ "hits": hits, "count": count }))
+    })
 }
 
 /// `GET /project/{id}`.
-pub(crate) async fn get(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /project/{id}")?;
-    let id = path_id(&id, "project")?;
-    let view = state.read(|store| {
-        store
-            .projects
-            .get(&id)
-            .map(user_view)
-            .or_else(|| store.schema_projects.get(&id).map(schema_view))
-    });
-    view.ok_or_else(|| ApiError::not_found(format!("no project with id {id}"))).and_then(ok)
+pub(crate) async fn get(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::get(&call, &KIND, &id, |store, id| {
+        let user = store.projects.get(&id).map(user_view);
+        user.or_else(|| store.schema_projects.get(&id).map(schema_view))
+    })
 }
 
 /// `GET /project/{id}/dataSources`: `{dataSources: [{id, name, deleted}], count}`.
-pub(crate) async fn data_sources(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /project/{id}/dataSources")?;
-    let id = path_id(&id, "project")?;
-    let items = state.read(|store| {
-        let sources: Vec<Value> = if let Some(project) = store.projects.get(&id) {
+pub(crate) async fn data_sources(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::read(&call, &KIND, "GET /project/{id}/dataSources", &id, |store, id| {
+        let sources: Vec<&DataSource> = if let Some(project) = store.projects.get(&id) {
             project
                 .names("datasources")
                 .into_iter()
                 .filter_map(|name| {
                     store.data_sources.values().find(|d| d.spec.name == name && !d.deleted)
                 })
-                .map(|d| json!({"id": d.id, "name": d.spec.name, "deleted": d.deleted}))
-                .collect()
-        } else if let Some(project) = store.schema_projects.get(&id) {
-            store
-                .schema_project_sources(project)
-                .into_iter()
-                .map(|d| json!({"id": d.id, "name": d.spec.name, "deleted": d.deleted}))
                 .collect()
         } else {
-            return None;
+            store.schema_project_sources(store.schema_projects.get(&id)?)
         };
-        Some(sources)
-    });
-    let items = items.ok_or_else(|| ApiError::not_found(format!("no project with id {id}")))?;
-    let count = items.len();
-    ok(json!({ "dataSources": items, "count": count }))
+        let items: Vec<Value> = sources
+            .into_iter()
+            .map(|d| json!({"id": d.id, "name": d.spec.name, "deleted": d.deleted}))
+            .collect();
+        let count = items.len();
+        Some(Envelope::Counted("dataSources").wrap(items, count))
+    })
 }
 
 /// `DELETE /project/{id}`: a user project is removed; a schema project is removed with every
 /// data source in it.
-pub(crate) async fn delete_by_id(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::CreateProject), "DELETE /project/{id}")?;
-    let id = path_id(&id, "project")?;
-    let response = state
-        .mutate(true, |store| {
-            if store.projects.remove(&id).is_some() {
-                return Ok(json!({ "id": id, "deleted": true, "dataSourcesDeleted": [] }));
-            }
-            let project = store
-                .schema_projects
-                .remove(&id)
-                .ok_or_else(|| ApiError::not_found(format!("no project with id {id}")))?;
-            let doomed: Vec<(u64, String)> = store
-                .schema_project_sources(&project)
-                .into_iter()
-                .map(|d| (d.id, d.spec.name.clone()))
-                .collect();
-            for (ds, _) in &doomed {
-                store.data_sources.remove(ds);
-            }
-            let names: Vec<String> = doomed.into_iter().map(|(_, n)| n).collect();
-            Ok(json!({ "id": id, "deleted": true, "dataSourcesDeleted": names }))
-        })
-        .await?;
-    ok(response)
+pub(crate) async fn delete_by_id(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::delete(&call, &KIND, &id, |store, id| {
+        if store.projects.remove(&id).is_some() {
+            return Ok(Some(json!({ "id": id, "deleted": true, "dataSourcesDeleted": [] })));
+        }
+        let Some(project) = store.schema_projects.remove(&id) else { return Ok(None) };
+        let doomed: Vec<(u64, String)> = store
+            .schema_project_sources(&project)
+            .into_iter()
+            .map(|d| (d.id, d.spec.name.clone()))
+            .collect();
+        for (ds, _) in &doomed {
+            store.data_sources.remove(ds);
+        }
+        let names: Vec<String> = doomed.into_iter().map(|(_, n)| n).collect();
+        Ok(Some(json!({ "id": id, "deleted": true, "dataSourcesDeleted": names })))
+    })
+    .await
 }

@@ -4,18 +4,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use serde_json::{Map, Value, json};
 
 use super::Permission;
-use super::auth::authorize;
 use super::clock::now_iso;
-use super::http::{self, ApiError, ApiResult, Listing, ok, path_id, query_bool, stored_payload};
+use super::http::{ApiError, ApiResult, Call, Param, ok};
 use super::json::{as_object, opt_array, opt_str, req_str};
-use super::state::EmulatorState;
 use super::store::{Purpose, Store, next_id};
+use super::v1::{self, Envelope, Kind};
+
+/// The V1 purpose collection.
+const KIND: Kind =
+    Kind { noun: "purpose", path: "/governance/purpose", delete: Permission::Governance };
 
 /// Shown when neither a purpose nor any ancestor has an `acknowledgement`.
 pub(crate) const DEFAULT_ACKNOWLEDGEMENT: &str =
@@ -30,19 +31,13 @@ struct Desired {
 }
 
 /// `POST /api/v2/purpose`.
-pub(crate) async fn post(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::Governance), "POST /api/v2/purpose")?;
-    let dry_run = query_bool(&query, "dryRun")?;
-    query_bool(&query, "reAcknowledgeRequired")?;
-    let payload = stored_payload(state.secrets(), &headers, &body)?;
+pub(crate) async fn post(call: Call) -> ApiResult {
+    let params = [Param::Flag("reAcknowledgeRequired")];
+    let dry_run = call.v2(Permission::Governance, "POST /api/v2/purpose", &params)?.dry_run;
+    let payload = call.stored_payload()?;
     let mut desired = Vec::new();
     flatten(as_object(&payload, "the request body")?, None, "", &mut desired)?;
-    let response = state.mutate(!dry_run, |store| upsert(store, desired, dry_run)).await?;
+    let response = call.state.mutate(!dry_run, |store| upsert(store, desired, dry_run)).await?;
     ok(response)
 }
 
@@ -207,66 +202,38 @@ fn view(store: &Store, purpose: &Purpose, deleted: bool) -> Value {
 }
 
 /// `GET /governance/purpose`: `{purposes, count}`, flat, by id.
-pub(crate) async fn list(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /governance/purpose")?;
-    let listing = Listing::from_query(&query, "size", usize::MAX)?;
-    let (purposes, count) = state.read(|store| {
+pub(crate) async fn list(call: Call) -> ApiResult {
+    v1::list(&call, &KIND, Envelope::Counted("purposes"), usize::MAX, |store, listing| {
         listing.page_of(store.purposes.values().filter(|p| listing.matches(&p.name)), |p| {
             view(store, p, false)
         })
-    });
-    ok(json!({ "purposes": purposes, "count": count }))
+    })
 }
 
 /// `GET /governance/purpose/{id}`.
-pub(crate) async fn get(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, None, "GET /governance/purpose/{id}")?;
-    let id = path_id(&id, "purpose")?;
-    let view = state.read(|store| store.purposes.get(&id).map(|p| view(store, p, false)));
-    view.ok_or_else(|| ApiError::not_found(format!("no purpose with id {id}"))).and_then(ok)
+pub(crate) async fn get(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::get(&call, &KIND, &id, |store, id| store.purposes.get(&id).map(|p| view(store, p, false)))
 }
 
 /// `DELETE /governance/purpose/{id}`: deletes the purpose and its subpurposes, unless a project
 /// uses one of them (409).
-pub(crate) async fn delete(
-    State(state): State<EmulatorState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::Governance), "DELETE /governance/purpose/{id}")?;
-    let id = path_id(&id, "purpose")?;
-    let removed = state
-        .mutate(true, |store| {
-            let purpose = store
-                .purposes
-                .get(&id)
-                .ok_or_else(|| ApiError::not_found(format!("no purpose with id {id}")))?;
-            let subtree = store.purpose_subtree(&purpose.name);
-            let names: BTreeSet<&str> = subtree
-                .iter()
-                .filter_map(|i| store.purposes.get(i))
-                .map(|p| p.name.as_str())
-                .collect();
-            if let Some((project, used)) = store.project_using_purposes(&names) {
-                return Err(ApiError::conflict(format!(
-                    "purpose {:?} cannot be deleted: project {project:?} uses {used:?}",
-                    purpose.name
-                )));
-            }
-            let answer = view(store, purpose, true);
-            for i in subtree {
-                store.purposes.remove(&i);
-            }
-            Ok(answer)
-        })
-        .await?;
-    ok(removed)
+pub(crate) async fn delete(Path(id): Path<String>, call: Call) -> ApiResult {
+    v1::delete(&call, &KIND, &id, |store, id| {
+        let Some(purpose) = store.purposes.get(&id) else { return Ok(None) };
+        let subtree = store.purpose_subtree(&purpose.name);
+        let names: BTreeSet<&str> =
+            subtree.iter().filter_map(|i| store.purposes.get(i)).map(|p| p.name.as_str()).collect();
+        if let Some((project, used)) = store.project_using_purposes(&names) {
+            return Err(ApiError::conflict(format!(
+                "purpose {:?} cannot be deleted: project {project:?} uses {used:?}",
+                purpose.name
+            )));
+        }
+        let answer = view(store, purpose, true);
+        for i in subtree {
+            store.purposes.remove(&i);
+        }
+        Ok(Some(answer))
+    })
+    .await
 }

@@ -89,6 +89,13 @@ impl SpecDir {
     }
 }
 
+/// Sends `request` and parses its answer as JSON, whatever the status; panics when it is not
+/// answered or the answer is not JSON.
+pub async fn json_answer(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.send().await.expect("the request is answered");
+    response.json().await.expect("the answer is JSON")
+}
+
 /// Stdout and stderr of a finished command, as one string.
 pub fn output_text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))

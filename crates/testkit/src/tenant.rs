@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
@@ -74,6 +75,20 @@ impl Run {
     #[track_caller]
     pub fn must_exit(self, code: i32) -> Self {
         assert_eq!(self.code, code, "exit code; output:\n{}", self.text());
+        self
+    }
+
+    /// Asserts that stdout contains `needle`, showing stdout when it does not.
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}:\n{}", self.stdout);
+        self
+    }
+
+    /// Asserts that stderr contains `needle`, showing stderr when it does not.
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
         self
     }
 }
@@ -205,6 +220,17 @@ impl Env {
         cmd
     }
 
+    /// Starts `apply SPECS --auto-approve` without waiting for it (for tests that kill or
+    /// interrupt it), its stdout and stderr sent to `output()` (`Stdio::null` or `Stdio::piped`).
+    pub fn spawn_apply(&self, output: impl Fn() -> Stdio) -> Child {
+        let specs = self.specs.path().display().to_string();
+        self.command(&["apply", &specs, "--auto-approve"], &[])
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .expect("the binary starts")
+    }
+
     /// `plan SPECS extra...`.
     pub async fn plan(&self, extra: &[&str]) -> Run {
         let specs = self.specs.path().display().to_string();
@@ -226,6 +252,16 @@ impl Env {
         let mut args = vec!["apply", specs.as_str(), "--auto-approve"];
         args.extend_from_slice(extra);
         self.run(&args).await
+    }
+
+    /// `apply SPECS --auto-approve extra...`, which must be refused: exit 1, `reason` on stderr,
+    /// and the tenant as it was (timestamps aside).
+    pub async fn apply_refused(&self, extra: &[&str], reason: &str) -> Run {
+        let before = without_times(&self.tenant().await);
+        let run = self.apply(extra).await.must_exit(1);
+        run.stderr_has(reason);
+        assert_eq!(without_times(&self.tenant().await), before, "nothing changed");
+        run
     }
 
     /// Applies the specs without the binary (for setting a test up cheaply): the library's
@@ -265,15 +301,24 @@ impl Env {
 
     /// A `/_emulator/` control call that must succeed.
     pub async fn control(&self, method: Method, path: &str, body: Option<&Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}/_emulator{path}", self.url()));
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.expect("the control call is answered");
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "control {path}: {status} {body}");
-        body
+        let req = self.http.request(method, format!("{}/_emulator{path}", self.url()));
+        must_succeed(req, &format!("control {path}"), body).await
+    }
+
+    /// Delays every request the emulator answers by `ms` milliseconds (0 = off).
+    pub async fn set_latency(&self, ms: u64) {
+        self.control(Method::PUT, "/latency", Some(&json!({ "ms": ms }))).await;
+    }
+
+    /// Waits (at most 30 s) until the request log satisfies `done`; `what` names the wait.
+    pub async fn wait_for_requests(&self, what: &str, done: impl Fn(&[Value]) -> bool) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !done(&self.requests().await) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting: {what}"));
     }
 
     /// `GET /_emulator/state` (secrets as digests).
@@ -319,24 +364,31 @@ impl Env {
 
     /// Calls the Immuta API with the admin key, as a person would by hand; must succeed.
     pub async fn by_hand(&self, method: Method, path: &str, body: Option<&Value>) -> Value {
-        let mut req = self
+        let req = self
             .http
             .request(method, format!("{}{path}", self.url()))
             .header("Authorization", format!("Bearer {}", self.key));
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.expect("the call is answered");
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
+        must_succeed(req, path, body).await
     }
 
     /// What the tenant holds, by natural key.
     pub async fn view(&self) -> View {
         View::of(&self.tenant().await)
     }
+}
+
+/// Sends `req` (with `body` as JSON, if any), which must succeed; its JSON answer (`null` when it
+/// has none). `what` names the call in the failure.
+async fn must_succeed(req: reqwest::RequestBuilder, what: &str, body: Option<&Value>) -> Value {
+    let req = match body {
+        Some(b) => req.json(b),
+        None => req,
+    };
+    let resp = req.send().await.expect("the call is answered");
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{what}: {status} {body}");
+    body
 }
 
 /// Percent-encodes a path segment (keys have spaces).
@@ -525,6 +577,19 @@ pub fn actions(plan: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Asserts that the plan's changes are exactly `expected` (`(kind, key, action)`), in any order.
+#[track_caller]
+pub fn assert_actions(plan: &Value, expected: &[(&str, &str, &str)]) {
+    let mut actual = actions(plan);
+    actual.sort();
+    let mut expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|&(kind, key, action)| (kind.into(), key.into(), action.into()))
+        .collect();
+    expected.sort();
+    assert_eq!(actual, expected, "{plan:#}");
+}
+
 // --- Spec trees ---
 
 /// Copies `specs-example/` into `dir`.
@@ -619,13 +684,27 @@ purposes: [Analytics, Analytics.Marketing]
 datasources: [public customers, public orders]
 ";
 
+/// The `shop` fixture's files: where each goes under the spec root, and its text.
+pub const SHOP_FILES: [(&str, &str); 4] = [
+    ("data/shop.yaml", SHOP_DATA),
+    ("purposes/analytics.yaml", SHOP_PURPOSE),
+    ("policies/policies.yaml", SHOP_POLICIES),
+    ("projects/insights.yaml", SHOP_PROJECT),
+];
+
 /// Writes the `shop` fixture: 1 connection (3 tables), 1 purpose (2 subpurposes), 2 policies,
 /// 1 project.
 pub fn write_shop(dir: &SpecDir) {
-    dir.write("data/shop.yaml", SHOP_DATA)
-        .write("purposes/analytics.yaml", SHOP_PURPOSE)
-        .write("policies/policies.yaml", SHOP_POLICIES)
-        .write("projects/insights.yaml", SHOP_PROJECT);
+    for (rel, text) in SHOP_FILES {
+        dir.write(rel, text);
+    }
+}
+
+/// Removes the `shop` fixture's files: every object it manages loses its spec.
+pub fn remove_shop(dir: &SpecDir) {
+    for (rel, _) in SHOP_FILES {
+        dir.remove(rel);
+    }
 }
 
 /// A policy spec with `key` (a masking policy on one column tag).

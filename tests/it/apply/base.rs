@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::support::git::GitFixture;
-use crate::support::tenant::{SHOP_DATA, SHOP_PURPOSE, actions, change, policy_spec};
+use crate::support::tenant::{SHOP_DATA, SHOP_PURPOSE, assert_actions, change, policy_spec};
 use crate::support::{bin, output_text};
 
 /// A finished run: exit code and stdout, stderr.
@@ -104,16 +104,12 @@ fn plan_base_shows_the_changes_since_a_revision_offline() {
     let json = run(cwd.path(), &[&base[..], &["--format", "json"]].concat(), &[]);
     assert_eq!(json.code, Some(0), "{}", json.text);
     let plan: Value = serde_json::from_str(&json.stdout).expect("JSON");
-    let mut got = actions(&plan);
-    got.sort();
-    let expected: Vec<(String, String, String)> = [
+    let expected = [
         ("policy", "added", "create"),
         ("policy", "edited", "update"),
         ("policy", "removed", "delete"),
-    ]
-    .map(|(k, key, a)| (k.to_owned(), key.to_owned(), a.to_owned()))
-    .into();
-    assert_eq!(got, expected, "{plan:#}");
+    ];
+    assert_actions(&plan, &expected);
     assert_eq!(change(&plan, "policy", "removed")["destructive"], true);
     assert_eq!(plan["summary"]["create"], 1, "{plan:#}");
     assert_eq!(plan["summary"]["update"], 1, "{plan:#}");

@@ -5,12 +5,21 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::tenant::{
-    Env, SHOP_POLICIES, change, hand_policy, policy_spec, without_times, write_shop, writes,
+    Env, SHOP_POLICIES, change, hand_policy, policy_spec, remove_shop, without_times, write_shop,
+    writes,
 };
 
 /// The first document of the `shop` policies (`mask-email`), without `subscribe-employees`.
 fn only_mask_email() -> String {
     SHOP_POLICIES.split("---\n").next().unwrap().to_owned()
+}
+
+/// The `shop` policies, `subscribe-employees` marked `gitops: {prune: false}`.
+fn never_prune_subscribe_employees() -> String {
+    SHOP_POLICIES.replace(
+        "policyKey: subscribe-employees\n",
+        "policyKey: subscribe-employees\ngitops: {prune: false}\n",
+    )
 }
 
 fn has(managed: &std::collections::BTreeSet<(String, String)>, kind: &str, key: &str) -> bool {
@@ -19,9 +28,7 @@ fn has(managed: &std::collections::BTreeSet<(String, String)>, kind: &str, key: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_spec_deletes_its_object_only_with_allow_destroy() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
+    let env = Env::shop_applied().await;
     env.specs.write("policies/policies.yaml", &only_mask_email());
 
     let plan = env.plan_json(&[]).await;
@@ -35,16 +42,9 @@ async fn a_removed_spec_deletes_its_object_only_with_allow_destroy() {
         "{text}"
     );
 
-    let before = without_times(&env.tenant().await);
-    let run = env.apply(&[]).await.must_exit(1);
-    assert!(
-        run.stderr.contains(
-            "refusing to apply: the plan destroys data or objects: policy \"subscribe-employees\""
-        ),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(without_times(&env.tenant().await), before, "nothing changed");
+    let refusal =
+        "refusing to apply: the plan destroys data or objects: policy \"subscribe-employees\"";
+    env.apply_refused(&[], refusal).await;
     assert!(has(&env.managed(), "policy", "subscribe-employees"));
 
     env.clear_requests().await;
@@ -59,15 +59,8 @@ async fn a_removed_spec_deletes_its_object_only_with_allow_destroy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_false_keeps_the_object_on_the_tenant_and_only_forgets_it() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.specs.write(
-        "policies/policies.yaml",
-        &SHOP_POLICIES.replace(
-            "policyKey: subscribe-employees\n",
-            "policyKey: subscribe-employees\ngitops: {prune: false}\n",
-        ),
-    );
+    let env = Env::shop().await;
+    env.specs.write("policies/policies.yaml", &never_prune_subscribe_employees());
     env.apply_in_process().await;
     env.specs.write("policies/policies.yaml", &only_mask_email());
 
@@ -100,16 +93,8 @@ async fn prune_false_keeps_the_object_on_the_tenant_and_only_forgets_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_false_added_to_a_managed_object_protects_it_too() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
-    env.specs.write(
-        "policies/policies.yaml",
-        &SHOP_POLICIES.replace(
-            "policyKey: subscribe-employees\n",
-            "policyKey: subscribe-employees\ngitops: {prune: false}\n",
-        ),
-    );
+    let env = Env::shop_applied().await;
+    env.specs.write("policies/policies.yaml", &never_prune_subscribe_employees());
     // The protection itself must reach the state, without a call to the tenant.
     env.plan(&["--detailed-exitcode"]).await.must_exit(2);
     let plan = env.plan_json(&[]).await;
@@ -131,26 +116,11 @@ async fn prune_false_added_to_a_managed_object_protects_it_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_every_managed_object_needs_force_even_with_allow_destroy() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
-    for f in [
-        "data/shop.yaml",
-        "purposes/analytics.yaml",
-        "policies/policies.yaml",
-        "projects/insights.yaml",
-    ] {
-        env.specs.remove(f);
-    }
+    let env = Env::shop_applied().await;
+    remove_shop(&env.specs);
     let before = without_times(&env.tenant().await);
-    let run = env.apply(&["--allow-destroy"]).await.must_exit(1);
-    assert!(
-        run.stderr.contains("refusing to apply: the plan deletes every managed object (5 of 5)"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--force"), "{}", run.stderr);
-    assert_eq!(without_times(&env.tenant().await), before, "nothing changed");
+    let refusal = "refusing to apply: the plan deletes every managed object (5 of 5)";
+    env.apply_refused(&["--allow-destroy"], refusal).await.stderr_has("--force");
     assert_eq!(env.managed().len(), 5);
 
     // A mis-typed spec root fails closed instead of planning "delete everything".
@@ -175,11 +145,7 @@ async fn deleting_every_managed_object_needs_force_even_with_allow_destroy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_more_than_a_quarter_needs_force() {
-    let env = Env::start().await;
-    for i in 1..=8 {
-        env.specs.write(&format!("policies/p{i}.yaml"), &policy_spec(&format!("p{i}")));
-    }
-    env.apply_in_process().await;
+    let env = Env::with_policies(8).await;
 
     // 2 of 8 is 25%: not more than the threshold.
     env.specs.remove("policies/p1.yaml").remove("policies/p2.yaml");
@@ -188,15 +154,8 @@ async fn deleting_more_than_a_quarter_needs_force() {
 
     // 3 of 6 is 50%.
     env.specs.remove("policies/p3.yaml").remove("policies/p4.yaml").remove("policies/p5.yaml");
-    let before = without_times(&env.tenant().await);
-    let run = env.apply(&["--allow-destroy"]).await.must_exit(1);
-    assert!(
-        run.stderr
-            .contains("refusing to apply: the plan deletes 3 of 6 managed objects, more than 25%"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(without_times(&env.tenant().await), before, "nothing changed");
+    let refusal = "refusing to apply: the plan deletes 3 of 6 managed objects, more than 25%";
+    env.apply_refused(&["--allow-destroy"], refusal).await;
     env.apply(&["--allow-destroy", "--force"]).await.must_exit(0);
     assert_eq!(env.view().await.policies.into_iter().collect::<Vec<_>>(), ["p6", "p7", "p8"]);
     env.assert_converged().await;
@@ -247,14 +206,7 @@ async fn objects_made_by_hand_are_listed_as_unmanaged_and_never_touched() {
     assert!(text.contains("policy \"hand-policy\""), "{text}");
 
     env.apply_in_process().await;
-    for f in [
-        "data/shop.yaml",
-        "purposes/analytics.yaml",
-        "policies/policies.yaml",
-        "projects/insights.yaml",
-    ] {
-        env.specs.remove(f);
-    }
+    remove_shop(&env.specs);
     env.apply(&["--allow-destroy", "--force"]).await.must_exit(0);
     let after = without_times(&env.tenant().await);
     for part in ["policies", "purposes", "projects", "connections", "dataSources"] {
@@ -267,8 +219,7 @@ async fn objects_made_by_hand_are_listed_as_unmanaged_and_never_touched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_the_tenant_refuses_is_not_applied_at_all() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
+    let env = Env::shop().await;
     // K-Anonymization masking on a tenant that has not activated it: the dry run says 422.
     env.specs.write(
         "policies/kanon.yaml",

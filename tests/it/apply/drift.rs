@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::support::tenant::{
-    Env, actions, change, data_source_records, dry_runs, without_times, write_shop, writes,
+    Env, assert_actions, change, data_source_records, dry_runs, edit, without_times, writes,
 };
 
 /// The tenant without timestamps and the tag registry (which remembers every tag ever used).
@@ -16,25 +16,15 @@ fn comparable(state: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_deleted_out_of_band_are_created_again() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
+    let env = Env::shop_applied().await;
     let original = env.view().await;
     env.delete_out_of_band("policy", "mask-email").await;
     env.delete_out_of_band("data", "shop").await;
     env.delete_out_of_band("purpose", "Analytics").await;
 
     let plan = env.plan_json(&[]).await;
-    let mut planned = actions(&plan);
-    planned.sort();
-    assert_eq!(
-        planned,
-        [
-            ("datasource".into(), "shop".into(), "create".into()),
-            ("policy".into(), "mask-email".into(), "create".into()),
-            ("purpose".into(), "Analytics".into(), "create".into()),
-        ]
-    );
+    let created = [("datasource", "shop"), ("policy", "mask-email"), ("purpose", "Analytics")];
+    assert_actions(&plan, &created.map(|(kind, key)| (kind, key, "create")));
     let reason =
         change(&plan, "policy", "mask-email")["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("deleted outside immuta-gitops"), "{reason}");
@@ -48,17 +38,12 @@ async fn objects_deleted_out_of_band_are_created_again() {
 
     // The state follows the new ids: deleting the re-created policy hits the right one.
     let tenant = env.tenant().await;
-    let live_id = tenant["policies"]
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|p| p["policyKey"] == "mask-email")
-        .map(|p| p["id"].clone())
-        .unwrap();
+    let policies = tenant["policies"].as_object().unwrap();
+    let live_id = &policies.values().find(|p| p["policyKey"] == "mask-email").unwrap()["id"];
     let state = env.state_file();
     let entry =
         state["objects"].as_array().unwrap().iter().find(|e| e["key"] == "mask-email").unwrap();
-    assert_eq!(entry["id"], live_id);
+    assert_eq!(&entry["id"], live_id);
     let only_second = crate::support::tenant::SHOP_POLICIES.split("---\n").nth(1).unwrap();
     env.specs.write("policies/policies.yaml", only_second);
     env.clear_requests().await;
@@ -70,9 +55,7 @@ async fn objects_deleted_out_of_band_are_created_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_object_is_found_by_refresh_and_restored() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
+    let env = Env::shop_applied().await;
     let original = comparable(&env.tenant().await);
     let orders_id = data_source_records(&env.tenant().await)["public orders"]["id"].to_string();
 
@@ -88,17 +71,13 @@ async fn an_edited_object_is_found_by_refresh_and_restored() {
     assert!(run.stdout.contains("changed outside immuta-gitops"), "{}", run.stdout);
     let plan = env.plan_json(&["--refresh"]).await;
     assert_eq!(plan["refreshed"], true);
-    let mut planned = actions(&plan);
-    planned.sort();
-    assert_eq!(
-        planned,
-        [
-            ("datasource".into(), "shop".into(), "update".into()),
-            ("policy".into(), "mask-email".into(), "update".into()),
-            ("project".into(), "insights".into(), "update".into()),
-            ("purpose".into(), "Analytics".into(), "update".into()),
-        ]
-    );
+    let edited = [
+        ("datasource", "shop"),
+        ("policy", "mask-email"),
+        ("project", "insights"),
+        ("purpose", "Analytics"),
+    ];
+    assert_actions(&plan, &edited.map(|(kind, key)| (kind, key, "update")));
     assert_eq!(change(&plan, "datasource", "shop")["server"]["updating"], json!(["public orders"]));
 
     env.clear_requests().await;
@@ -121,9 +100,7 @@ async fn an_edited_object_is_found_by_refresh_and_restored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_refresh_only_changed_objects_are_dry_run() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
+    let env = Env::shop_applied().await;
 
     env.clear_requests().await;
     env.plan(&[]).await.must_exit(0);
@@ -132,12 +109,7 @@ async fn without_refresh_only_changed_objects_are_dry_run() {
     // connection that produced no data sources).
     assert!(dry_runs(&env.requests().await).is_empty(), "{:?}", dry_runs(&env.requests().await));
 
-    crate::support::tenant::edit(
-        &env.specs,
-        "policies/policies.yaml",
-        "Employees subscribe",
-        "Staff subscribe",
-    );
+    edit(&env.specs, "policies/policies.yaml", "Employees subscribe", "Staff subscribe");
     env.clear_requests().await;
     env.plan(&[]).await.must_exit(0);
     let mut asked = dry_runs(&env.requests().await);

@@ -6,16 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::tenant::{
     Env, change, data_source_records, edit, effect_types, project_payload, without_times,
-    write_shop,
 };
-
-/// A tenant with the `shop` fixture applied.
-async fn shop() -> Env {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
-    env
-}
 
 /// Plans (JSON and text); asserts the effect types of `kind`/`key`, that the text shows
 /// `line`, and whether the change is destructive. Answers the JSON plan.
@@ -37,17 +28,9 @@ async fn planned(
 
 /// Apply without `--allow-destroy` is refused (exit 1) and the tenant is untouched.
 async fn refused_without_consent(env: &Env, label: &str) {
-    let before = without_times(&env.tenant().await);
     let state_before = env.state_file();
-    let run = env.apply(&[]).await.must_exit(1);
-    assert!(
-        run.stderr
-            .contains(&format!("refusing to apply: the plan destroys data or objects: {label}")),
-        "{}",
-        run.text()
-    );
-    assert!(run.stderr.contains("--allow-destroy"), "{}", run.stderr);
-    assert_eq!(without_times(&env.tenant().await), before, "a refused apply changes nothing");
+    let refusal = format!("refusing to apply: the plan destroys data or objects: {label}");
+    env.apply_refused(&[], &refusal).await.stderr_has("--allow-destroy");
     assert_eq!(env.state_file(), state_before, "nor the state");
 }
 
@@ -73,7 +56,7 @@ fn others_unchanged(before: &Value, after: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_dropped_from_sources_disables_its_data_source() {
-    let env = shop().await;
+    let env = Env::shop_applied().await;
     edit(&env.specs, "data/shop.yaml", "  - {tableName: REFUNDS, schema: PUBLIC}\n", "");
     let plan = planned(
         &env,
@@ -107,7 +90,7 @@ async fn a_table_dropped_from_sources_disables_its_data_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_hard_delete_a_dropped_table_is_deleted() {
-    let env = shop().await;
+    let env = Env::shop_applied().await;
     edit(&env.specs, "data/shop.yaml", "  - {tableName: REFUNDS, schema: PUBLIC}\n", "");
     edit(&env.specs, "data/shop.yaml", "options:\n", "options:\n  hardDelete: true\n");
     let plan = planned(
@@ -176,7 +159,7 @@ async fn narrowing_all_tables_to_a_list_shows_the_servers_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_table_tags_replace_the_old_ones_on_every_data_source() {
-    let env = shop().await;
+    let env = Env::shop_applied().await;
     edit(
         &env.specs,
         "data/shop.yaml",
@@ -217,7 +200,7 @@ fn caller(key: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_a_new_list_replaces_absent_keeps_and_empty_keeps_only_the_caller() {
-    let env = shop().await;
+    let env = Env::shop_applied().await;
     let owners_of = |state: &Value| -> Vec<Value> {
         ["public customers", "public orders", "public refunds"]
             .iter()
@@ -285,7 +268,7 @@ async fn owners_a_new_list_replaces_absent_keeps_and_empty_keeps_only_the_caller
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_hostname_replaces_every_data_source_with_new_ids() {
-    let env = shop().await;
+    let env = Env::shop_applied().await;
     edit(&env.specs, "data/shop.yaml", "hostname: shop.example.com", "hostname: shop2.example.com");
     let plan = planned(
         &env,
@@ -322,7 +305,7 @@ async fn a_new_hostname_replaces_every_data_source_with_new_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subpurpose_no_longer_listed_is_deleted() {
-    let env = shop().await;
+    let env = Env::shop_applied().await;
     edit(&env.specs, "purposes/analytics.yaml", "  - name: Analytics.Product\n", "");
     let plan = planned(
         &env,
@@ -356,7 +339,7 @@ async fn a_subpurpose_no_longer_listed_is_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_sources_and_purposes_dropped_from_a_project_are_removed_from_it() {
-    let env = shop().await;
+    let env = Env::shop_applied().await;
     edit(
         &env.specs,
         "projects/insights.yaml",
@@ -390,8 +373,7 @@ async fn data_sources_and_purposes_dropped_from_a_project_are_removed_from_it() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_listed_for_the_first_time_replace_the_creator() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
+    let env = Env::shop().await;
     let no_owners =
         "owners:\n  - {type: group, name: stewards}\n  - {type: user, name: maria@example.com}\n";
     edit(&env.specs, "data/shop.yaml", no_owners, "");

@@ -5,8 +5,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::tenant::{Env, actions, copy_example, writes};
 
@@ -18,28 +17,16 @@ async fn an_apply_killed_midway_resumes_from_its_journal() {
     env.env.push(("SNOWFLAKE_PASSWORD".into(), CANARY.into()));
     env.set_catalog(&super::catalog(&[])).await;
     copy_example(&env.specs);
-    env.control(Method::PUT, "/latency", Some(&json!({"ms": 200}))).await;
+    env.set_latency(200).await;
 
-    let specs = env.specs.path().display().to_string();
-    let mut child = env
-        .command(&["apply", &specs, "--auto-approve"], &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = env.spawn_apply(Stdio::null);
     // Kill it once a few objects are written (the license, then purposes...), while the rest
     // are still to come: every request takes 200 ms.
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while writes(&env.requests().await).len() < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the apply starts writing");
+    env.wait_for_requests("the apply starts writing", |r| writes(r).len() >= 3).await;
     assert!(child.try_wait().unwrap().is_none(), "the apply is still running when killed");
     child.kill().unwrap();
     child.wait().unwrap();
-    env.control(Method::PUT, "/latency", Some(&json!({"ms": 0}))).await;
+    env.set_latency(0).await;
 
     // What the killed run recorded: a state file and a journal of the objects it finished.
     let journal_path = format!("{}.journal", env.state_path().display());
@@ -93,24 +80,11 @@ async fn an_apply_killed_midway_resumes_from_its_journal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_apply_is_refused_while_one_runs() {
-    let env = Env::start().await;
-    crate::support::tenant::write_shop(&env.specs);
-    env.control(Method::PUT, "/latency", Some(&json!({"ms": 200}))).await;
-    let specs = env.specs.path().display().to_string();
-    let mut first = env
-        .command(&["apply", &specs, "--auto-approve"], &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let env = Env::shop().await;
+    env.set_latency(200).await;
+    let mut first = env.spawn_apply(Stdio::null);
     // The lock is taken before the tenant is read: once a request arrives, it is held.
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while env.requests().await.is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the first apply reads the tenant");
+    env.wait_for_requests("the first apply reads the tenant", |r| !r.is_empty()).await;
     let second = env.apply(&[]).await;
     let still_running = first.try_wait().unwrap().is_none();
     assert_eq!(second.code, 1, "{}", second.text());
@@ -119,7 +93,7 @@ async fn a_second_apply_is_refused_while_one_runs() {
     assert!(still_running, "the refusal came while the first apply ran");
     let status = tokio::task::spawn_blocking(move || first.wait().unwrap()).await.unwrap();
     assert!(status.success());
-    env.control(Method::PUT, "/latency", Some(&json!({"ms": 0}))).await;
+    env.set_latency(0).await;
     env.assert_converged().await;
     assert_eq!(env.managed().len(), 5);
 }
@@ -129,21 +103,9 @@ async fn an_interrupted_apply_finishes_what_is_in_flight_and_resumes() {
     let env = Env::start().await;
     env.set_catalog(&super::catalog(&[])).await;
     copy_example(&env.specs);
-    env.control(Method::PUT, "/latency", Some(&json!({"ms": 200}))).await;
-    let specs = env.specs.path().display().to_string();
-    let child = env
-        .command(&["apply", &specs, "--auto-approve"], &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while writes(&env.requests().await).len() < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the apply starts writing");
+    env.set_latency(200).await;
+    let child = env.spawn_apply(Stdio::piped);
+    env.wait_for_requests("the apply starts writing", |r| writes(r).len() >= 3).await;
     let interrupted = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -161,7 +123,7 @@ async fn an_interrupted_apply_finishes_what_is_in_flight_and_resumes() {
     assert!(text.contains("Interrupted: finishing the objects in flight"), "{text}");
     assert!(text.contains("skipped: the run was cancelled"), "{text}");
     assert!(text.contains("Apply incomplete"), "{text}");
-    env.control(Method::PUT, "/latency", Some(&json!({"ms": 0}))).await;
+    env.set_latency(0).await;
 
     // Everything it did is in the state file (the journal was folded in on the way out).
     let journal = format!("{}.journal", env.state_path().display());

@@ -138,8 +138,7 @@ async fn a_saved_plan_is_refused_on_another_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_saved_inside_the_spec_root_is_not_read_as_a_spec() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
+    let env = Env::shop().await;
     // `plan --out plan.json` from the spec root, as one would with Terraform.
     let file = env.specs.path().join("plan.json").display().to_string();
     env.plan(&["--out", &file]).await.must_exit(0);

@@ -2,29 +2,20 @@
 //! `allowDestroy: true` stands for `--allow-destroy`, and `maxDeletePercent` moves the
 //! mass-deletion threshold both ways.
 
-use crate::support::tenant::{Env, SHOP_POLICIES, policy_spec, without_times, write_shop, writes};
+use crate::support::tenant::{Env, SHOP_POLICIES, writes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_destroy_in_the_repository_settings_lets_apply_delete() {
-    let env = Env::start().await;
-    write_shop(&env.specs);
-    env.apply_in_process().await;
+    let env = Env::shop_applied().await;
     let first = SHOP_POLICIES.split("---\n").next().expect("two documents");
     env.specs.write("policies/policies.yaml", first);
 
     // An explicit `false` is the default: refused.
     env.specs.write("immuta-gitops.yaml", "allowDestroy: false\n");
-    let before = without_times(&env.tenant().await);
-    let run = env.apply(&[]).await.must_exit(1);
-    assert!(
-        run.stderr.contains(
-            "refusing to apply: the plan destroys data or objects: policy \"subscribe-employees\""
-        ),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("`allowDestroy: true` in immuta-gitops.yaml"), "{}", run.stderr);
-    assert_eq!(without_times(&env.tenant().await), before, "nothing changed");
+    let refusal =
+        "refusing to apply: the plan destroys data or objects: policy \"subscribe-employees\"";
+    let run = env.apply_refused(&[], refusal).await;
+    run.stderr_has("`allowDestroy: true` in immuta-gitops.yaml");
 
     // The setting, and no flag: the same apply deletes the policy.
     env.specs.write("immuta-gitops.yaml", "allowDestroy: true\n");
@@ -42,35 +33,18 @@ async fn allow_destroy_in_the_repository_settings_lets_apply_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_delete_percent_in_the_repository_settings_moves_the_threshold() {
-    let env = Env::start().await;
-    for i in 1..=8 {
-        env.specs.write(&format!("policies/p{i}.yaml"), &policy_spec(&format!("p{i}")));
-    }
-    env.apply_in_process().await;
+    let env = Env::with_policies(8).await;
 
     // 2 of 8 (25%) passes the default threshold; at 10% it is refused, even with --allow-destroy.
     env.specs.write("immuta-gitops.yaml", "maxDeletePercent: 10\n");
     env.specs.remove("policies/p1.yaml").remove("policies/p2.yaml");
-    let before = without_times(&env.tenant().await);
-    let run = env.apply(&["--allow-destroy"]).await.must_exit(1);
-    assert!(
-        run.stderr
-            .contains("refusing to apply: the plan deletes 2 of 8 managed objects, more than 10%"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("maxDeletePercent"), "{}", run.stderr);
-    assert_eq!(without_times(&env.tenant().await), before, "nothing changed");
+    let refusal = "refusing to apply: the plan deletes 2 of 8 managed objects, more than 10%";
+    env.apply_refused(&["--allow-destroy"], refusal).await.stderr_has("maxDeletePercent");
 
     // 3 of 8 (37.5%) is refused by the default threshold; at 50% it goes through.
     env.specs.remove("policies/p3.yaml").remove("immuta-gitops.yaml");
-    let run = env.apply(&["--allow-destroy"]).await.must_exit(1);
-    assert!(
-        run.stderr
-            .contains("refusing to apply: the plan deletes 3 of 8 managed objects, more than 25%"),
-        "{}",
-        run.stderr
-    );
+    let refusal = "refusing to apply: the plan deletes 3 of 8 managed objects, more than 25%";
+    env.apply_refused(&["--allow-destroy"], refusal).await;
     env.specs.write("immuta-gitops.yaml", "maxDeletePercent: 50\n");
     env.apply(&["--allow-destroy"]).await.must_exit(0);
     let policies: Vec<String> = env.view().await.policies.into_iter().collect();

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 
+use crate::support::json_answer;
+
 const KEY: &str = "cli-secret-key-0b7e";
 
 #[tokio::test]
@@ -38,27 +40,12 @@ async fn the_subcommand_serves_a_tenant_that_lists_what_was_posted() {
         "connection": {"handler": "PostgreSQL", "hostname": "warehouse.local", "port": 5432,
                        "database": "SHOP", "username": "svc", "password": "pw"},
     });
-    let posted: Value = http
-        .post(format!("{base}/api/v2/data"))
-        .header("Authorization", KEY)
-        .json(&payload)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = http.post(format!("{base}/api/v2/data")).header("Authorization", KEY);
+    let posted = json_answer(post.json(&payload)).await;
     assert_eq!(posted["creating"], json!(["public customers", "public orders"]));
 
-    let listed: Value = http
-        .get(format!("{base}/dataSource"))
-        .header("Authorization", format!("Bearer {KEY}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = http.get(format!("{base}/dataSource"));
+    let listed = json_answer(list.header("Authorization", format!("Bearer {KEY}"))).await;
     assert_eq!(listed["count"], 2);
     assert_eq!(listed["hits"][1]["name"], "public orders");
 

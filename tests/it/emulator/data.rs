@@ -433,13 +433,7 @@ async fn deleting_a_schema_project_deletes_its_data_sources() {
     let t = tenant_with_catalog(&[("PUBLIC", &["A"]), ("SALES", &["B"])]).await;
     t.post_data(&data_payload("acme", HOST, "ANALYTICS", None)).await;
     let projects = t.get("/project").await;
-    let sales = projects.body["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "sales")
-        .cloned()
-        .expect("one schema project per schema");
+    let sales = projects.named("hits", "sales").expect("one schema project per schema");
     let members = t.get(&format!("/project/{}/dataSources", sales["id"])).await;
     assert_eq!(members.body["dataSources"][0]["name"], "sales b");
 

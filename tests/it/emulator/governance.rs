@@ -361,13 +361,7 @@ async fn a_deleted_subpurpose_is_recreated_by_the_next_post() {
     let full = hierarchy(json!([{"name": "Research.Clinical"}]));
     t.post("/api/v2/purpose", &full).await;
     let listed = t.get("/governance/purpose").await;
-    let sub = listed.body["purposes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "Research.Clinical")
-        .cloned()
-        .unwrap();
+    let sub = listed.named("purposes", "Research.Clinical").unwrap();
     assert_eq!(strings(&listed.body["purposes"][0]["subpurposes"]), ["Research.Clinical"]);
     assert_eq!(
         t.delete(&format!("/governance/purpose/{}", sub["id"])).await.status,

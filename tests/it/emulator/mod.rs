@@ -41,6 +41,12 @@ impl Answer {
         self.body["message"].as_str().unwrap_or_default()
     }
 
+    /// The item named `name` in the array field `field` of a listing, e.g.
+    /// `named("hits", "sales")`.
+    pub fn named(&self, field: &str, name: &str) -> Option<Value> {
+        self.body[field].as_array()?.iter().find(|item| item["name"] == name).cloned()
+    }
+
     /// The strings of a JSON array field, e.g. `names("creating")`.
     pub fn names(&self, field: &str) -> Vec<String> {
         strings(&self.body[field])

@@ -10,38 +10,30 @@ mod request;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use serde_json::{Value, json};
 
 use self::request::{DataRequest, Entry, EntryKind};
 
 use super::Permission;
-use super::auth::{Caller, authorize};
+use super::auth::Caller;
 use super::catalog::CatalogColumn;
 use super::clock::now_iso;
-use super::http::{self, ApiError, ApiResult, ok, query_bool, query_number, stored_payload};
+use super::http::{ApiError, ApiResult, Call, Param, ok};
 use super::naming::{Names, render};
-use super::state::EmulatorState;
 use super::store::{Connection, DataSource, Owner, SchemaProject, SourceSpec, Store, next_id};
 
 /// `POST /api/v2/data`.
-pub(crate) async fn post(
-    State(state): State<EmulatorState>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let caller =
-        authorize(&state, &headers, Some(Permission::CreateDataSource), "POST /api/v2/data")?;
-    let dry_run = query_bool(&query, "dryRun")?;
-    query_number(&query, "wait")?;
-    let payload = stored_payload(state.secrets(), &headers, &body)?;
+pub(crate) async fn post(call: Call) -> ApiResult {
+    let params = [Param::Number("wait")];
+    let v2 = call.v2(Permission::CreateDataSource, "POST /api/v2/data", &params)?;
+    let dry_run = v2.dry_run;
+    let payload = call.stored_payload()?;
     let request = DataRequest::parse(&payload)?;
-    let response = state
+    let response = call
+        .state
         .mutate(!dry_run, |store| {
-            let plan = plan(store, &request, &caller)?;
+            let plan = plan(store, &request, &v2.caller)?;
             let response = plan.response(dry_run);
             if !dry_run {
                 apply(store, &request, plan);
@@ -53,15 +45,10 @@ pub(crate) async fn post(
 }
 
 /// `DELETE /api/v2/data/{connectionKey}`: deletes every data source of the key.
-pub(crate) async fn delete(
-    State(state): State<EmulatorState>,
-    Path(key): Path<String>,
-    Query(query): Query<http::Query>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers, Some(Permission::CreateDataSource), "DELETE /api/v2/data")?;
-    let dry_run = query_bool(&query, "dryRun")?;
-    let response = state
+pub(crate) async fn delete(Path(key): Path<String>, call: Call) -> ApiResult {
+    let dry_run = call.v2(Permission::CreateDataSource, "DELETE /api/v2/data", &[])?.dry_run;
+    let response = call
+        .state
         .mutate(!dry_run, |store| {
             let ids: Vec<u64> = store
                 .data_sources
