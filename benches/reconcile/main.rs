@@ -26,6 +26,9 @@ use immuta_gitops::secret_store::ProcessSecrets;
 use immuta_gitops::snapshot::Snapshot;
 use immuta_gitops::source::dir;
 use immuta_gitops::spec::{self, LoadOptions, secrets};
+use immuta_gitops::state::file::FileStore;
+use immuta_gitops::state::key::{self, Keys};
+use immuta_gitops::state::store::Store;
 use immuta_testkit::{emulator_config, git};
 use secrecy::SecretString;
 use serde_json::json;
@@ -298,10 +301,26 @@ impl Run {
 
 /// One reconcile the way `apply --auto-approve` does it, through the same pipeline: load,
 /// prepare, observe, check references, plan, check the refusals, apply.
+/// A state under test: a store (file or PostgreSQL) and its digest key.
+struct BenchState {
+    store: Box<dyn Store>,
+    keys: Keys,
+}
+
+impl BenchState {
+    /// A state file at `path` (its key beside it, made at the first apply).
+    fn file(path: &Path) -> BenchState {
+        BenchState {
+            store: Box::new(FileStore::new(path, "bench")),
+            keys: Keys::local(&key::local_path(path)).expect("key"),
+        }
+    }
+}
+
 async fn ours(
     t: &Tenant,
     dir: &Path,
-    state_path: &Path,
+    state: &BenchState,
     refresh: bool,
     apply_changes: bool,
     parallelism: usize,
@@ -311,7 +330,9 @@ async fn ours(
     let snapshot = read(dir);
     let inputs = Inputs { options: LoadOptions::default(), secrets_dir: "/run/secrets".into() };
     let specs = Specs::load(&snapshot, &inputs);
-    let prepared = specs.prepare(state_path, "bench").expect("valid specs and a state");
+    let _lock = state.store.try_lock().await.expect("the state's lock");
+    let prepared =
+        specs.prepare(&*state.store, "bench", &state.keys).await.expect("valid specs and a state");
     let planned = prepared.plan(&t.client, refresh, parallelism).await.expect("plan");
     let mut writes = 0;
     if apply_changes && planned.plan.has_changes() {
@@ -363,7 +384,7 @@ async fn bench_apply(report: &mut Report, n: usize, latencies: &[u64]) {
         // Ours.
         let (dir, _) = write_tree(n);
         let state = tempfile::tempdir().expect("state");
-        let state_path = state.path().join("state.json");
+        let state_path = BenchState::file(&state.path().join("state.json"));
         let t = Tenant::start(ms).await;
         let (cold, _) = ours(&t, dir.path(), &state_path, false, true, PARALLELISM).await;
         let (noop, noop_plan) = ours(&t, dir.path(), &state_path, false, true, PARALLELISM).await;
@@ -375,8 +396,15 @@ async fn bench_apply(report: &mut Report, n: usize, latencies: &[u64]) {
         let (wdir, _) = write_tree(n);
         let wstate = tempfile::tempdir().expect("state");
         let wt = Tenant::start(ms).await;
-        let (wide, _) =
-            ours(&wt, wdir.path(), &wstate.path().join("state.json"), false, true, WIDE).await;
+        let (wide, _) = ours(
+            &wt,
+            wdir.path(),
+            &BenchState::file(&wstate.path().join("state.json")),
+            false,
+            true,
+            WIDE,
+        )
+        .await;
         assert!(!noop_plan.has_changes() && !refresh_plan.has_changes());
         // Naive, on a fresh tenant.
         let (ndir, _) = write_tree(n);
