@@ -448,14 +448,14 @@ impl Daemon {
 fn standby(handles: &Handles, why: &store::Error) {
     handles.status.update(|s| {
         s.role = Role::Standby;
-        match why {
-            store::Error::Locked { holder, .. } => {
-                s.leader = Some(holder.clone());
+        match why.lock_holder() {
+            Some(holder) => {
+                s.leader = Some(holder.to_owned());
                 s.problem(Problem::State, None);
             }
-            other => {
+            None => {
                 s.leader = None;
-                s.problem(Problem::State, Some(other.to_string()));
+                s.problem(Problem::State, Some(why.to_string()));
             }
         }
     });

@@ -61,6 +61,18 @@ pub enum Error {
 /// Result alias of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// Whether another process holds the writer lock (whichever the backend), and who.
+    pub fn lock_holder(&self) -> Option<&str> {
+        match self {
+            Error::Locked { holder, .. } | Error::File(file::Error::Locked { holder, .. }) => {
+                Some(holder)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The one-writer lock of a state, held until dropped (or until the process dies: an OS file
 /// lock, or a PostgreSQL session lock).
 pub struct Lock {
@@ -126,7 +138,7 @@ pub async fn lock_within(store: &dyn Store, timeout: Duration, every: Duration) 
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match store.try_lock().await {
-            Err(Error::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+            Err(e) if e.lock_holder().is_some() && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(every.min(deadline - tokio::time::Instant::now())).await;
             }
             other => return other,

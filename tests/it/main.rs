@@ -28,6 +28,10 @@ mod server;
 /// directory, with the emulator.
 mod daemon;
 
+/// The state backends behind one `Store` interface: one suite run against the file and a real
+/// PostgreSQL; locks, torn records, crashes, lost connections, migrations.
+mod state;
+
 /// Secret hygiene: canaries in every secret-bearing field, scanned for in every output.
 mod secrets;
 
