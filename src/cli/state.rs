@@ -275,7 +275,7 @@ async fn migrate(
     );
     // The copy's secret digests need the same key: say where it is, or put it beside a file.
     match (&to_location, from.keys.current()) {
-        (Location::File(path), Some(_)) if dest.keys.current().is_none() => {
+        (Location::File(path), Some(_)) if !key::local_path(path).exists() => {
             let local = key::local_path(path);
             from.keys.copy_to(&local)?;
             out.push_str(&format!("Its digest key is in `{}` (mode 0600).\n", local.display()));

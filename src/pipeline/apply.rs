@@ -78,17 +78,18 @@ impl Planned<'_> {
         let prepared = &self.prepared;
         let store = prepared.store;
         let key = prepared.keys.ensure(&store.describe())?;
-        // Planned before any key existed: digest again with the key the state will keep.
+        let mut recorder = Recorder::open(store, State::keyed(&prepared.tenant, key.id())).await?;
+        // Planned before any key existed: digest again with the key the state will keep, and
+        // migrate the salted digests of the state as recorded (not as planned in memory).
         let rekeyed;
         let (targets, migrated) = if prepared.provisional {
             rekeyed = targets(prepared.desired(), Some(&prepared.specs.secrets), key.into())?;
-            let mut state = prepared.state.clone();
+            let mut state = recorder.state().clone();
             let migrated = migrate(&mut state, &rekeyed, &prepared.specs.secrets)?;
             (&rekeyed[..], migrated)
         } else {
             (&prepared.targets[..], prepared.migrated.clone())
         };
-        let mut recorder = Recorder::open(store, State::keyed(&prepared.tenant, key.id())).await?;
         if recorder.state().key_id.as_deref() != Some(key.id().as_str()) {
             recorder.record(Record::Key { key_id: key.id() }).await?;
         }

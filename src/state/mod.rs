@@ -136,7 +136,10 @@ impl State {
                 self.remove(*kind, key);
             }
             Record::Revision { revision } => self.revision = Some(revision.clone()),
-            Record::Key { key_id } => self.key_id = Some(key_id.clone()),
+            Record::Key { key_id } => {
+                self.key_id = Some(key_id.clone());
+                self.version = STATE_VERSION;
+            }
         }
         self.serial += 1;
     }

@@ -32,6 +32,11 @@ mod daemon;
 /// PostgreSQL; locks, torn records, crashes, lost connections, migrations.
 mod state;
 
+/// PostgreSQL state end to end through the binary: CI jobs on fresh runners, concurrent
+/// applies, the database going away, two `run` replicas and a killed leader, `state` commands,
+/// read-only commands that write nothing, and salted digests migrated.
+mod shared_state;
+
 /// Secret hygiene: canaries in every secret-bearing field, scanned for in every output.
 mod secrets;
 
