@@ -3,7 +3,9 @@
 //! One database holds the states of several tenants and spec roots side by side, each keyed by
 //! the tenant URL and a name. The schema is the tool's own, created and migrated by it
 //! ([`MIGRATIONS`], versioned in `immuta_gitops_schema`, applied under a transaction-scoped
-//! advisory lock so that two processes starting at once migrate once). One row per managed
+//! advisory lock so that two processes starting at once migrate once) when a writer first takes
+//! the lock: a read-only command (`plan`) creates nothing, and reads a database without the
+//! schema as "nothing applied". One row per managed
 //! object; the journal is rows too, each written in the same transaction as the object's row,
 //! so a record is all or nothing and there is no torn line to recover.
 //!
@@ -201,6 +203,8 @@ struct Inner {
     conn: Mutex<Option<Conn>>,
     /// Whether this store's session holds the writer lock.
     locked: AtomicBool,
+    /// Whether the schema is known to be current (migrated by this process, or found so).
+    migrated: AtomicBool,
 }
 
 /// A state in PostgreSQL, with its own connection (which also holds the writer lock).
@@ -372,6 +376,26 @@ impl Inner {
     }
 }
 
+/// The schema version of the database: `None` when it has no schema yet.
+async fn schema_version(client: &Client, inner: &Inner) -> Result<Option<i32>> {
+    let row = client
+        .query_one("SELECT to_regclass('immuta_gitops_schema') IS NOT NULL", &[])
+        .await
+        .map_err(inner.db("reading the schema version"))?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let row = client
+        .query_one("SELECT coalesce(max(version), 0) FROM immuta_gitops_schema", &[])
+        .await
+        .map_err(inner.db("reading the schema version"))?;
+    let found: i32 = row.get(0);
+    if usize::try_from(found).unwrap_or(0) > MIGRATIONS.len() {
+        return Err(Error::Schema { url: inner.shown.clone(), found, known: MIGRATIONS.len() });
+    }
+    Ok(Some(found))
+}
+
 impl PgStore {
     /// Connects to the database `url` for the state of `target` (tenant and name), creating or
     /// migrating the schema.
@@ -405,9 +429,10 @@ impl PgStore {
             holder: target.holder.clone(),
             conn: Mutex::new(None),
             locked: AtomicBool::new(false),
+            migrated: AtomicBool::new(false),
         };
-        let mut conn = inner.connect().await?;
-        inner.timed("migrating the schema", inner.migrate(&mut conn.client)).await?;
+        // Connect now, so that a wrong URL or password is told at once.
+        let conn = inner.connect().await?;
         *inner.conn.lock().await = Some(conn);
         Ok(PgStore { inner: Arc::new(inner) })
     }
@@ -422,6 +447,9 @@ impl PgStore {
         let inner = &self.inner;
         let guard = inner.conn().await?;
         let Some(conn) = guard.as_ref() else { return Ok(Vec::new()) };
+        if schema_version(&conn.client, inner).await?.is_none() {
+            return Ok(Vec::new());
+        }
         let rows = inner
             .timed("listing the states", async {
                 conn.client
@@ -447,6 +475,9 @@ impl PgStore {
         let (tenant, name) = (&inner.tenant, &inner.name);
         let state = inner
             .timed("reading the state", async {
+                if schema_version(&conn.client, inner).await?.is_none() {
+                    return Ok(None); // no schema: nothing was ever applied here
+                }
                 let head = conn
                     .client
                     .query_opt(
@@ -662,13 +693,19 @@ impl PgStore {
 
     async fn lock(&self) -> store::Result<store::Lock> {
         let inner = &self.inner;
-        let guard = inner.conn().await?;
-        let Some(conn) = guard.as_ref() else {
+        let mut guard = inner.conn().await?;
+        let Some(conn) = guard.as_mut() else {
             return Err(store::Error::LockLost {
                 state: inner.describe(),
                 reason: "no connection".into(),
             });
         };
+        // A writer: the schema is created or migrated now (once per process).
+        if !inner.migrated.load(Ordering::SeqCst) {
+            inner.timed("migrating the schema", inner.migrate(&mut conn.client)).await?;
+            inner.migrated.store(true, Ordering::SeqCst);
+        }
+        let conn = &*conn;
         let (k1, k2) = lock_key(&inner.tenant, &inner.name);
         let got: bool = inner
             .timed("taking the writer lock", async {

@@ -417,6 +417,13 @@ async fn read_only_commands_write_nothing_and_a_state_binds_only_when_applied() 
     env.run(&["validate", &specs]).await;
     let files: Vec<_> = std::fs::read_dir(env.state_dir()).unwrap().collect();
     assert!(files.is_empty(), "plan and validate write nothing: {files:?}");
+    // Nor in a database: a plan on an empty one creates no table.
+    let db = TestDb::create().await;
+    let run = run_pg(&env, &db, &db.url(), &["plan", &specs]).await.must_exit(0);
+    assert!(run.stdout.contains("to create"), "{}", run.text());
+    let client = db.client().await;
+    let row = client.query_one("SELECT to_regclass('immuta_gitops_states') IS NULL", &[]).await;
+    assert!(row.unwrap().get::<_, bool>(0), "no schema was created by a plan");
     // Applying binds the state to the tenant.
     env.apply(&[]).await.must_exit(0);
     assert_eq!(env.state_file()["tenant"], env.url());

@@ -275,15 +275,17 @@ async fn the_schema_is_migrated_once_however_many_start_together() {
         let url = db.url();
         let password = db.password.clone();
         tokio::spawn(async move {
-            store::open(&Target {
+            let store = store::open(&Target {
                 location: Location::Postgres(url),
                 tenant: format!("https://t{i}.example"),
                 name: "default".into(),
                 password: password.map(Into::into),
                 holder: "test".into(),
             })
-            .await
-            .map(|_| ())
+            .await?;
+            // Reading a database without the schema creates nothing; a writer migrates it.
+            assert_eq!(store.load().await?, None);
+            store.try_lock().await.map(|_| ())
         })
     });
     for open in opens {
