@@ -481,3 +481,32 @@ async fn salted_digests_of_an_old_state_migrate_on_the_next_apply_without_a_chan
     assert!(!migrated.to_string().contains(&salted), "the salted digest is gone");
     env.assert_converged().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_database_connection_steps_down_and_the_standby_leads() {
+    let env = Env::start().await;
+    let db = TestDb::create().await;
+    let proxy = Proxy::start(db.addr).await;
+    let specs = SpecDir::new();
+    purposes(&specs, 3);
+    let a = Replica::start(&env, &db, &db.url_at(proxy.addr), specs.path());
+    a.wait_for("a to apply", Duration::from_secs(30), |s| s["applied_revision"].is_string()).await;
+    let b = Replica::start(&env, &db, &db.url(), specs.path());
+    b.wait_for("b to be standby", Duration::from_secs(30), |s| s["role"] == "standby").await;
+    // A's database goes away (a network partition, a failover of the database server).
+    let cut = Instant::now();
+    proxy.cut();
+    b.wait_for("b to lead", Duration::from_secs(15), |s| s["role"] == "leader").await;
+    assert!(cut.elapsed() < Duration::from_secs(15), "took over in {:?}", cut.elapsed());
+    let status =
+        a.wait_for("a to step down", Duration::from_secs(15), |s| s["role"] == "standby").await;
+    assert!(status["degraded"].is_string(), "a says why: {status:#}");
+    // B, the new leader, reconciles the specs (nothing left to do) and a new spec.
+    specs.write("purposes/new.yaml", "name: Added later\n");
+    b.wait_for("b to apply the new spec", Duration::from_secs(30), |s| {
+        s["history"][0]["outcome"] == "applied"
+    })
+    .await;
+    assert!(env.view().await.purposes.contains("Added later"));
+    assert!(purpose_posts(&env).await.values().all(|&n| n == 1));
+}
