@@ -780,15 +780,16 @@ async fn watch_session(
             () = closed.cancelled() => break,
             () = tokio::time::sleep(HEALTH_EVERY) => {}
         }
-        let alive = tokio::time::timeout(HEALTH_TIMEOUT, async {
-            let guard = inner.conn.lock().await;
-            match guard.as_ref() {
-                Some(c) => c.client.simple_query("SELECT 1").await.is_ok(),
-                None => false,
-            }
-        })
-        .await
-        .unwrap_or(false);
+        // Waiting for the connection is not a failure (a record holds it, under its own
+        // timeout); a check that gets no answer is.
+        let guard = inner.conn.lock().await;
+        let alive = match guard.as_ref() {
+            Some(c) => tokio::time::timeout(HEALTH_TIMEOUT, c.client.simple_query("SELECT 1"))
+                .await
+                .is_ok_and(|answer| answer.is_ok()),
+            None => false,
+        };
+        drop(guard);
         if !alive {
             break;
         }
