@@ -22,14 +22,14 @@ use crate::live::{self, Client};
 use crate::plan::{self, Action, Change, DryRun, ObjectId, Plan, Target};
 use crate::spec::Kind;
 use crate::spec::secrets::{self, SecretSource};
-use crate::state::file::{self, Store};
+use crate::state::store::{self, Recorder};
 
 /// Errors that stop an apply as a whole (one object failing is an [`Status::Failed`] result).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The state could not be recorded: stop at once, or applied objects would be forgotten.
     #[error("cannot record progress in the state: {0}")]
-    State(#[from] file::Error),
+    State(#[from] store::Error),
 }
 
 /// Result alias of this module.
@@ -160,7 +160,7 @@ enum StateOp {
 pub async fn apply(
     plan: &Plan,
     targets: &[Target<'_>],
-    store: &mut Store,
+    store: &mut Recorder<'_>,
     client: &Client,
     secrets: &(dyn SecretSource + Sync),
     options: &Options,
@@ -255,12 +255,12 @@ pub async fn apply(
         let mut running = stream::iter(jobs).buffer_unordered(options.parallelism.max(1));
         while let Some((result, op)) = running.next().await {
             match op {
-                StateOp::Upsert(entry) => store.upsert(entry)?,
-                StateOp::Remove(kind, key) => store.remove(kind, &key)?,
+                StateOp::Upsert(entry) => store.upsert(entry).await?,
+                StateOp::Remove(kind, key) => store.remove(kind, &key).await?,
                 StateOp::SetPrune(kind, key, prune) => {
                     if let Some(mut entry) = store.state().get(kind, &key).cloned() {
                         entry.prune = prune;
-                        store.upsert(entry)?;
+                        store.upsert(entry).await?;
                     }
                 }
                 StateOp::None => {}
@@ -280,9 +280,9 @@ pub async fn apply(
         }
     }
     if outcome.is_success() {
-        store.set_revision(&options.revision)?;
+        store.set_revision(&options.revision).await?;
     }
-    store.compact()?;
+    store.finish().await?;
     // Report in plan order.
     let order: BTreeMap<&ObjectId, usize> =
         plan.changes.iter().enumerate().map(|(i, c)| (&c.id, i)).collect();
@@ -362,7 +362,7 @@ mod tests {
     fn apply_is_send<'a>(
         plan: &'a Plan,
         targets: &'a [Target<'a>],
-        store: &'a mut Store,
+        store: &'a mut Recorder<'a>,
         client: &'a Client,
         secrets: &'a (dyn SecretSource + Sync),
         options: &'a Options,

@@ -15,7 +15,7 @@ use super::{EXIT_ERROR, EXIT_OK, Stop, print_banner, print_out, runtime, stop_si
 use crate::apply::{self, ObjectResult, Progress};
 use crate::pipeline::{ApplyOptions, Overrides, saved};
 use crate::plan::Action;
-use crate::state::file;
+use crate::state::store;
 
 /// Arguments of `apply`.
 #[derive(Debug, clap::Args)]
@@ -38,6 +38,10 @@ pub struct ApplyArgs {
     /// Treat spec warnings as errors.
     #[arg(long)]
     pub strict: bool,
+    /// How long to wait for the state's lock while another apply (or the reconciler) holds it;
+    /// `0s` refuses at once, naming the holder.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
     /// Seconds Immuta may take to create data sources before answering (its `wait` parameter;
     /// negative waits indefinitely), for connections without `gitops: {wait}` of their own.
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
@@ -65,10 +69,11 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         if let Some(saved) = &saved {
             saved.ensure_for(&tenant.label)?;
         }
-        let lock = file::Lock::acquire(&tenant.state_path)?;
+        let state = tenant.open_state(&args.tenant, "apply").await?;
+        let lock = store::lock_within(&*state.store, args.lock_timeout, LOCK_POLL).await?;
         let refresh = saved.as_ref().map_or(args.refresh, |s| s.refresh(args.refresh));
         let planned =
-            plan_against_tenant(&tenant, &specs, refresh, args.tenant.parallelism).await?;
+            plan_against_tenant(&tenant, &state, &specs, refresh, args.tenant.parallelism).await?;
         if let Some(saved) = &saved {
             saved.ensure_fresh(&planned.plan.fingerprint)?;
         }
@@ -84,10 +89,10 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::from(EXIT_ERROR));
         }
-        if !plan.has_changes() {
+        if !plan.has_changes() && !planned.prepared.needs_recording() {
             return Ok(ExitCode::from(EXIT_OK));
         }
-        if !args.auto_approve && saved.is_none() && !confirm(&tenant.label)? {
+        if plan.has_changes() && !args.auto_approve && saved.is_none() && !confirm(&tenant.label)? {
             let _ = writeln!(anstream::stderr(), "Apply cancelled: nothing was changed.");
             return Ok(ExitCode::from(EXIT_ERROR));
         }
@@ -105,13 +110,23 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         let progress = Bar::new(plan.changes.iter().filter(|c| c.action != Action::NoOp).count());
         let options =
             ApplyOptions { parallelism: args.tenant.parallelism, cancel, wait: args.wait };
-        let outcome = planned.apply(overrides, &tenant.client, &options, &progress).await?;
+        let outcome = planned.apply(overrides, &tenant.client, &options, &progress).await;
         progress.finish();
+        if lock.lost().is_cancelled() {
+            bail!(
+                "the state's lock was lost during the apply (the database connection broke): \
+                 what was recorded is kept; run the same command again to finish"
+            );
+        }
+        let outcome = outcome?;
         drop(lock);
         print_out(&apply::render::outcome(&outcome))?;
         Ok(ExitCode::from(if outcome.is_success() { EXIT_OK } else { EXIT_ERROR }))
     })
 }
+
+/// How often `apply --lock-timeout` tries the lock again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Asks on the terminal; only `yes` goes ahead.
 fn confirm(tenant: &str) -> anyhow::Result<bool> {

@@ -4,7 +4,7 @@
 //! code. Errors that end a command early are `anyhow` errors printed with their cause chain;
 //! this is the only code that uses `anyhow`.
 //!
-//! One file per subcommand (`validate`, `plan`, `apply`, `run`, `license`, `schema`), plus
+//! One file per subcommand (`validate`, `plan`, `apply`, `run`, `license`, `schema`, `state`), plus
 //! [`tenant`] (which tenant a command talks to) and the helpers every command shares, written
 //! once here: the async [`runtime`], the shutdown signals ([`stop_signal`]), reading a secret
 //! from a file or the environment ([`secret_from_file_or_env`]), and printing.
@@ -15,6 +15,7 @@ mod license;
 mod plan;
 mod run;
 mod schema;
+mod state;
 mod tenant;
 mod validate;
 
@@ -71,6 +72,8 @@ enum Command {
     License(license::LicenseArgs),
     /// Print the JSON Schema (draft-07) of spec documents, for editors.
     Schema(schema::SchemaArgs),
+    /// Inspect and change the state: list, show, rm (forget), migrate (file <-> PostgreSQL).
+    State(state::StateArgs),
     /// Run an emulator of the documented Immuta API (a sandbox tenant for demos and tests).
     Emulator(emulator::EmulatorArgs),
 }
@@ -99,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args, cli.log_format == LogFormat::Json),
         Command::License(args) => license::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::State(args) => state::run(&args),
         Command::Emulator(args) => emulator::run(args),
     };
     match result {

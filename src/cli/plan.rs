@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use super::tenant::{self, Tenant, TenantArgs};
+use super::tenant::{self, OpenState, Tenant, TenantArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, print_banner, print_out, runtime};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::pipeline::{self, Inputs, Planned, Specs, saved};
@@ -94,16 +94,17 @@ pub(super) fn report(diags: &[Diagnostic]) -> bool {
     errors > 0
 }
 
-/// The state of the tenant (created empty, with a fresh salt, when there is none), the targets,
+/// The state of the tenant (empty when nothing was applied: nothing is created), the targets,
 /// what the tenant says, and the plan. A project naming an unknown purpose is reported like a
 /// spec error.
 pub(super) async fn plan_against_tenant<'a>(
     tenant: &Tenant,
+    state: &'a OpenState,
     specs: &'a Specs,
     refresh: bool,
     parallelism: usize,
 ) -> anyhow::Result<Planned<'a>> {
-    let prepared = specs.prepare(&tenant.state_path, &tenant.label)?;
+    let prepared = specs.prepare(&*state.store, &tenant.label, &state.keys).await?;
     match prepared.plan(&tenant.client, refresh, parallelism).await {
         Ok(planned) => Ok(planned),
         Err(pipeline::Error::Specs { diagnostics, .. }) => {
@@ -137,8 +138,10 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
                 print_banner(&banner, args.format == Format::Text);
             }
+            let state = tenant.open_state(&args.tenant, "plan").await?;
             let planned =
-                plan_against_tenant(&tenant, &specs, args.refresh, args.tenant.parallelism).await?;
+                plan_against_tenant(&tenant, &state, &specs, args.refresh, args.tenant.parallelism)
+                    .await?;
             anyhow::Ok(planned.plan)
         })?,
     };

@@ -200,6 +200,11 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
         if !json_logs {
             eprintln!("immuta-gitops reconciler serving on http://{addr}");
         }
+        let state = tenant.open_state(&args.tenant, "run").await?;
+        if state.store.is_shared() && state.keys.current().is_none() {
+            // Replicas and CI jobs must digest secrets alike: the key cannot be made here.
+            return Err(crate::state::key::Error::Missing { state: state.store.describe() }.into());
+        }
         let config = Config {
             source,
             mode: match args.mode {
@@ -212,7 +217,8 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
             overrides: Overrides { allow_destroy: args.allow_destroy, force: args.force },
             strict: args.strict,
             parallelism: args.tenant.parallelism,
-            state_path: tenant.state_path.clone(),
+            store: std::sync::Arc::from(state.store),
+            keys: std::sync::Arc::new(state.keys),
             tenant: tenant.label.clone(),
             secrets_dir: args.tenant.secrets_dir.clone(),
         };
@@ -224,7 +230,7 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
         // The daemon and the server run side by side (controller-rs `main.rs`): the server only
         // sends triggers and reads the status and the metrics. The daemon starts first (the
         // state lock, the source) so that a refused start never serves.
-        let daemon = Daemon::start(config, handles.clone(), cancel.clone())?;
+        let daemon = Daemon::start(config, handles.clone(), cancel.clone()).await?;
         let state = ServerState {
             metrics: handles.metrics.clone(),
             status: handles.status.clone(),

@@ -1,5 +1,6 @@
 //! Which tenant a command talks to: a real one (`--url` / `IMMUTA_URL` and an API key), or the
-//! embedded sandbox tenant when no URL is configured.
+//! embedded sandbox tenant when no URL is configured; and where its state lives ([`StateArgs`]:
+//! a file, or PostgreSQL).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use super::emulator::emulator_config;
 use super::secret_from_file_or_env;
 use crate::live::{Client, ClientConfig, Observer};
 use crate::secret_store;
+use crate::state::key::{self, Keys};
+use crate::state::store::{self, Location, Store};
 
 /// Options shared by every command that talks to a tenant.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,9 +39,8 @@ pub struct TenantArgs {
         value_name = "DIR"
     )]
     pub state_dir: PathBuf,
-    /// State file (default: STATE_DIR/state.json, or STATE_DIR/sandbox/state.json for the sandbox).
-    #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Directory that `${file:PATH}` placeholders are read from.
     #[arg(long, env = "IMMUTA_GITOPS_SECRETS_DIR", default_value = secret_store::DEFAULT_SECRETS_DIR, value_name = "DIR")]
     pub secrets_dir: PathBuf,
@@ -55,6 +57,86 @@ pub struct TenantArgs {
     pub max_retries: usize,
 }
 
+/// Where the state lives, and its keys.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
+    /// The state: a file, or a PostgreSQL URL (`postgres://user@host:5432/db`, no password in
+    /// it) shared by CI jobs and reconciler replicas. Default: STATE_DIR/state.json, or
+    /// STATE_DIR/sandbox/state.json for the sandbox.
+    #[arg(long = "state", env = "IMMUTA_GITOPS_STATE_URL", value_name = "FILE|URL")]
+    pub location: Option<String>,
+    /// The state's name in a PostgreSQL database, beside other tenants and spec roots.
+    #[arg(long, env = "IMMUTA_GITOPS_STATE_NAME", default_value = "default", value_name = "NAME")]
+    pub state_name: String,
+    /// File holding the PostgreSQL password (default: IMMUTA_GITOPS_STATE_PASSWORD, else
+    /// PGPASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub state_password_file: Option<PathBuf>,
+    /// File holding the key of secret digests (default: IMMUTA_GITOPS_DIGEST_KEY, else, for a
+    /// state file, STATE.key, made at the first apply). Required with PostgreSQL state.
+    #[arg(long, env = "IMMUTA_GITOPS_DIGEST_KEY_FILE", value_name = "FILE")]
+    pub digest_key_file: Option<PathBuf>,
+}
+
+/// An open state and its digest key.
+pub struct OpenState {
+    /// The store.
+    pub store: Box<dyn Store>,
+    /// The key of secret digests.
+    pub keys: Keys,
+}
+
+impl StateArgs {
+    /// Where the state is: `--state`, or `default` (a file under the state directory).
+    pub fn location(&self, default: &Path) -> Location {
+        match self.location.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(text) => Location::parse(text),
+            None => Location::File(default.to_path_buf()),
+        }
+    }
+
+    /// Opens the state of `tenant` at `location` as `role` (`apply`, `run`...), with its keys.
+    pub async fn open(
+        &self,
+        location: Location,
+        tenant: &str,
+        role: &str,
+    ) -> anyhow::Result<OpenState> {
+        let password = match secret_from_file_or_env(
+            self.state_password_file.as_deref(),
+            "IMMUTA_GITOPS_STATE_PASSWORD",
+            Some("the state password file"),
+        )? {
+            Some(p) => Some(p),
+            None if self.state_password_file.is_none() => {
+                secret_from_file_or_env(None, "PGPASSWORD", None)?
+            }
+            None => None,
+        };
+        let keys = if let Some(file) = &self.digest_key_file {
+            Keys::from_file(file)?
+        } else if let Some(given) = secret_from_file_or_env(None, "IMMUTA_GITOPS_DIGEST_KEY", None)?
+        {
+            use secrecy::ExposeSecret;
+            Keys::given(given.expose_secret().as_bytes(), "IMMUTA_GITOPS_DIGEST_KEY")?
+        } else {
+            match &location {
+                Location::File(path) => Keys::local(&key::local_path(path))?,
+                Location::Postgres(_) => Keys::none(),
+            }
+        };
+        let target = store::Target {
+            location,
+            tenant: tenant.to_owned(),
+            name: self.state_name.clone(),
+            password,
+            holder: store::holder(role),
+        };
+        let store = store::open(&target).await?;
+        Ok(OpenState { store, keys })
+    }
+}
+
 /// How an unreadable key file is named in the error.
 const API_KEY_FILE: Option<&str> = Some("the API key file");
 
@@ -64,8 +146,8 @@ pub struct Tenant {
     pub label: String,
     /// The client.
     pub client: Client,
-    /// The state file.
-    pub state_path: PathBuf,
+    /// Where the state is (a file by default).
+    pub state: Location,
     /// Whether it is the embedded sandbox.
     pub is_sandbox: bool,
     /// Keeps the sandbox running while the command runs.
@@ -73,6 +155,11 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// Opens this tenant's state as `role` ([`StateArgs::open`]).
+    pub async fn open_state(&self, args: &TenantArgs, role: &str) -> anyhow::Result<OpenState> {
+        args.state.open(self.state.clone(), &self.label, role).await
+    }
+
     /// The banner that is the first line of every command's output on the sandbox.
     pub fn banner(&self, state_dir: &Path) -> Option<String> {
         self.is_sandbox.then(|| {
@@ -97,6 +184,21 @@ fn retry_policy(args: &TenantArgs) -> crate::live::retry::RetryPolicy {
         policy.max_retry_after = Duration::from_millis(ms.saturating_mul(8));
     }
     policy
+}
+
+/// The tenant label and the state location of `args` without connecting (the `state`
+/// commands): the URL, or `sandbox`.
+pub fn state_of(args: &TenantArgs) -> (String, Location) {
+    match args.url.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(url) => (
+            url.trim_end_matches('/').to_owned(),
+            args.state.location(&args.state_dir.join("state.json")),
+        ),
+        None => (
+            "sandbox".to_owned(),
+            args.state.location(&args.state_dir.join("sandbox").join("state.json")),
+        ),
+    }
 }
 
 /// Connects to the configured tenant, starting the sandbox when no URL is set.
@@ -155,7 +257,7 @@ pub async fn connect(
         is_sandbox: sandbox.is_some(),
         label,
         client,
-        state_path: args.state.clone().unwrap_or(default_state),
+        state: args.state.location(&default_state),
         _sandbox: sandbox,
     })
 }

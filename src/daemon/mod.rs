@@ -24,6 +24,15 @@
 //!
 //! Cancellation (SIGTERM): reads change nothing, so a Git fetch or a tenant read in progress is
 //! abandoned at once; writes in flight finish and are journaled, then the loop stops.
+//!
+//! One writer per state: the daemon leads while it holds the state's writer lock. A state file
+//! is one replica's (a second reconciler on it is refused at start). A shared state
+//! (PostgreSQL) lets replicas run side by side: the one holding the lock leads; the others are
+//! standby (they plan nothing and write nothing; `/status` names the leader, `/readyz` says
+//! standby) and try the lock every [`STANDBY_POLL`]. A leader that loses the lock (its database
+//! session ended) stops starting objects, lets the writes in flight finish (they can no longer
+//! be recorded: the next leader's plan finds them) and becomes standby; a new leader starts
+//! with a reconcile of the newest revision, from the state as last recorded.
 
 pub mod heal;
 pub mod outcome;
@@ -41,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use self::heal::Backoff;
 pub use self::outcome::Outcome;
 use self::reconcile::{Context, Pass, Reconciled};
+use self::status::Role;
 pub use self::status::{Problem, ReconcileRecord, Status, StatusHandle};
 pub use self::trigger::Trigger;
 use crate::live::Client;
@@ -49,6 +59,12 @@ use crate::pipeline::Overrides;
 use crate::snapshot::Snapshot;
 use crate::source::{self, Followed, SourceConfig};
 use crate::state::file;
+use crate::state::key::Keys;
+use crate::state::store::{self, Lock, Store};
+
+/// How often a standby replica tries the writer lock: a leader killed with `kill -9` is
+/// replaced within this (plus the time the database takes to notice a lost client: seconds).
+pub const STANDBY_POLL: Duration = Duration::from_secs(2);
 
 /// Whether the daemon applies or only plans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +95,10 @@ pub struct Config {
     pub strict: bool,
     /// Requests in flight at once.
     pub parallelism: usize,
-    /// The state file.
-    pub state_path: PathBuf,
+    /// Where the state lives.
+    pub store: std::sync::Arc<dyn Store>,
+    /// The key of secret digests.
+    pub keys: std::sync::Arc<Keys>,
     /// The tenant label recorded in the state (`sandbox` or the URL).
     pub tenant: String,
     /// Directory for `${file:PATH}`.
@@ -104,7 +122,7 @@ pub enum Error {
     },
     /// The state lock cannot be taken.
     #[error(transparent)]
-    Lock(file::Error),
+    Lock(store::Error),
     /// The directory watcher cannot start.
     #[error(transparent)]
     Source(#[from] source::Error),
@@ -140,15 +158,18 @@ impl Work {
     }
 }
 
-/// A started reconciler: it holds the state lock and follows its source; [`Daemon::run`] runs
-/// the loop.
+/// A started reconciler: it follows its source, and leads while it holds the state lock;
+/// [`Daemon::run`] runs the loop.
 pub struct Daemon {
     config: Config,
     source: Followed,
     handles: Handles,
+    /// Shutdown.
+    shutdown: CancellationToken,
+    /// Shutdown, or the loss of the writer lock: what stops the passes of one leadership.
     cancel: CancellationToken,
-    /// Held for the daemon's life: a second reconciler on the same state is refused.
-    _lock: file::Lock,
+    /// The writer lock, while this replica leads.
+    lock: Option<Lock>,
     /// The last valid snapshot (the drift check plans against it).
     last_good: Option<Snapshot>,
     /// The last revision reconciled and how it ended.
@@ -158,25 +179,39 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Takes the state lock, starts following the source (a directory watch starts at once)
-    /// and reports the mode and the source in the status. `cancel` stops the loop: reads in
-    /// flight are abandoned, writes in flight finish.
-    pub fn start(
+    /// Tries the state lock (a state file held by another process is an error; a shared
+    /// state makes this replica standby), starts following the source (a directory watch
+    /// starts at once) and reports the mode, the role and the source in the status. `cancel`
+    /// stops the loop: reads in flight are abandoned, writes in flight finish.
+    pub async fn start(
         config: Config,
         handles: Handles,
         cancel: CancellationToken,
     ) -> Result<Daemon, Error> {
-        let lock = file::Lock::acquire(&config.state_path).map_err(|e| match e {
-            file::Error::Locked { lock, holder, .. } => Error::Locked { lock, holder },
-            e => Error::Lock(e),
-        })?;
+        let lock = match config.store.try_lock().await {
+            Ok(lock) => Some(lock),
+            Err(store::Error::File(file::Error::Locked { lock, holder, .. })) => {
+                return Err(Error::Locked { lock, holder });
+            }
+            Err(e) if !config.store.is_shared() => return Err(Error::Lock(e)),
+            Err(e) => {
+                standby(&handles, &e);
+                None
+            }
+        };
         let description = config.source.describe();
+        let me = store::holder("run");
         handles.status.update(|s| {
             s.mode = match config.mode {
                 Mode::Apply => "apply".into(),
                 Mode::PlanOnly => "plan-only".into(),
             };
             s.source = description.clone();
+            s.state = config.store.describe();
+            if lock.is_some() {
+                s.role = Role::Leader;
+                s.leader = Some(me.clone());
+            }
         });
         let source = Followed::start(&config.source)?;
         tracing::info!(source = %description, mode = ?config.mode, "reconciler started");
@@ -184,26 +219,91 @@ impl Daemon {
             config,
             source,
             handles,
-            cancel,
-            _lock: lock,
+            shutdown: cancel.clone(),
+            cancel: cancel.child_token(),
+            lock,
             last_good: None,
             last_done: None,
             heal: Backoff::default(),
         })
     }
 
-    /// Runs the loop until the token is cancelled or every trigger sender is gone.
+    /// Runs the loop until the token is cancelled or every trigger sender is gone: standby
+    /// until the writer lock is had, then leading until it is lost, and so on.
     pub async fn run(mut self, mut triggers: mpsc::Receiver<Trigger>) {
+        loop {
+            if self.lock.is_none() && !self.wait_for_lock(&mut triggers).await {
+                break;
+            }
+            let Some(lost) = self.lock.as_ref().map(|l| l.lost().clone()) else { break };
+            // The passes of this leadership stop at shutdown or when the lock is lost.
+            self.cancel = self.shutdown.child_token();
+            let cancel = self.cancel.clone();
+            let stop = tokio::spawn(async move {
+                lost.cancelled().await;
+                cancel.cancel();
+            });
+            let more = self.lead(&mut triggers).await;
+            stop.abort();
+            if !more || self.shutdown.is_cancelled() {
+                break;
+            }
+            // The lock was lost: whatever was in flight is finished; standby from now on.
+            self.lock = None;
+            self.last_done = None;
+            let e = store::Error::LockLost {
+                state: self.config.store.describe(),
+                reason: "the database session ended".into(),
+            };
+            standby(&self.handles, &e);
+            tracing::warn!("{e}; standby until the lock is free again");
+        }
+        tracing::info!("reconciler stopped");
+    }
+
+    /// Standby: tries the writer lock every [`STANDBY_POLL`] until it has it (`true`), or
+    /// shutdown (`false`). Triggers are drained and ignored: the leader reconciles.
+    async fn wait_for_lock(&mut self, triggers: &mut mpsc::Receiver<Trigger>) -> bool {
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return false,
+                t = triggers.recv() => match t {
+                    Some(t) => tracing::debug!(trigger = t.name(), "standby: ignored (the leader reconciles)"),
+                    None => return false,
+                },
+                () = tokio::time::sleep(STANDBY_POLL) => match self.config.store.try_lock().await {
+                    Ok(lock) => {
+                        let me = store::holder("run");
+                        tracing::info!(state = %self.config.store.describe(), "took the writer lock: leading");
+                        self.handles.status.update(|s| {
+                            s.role = Role::Leader;
+                            s.leader = Some(me);
+                            s.problem(Problem::State, None);
+                        });
+                        self.lock = Some(lock);
+                        let _ = self.source.take_changed();
+                        return true;
+                    }
+                    Err(e) => standby(&self.handles, &e),
+                },
+            }
+        }
+    }
+
+    /// The leader's loop, until shutdown or the loss of the lock (`true`: lock lost, go on as
+    /// standby), or no trigger sender left (`false`).
+    async fn lead(&mut self, triggers: &mut mpsc::Receiver<Trigger>) -> bool {
         let cancel = self.cancel.clone();
         let mut next_poll = Instant::now();
         let mut next_drift = self.config.drift_interval.map(|d| Instant::now() + d);
         loop {
             let first = tokio::select! {
                 biased;
-                () = cancel.cancelled() => break,
+                () = cancel.cancelled() => return true,
                 t = triggers.recv() => match t {
                     Some(t) => t,
-                    None => break,
+                    None => return false,
                 },
                 () = self.source.changed() => Trigger::FilesChanged,
                 () = tokio::time::sleep_until(next_poll) => Trigger::Poll,
@@ -222,14 +322,13 @@ impl Daemon {
                 next_poll = Instant::now() + jittered(self.config.interval);
             }
             if cancel.is_cancelled() {
-                break;
+                return true;
             }
             if work.drift || next_drift.is_some_and(|d| Instant::now() >= d) {
                 self.drift_pass().await;
                 next_drift = self.config.drift_interval.map(|d| Instant::now() + d);
             }
         }
-        tracing::info!("reconciler stopped");
     }
 
     fn context(&self) -> Context<'_> {
@@ -343,6 +442,23 @@ impl Daemon {
         self.heal.record(ended.outcome);
         self.record("drift", Some(snapshot.revision.clone()), started, &ended);
     }
+}
+
+/// Reports this replica as standby: who leads, or why the lock cannot be tried.
+fn standby(handles: &Handles, why: &store::Error) {
+    handles.status.update(|s| {
+        s.role = Role::Standby;
+        match why.lock_holder() {
+            Some(holder) => {
+                s.leader = Some(holder.to_owned());
+                s.problem(Problem::State, None);
+            }
+            None => {
+                s.leader = None;
+                s.problem(Problem::State, Some(why.to_string()));
+            }
+        }
+    });
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -76,6 +76,7 @@ impl Reconciled {
 }
 
 /// What a pass works with: the configuration and the shared handles (never the loop's state).
+/// `cancel` is cancelled by shutdown and by the loss of the writer lock.
 pub(super) struct Context<'a> {
     pub config: &'a Config,
     pub handles: &'a Handles,
@@ -116,7 +117,7 @@ impl Context<'_> {
             secrets_dir: c.secrets_dir.clone(),
         };
         let specs = Specs::load(snapshot, &inputs);
-        let prepared = specs.prepare(&c.state_path, &c.tenant)?;
+        let prepared = specs.prepare(&*c.store, &c.tenant, &c.keys).await?;
         let refresh = matches!(pass, Pass::Drift { .. });
         // Listings and dry runs only read: on shutdown they are abandoned, not waited for.
         let planned = tokio::select! {
@@ -165,7 +166,8 @@ impl Context<'_> {
             let reasons = refusals.iter().map(|r| format!("{} ({})", r.message, r.hint));
             return Ok(Reconciled::refused(changes, reasons, "refusing to apply"));
         }
-        if !plan.has_changes() {
+        let migrating = c.mode == Mode::Apply && planned.prepared.needs_recording();
+        if !plan.has_changes() && !migrating {
             self.succeeded(&snapshot.revision);
             return Ok(Reconciled::ok(Outcome::NoChanges, 0, None));
         }
@@ -252,6 +254,9 @@ fn outcome_of(e: &pipeline::Error) -> Outcome {
         pipeline::Error::Secret { .. }
         | pipeline::Error::Live(_)
         | pipeline::Error::State(_)
+        | pipeline::Error::Key(_)
+        | pipeline::Error::KeyMismatch { .. }
+        | pipeline::Error::KeyMissing { .. }
         | pipeline::Error::TenantMismatch { .. }
         | pipeline::Error::Apply(_) => Outcome::Failed,
     }

@@ -61,6 +61,22 @@ pub enum Problem {
     Revision,
     /// The last drift check failed (cleared by the next successful drift check or reconcile).
     Drift,
+    /// The state's database cannot be reached to try the writer lock (cleared when it answers).
+    State,
+}
+
+/// Whether this replica holds the state's writer lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Not decided yet (starting).
+    #[default]
+    Starting,
+    /// Holds the writer lock: plans and applies.
+    Leader,
+    /// Another replica holds the lock: plans nothing, writes nothing, and takes over when the
+    /// leader goes away.
+    Standby,
 }
 
 /// The reconciler's status.
@@ -68,6 +84,13 @@ pub enum Problem {
 pub struct Status {
     /// `apply` or `plan-only`.
     pub mode: String,
+    /// Leader or standby.
+    pub role: Role,
+    /// Who holds the state's writer lock (this replica when it leads), as it names itself
+    /// (`pid N on HOST: run`); `None` when nobody does or it cannot be told.
+    pub leader: Option<String>,
+    /// Where the state lives (never a password).
+    pub state: String,
     /// The source (repository URL and ref, or directory).
     pub source: String,
     /// The revision last applied completely.

@@ -8,12 +8,14 @@
 use tokio_util::sync::CancellationToken;
 
 use super::plan::Planned;
+use super::prepare::{migrate, targets};
 use super::{Error, Result};
 use crate::apply::{self, Outcome, Progress};
 use crate::live::Client;
 use crate::plan::{self, Refusal, Safety};
 use crate::spec::RepoSettings;
-use crate::state::file::Store;
+use crate::state::store::Recorder;
+use crate::state::{Record, State};
 
 /// What the operator allows on top of the repository settings (`apply` and `run` flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,6 +60,10 @@ impl Planned<'_> {
 
     /// Carries out the plan in its order, recording every success in the state at once.
     /// Refuses ([`Error::Refused`]) before any write when [`Planned::refusals`] is not empty.
+    ///
+    /// The caller holds the state's lock. The state is created by the first record (nothing
+    /// applied: nothing created), the digest key of a file state by the first apply; the
+    /// migrated digests of a format 1 state are recorded first.
     pub async fn apply(
         &self,
         overrides: Overrides,
@@ -70,7 +76,26 @@ impl Planned<'_> {
             return Err(Error::Refused { refusals });
         }
         let prepared = &self.prepared;
-        let mut store = Store::open(&prepared.state_path, || prepared.state.clone())?;
+        let store = prepared.store;
+        let key = prepared.keys.ensure(&store.describe())?;
+        let mut recorder = Recorder::open(store, State::keyed(&prepared.tenant, key.id())).await?;
+        // Planned before any key existed: digest again with the key the state will keep, and
+        // migrate the salted digests of the state as recorded (not as planned in memory).
+        let rekeyed;
+        let (targets, migrated) = if prepared.provisional {
+            rekeyed = targets(prepared.desired(), Some(&prepared.specs.secrets), key.into())?;
+            let mut state = recorder.state().clone();
+            let migrated = migrate(&mut state, &rekeyed, &prepared.specs.secrets)?;
+            (&rekeyed[..], migrated)
+        } else {
+            (&prepared.targets[..], prepared.migrated.clone())
+        };
+        if recorder.state().key_id.as_deref() != Some(key.id().as_str()) {
+            recorder.record(Record::Key { key_id: key.id() }).await?;
+        }
+        for entry in migrated {
+            recorder.upsert(entry).await?;
+        }
         let options = apply::Options {
             parallelism: options.parallelism,
             revision: prepared.desired().revision.clone(),
@@ -79,8 +104,8 @@ impl Planned<'_> {
         };
         let outcome = apply::apply(
             &self.plan,
-            &prepared.targets,
-            &mut store,
+            targets,
+            &mut recorder,
             client,
             &prepared.specs.secrets,
             &options,

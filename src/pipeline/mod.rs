@@ -34,7 +34,7 @@ use crate::live;
 use crate::plan::Refusal;
 use crate::spec::LoadOptions;
 use crate::spec::secrets::InterpolateError;
-use crate::state::file;
+use crate::state::store;
 
 pub use self::apply::{ApplyOptions, Overrides};
 pub use self::plan::{OFFLINE_SALT, Offline, Planned, observe, plan_offline};
@@ -76,20 +76,41 @@ pub enum Error {
         "cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant): {0}"
     )]
     Live(#[from] live::Error),
-    /// The state file could not be read or written.
+    /// The state could not be read or written.
     #[error(transparent)]
-    State(#[from] file::Error),
-    /// The state file belongs to another tenant.
-    #[error(
-        "the state file `{path}` belongs to {found}, not {expected}: use another state file for this tenant"
-    )]
+    State(#[from] store::Error),
+    /// The digest key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] crate::state::key::Error),
+    /// The state belongs to another tenant.
+    #[error("{state} belongs to {found}, not {expected}: use another state for this tenant")]
     TenantMismatch {
-        /// The state file.
-        path: String,
+        /// The state.
+        state: String,
         /// The tenant recorded in it.
         found: String,
         /// The tenant in use.
         expected: String,
+    },
+    /// The state's secret digests were made with another key.
+    #[error(
+        "{state} was written with another digest key than {origin}: give the key it was written \
+         with (--digest-key-file or IMMUTA_GITOPS_DIGEST_KEY); nothing was planned"
+    )]
+    KeyMismatch {
+        /// The state.
+        state: String,
+        /// Where the key in use came from.
+        origin: String,
+    },
+    /// The state's secret digests need a key that is not there.
+    #[error(
+        "{state} was written with a digest key that is not available: restore its key file, or \
+         give the key (--digest-key-file or IMMUTA_GITOPS_DIGEST_KEY); nothing was planned"
+    )]
+    KeyMissing {
+        /// The state.
+        state: String,
     },
     /// The plan must not be carried out as is ([`Planned::refusals`]); nothing was written.
     #[error("refusing to apply: {}", refusals.iter().map(|r| format!("{} ({})", r.message, r.hint)).collect::<Vec<_>>().join("; "))]

@@ -1,16 +1,26 @@
 //! The first stage: the specs of a snapshot ([`Specs::load`]), then everything a plan is made
 //! from ([`Specs::prepare`]): valid specs, the state, and the comparable targets.
-
-use std::path::{Path, PathBuf};
+//!
+//! Preparing only reads: a state that does not exist is planned against as empty and created by
+//! the first record of an apply, so `plan` and `validate` never bind a state to a tenant.
+//!
+//! Secrets are compared by digests keyed with the state's digest key ([`Keys`]). Until a key
+//! exists (a file state before its first apply), the targets compare placeholders as written,
+//! under a key that is not secret, so a saved plan holds nothing to test guesses against and
+//! its apply, planned the same way, finds it fresh; the apply then makes the key and records
+//! keyed digests. A state written with salted digests (format 1) is migrated: an object whose
+//! salted digest matches the specs is unchanged, and the next apply records its keyed digest.
 
 use super::{Error, Inputs, Result};
 use crate::diagnostic::{Diagnostic, Severity, render};
 use crate::plan::{self, Target};
 use crate::secret_store::{self, ProcessSecrets};
 use crate::snapshot::Snapshot;
-use crate::spec::secrets::SecretSource;
+use crate::spec::secrets::{self, DigestKey, Digests, SecretSource};
 use crate::spec::{self, Desired, LoadOptions};
-use crate::state::{State, file};
+use crate::state::key::Keys;
+use crate::state::store::Store;
+use crate::state::{self, Entry, State};
 
 /// The specs of a snapshot, every diagnostic, and where their secrets come from.
 #[derive(Debug)]
@@ -70,19 +80,60 @@ impl Specs {
         require_valid(&self.diagnostics)
     }
 
-    /// Valid specs, the state of `tenant` at `state_path` (created empty, with a fresh salt,
-    /// when missing), and the comparable targets (secrets filled in and digested with the
-    /// state's salt). Fails on invalid specs: a spec error is never planned around.
-    pub fn prepare(&self, state_path: &Path, tenant: &str) -> Result<Prepared<'_>> {
+    /// Valid specs, the state of `tenant` in `store` (empty when nothing was applied yet:
+    /// nothing is created), and the comparable targets, secrets digested with the state's key
+    /// from `keys`. Fails on invalid specs (a spec error is never planned around), on a state
+    /// of another tenant, and on a state whose digests were made with another key.
+    pub async fn prepare<'a>(
+        &'a self,
+        store: &'a dyn Store,
+        tenant: &str,
+        keys: &'a Keys,
+    ) -> Result<Prepared<'a>> {
         self.require_valid()?;
-        let state = state_for(state_path, tenant)?;
-        let targets = targets(&self.desired, Some(&self.secrets), &state.salt)?;
+        let stored = store.load().await?;
+        if let Some(found) = stored.as_ref().filter(|s| s.tenant != tenant) {
+            return Err(Error::TenantMismatch {
+                state: store.describe(),
+                found: found.tenant.clone(),
+                expected: tenant.to_owned(),
+            });
+        }
+        let key = keys.current();
+        if let Some(recorded) = stored.as_ref().and_then(|s| s.key_id.as_deref()) {
+            match key {
+                Some(k) if k.id() == recorded => {}
+                Some(_) => {
+                    return Err(Error::KeyMismatch {
+                        state: store.describe(),
+                        origin: keys.origin().to_owned(),
+                    });
+                }
+                None => return Err(Error::KeyMissing { state: store.describe() }),
+            }
+        }
+        let exists = stored.is_some();
+        let public = DigestKey::public(tenant);
+        let (mut state, digest_key, secrets): (State, &DigestKey, Option<&dyn SecretSource>) =
+            match (stored, key) {
+                (Some(s), Some(k)) => (s, k, Some(&self.secrets)),
+                // A format 1 state before its key exists: compared in memory only.
+                (Some(s), None) => (s, &public, Some(&self.secrets)),
+                (None, Some(k)) => (State::keyed(tenant, k.id()), k, Some(&self.secrets)),
+                (None, None) => (State::new(tenant, ""), &public, None),
+            };
+        let targets = targets(&self.desired, secrets, digest_key.into())?;
+        let migrated = migrate(&mut state, &targets, &self.secrets)?;
         Ok(Prepared {
             specs: self,
             state,
             targets,
             tenant: tenant.to_owned(),
-            state_path: state_path.to_path_buf(),
+            store,
+            keys,
+            migrated,
+            provisional: key.is_none(),
+            exists,
         })
     }
 }
@@ -92,14 +143,25 @@ impl Specs {
 pub struct Prepared<'a> {
     /// The (valid) specs.
     pub specs: &'a Specs,
-    /// The state as it was read.
+    /// The state as it was read (empty when there is none), salted digests of unchanged secrets
+    /// already migrated in memory.
     pub state: State,
     /// One comparable target per desired object.
     pub targets: Vec<Target<'a>>,
     /// The tenant label (`sandbox` or the URL), recorded in the state and the plan.
     pub tenant: String,
     /// Where the state lives (`apply` records progress there).
-    pub state_path: PathBuf,
+    pub store: &'a dyn Store,
+    /// The digest key.
+    pub keys: &'a Keys,
+    /// Entries of a format 1 state whose salted digests match the specs, with keyed digests:
+    /// the next apply records them (no change is shown for them).
+    pub migrated: Vec<Entry>,
+    /// No digest key exists yet: the targets compare under a key that is not secret, and the
+    /// apply makes the key and digests again.
+    pub provisional: bool,
+    /// Whether a state exists (something was applied to this tenant).
+    pub exists: bool,
 }
 
 impl Prepared<'_> {
@@ -107,6 +169,50 @@ impl Prepared<'_> {
     pub fn desired(&self) -> &Desired {
         &self.specs.desired
     }
+
+    /// Whether an apply must record something even when the plan has no change: a format 1
+    /// state whose digests move to the key.
+    pub fn needs_recording(&self) -> bool {
+        !self.migrated.is_empty() || (self.exists && self.state.key_id.is_none())
+    }
+}
+
+/// Migrates the salted (format 1) digests of `state` in memory: an entry whose salted digest
+/// is what the specs give now is replaced by its target's entry (keyed digests, same payload),
+/// so the plan shows no change for it; the entries replaced are returned for the apply to
+/// record. Entries whose secrets or payload changed keep their salted digests and plan as
+/// updates.
+pub(super) fn migrate(
+    state: &mut State,
+    targets: &[Target<'_>],
+    secrets: &dyn SecretSource,
+) -> Result<Vec<Entry>> {
+    if state.salt.is_empty() {
+        return Ok(Vec::new());
+    }
+    let salt = state.salt.clone();
+    let mut migrated = Vec::new();
+    for t in targets {
+        let Some(entry) = state.get(t.object.kind, &t.object.key) else { continue };
+        if !secrets::has_salted_digest(&entry.payload) {
+            continue;
+        }
+        let salted =
+            plan::comparable(t.object, Some(secrets), salt.as_str()).map_err(|source| {
+                Error::Secret {
+                    object: format!("{} ({})", t.object.label(), t.object.location),
+                    source,
+                }
+            })?;
+        if state::payload_digest(&salted) == entry.digest {
+            let mut keyed = entry.clone();
+            keyed.payload = std::sync::Arc::clone(&t.comparable);
+            keyed.digest = t.digest.clone();
+            migrated.push(keyed);
+        }
+    }
+    state.upsert_all(migrated.iter().cloned());
+    Ok(migrated)
 }
 
 /// Fails with [`Error::Specs`] when any diagnostic is an error.
@@ -127,10 +233,10 @@ pub(super) fn require_valid(diags: &[Diagnostic]) -> Result<()> {
 pub(super) fn targets<'a>(
     desired: &'a Desired,
     secrets: Option<&dyn SecretSource>,
-    salt: &str,
+    digests: Digests<'_>,
 ) -> Result<Vec<Target<'a>>> {
     crate::parallel::map(&desired.objects, 32, |o| {
-        let comparable = plan::comparable(o, secrets, salt).map_err(|source| Error::Secret {
+        let comparable = plan::comparable(o, secrets, digests).map_err(|source| Error::Secret {
             object: format!("{} ({})", o.label(), o.location),
             source,
         })?;
@@ -140,28 +246,12 @@ pub(super) fn targets<'a>(
     .collect()
 }
 
-/// The state of `tenant` at `path`; created empty (with a fresh random salt) when missing, so
-/// that a saved plan and its apply digest secrets with the same salt.
-fn state_for(path: &Path, tenant: &str) -> Result<State> {
-    match file::load(path)? {
-        Some(state) if state.tenant != tenant => Err(Error::TenantMismatch {
-            path: path.display().to_string(),
-            found: state.tenant,
-            expected: tenant.to_owned(),
-        }),
-        Some(state) => Ok(state),
-        None => {
-            let bytes: [u8; 16] = rand::random();
-            let state = State::new(tenant, hex::encode(bytes));
-            file::save(path, &state)?;
-            Ok(state)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::state::file::{self, FileStore};
 
     fn inputs(dir: &Path) -> Inputs {
         Inputs { options: LoadOptions::default(), secrets_dir: dir.to_path_buf() }
@@ -172,27 +262,71 @@ mod tests {
         Specs::load(&Snapshot::from_texts([("a.yaml", text.to_owned())]), &inputs(dir))
     }
 
-    #[test]
-    fn invalid_specs_are_never_prepared() {
+    #[tokio::test]
+    async fn invalid_specs_are_never_prepared() {
         let dir = tempfile::tempdir().unwrap();
         let specs = one_file("[1, 2\n", dir.path());
         assert!(specs.has_errors());
-        let err = specs.prepare(&dir.path().join("state.json"), "t").unwrap_err();
+        let store = FileStore::new(&dir.path().join("state.json"), "test");
+        let keys = Keys::local(&dir.path().join("state.json.key")).unwrap();
+        let err = specs.prepare(&store, "t", &keys).await.unwrap_err();
         assert!(matches!(err, Error::Specs { errors: 1, .. }), "{err}");
         assert!(!dir.path().join("state.json").exists(), "no state is created for invalid specs");
     }
 
-    #[test]
-    fn a_state_of_another_tenant_is_refused_and_a_missing_one_is_created() {
+    #[tokio::test]
+    async fn preparing_creates_nothing_and_a_state_of_another_tenant_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let specs = one_file("name: Research\n", dir.path());
         let path = dir.path().join("state.json");
-        let prepared = specs.prepare(&path, "one").unwrap();
+        let store = FileStore::new(&path, "test");
+        let keys = Keys::local(&dir.path().join("state.json.key")).unwrap();
+        let prepared = specs.prepare(&store, "one", &keys).await.unwrap();
         assert_eq!(prepared.targets.len(), 1);
         assert_eq!(prepared.state.tenant, "one");
-        assert!(path.exists());
-        let err = specs.prepare(&path, "two").unwrap_err();
+        assert!(prepared.provisional && !prepared.exists);
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing is written");
+        file::save(&path, &State::new("one", "salt")).unwrap();
+        let err = specs.prepare(&store, "two", &keys).await.unwrap_err();
         assert!(matches!(err, Error::TenantMismatch { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn salted_digests_of_unchanged_secrets_migrate_without_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.txt"), "license-secret-1").unwrap();
+        let specs = one_file("licenseKey: \"${file:key.txt}\"\n", dir.path());
+        let path = dir.path().join("state.json");
+        // A format 1 state, written with the salted digests of the same secret.
+        let salted = targets(&specs.desired, Some(&specs.secrets), Digests::Salted("s1")).unwrap();
+        let mut v1 = State::new("t", "s1");
+        v1.upsert(salted[0].entry(Some(7), vec![], "r1", "now"));
+        file::save(&path, &v1).unwrap();
+        let store = FileStore::new(&path, "test");
+        let keys = Keys::given(b"0123456789abcdef0123", "test").unwrap();
+
+        let prepared = specs.prepare(&store, "t", &keys).await.unwrap();
+        assert_eq!(prepared.migrated.len(), 1);
+        assert!(prepared.needs_recording());
+        let entry = prepared.state.objects.first().unwrap();
+        assert_eq!(entry.digest, prepared.targets[0].digest, "no change is planned");
+        assert_eq!(entry.id, Some(7), "the rest of the entry is kept");
+        assert!(!secrets::has_salted_digest(&entry.payload));
+
+        // A secret that changed keeps its salted digest, and plans as an update.
+        std::fs::write(dir.path().join("key.txt"), "license-secret-2").unwrap();
+        let specs = one_file("licenseKey: \"${file:key.txt}\"\n", dir.path());
+        let prepared = specs.prepare(&store, "t", &keys).await.unwrap();
+        assert!(prepared.migrated.is_empty());
+        assert_ne!(prepared.state.objects[0].digest, prepared.targets[0].digest);
+
+        // A keyed state read with another key is refused, not planned as all-changed.
+        file::save(&path, &State::keyed("t", "0000000000000000")).unwrap();
+        let err = specs.prepare(&store, "t", &keys).await.unwrap_err();
+        assert!(matches!(err, Error::KeyMismatch { .. }), "{err}");
+        let none = Keys::local(&dir.path().join("missing.key")).unwrap();
+        let err = specs.prepare(&store, "t", &none).await.unwrap_err();
+        assert!(matches!(err, Error::KeyMissing { .. }), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A desired object as the planner compares it: its payload in canonical form, with secrets
-//! replaced by salted digests, and which objects need the tenant's dry run.
+//! replaced by digests, and which objects need the tenant's dry run.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::normalize;
 use super::observed::ObjectId;
-use crate::spec::secrets::{self, InterpolateError, SecretSource};
+use crate::spec::secrets::{self, Digests, InterpolateError, SecretSource};
 use crate::spec::{Kind, Object};
 use crate::state::{self, State};
 
@@ -16,7 +16,7 @@ use crate::state::{self, State};
 pub struct Target<'a> {
     /// The spec object.
     pub object: &'a Object,
-    /// Canonical payload with secrets as `(sensitive:<salted digest>)`; shared with the state
+    /// Canonical payload with secrets as `(sensitive:<digest>)`; shared with the state
     /// entries and plan changes made from it.
     pub comparable: Arc<Value>,
     /// [`state::payload_digest`] of `comparable`, computed once.
@@ -54,17 +54,18 @@ impl<'a> Target<'a> {
 
 /// The canonical, comparable form of a desired payload. With a secret source, placeholders are
 /// filled in first, so a changed secret value shows up as a changed digest; without one
-/// (`plan --base` in CI), placeholders are compared as written.
-pub fn comparable(
+/// (`plan --base` in CI), placeholders are compared as written. Secrets are digested as
+/// `digests` says (a key, or a format 1 state's salt).
+pub fn comparable<'k>(
     object: &Object,
     source: Option<&dyn SecretSource>,
-    salt: &str,
+    digests: impl Into<Digests<'k>>,
 ) -> Result<Value, InterpolateError> {
     let mut resolved = match source {
         Some(s) => secrets::interpolate(&object.payload, s)?,
         None => object.payload.clone(),
     };
-    secrets::mask_with_digests(&mut resolved, object.tainted_pointers(), salt);
+    secrets::mask_with_digests(&mut resolved, object.tainted_pointers(), digests);
     Ok(normalize::canonical_owned(resolved))
 }
 

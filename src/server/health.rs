@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::ServerState;
+use crate::daemon::status::Role;
 use crate::metrics::CONTENT_TYPE;
 
 /// Why `/readyz` answers 503 before the first successful reconcile, when the loop has not
@@ -20,9 +21,20 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: `200` once a reconcile succeeded (and while the last good revision stays
-/// applied, even when degraded), else `503`. Both answer a small JSON body with the reason.
+/// applied, even when degraded), else `503`. Both answer a small JSON body with the reason. A
+/// standby replica (another one holds the state's writer lock) is ready to take over: `200`,
+/// with `"role": "standby"` and the leader's name, so a rolling update can proceed.
 pub async fn readyz(State(state): State<ServerState>) -> Response {
     let status = state.status.snapshot();
+    if status.role == Role::Standby {
+        let body = json!({
+            "ready": true,
+            "role": "standby",
+            "leader": status.leader,
+            "degraded": status.degraded,
+        });
+        return (StatusCode::OK, Json(body)).into_response();
+    }
     if status.ready {
         let body = json!({
             "ready": true,

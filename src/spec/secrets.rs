@@ -7,11 +7,17 @@
 //!
 //! Every string that contains a placeholder, and every value of a known secret field (`password`,
 //! `clientSecret`, `token`, `userFiles[].content`, `licenseKey`...), is *tainted*: the loader
-//! records its JSON pointer, and every later stage masks it ([`mask`]) or compares it by a salted
+//! records its JSON pointer, and every later stage masks it ([`mask`]) or compares it by a
 //! digest ([`mask_with_digests`]). Nothing in this module ever puts a secret value into an error.
+//!
+//! Digests are keyed: HMAC-SHA-256 under a [`DigestKey`] that is kept outside the state (a file
+//! or an environment variable the operator provides), so a leaked state file allows no offline
+//! guessing of weak secrets. States written before keyed digests hold salted SHA-256 digests
+//! with the salt beside them ([`Digests::Salted`]); those are read, compared and migrated.
 
 use std::fmt;
 
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -283,27 +289,146 @@ pub fn mask<'a>(payload: &Value, tainted: impl IntoIterator<Item = &'a str>) -> 
     out
 }
 
-/// Replaces every tainted value of `value` (an interpolated payload) by
-/// `(sensitive:<digest>)`, a salted SHA-256 prefix of the real value. Two payloads that differ
-/// only in a secret then differ in the digest, so a changed password shows up in a plan (as
-/// "(sensitive) changed") without the value ever being stored or printed.
-pub fn mask_with_digests<'a>(
-    value: &mut Value,
-    tainted: impl IntoIterator<Item = &'a str>,
-    salt: &str,
-) {
-    for pointer in tainted {
-        if let Some(v) = value.pointer_mut(pointer) {
-            let digest = match &*v {
-                Value::String(s) => secret_digest(s, salt),
-                other => secret_digest(&other.to_string(), salt),
-            };
-            *v = Value::String(format!("(sensitive:{digest})"));
+/// The key of secret digests: HMAC-SHA-256 keys, kept outside the state. Its bytes are never
+/// printed (`Debug` shows its [`id`](DigestKey::id) only).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DigestKey(Vec<u8>);
+
+/// A digest key that is too short to resist guessing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the digest key has {len} byte(s); it needs at least {min}: use 32 random bytes, e.g. \
+     `head -c 32 /dev/urandom | base64`"
+)]
+pub struct ShortKey {
+    /// The length given.
+    pub len: usize,
+    /// [`DigestKey::MIN_LEN`].
+    pub min: usize,
+}
+
+impl DigestKey {
+    /// The shortest key accepted, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    /// A key from its bytes (at least [`DigestKey::MIN_LEN`]).
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<DigestKey, ShortKey> {
+        let bytes = bytes.into();
+        if bytes.len() < Self::MIN_LEN {
+            return Err(ShortKey { len: bytes.len(), min: Self::MIN_LEN });
+        }
+        Ok(DigestKey(bytes))
+    }
+
+    /// A key that is *not secret*, derived from `label`: for digests that never leave the
+    /// process or that hold no secret value (offline plans compare placeholders as written).
+    pub fn public(label: &str) -> DigestKey {
+        DigestKey(Sha256::digest(format!("immuta-gitops public digest key\0{label}")).to_vec())
+    }
+
+    /// The key's bytes: only to copy it into a key file (`state migrate`), never to show.
+    pub fn material(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC takes keys of any length: this cannot fail.
+        match Hmac::<Sha256>::new_from_slice(&self.0) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC-SHA-256 accepts keys of every length"),
+        }
+    }
+
+    /// The key's public name: 16 hex digits of HMAC(key, a fixed label). States record it, so
+    /// a state read with another key is told apart from secrets that changed.
+    pub fn id(&self) -> String {
+        let mut mac = self.mac();
+        mac.update(b"immuta-gitops digest key id");
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
+
+    /// The keyed digest of a secret value: 32 hex digits (128 bits) of HMAC-SHA-256.
+    pub fn digest(&self, value: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(value.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+}
+
+impl fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DigestKey(id {})", self.id())
+    }
+}
+
+/// How secret values are digested.
+#[derive(Debug, Clone, Copy)]
+pub enum Digests<'a> {
+    /// HMAC-SHA-256 under a key kept outside the state: `(sensitive:k:<32 hex>)`.
+    Keyed(&'a DigestKey),
+    /// Format 1 states: salted SHA-256 with the salt stored beside it, `(sensitive:<16 hex>)`.
+    /// Still computed to recognise (and migrate) digests of unchanged secrets.
+    Salted(&'a str),
+}
+
+impl<'a> From<&'a DigestKey> for Digests<'a> {
+    fn from(key: &'a DigestKey) -> Self {
+        Digests::Keyed(key)
+    }
+}
+
+impl<'a> From<&'a str> for Digests<'a> {
+    fn from(salt: &'a str) -> Self {
+        Digests::Salted(salt)
+    }
+}
+
+impl Digests<'_> {
+    /// The masked form of a secret value.
+    pub fn masked(&self, value: &str) -> String {
+        match self {
+            Digests::Keyed(key) => format!("(sensitive:k:{})", key.digest(value)),
+            Digests::Salted(salt) => format!("(sensitive:{})", secret_digest(value, salt)),
         }
     }
 }
 
-/// A salted digest of a secret value: 16 hex digits of SHA-256(salt ‖ 0 ‖ value).
+/// Replaces every tainted value of `value` (an interpolated payload) by
+/// `(sensitive:<digest>)`, a digest of the real value ([`Digests`]). Two payloads that differ
+/// only in a secret then differ in the digest, so a changed password shows up in a plan (as
+/// "(sensitive) changed") without the value ever being stored or printed.
+pub fn mask_with_digests<'a, 'k>(
+    value: &mut Value,
+    tainted: impl IntoIterator<Item = &'a str>,
+    digests: impl Into<Digests<'k>>,
+) {
+    let digests = digests.into();
+    for pointer in tainted {
+        if let Some(v) = value.pointer_mut(pointer) {
+            let masked = match &*v {
+                Value::String(s) => digests.masked(s),
+                other => digests.masked(&other.to_string()),
+            };
+            *v = Value::String(masked);
+        }
+    }
+}
+
+/// Whether `value` holds a salted (format 1) digest anywhere.
+pub fn has_salted_digest(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s
+            .strip_prefix("(sensitive:")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .is_some_and(|d| d.len() == 16 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+        Value::Array(items) => items.iter().any(has_salted_digest),
+        Value::Object(map) => map.values().any(has_salted_digest),
+        _ => false,
+    }
+}
+
+/// A salted digest of a secret value (format 1 states): 16 hex digits of
+/// SHA-256(salt ‖ 0 ‖ value).
 pub fn secret_digest(value: &str, salt: &str) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
@@ -387,6 +512,26 @@ mod tests {
         assert_ne!(a["connection"]["password"], b["connection"]["password"]);
         assert!(!a.to_string().contains("canary"));
         assert!(is_masked(a["connection"]["password"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn keyed_digests_depend_on_the_key_and_never_on_a_stored_salt() {
+        let key = DigestKey::new(*b"0123456789abcdef0123456789abcdef").unwrap();
+        let other = DigestKey::new(*b"fedcba9876543210fedcba9876543210").unwrap();
+        let mut a = json!({"password": "hunter2"});
+        mask_with_digests(&mut a, ["/password"], &key);
+        let masked = a["password"].as_str().unwrap();
+        assert!(masked.starts_with("(sensitive:k:") && masked.len() == "(sensitive:k:)".len() + 32);
+        assert!(is_masked(masked) && !has_salted_digest(&a));
+        let mut b = json!({"password": "hunter2"});
+        mask_with_digests(&mut b, ["/password"], &other);
+        assert_ne!(a, b, "another key, another digest");
+        assert_ne!(key.id(), other.id());
+        assert!(!format!("{key:?}").contains("0123"), "Debug never shows the key");
+        let mut legacy = json!({"password": "hunter2"});
+        mask_with_digests(&mut legacy, ["/password"], "salt");
+        assert!(has_salted_digest(&legacy));
+        assert_eq!(DigestKey::new(*b"short"), Err(ShortKey { len: 5, min: 16 }));
     }
 
     #[test]

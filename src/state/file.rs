@@ -1,14 +1,19 @@
-//! Reading and writing the state file: atomically, journaled, and under a lock.
+//! The file backend: the state as one JSON file, written atomically, journaled, and locked.
 //!
 //! A full write goes to a temporary file in the same directory, is flushed to disk, and is
 //! renamed over the old file, so a crash leaves either the old or the new state, never a torn
 //! one. During an apply, every successful object is recorded at once by appending one line to
-//! a journal next to the state (`<state>.journal`); [`load`] replays it (ignoring a torn last
-//! line), and [`Store::compact`] folds it into the state file at the end of the apply. So a run
+//! a journal next to the state (`<state>.journal`); [`load`] replays it, and
+//! [`FileStore`]'s compaction folds it into the state file at the end of the apply. So a run
 //! killed mid-apply resumes exactly where it stopped, and applying 10,000 objects does not
 //! rewrite a 10,000-entry file 10,000 times. (A journal line reaches the OS before the next
 //! object starts; only a power loss can lose the last lines, and the next plan then adopts
 //! those objects from the tenant.)
+//!
+//! The journal survives any number of crashes: a torn last line (the process died writing it)
+//! is dropped with a warning, what was journaled before it is kept, and the next apply folds
+//! the journal into the state before it appends anything, so a new record never lands behind a
+//! torn one. A line that a run of an older version glued to a torn one is recovered.
 //!
 //! A lock file next to the state (`<state>.lock`, held with an OS file lock that dies with the
 //! process) stops a second process from applying to the same state.
@@ -16,8 +21,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use super::{Entry, STATE_VERSION, State};
+use tokio_util::sync::CancellationToken;
+
+use super::store::{self, BoxFuture};
+use super::{Record, STATE_VERSION, State};
 
 /// State file errors.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +63,7 @@ pub enum Error {
     /// Another process holds the lock.
     #[error(
         "another immuta-gitops process ({holder}) holds the lock `{lock}` and is applying to \
-         `{path}`; wait for it to finish"
+         `{path}`; wait for it to finish (or pass --lock-timeout to wait)"
     )]
     Locked {
         /// The state file.
@@ -79,17 +88,8 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// One journal line.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum Record {
-    Upsert { entry: Entry },
-    Remove { kind: crate::spec::Kind, key: String },
-    Revision { revision: String },
-}
-
 /// Reads the state and replays its journal; `None` when there is neither (a first run adopts
-/// existing objects).
+/// existing objects). Never writes.
 pub fn load(path: &Path) -> Result<Option<State>> {
     let Some(mut state) = load_file(path)? else {
         return Ok(None);
@@ -98,24 +98,50 @@ pub fn load(path: &Path) -> Result<Option<State>> {
     Ok(Some(state))
 }
 
-fn replay(path: &Path, state: &mut State) -> Result<usize> {
+/// What a journal held.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Replayed {
+    /// Records applied.
+    records: usize,
+    /// Whether there is a journal file at all.
+    exists: bool,
+}
+
+/// Applies the journal's records to `state`. A torn last line is dropped with a warning; a
+/// line that fails to parse before the end is a corrupt journal, unless it is a torn record
+/// with a whole one glued behind it (what an older version appended after a crash), which is
+/// recovered.
+fn replay(path: &Path, state: &mut State) -> Result<Replayed> {
     let journal = sibling(path, ".journal");
-    let text = match fs::read_to_string(&journal) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+    let bytes = match fs::read(&journal) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replayed::default()),
         Err(e) => return Err(io(path)(e)),
     };
-    let mut n = 0;
-    let lines: Vec<&str> = text.lines().collect();
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.split('\n').filter(|l| !l.trim().is_empty()).collect();
+    let mut replayed = Replayed { records: 0, exists: true };
     for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str::<Record>(line) {
-            Ok(Record::Upsert { entry }) => state.upsert(entry),
-            Ok(Record::Remove { kind, key }) => {
-                state.remove(kind, &key);
+        let record = serde_json::from_str::<Record>(line).or_else(|e| {
+            // A torn record with a whole one behind it on the same line: keep the whole one.
+            match line.rfind(r#"{"op":"#).filter(|&at| at > 0) {
+                Some(at) => serde_json::from_str::<Record>(&line[at..]).map_err(|_| e),
+                None => Err(e),
             }
-            Ok(Record::Revision { revision }) => state.revision = Some(revision),
-            // A torn last line: the process died while writing it.
-            Err(_) if i + 1 == lines.len() => break,
+        });
+        match record {
+            Ok(record) => {
+                state.apply(&record);
+                replayed.records += 1;
+            }
+            Err(_) if i + 1 == lines.len() => {
+                tracing::warn!(
+                    journal = %journal.display(),
+                    kept = replayed.records,
+                    "the journal's last line is torn (a run died writing it): dropped; what was \
+                     journaled before it is kept"
+                );
+            }
             Err(e) => {
                 return Err(Error::Corrupt {
                     path: journal,
@@ -123,10 +149,8 @@ fn replay(path: &Path, state: &mut State) -> Result<usize> {
                 });
             }
         }
-        n += 1;
     }
-    state.serial += n as u64;
-    Ok(n)
+    Ok(replayed)
 }
 
 fn load_file(path: &Path) -> Result<Option<State>> {
@@ -139,7 +163,7 @@ fn load_file(path: &Path) -> Result<Option<State>> {
         .ok()
         .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
     if let Some(found) = version
-        && found > u64::from(STATE_VERSION)
+        && (found > u64::from(STATE_VERSION) || found == 0)
     {
         return Err(Error::Version {
             path: path.to_path_buf(),
@@ -173,93 +197,113 @@ pub fn save(path: &Path, state: &State) -> Result<()> {
     Ok(())
 }
 
-/// The state of an apply in progress: every change is journaled at once.
-#[derive(Debug)]
-pub struct Store {
-    path: PathBuf,
-    state: State,
-    journal: Option<File>,
-    pending: usize,
+fn remove_journal(path: &Path) -> Result<()> {
+    match fs::remove_file(sibling(path, ".journal")) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(path)(e)),
+    }
 }
 
-impl Store {
-    /// Opens the state at `path` (replaying and folding in any journal left by a killed run),
-    /// or starts `fresh` when there is none.
-    pub fn open(path: &Path, fresh: impl FnOnce() -> State) -> Result<Store> {
-        let mut state = match load_file(path)? {
-            Some(s) => s,
-            None => {
-                let s = fresh();
-                save(path, &s)?;
-                s
-            }
+/// The state file as a [`store::Store`]. Nothing is written until an apply records its first
+/// change.
+#[derive(Debug)]
+pub struct FileStore {
+    path: PathBuf,
+    holder: String,
+    /// The journal, opened for appending at the first record of an apply.
+    journal: Mutex<Option<File>>,
+}
+
+impl FileStore {
+    /// The store of the state file at `path`; `holder` is written into the lock file.
+    pub fn new(path: &Path, holder: &str) -> FileStore {
+        FileStore { path: path.to_path_buf(), holder: holder.to_owned(), journal: Mutex::new(None) }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn begin_sync(&self) -> Result<Option<State>> {
+        let Some(mut state) = load_file(&self.path)? else {
+            // A journal without a state file cannot be replayed onto anything: it is stale.
+            remove_journal(&self.path)?;
+            return Ok(None);
         };
-        let replayed = replay(path, &mut state)?;
-        let mut store = Store { path: path.to_path_buf(), state, journal: None, pending: replayed };
-        store.compact()?;
-        Ok(store)
+        if replay(&self.path, &mut state)?.exists {
+            // Fold it in now, so that new records never land behind a torn line.
+            save(&self.path, &state)?;
+            remove_journal(&self.path)?;
+        }
+        Ok(Some(state))
     }
 
-    /// The current state.
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
-    fn record(&mut self, record: &Record) -> Result<()> {
-        if self.journal.is_none() {
+    fn record_sync(&self, record: &Record) -> Result<()> {
+        let mut line = serde_json::to_vec(record)
+            .map_err(|e| Error::Corrupt { path: self.path.clone(), message: e.to_string() })?;
+        line.push(b'\n');
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        if journal.is_none() {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(sibling(&self.path, ".journal"))
                 .map_err(io(&self.path))?;
-            self.journal = Some(file);
+            *journal = Some(file);
         }
-        let mut line = serde_json::to_vec(record)
-            .map_err(|e| Error::Corrupt { path: self.path.clone(), message: e.to_string() })?;
-        line.push(b'\n');
-        if let Some(journal) = &mut self.journal {
-            journal.write_all(&line).map_err(io(&self.path))?;
+        if let Some(file) = journal.as_mut() {
+            file.write_all(&line).map_err(io(&self.path))?;
         }
-        self.pending += 1;
-        self.state.serial += 1;
         Ok(())
     }
 
-    /// Records an applied object.
-    pub fn upsert(&mut self, entry: Entry) -> Result<()> {
-        self.record(&Record::Upsert { entry: entry.clone() })?;
-        self.state.upsert(entry);
-        Ok(())
+    fn replace_sync(&self, state: &State) -> Result<()> {
+        save(&self.path, state)?;
+        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        remove_journal(&self.path)
+    }
+}
+
+impl store::Store for FileStore {
+    fn describe(&self) -> String {
+        format!("the state file `{}`", self.path.display())
     }
 
-    /// Records a deleted (or forgotten) object.
-    pub fn remove(&mut self, kind: crate::spec::Kind, key: &str) -> Result<()> {
-        self.record(&Record::Remove { kind, key: key.to_owned() })?;
-        self.state.remove(kind, key);
-        Ok(())
+    fn is_shared(&self) -> bool {
+        false
     }
 
-    /// Records the revision that is now completely applied.
-    pub fn set_revision(&mut self, revision: &str) -> Result<()> {
-        self.record(&Record::Revision { revision: revision.to_owned() })?;
-        self.state.revision = Some(revision.to_owned());
-        Ok(())
+    fn load(&self) -> BoxFuture<'_, store::Result<Option<State>>> {
+        Box::pin(async move { Ok(load(&self.path)?) })
     }
 
-    /// Writes the whole state atomically and drops the journal.
-    pub fn compact(&mut self) -> Result<()> {
-        if self.pending == 0 {
-            return Ok(());
-        }
-        save(&self.path, &self.state)?;
-        self.journal = None;
-        match fs::remove_file(sibling(&self.path, ".journal")) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&self.path)(e)),
-        }
-        self.pending = 0;
-        Ok(())
+    fn begin(&self) -> BoxFuture<'_, store::Result<Option<State>>> {
+        Box::pin(async move { Ok(self.begin_sync()?) })
+    }
+
+    fn create<'a>(&'a self, state: &'a State) -> BoxFuture<'a, store::Result<()>> {
+        Box::pin(async move { Ok(self.replace_sync(state)?) })
+    }
+
+    fn record<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, store::Result<()>> {
+        Box::pin(async move { Ok(self.record_sync(record)?) })
+    }
+
+    fn compact<'a>(&'a self, state: &'a State) -> BoxFuture<'a, store::Result<()>> {
+        Box::pin(async move { Ok(self.replace_sync(state)?) })
+    }
+
+    fn replace<'a>(&'a self, state: &'a State) -> BoxFuture<'a, store::Result<()>> {
+        Box::pin(async move { Ok(self.replace_sync(state)?) })
+    }
+
+    fn try_lock(&self) -> BoxFuture<'_, store::Result<store::Lock>> {
+        Box::pin(async move {
+            let lock = Lock::acquire_as(&self.path, &self.holder)?;
+            Ok(store::Lock::new(Box::new(lock), CancellationToken::new()))
+        })
     }
 }
 
@@ -273,6 +317,11 @@ pub struct Lock {
 impl Lock {
     /// Takes the lock on `state_path`, failing at once when another process holds it.
     pub fn acquire(state_path: &Path) -> Result<Lock> {
+        Lock::acquire_as(state_path, &format!("pid {}", std::process::id()))
+    }
+
+    /// As [`Lock::acquire`], naming the holder `holder` in the lock file.
+    pub fn acquire_as(state_path: &Path, holder: &str) -> Result<Lock> {
         let lock_path = sibling(state_path, ".lock");
         if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(io(state_path))?;
@@ -304,7 +353,7 @@ impl Lock {
             Err(fs::TryLockError::Error(e)) => return Err(io(state_path)(e)),
         }
         file.set_len(0).map_err(io(state_path))?;
-        let _ = write!(file, "pid {}", std::process::id());
+        let _ = write!(file, "{holder}");
         let _ = file.flush();
         Ok(Lock { _file: file, path: lock_path })
     }
@@ -318,6 +367,7 @@ impl Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::store::{Recorder, Store};
 
     #[test]
     fn a_missing_state_is_none_and_a_saved_state_reads_back() {
@@ -344,8 +394,18 @@ mod tests {
         assert!(matches!(load(&path), Err(Error::Version { found: 99, .. })));
     }
 
-    fn entry(key: &str) -> Entry {
-        Entry {
+    #[test]
+    fn a_format_1_state_reads_with_its_salt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let v1 = r#"{"version":1,"tenant":"t","salt":"abc","serial":3,"objects":[]}"#;
+        fs::write(&path, v1).unwrap();
+        let state = load(&path).unwrap().unwrap();
+        assert_eq!((state.salt.as_str(), state.key_id.as_deref(), state.serial), ("abc", None, 3));
+    }
+
+    fn entry(key: &str) -> crate::state::Entry {
+        crate::state::Entry {
             kind: crate::spec::Kind::Policy,
             key: key.into(),
             id: Some(1),
@@ -358,26 +418,63 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_killed_apply_resumes_from_the_journal() {
+    fn keys(state: &State) -> Vec<&str> {
+        state.objects.iter().map(|e| e.key.as_str()).collect()
+    }
+
+    fn tear(path: &Path) {
+        let mut journal = OpenOptions::new().append(true).open(sibling(path, ".journal")).unwrap();
+        journal.write_all(br#"{"op":"upsert","entry":{"kind":"pol"#).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_torn_journal_survives_any_number_of_crashes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let mut store = Store::open(&path, || State::new("sandbox", "salt")).unwrap();
-        store.upsert(entry("a")).unwrap();
-        store.upsert(entry("b")).unwrap();
-        store.remove(crate::spec::Kind::Policy, "a").unwrap();
-        // The process dies here, mid-write of a fourth record.
-        drop(store);
-        let mut journal = OpenOptions::new().append(true).open(sibling(&path, ".journal")).unwrap();
-        journal.write_all(br#"{"op":"upsert","entry":{"kind":"pol"#).unwrap();
-        let state = load(&path).unwrap().unwrap();
-        let keys: Vec<_> = state.objects.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["b"]);
-        // Opening the store folds the journal into the state file.
-        let store = Store::open(&path, || unreachable!()).unwrap();
-        assert_eq!(store.state().objects.len(), 1);
+        let store = FileStore::new(&path, "test");
+        for (round, key) in ["a", "b", "c"].into_iter().enumerate() {
+            // An apply records one object, then dies writing the next record.
+            let mut recorder = Recorder::open(&store, State::keyed("sandbox", "k")).await.unwrap();
+            assert_eq!(recorder.state().objects.len(), round, "what was journaled is kept");
+            recorder.upsert(entry(key)).await.unwrap();
+            drop(recorder);
+            *store.journal.lock().unwrap() = None;
+            tear(&path);
+            // Every read still works, and drops only the torn tail.
+            assert_eq!(keys(&load(&path).unwrap().unwrap()).len(), round + 1);
+        }
+        let mut recorder = Recorder::open(&store, State::keyed("sandbox", "k")).await.unwrap();
+        recorder.remove(crate::spec::Kind::Policy, "a").await.unwrap();
+        recorder.finish().await.unwrap();
+        assert_eq!(keys(&load_file(&path).unwrap().unwrap()), ["b", "c"]);
         assert!(!sibling(&path, ".journal").exists());
-        assert_eq!(load_file(&path).unwrap().unwrap().objects.len(), 1);
+    }
+
+    #[test]
+    fn a_record_glued_behind_a_torn_one_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        save(&path, &State::new("t", "s")).unwrap();
+        let whole = serde_json::to_string(&Record::Upsert { entry: entry("x") }).unwrap();
+        let text = format!("{{\"op\":\"upsert\",\"entr{whole}\n{{\"op\":\"rev");
+        fs::write(sibling(&path, ".journal"), text).unwrap();
+        assert_eq!(keys(&load(&path).unwrap().unwrap()), ["x"]);
+        fs::write(sibling(&path, ".journal"), "garbage\n{}\n").unwrap();
+        assert!(matches!(load(&path), Err(Error::Corrupt { .. })));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_written_before_the_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = FileStore::new(&path, "test");
+        assert_eq!(store.load().await.unwrap(), None);
+        let mut recorder = Recorder::open(&store, State::keyed("t", "k")).await.unwrap();
+        recorder.finish().await.unwrap();
+        assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "no file");
+        recorder.upsert(entry("a")).await.unwrap();
+        recorder.finish().await.unwrap();
+        assert_eq!(keys(&load(&path).unwrap().unwrap()), ["a"]);
     }
 
     #[test]

@@ -1,21 +1,30 @@
 //! The inventory of objects this tool manages: what was applied, when, and under which id.
 //!
 //! Immuta's V2 API cannot be read back field by field, so the state is what makes a plan
-//! possible: the last applied payload of every managed object (secrets as salted digests,
-//! never values), its Immuta id where one was returned, the revision and the time. Only objects
-//! in the state are ever deleted; objects created by hand on the tenant are never touched.
+//! possible: the last applied payload of every managed object (secrets as keyed digests, never
+//! values), its Immuta id where one was returned, the revision and the time. Only objects in
+//! the state are ever deleted; objects created by hand on the tenant are never touched.
 //!
-//! The types here are plain data (used by the pure planner); [`file`] reads and writes them.
+//! The types here ([`State`], [`Entry`], [`Record`]) are plain data, used by the pure planner.
+//! Where a state lives is a [`Store`](store::Store), one interface with two backends: the JSON
+//! file ([`file`], the default) and PostgreSQL ([`postgres`], shared by CI runners and
+//! reconciler replicas). [`store::Recorder`] records an apply through either; [`key`] holds
+//! the key of secret digests, which is never part of the state.
 
 pub mod file;
+pub mod key;
+pub mod postgres;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::spec::Kind;
 
-/// Current state file format.
-pub const STATE_VERSION: u32 = 1;
+/// Current state format. Version 2 digests secrets with a key kept outside the state
+/// (`key_id` names it); version 1 states (salted digests) are read and migrated by the next
+/// apply.
+pub const STATE_VERSION: u32 = 2;
 
 /// The state of one tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,8 +33,15 @@ pub struct State {
     pub version: u32,
     /// The tenant this state belongs to (its URL, or `sandbox`).
     pub tenant: String,
-    /// Random salt for secret digests (so equal secrets in two tenants' states do not match).
+    /// Format 1 only: the random salt of the secret digests made before keyed digests. Entries
+    /// still holding such digests are migrated by the next apply ([`crate::pipeline`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub salt: String,
+    /// The id of the digest key the secret digests are made with
+    /// ([`DigestKey::id`](crate::spec::secrets::DigestKey::id)), never the key itself: a state
+    /// read with another key is refused rather than planned with every secret "changed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// Incremented on every write.
     pub serial: u64,
     /// The last revision applied completely.
@@ -47,7 +63,8 @@ pub struct Entry {
     pub id: Option<i64>,
     /// SHA-256 of the canonical applied payload.
     pub digest: String,
-    /// The applied payload in canonical form; secrets are `(sensitive:<salted digest>)`.
+    /// The applied payload in canonical form; secrets are `(sensitive:<digest>)` (keyed, or
+    /// salted in a format 1 state).
     /// Shared with the plan that applied it (the canonical form of 10,000 objects is large).
     pub payload: std::sync::Arc<serde_json::Value>,
     /// `false` when the spec said `gitops: {prune: false}` (kept after the spec is removed).
@@ -61,17 +78,70 @@ pub struct Entry {
     pub names: Vec<String>,
 }
 
+/// One change to a state, as journaled: every backend records an apply as these, one at a time,
+/// each durable before the next object starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Record {
+    /// An object was applied (or adopted, or its protection changed).
+    Upsert {
+        /// Its new entry.
+        entry: Entry,
+    },
+    /// An object was deleted or forgotten.
+    Remove {
+        /// Kind.
+        kind: Kind,
+        /// Natural key.
+        key: String,
+    },
+    /// A revision was applied completely.
+    Revision {
+        /// The revision.
+        revision: String,
+    },
+    /// Secret digests are made with this key from now on (a state migrated from salted
+    /// digests, or a new one).
+    Key {
+        /// [`DigestKey::id`](crate::spec::secrets::DigestKey::id).
+        key_id: String,
+    },
+}
+
 impl State {
-    /// An empty state for `tenant`, with the given salt.
+    /// An empty state for `tenant`, with secret digests salted by `salt` (format 1; tests and
+    /// offline plans, whose digests never leave the process).
     pub fn new(tenant: impl Into<String>, salt: impl Into<String>) -> Self {
         State {
             version: STATE_VERSION,
             tenant: tenant.into(),
             salt: salt.into(),
+            key_id: None,
             serial: 0,
             revision: None,
             objects: Vec::new(),
         }
+    }
+
+    /// An empty state for `tenant` whose secret digests are made with the key `key_id` names.
+    pub fn keyed(tenant: impl Into<String>, key_id: impl Into<String>) -> Self {
+        State { key_id: Some(key_id.into()), ..State::new(tenant, "") }
+    }
+
+    /// Applies one journaled change.
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::Upsert { entry } => self.upsert(entry.clone()),
+            Record::Remove { kind, key } => {
+                self.remove(*kind, key);
+            }
+            Record::Revision { revision } => self.revision = Some(revision.clone()),
+            Record::Key { key_id } => {
+                self.key_id = Some(key_id.clone());
+                self.version = STATE_VERSION;
+            }
+        }
+        self.serial += 1;
     }
 
     fn position(&self, kind: Kind, key: &str) -> Result<usize, usize> {

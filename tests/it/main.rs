@@ -28,6 +28,15 @@ mod server;
 /// directory, with the emulator.
 mod daemon;
 
+/// The state backends behind one `Store` interface: one suite run against the file and a real
+/// PostgreSQL; locks, torn records, crashes, lost connections, migrations.
+mod state;
+
+/// PostgreSQL state end to end through the binary: CI jobs on fresh runners, concurrent
+/// applies, the database going away, two `run` replicas and a killed leader, `state` commands,
+/// read-only commands that write nothing, and salted digests migrated.
+mod shared_state;
+
 /// Secret hygiene: canaries in every secret-bearing field, scanned for in every output.
 mod secrets;
 

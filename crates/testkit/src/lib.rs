@@ -1,7 +1,7 @@
 //! Test support for immuta-gitops, shared by the integration tests (`tests/it`) and the
 //! benchmark (`benches/reconcile`): temporary spec trees, Git fixtures served by `git daemon`,
-//! and a tenant (the in-process emulator, a state directory, the real binary) for `plan`/`apply`
-//! tests.
+//! a tenant (the in-process emulator, a state directory, the real binary) for `plan`/`apply`
+//! tests, and a real PostgreSQL for the state's PostgreSQL backend.
 //!
 //! The kit is a library, so it cannot know where Cargo put the binary under test
 //! (`CARGO_BIN_EXE_*` is set only for a package's own tests and benches): callers pass that path
@@ -16,6 +16,7 @@ use immuta_gitops::spec::model::RULE_TYPES;
 use immuta_gitops::spec::secrets::SECRET_FIELDS;
 
 pub mod git;
+pub mod postgres;
 pub mod tenant;
 
 /// The repository root (where the workspace's `Cargo.toml` is).

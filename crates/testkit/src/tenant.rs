@@ -18,7 +18,9 @@ use immuta_gitops::spec::envfile::EnvValues;
 use immuta_gitops::spec::secrets::SecretSource;
 use immuta_gitops::spec::{self, LoadOptions};
 use immuta_gitops::state::State;
-use immuta_gitops::state::file::Store;
+use immuta_gitops::state::file::FileStore;
+use immuta_gitops::state::key::{self, Keys};
+use immuta_gitops::state::store::Recorder;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -789,15 +791,18 @@ pub async fn reconcile(
         return Err(format!("spec error: {d}"));
     }
     let secrets = Vars { vars, defaults: desired.env_defaults.clone() };
+    // The key file the binary uses for this state (made here when missing, as an apply does).
+    let keys = Keys::local(&key::local_path(state_path)).map_err(|e| e.to_string())?;
+    let key = keys.ensure("the test state").map_err(|e| e.to_string())?.clone();
+    let file = FileStore::new(state_path, "pid 0 on test: in-process apply");
     let mut store =
-        Store::open(state_path, || State::new(label, hex::encode(rand::random::<[u8; 16]>())))
-            .map_err(|e| e.to_string())?;
+        Recorder::open(&file, State::keyed(label, key.id())).await.map_err(|e| e.to_string())?;
     let state = store.state().clone();
     let targets: Vec<Target<'_>> = desired
         .objects
         .iter()
         .map(|o| {
-            plan::comparable(o, Some(&secrets), &state.salt)
+            plan::comparable(o, Some(&secrets), &key)
                 .map(|comparable| Target::new(o, comparable))
                 .map_err(|e| e.to_string())
         })
