@@ -804,3 +804,27 @@ fn the_image_and_the_sidecar_manifest_listen_where_probes_reach() {
         .expect("the state volume");
     assert!(volume["persistentVolumeClaim"]["claimName"].is_string(), "{volume}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_repository_is_followed_by_file_url_or_by_path() {
+    let emulator = Emulator::start_with(emulator_config()).await.unwrap();
+    let repo = GitFixture::new();
+    repo.write("specs/a.yaml", purpose("Alpha"));
+    let first = repo.commit("first");
+    let file_url = format!("file://{}", repo.served().display());
+    let state = SpecDir::new();
+    let daemon =
+        Reconciler::start(&emulator, state.path(), &["--repo", &file_url, "--path", "specs"], &[]);
+    daemon.wait_for("the first commit", |s| applied(s) == Some(first.as_str())).await;
+    assert_eq!(purposes(&emulator).await, ["Alpha"]);
+    drop(daemon);
+
+    // The work tree's path (a checkout, not a URL) is followed too.
+    repo.write("specs/b.yaml", purpose("Beta"));
+    let second = repo.commit("second");
+    let work = repo.work().display().to_string();
+    let daemon =
+        Reconciler::start(&emulator, state.path(), &["--repo", &work, "--path", "specs"], &[]);
+    daemon.wait_for("the second commit", |s| applied(s) == Some(second.as_str())).await;
+    assert_eq!(purposes(&emulator).await, ["Alpha", "Beta"]);
+}
