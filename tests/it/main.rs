@@ -25,6 +25,10 @@ mod validate;
 /// completions, the manual page, Terraform-style `-flag` spellings.
 mod cli;
 
+/// The Kubernetes manifests (docs/kubernetes.md, deploy/): structure and Pod Security
+/// "restricted".
+mod manifests;
+
 /// The reconciler's HTTP server over real HTTP on 127.0.0.1: webhook authentication and
 /// nudges (read from the trigger channel), health, readiness, `/status` and `/metrics`.
 mod server;
