@@ -644,9 +644,18 @@ async fn plan_only_never_writes_and_json_logs_are_one_object_per_line() {
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
         assert!(event.is_object() && event["level"].is_string(), "{line}");
     }
-    let messages: Vec<&str> = log.iter().filter_map(|l| l.split("\"message\":\"").nth(1)).collect();
-    assert!(messages.iter().any(|m| m.starts_with("reconciled")), "{log:#?}");
-    assert!(messages.iter().any(|m| m.starts_with("reconciler stopped")), "{log:#?}");
+    // Flat lines: `level`, `msg` and the fields at the top level.
+    let events: Vec<Value> = log.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let planned = events
+        .iter()
+        .find(|e| e["msg"].as_str().is_some_and(|m| m.starts_with("planned revision dir:")))
+        .unwrap_or_else(|| panic!("{log:#?}"));
+    assert_eq!(planned["level"], "info");
+    assert_eq!(planned["outcome"], "planned");
+    assert_eq!(planned["changes"], 2);
+    assert!(planned["objects"].as_str().unwrap().contains("create purpose \"Alpha\""), "{planned}");
+    assert!(planned.get("fields").is_none(), "{planned}");
+    assert!(events.iter().any(|e| e["msg"] == "reconciler stopped"), "{log:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -817,6 +826,11 @@ async fn a_local_repository_is_followed_by_file_url_or_by_path() {
         Reconciler::start(&emulator, state.path(), &["--repo", &file_url, "--path", "specs"], &[]);
     daemon.wait_for("the first commit", |s| applied(s) == Some(first.as_str())).await;
     assert_eq!(purposes(&emulator).await, ["Alpha"]);
+    // The log names the revision the way Flux does, and the objects applied.
+    daemon.wait_for_log(&format!("applied revision main@sha1:{first}")).await;
+    let log = daemon.log().join("\n");
+    assert!(log.contains(r#"objects="create purpose \"Alpha\"""#), "{log}");
+    assert!(!log.contains("Some("), "no Rust Debug text in logs:\n{log}");
     drop(daemon);
 
     // The work tree's path (a checkout, not a URL) is followed too.
