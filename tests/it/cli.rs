@@ -95,3 +95,26 @@ fn terraform_style_single_dash_flags_are_understood() {
     assert_eq!(code, 1);
     assert!(stderr.contains("unexpected argument"), "{stderr}");
 }
+
+#[test]
+fn the_install_action_and_the_docs_pin_this_release() {
+    let root = crate::support::repo_root();
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let action = read("action.yml");
+    assert!(action.contains(&format!("default: \"{version}\"")), "action.yml installs {version}");
+    let ci = read("docs/ci.md");
+    assert!(ci.contains(&format!("version: {version}")), "docs/ci.md pins {version}");
+    assert!(!ci.contains("cargo install"), "docs/ci.md installs the release, not from source");
+    // The action's targets are the ones the release workflow builds.
+    let release = read(".github/workflows/release.yml");
+    for target in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
+        assert!(action.contains(target) && release.contains(target), "{target}");
+    }
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.contains("\nFROM scratch\n") && dockerfile.contains("\nUSER 10001:10001\n"));
+    let ignored = read(".dockerignore");
+    for entry in [".git", "target", ".immuta-gitops"] {
+        assert!(ignored.lines().any(|l| l == entry), ".dockerignore lacks {entry}");
+    }
+}
