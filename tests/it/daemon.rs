@@ -506,12 +506,12 @@ async fn sighup_reconciles_now_and_sigterm_abandons_a_slow_tenant_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_hanging_git_fetch_exits_promptly() {
     let emulator = Emulator::start_with(emulator_config()).await.unwrap();
-    // Accepts the connection and never answers: libgit2 would wait for its 2 min timeout.
+    // Accepts the connection and never answers: the fetch would wait for its 2 min timeout.
     let silent = SilentServer::start();
     let state = SpecDir::new();
     let mut daemon = Reconciler::start(&emulator, state.path(), &["--repo", &silent.url()], &[]);
     daemon.wait_for_log("reconciler started").await;
-    // The first poll fetches at once; give it a moment to be inside libgit2.
+    // The first poll fetches at once; give it a moment to be inside the blocking Git read.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(daemon.status().await["history"].as_array().unwrap().is_empty(), "still fetching");
     let started = Instant::now();
