@@ -17,11 +17,22 @@
 //! | `api_retries_total` | counter | `endpoint`, `reason` |
 //! | `drift_items` | gauge | `kind` |
 //! | `license_seats_used`, `license_seats` | gauge | |
-//! | `license_days_to_expiry` | gauge (absent when the license does not expire) | |
+//! | `license_expiry_timestamp_seconds` | gauge (unix seconds; absent when no license expires) | |
 //! | `webhook_deliveries_total` | counter | `provider`, `result` |
+//! | `build_info` | gauge = 1 | `version`, `commit`, `build_date` |
 //!
 //! Labels stay low-cardinality: results and reasons are fixed words, endpoints are the
 //! templates the client passes (`/api/v2/data/{key}`), never URLs with keys or ids in them.
+//!
+//! Families with a closed set of labels (`reconciles_total` by result, `drift_items` by kind,
+//! `changes_total` by kind and action, `webhook_deliveries_total` by provider and result) have
+//! every series from the start, at 0, so that `absent()` and `rate()` alerts work before the
+//! first event. Times are in seconds and timestamps in unix seconds (Prometheus' base units):
+//! alert on `immuta_gitops_license_expiry_timestamp_seconds - time() < 30 * 86400`.
+//!
+//! `/metrics` answers OpenMetrics to a scraper that asks for it (`Accept:
+//! application/openmetrics-text`, as Prometheus does) and the Prometheus text format 0.0.4
+//! otherwise ([`Metrics::render_text`]; what `promtool check metrics` and `curl` read).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,8 +51,30 @@ use crate::spec::Kind;
 /// The prefix of every series name.
 pub const PREFIX: &str = "immuta_gitops";
 
-/// The content type `/metrics` answers with.
+/// The content type of [`Metrics::render`] (OpenMetrics).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of [`Metrics::render_text`] (the Prometheus text format).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `result` labels of `reconciles_total`: every outcome a pass records (a pass abandoned
+/// by shutdown is never recorded). The spellings are the daemon's `Outcome::as_str`.
+pub const RECONCILE_RESULTS: [&str; 9] = [
+    "applied",
+    "no_changes",
+    "planned",
+    "drift",
+    "invalid",
+    "refused",
+    "failed",
+    "source_error",
+    "unchanged_revision",
+];
+
+/// The `provider` and `result` labels of `webhook_deliveries_total`.
+const WEBHOOK_PROVIDERS: [&str; 3] = ["github", "gitlab", "unknown"];
+const WEBHOOK_RESULTS: [&str; 5] =
+    ["accepted", "ignored", "unauthorized", "bad_request", "unavailable"];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -89,6 +122,13 @@ struct WebhookLabels {
     result: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
+    build_date: &'static str,
+}
+
 /// A gauge without labels that can be absent (a family whose only member has no labels).
 type OptionalGauge = Family<[(&'static str, &'static str); 0], Gauge>;
 
@@ -126,8 +166,9 @@ pub struct Metrics {
     drift_items: Family<KindLabels, Gauge>,
     license_seats_used: Gauge,
     license_seats: Gauge,
-    license_days_to_expiry: OptionalGauge,
+    license_expiry: OptionalGauge,
     webhook_deliveries: Family<WebhookLabels, Counter>,
+    build_info: Family<BuildLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -153,11 +194,42 @@ impl Metrics {
             drift_items: Family::default(),
             license_seats_used: Gauge::default(),
             license_seats: Gauge::default(),
-            license_days_to_expiry: Family::default(),
+            license_expiry: Family::default(),
             webhook_deliveries: Family::default(),
+            build_info: Family::default(),
         };
         metrics.register();
+        metrics.initialise();
         metrics
+    }
+
+    /// Creates every series of the closed label sets at 0, and `build_info`.
+    fn initialise(&self) {
+        for result in RECONCILE_RESULTS {
+            let _ = self.reconciles.get_or_create(&ResultLabels { result: result.to_owned() });
+        }
+        for kind in Kind::ALL {
+            let _ = self.drift_items.get_or_create(&KindLabels { kind: kind.as_str() });
+            for action in Action::ALL.into_iter().filter(|a| *a != Action::NoOp) {
+                let labels = ChangeLabels { kind: kind.as_str(), action: action.as_str() };
+                let _ = self.changes.get_or_create(&labels);
+            }
+        }
+        for provider in WEBHOOK_PROVIDERS {
+            for result in WEBHOOK_RESULTS {
+                let _ = self.webhook_deliveries.get_or_create(&WebhookLabels {
+                    provider: provider.to_owned(),
+                    result: result.to_owned(),
+                });
+            }
+        }
+        self.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: env!("IMMUTA_GITOPS_COMMIT"),
+                build_date: env!("IMMUTA_GITOPS_BUILD_DATE"),
+            })
+            .set(1);
     }
 
     /// Registers every series (borrowing the registry and the families disjointly).
@@ -214,15 +286,21 @@ impl Metrics {
             self.license_seats_used.clone(),
         );
         registry.register("license_seats", "License seats available", self.license_seats.clone());
-        registry.register(
-            "license_days_to_expiry",
-            "Days until the license expires (absent when it does not)",
-            self.license_days_to_expiry.clone(),
+        registry.register_with_unit(
+            "license_expiry_timestamp",
+            "When the license expires, unix seconds (absent when no license expires)",
+            Unit::Seconds,
+            self.license_expiry.clone(),
         );
         registry.register(
             "webhook_deliveries",
             "Webhook deliveries, by provider and result",
             self.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "build_info",
+            "The running binary: version, commit and build date (value is always 1)",
+            self.build_info.clone(),
         );
     }
 
@@ -234,6 +312,12 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode the metrics");
         }
         text
+    }
+
+    /// Every series in the Prometheus text format 0.0.4: the OpenMetrics exposition without
+    /// `# UNIT` and `# EOF`, with counter families named by their `_total` samples.
+    pub fn render_text(&self) -> String {
+        openmetrics_to_text(&self.render())
     }
 
     /// A reconcile finished with `result` (the spelling of the daemon's `Outcome`: `applied`,
@@ -276,17 +360,17 @@ impl Metrics {
         self.drift_items.get_or_create(&KindLabels { kind: kind.as_str() }).set(items);
     }
 
-    /// The license status: seats used and available, and days to expiry (`None`: no expiry,
-    /// and the series is removed).
-    pub fn license(&self, seats_used: i64, seats: i64, days_to_expiry: Option<i64>) {
+    /// The license status: seats used and available, and when the license expires in unix
+    /// seconds (`None`: no expiry, and the series is removed).
+    pub fn license(&self, seats_used: i64, seats: i64, expires_at: Option<i64>) {
         self.license_seats_used.set(seats_used);
         self.license_seats.set(seats);
-        match days_to_expiry {
-            Some(days) => {
-                self.license_days_to_expiry.get_or_create(&[]).set(days);
+        match expires_at {
+            Some(at) => {
+                self.license_expiry.get_or_create(&[]).set(at);
             }
             None => {
-                self.license_days_to_expiry.remove(&[]);
+                self.license_expiry.remove(&[]);
             }
         }
     }
@@ -301,6 +385,34 @@ impl Metrics {
             })
             .inc();
     }
+}
+
+/// The Prometheus text format 0.0.4 of an OpenMetrics exposition (as prometheus-client writes
+/// it): `# UNIT` lines and `# EOF` dropped, and a counter family's `# HELP` and `# TYPE` named by
+/// its samples (`x_total`), which is how the text format names counters.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 impl crate::live::Observer for Metrics {
@@ -349,7 +461,8 @@ mod tests {
         };
         assert_eq!(got("github", "accepted"), Some(2));
         assert_eq!(got("gitlab", "unauthorized"), Some(1));
-        assert_eq!(got("gitlab", "accepted"), None);
+        // Initialised at 0 (a closed label set), not absent.
+        assert_eq!(got("gitlab", "accepted"), Some(0));
     }
 
     #[test]
@@ -367,14 +480,67 @@ mod tests {
     }
 
     #[test]
-    fn days_to_expiry_disappears_without_expiry() {
+    fn the_expiry_timestamp_disappears_without_expiry() {
         let m = Metrics::new();
-        m.license(3, 10, Some(30));
-        assert!(m.render().contains("immuta_gitops_license_days_to_expiry 30\n"));
+        m.license(3, 10, Some(1_800_000_000));
+        assert!(m.render().contains("immuta_gitops_license_expiry_timestamp_seconds 1800000000\n"));
         m.license(3, 10, None);
         let text = m.render();
-        assert!(!text.contains("immuta_gitops_license_days_to_expiry "), "{text}");
+        assert!(!text.contains("immuta_gitops_license_expiry_timestamp_seconds "), "{text}");
         assert!(text.contains("immuta_gitops_license_seats 10\n"), "{text}");
+    }
+
+    #[test]
+    fn closed_label_sets_start_at_zero_and_build_info_is_set() {
+        let text = Metrics::new().render();
+        for result in RECONCILE_RESULTS {
+            let line = format!("immuta_gitops_reconciles_total{{result=\"{result}\"}} 0\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(text.contains("immuta_gitops_drift_items{kind=\"policy\"} 0\n"), "{text}");
+        assert!(
+            text.contains("immuta_gitops_changes_total{kind=\"policy\",action=\"create\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "immuta_gitops_webhook_deliveries_total{provider=\"github\",result=\"accepted\"} 0\n"
+            ),
+            "{text}"
+        );
+        let build = format!(
+            "immuta_gitops_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("IMMUTA_GITOPS_COMMIT"),
+            env!("IMMUTA_GITOPS_BUILD_DATE")
+        );
+        assert!(text.contains(&build), "{text}");
+    }
+
+    #[test]
+    fn the_reconcile_results_are_the_recorded_outcomes() {
+        let recorded: Vec<&str> = crate::daemon::Outcome::ALL
+            .into_iter()
+            .filter(|o| *o != crate::daemon::Outcome::Cancelled)
+            .map(|o| o.as_str())
+            .collect();
+        assert_eq!(recorded, RECONCILE_RESULTS);
+    }
+
+    #[test]
+    fn the_text_format_names_counters_by_their_samples_and_drops_openmetrics_lines() {
+        let m = Metrics::new();
+        m.reconcile("applied", Duration::from_millis(5));
+        let text = m.render_text();
+        assert!(text.contains("# TYPE immuta_gitops_reconciles_total counter\n"), "{text}");
+        assert!(text.contains("# HELP immuta_gitops_reconciles_total Reconciles"), "{text}");
+        assert!(text.contains("immuta_gitops_reconciles_total{result=\"applied\"} 1\n"));
+        assert!(text.contains("# TYPE immuta_gitops_reconcile_duration_seconds histogram\n"));
+        assert!(!text.contains("# UNIT") && !text.contains("# EOF"), "{text}");
+        // Every family has its help text.
+        let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+        assert_eq!(families, helps);
     }
 
     #[test]

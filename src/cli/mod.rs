@@ -4,20 +4,30 @@
 //! code. Errors that end a command early are `anyhow` errors printed with their cause chain;
 //! this is the only code that uses `anyhow`.
 //!
-//! One file per subcommand (`validate`, `plan`, `apply`, `run`, `license`, `schema`, `state`), plus
-//! [`tenant`] (which tenant a command talks to) and the helpers every command shares, written
-//! once here: the async [`runtime`], the shutdown signals ([`stop_signal`]), reading a secret
-//! from a file or the environment ([`secret_from_file_or_env`]), and printing.
+//! One file per subcommand (`validate`, `plan`, `apply`, `run`, `license`, `schema`,
+//! `state`, `version`, `completion`, `man`), plus [`tenant`] (which tenant a command talks to), [`args`]
+//! (Terraform-style `-flag` spellings), [`logs`] (flat JSON log lines) and the helpers every
+//! command shares, written once here: the async [`runtime`], the shutdown signals
+//! ([`stop_signal`]), reading a secret from a file or the environment
+//! ([`secret_from_file_or_env`]), and printing.
+//!
+//! Exit codes: 0 success (and `--help`, `--version`), 1 any error including a usage error (an
+//! unknown flag or subcommand, a bad value), 2 only for `plan --detailed-exitcode` with changes.
 
 mod apply;
+mod args;
+mod completion;
 mod emulator;
 mod license;
+mod logs;
+mod man;
 mod plan;
 mod run;
 mod schema;
 mod state;
 mod tenant;
 mod validate;
+mod version;
 
 use std::future::Future;
 use std::io::Write;
@@ -25,12 +35,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 /// GitOps reconciler for the Immuta data-governance platform.
 #[derive(Debug, Parser)]
-#[command(name = "immuta-gitops", version, about, long_about = None)]
+#[command(name = "immuta-gitops", version = version::LONG_VERSION, about, long_about = None)]
 pub struct Cli {
     /// When to use colours.
     #[arg(long, value_enum, global = true, default_value_t = ColorWhen::Auto)]
@@ -76,6 +86,12 @@ enum Command {
     State(state::StateArgs),
     /// Run an emulator of the documented Immuta API (a sandbox tenant for demos and tests).
     Emulator(emulator::EmulatorArgs),
+    /// Print the version, the commit and the build date.
+    Version(version::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell).
+    Completion(completion::CompletionArgs),
+    /// Print the manual page (roff), or write one page per command with --out-dir.
+    Man(man::ManArgs),
 }
 
 /// Exit code for success.
@@ -87,7 +103,16 @@ pub const EXIT_CHANGES: u8 = 2;
 
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = args::normalize(std::env::args_os().collect(), &Cli::command());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap exits 2 on usage errors; 2 is reserved for "changes present"
+            // (`plan --detailed-exitcode`), so a usage error is 1 like every other error.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { EXIT_OK });
+        }
+    };
     let choice = match cli.color {
         ColorWhen::Auto => anstream::ColorChoice::Auto,
         ColorWhen::Always => anstream::ColorChoice::Always,
@@ -104,6 +129,9 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(&args),
         Command::State(args) => state::run(&args),
         Command::Emulator(args) => emulator::run(args),
+        Command::Version(args) => version::run(&args),
+        Command::Completion(args) => completion::run(&args),
+        Command::Man(args) => man::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -120,7 +148,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, as text or JSON lines; `RUST_LOG` sets the level.
+/// Logs to stderr, as text or flat JSON lines ([`logs::FlatJson`]); `RUST_LOG` sets the level.
 fn init_logging(format: LogFormat, long_running: bool) {
     let default = if long_running { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -128,7 +156,7 @@ fn init_logging(format: LogFormat, long_running: bool) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second initialisation (never in the binary) is harmless: ignore it.
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder.event_format(logs::FlatJson).try_init(),
         LogFormat::Text => {
             builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
         }

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Overrides;
 use crate::server::{self, ServerState, WebhookConfig};
 use crate::source::SourceConfig;
-use crate::source::remote::{self, GitAuth, GitRef, GitSourceConfig};
+use crate::source::remote::{GitAuth, GitRef, GitSourceConfig};
 use crate::spec;
 
 /// What `run` does with a plan.
@@ -32,7 +32,8 @@ pub enum RunMode {
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Git repository to follow (https://, ssh://, git@host:path, git://, file://).
+    /// Git repository to follow: https://, ssh://, git@host:path, git://, file://, or the path
+    /// of a local repository.
     #[arg(long, value_name = "URL", conflicts_with = "dir", required_unless_present = "dir")]
     pub repo: Option<String>,
     /// Branch to follow (default: main).
@@ -109,6 +110,31 @@ fn sub_path(path: &str) -> anyhow::Result<PathBuf> {
     Ok(trimmed.to_path_buf())
 }
 
+/// `--repo` as a URL: a URL or `user@host:path` as given, a local repository's path as the
+/// `file://` URL of its absolute path (so the cache is the same from any working directory).
+fn repo_url(repo: &str) -> anyhow::Result<String> {
+    if repo.contains("://") {
+        return Ok(repo.to_owned());
+    }
+    let path = Path::new(repo);
+    if path.exists() {
+        let absolute = std::fs::canonicalize(path)
+            .with_context(|| format!("--repo `{repo}`: cannot resolve the path"))?;
+        let Some(absolute) = absolute.to_str() else {
+            bail!("--repo `{repo}`: the path is not valid UTF-8");
+        };
+        return Ok(format!("file://{absolute}"));
+    }
+    // `git@github.com:org/repo.git`: scp-like SSH syntax (a colon before any slash).
+    if repo.find(':').is_some_and(|colon| repo.find('/').is_none_or(|slash| colon < slash)) {
+        return Ok(repo.to_owned());
+    }
+    bail!(
+        "--repo `{repo}` is neither a URL (https://, ssh://, git@host:path, git://, file://) nor \
+         an existing local repository"
+    )
+}
+
 fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
     if let Some(dir) = &args.dir {
         if !dir.is_dir() {
@@ -127,6 +153,7 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
         });
     }
     let Some(url) = &args.repo else { bail!("pass --repo URL or --dir PATH") };
+    let url = repo_url(url)?;
     let reference = match (&args.branch, &args.tag, &args.commit) {
         (_, Some(t), _) => GitRef::Tag(t.clone()),
         (_, _, Some(c)) => GitRef::Commit(c.clone()),
@@ -140,7 +167,7 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
     } else if let Some(key) =
         secret_from_file_or_env(args.ssh_key_file.as_deref(), "IMMUTA_GITOPS_SSH_KEY", None)?
     {
-        GitAuth::SshKey { user: "git".into(), private_key: key, passphrase: None }
+        GitAuth::SshKey { user: "git".into(), private_key: key }
     } else if args.ssh_agent {
         GitAuth::SshAgent
     } else {
@@ -180,11 +207,6 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
             SourceConfig::Dir { .. } => None,
         },
     };
-    if let SourceConfig::Git(g) = &source {
-        // SAFETY: called once, before any thread uses libgit2 (no fetch has started yet).
-        unsafe { remote::init_git_timeouts(g.connect_timeout, g.transfer_timeout) }
-            .context("cannot set the Git timeouts")?;
-    }
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let metrics = Arc::new(Metrics::new());
@@ -248,7 +270,7 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
         drop(tenant);
         Ok(ExitCode::from(EXIT_OK))
     });
-    // A fetch abandoned on shutdown may still sit in a blocking libgit2 call (a silent server):
+    // A fetch abandoned on shutdown may still sit in a blocking Git call (a silent server):
     // do not wait for it beyond a short grace.
     runtime.shutdown_timeout(ABANDONED_READS_GRACE);
     result

@@ -214,7 +214,11 @@ impl Daemon {
             }
         });
         let source = Followed::start(&config.source)?;
-        tracing::info!(source = %description, mode = ?config.mode, "reconciler started");
+        let mode = match config.mode {
+            Mode::Apply => "apply",
+            Mode::PlanOnly => "plan-only",
+        };
+        tracing::info!(source = %description, mode, "reconciler started");
         Ok(Daemon {
             config,
             source,
@@ -354,12 +358,40 @@ impl Daemon {
             changes: ended.changes,
             message: ended.message.clone(),
         };
-        if outcome.is_problem() {
-            tracing::warn!(trigger, %outcome, message = ?ended.message, "reconcile did not complete");
-        } else {
-            tracing::info!(trigger, %outcome, changes = ended.changes, "reconciled");
-        }
+        self.log_reconcile(trigger, record.revision.as_deref(), record.duration_ms, ended);
         self.handles.status.update(|s| s.record(record));
+    }
+
+    /// One log line per pass that names the revision (`main@sha1:<id>`, as Flux does) and the
+    /// objects changed; never Rust debug text. Problems are warnings.
+    fn log_reconcile(
+        &self,
+        trigger: &'static str,
+        revision: Option<&str>,
+        duration_ms: u64,
+        ended: &Reconciled,
+    ) {
+        let outcome = ended.outcome;
+        let label = revision.map(|r| self.config.source.revision_label(r)).unwrap_or_default();
+        let objects = objects_text(&ended.objects);
+        let detail = ended.message.as_deref().unwrap_or_default();
+        let msg = match outcome {
+            Outcome::Applied => format!("applied revision {label}"),
+            Outcome::NoChanges => format!("revision {label} is in sync: no changes"),
+            Outcome::Planned => format!("planned revision {label} (plan-only): {detail}"),
+            Outcome::Drift => format!("drift from revision {label}: {objects}"),
+            Outcome::UnchangedRevision | Outcome::SourceError => detail.to_owned(),
+            Outcome::Invalid | Outcome::Refused | Outcome::Failed => {
+                format!("revision {label} not applied ({outcome}): {detail}")
+            }
+            Outcome::Cancelled => "cancelled".to_owned(),
+        };
+        let changes = ended.changes;
+        if outcome.is_problem() {
+            tracing::warn!(trigger, %outcome, revision = %label, changes, duration_ms, objects, "{msg}");
+        } else {
+            tracing::info!(trigger, %outcome, revision = %label, changes, duration_ms, objects, "{msg}");
+        }
     }
 
     async fn source_pass(&mut self, trigger: &'static str, force: bool) {
@@ -466,6 +498,17 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The objects of a pass for its log line: `create purpose "Alpha", update policy "x"`, the
+/// first 20 and a count of the rest.
+fn objects_text(objects: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = objects.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if objects.len() > SHOWN {
+        text.push_str(&format!(" and {} more", objects.len() - SHOWN));
+    }
+    text
 }
 
 /// `interval` plus a random jitter of up to a tenth, so replicas and restarts spread out.

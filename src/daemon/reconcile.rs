@@ -15,8 +15,10 @@ use super::outcome::Outcome;
 use super::status::PlanSummary;
 use super::{Config, Handles, Mode, short};
 use crate::apply::{ObjectResult, Progress, Status as ApplyStatus};
+use crate::live;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, ApplyOptions, Inputs, Planned, Specs};
+use crate::plan::observed::{LicenseStatus, LiveLicense};
 use crate::plan::{self, Action, Change, Observed, Plan};
 use crate::secret_store;
 use crate::snapshot::Snapshot;
@@ -45,11 +47,19 @@ pub struct Reconciled {
     pub message: Option<String>,
     /// Why the daemon is degraded after this pass (`None`: nothing is wrong as far as it saw).
     pub problem: Option<String>,
+    /// The objects the pass changed, or would change (`create purpose "Fraud"`), for the log.
+    pub objects: Vec<String>,
 }
 
 impl Reconciled {
     pub(super) fn ok(outcome: Outcome, changes: usize, message: Option<String>) -> Reconciled {
-        Reconciled { outcome, changes, message, problem: None }
+        Reconciled { outcome, changes, message, problem: None, objects: Vec::new() }
+    }
+
+    /// The same, naming the objects it changed or would change.
+    fn with_objects(mut self, objects: Vec<String>) -> Reconciled {
+        self.objects = objects;
+        self
     }
 
     /// An unsuccessful pass: `message` for the history, `problem` for `degraded`.
@@ -59,7 +69,13 @@ impl Reconciled {
         message: String,
         problem: String,
     ) -> Reconciled {
-        Reconciled { outcome, changes, message: Some(message), problem: Some(problem) }
+        Reconciled {
+            outcome,
+            changes,
+            message: Some(message),
+            problem: Some(problem),
+            objects: Vec::new(),
+        }
     }
 
     /// A plan that must not be applied: the `reasons` joined for the history, and `why` before
@@ -154,7 +170,9 @@ impl Context<'_> {
             }
             if !heal {
                 let message = format!("drift: {}", items.join(", "));
-                return Ok(Reconciled::ok(Outcome::Drift, changes, Some(message)));
+                return Ok(
+                    Reconciled::ok(Outcome::Drift, changes, Some(message)).with_objects(items)
+                );
             }
         }
         if !plan.errors.is_empty() {
@@ -173,7 +191,14 @@ impl Context<'_> {
         }
         if c.mode == Mode::PlanOnly {
             self.handles.status.update(|s| s.ready = true);
-            return Ok(Reconciled::ok(Outcome::Planned, changes, Some(plan.summary_line())));
+            let planned_objects = plan
+                .changes
+                .iter()
+                .filter(|c| c.action != Action::NoOp)
+                .map(|c| format!("{} {}", c.action.verb(), c.id))
+                .collect();
+            return Ok(Reconciled::ok(Outcome::Planned, changes, Some(plan.summary_line()))
+                .with_objects(planned_objects));
         }
         self.apply(&planned, snapshot).await
     }
@@ -192,13 +217,22 @@ impl Context<'_> {
         let outcome =
             planned.apply(self.config.overrides, &self.handles.client, &options, &progress).await?;
         let changes = outcome.writes();
+        let done: Vec<&ObjectResult> =
+            outcome.results.iter().filter(|r| r.status.is_done()).collect();
+        if done.iter().any(|r| r.id.kind == Kind::License) {
+            // Seats and expiry changed: refresh the license metrics now, not at the next
+            // drift check.
+            self.refresh_license_metrics().await;
+        }
+        let objects = done.iter().map(|r| format!("{} {}", r.action.verb(), r.id)).collect();
         if outcome.is_success() {
             self.succeeded(&snapshot.revision);
             return Ok(Reconciled::ok(
                 Outcome::Applied,
                 changes,
                 Some(planned.plan.summary_line()),
-            ));
+            )
+            .with_objects(objects));
         }
         let failures: Vec<String> = outcome
             .results
@@ -218,7 +252,8 @@ impl Context<'_> {
                 failures.join("; ")
             )
         };
-        Ok(Reconciled::problem(Outcome::Failed, changes, message.clone(), message))
+        Ok(Reconciled::problem(Outcome::Failed, changes, message.clone(), message)
+            .with_objects(objects))
     }
 
     fn succeeded(&self, revision: &str) {
@@ -233,15 +268,41 @@ impl Context<'_> {
     fn license_metrics(&self, observed: &Observed) {
         let inv = &observed.inventory;
         if let Some(status) = &inv.license_status {
-            let now = SystemTime::now();
-            let days = inv
-                .licenses
-                .iter()
-                .flatten()
-                .filter_map(|l| l.expires.as_deref().and_then(|e| plan::days_until(e, now)))
-                .max();
-            self.handles.metrics.license(status.active_users, status.seats, days);
+            self.record_licenses(inv.licenses.as_deref().unwrap_or_default(), status);
         }
+    }
+
+    /// Reads the licenses again (after an apply that changed one) for the metrics. A failure
+    /// only leaves the metrics as they were: the next read updates them.
+    async fn refresh_license_metrics(&self) {
+        match live::read_licenses(&self.handles.client).await {
+            Ok((licenses, Some(status))) => self.record_licenses(&licenses, &status),
+            Ok((_, None)) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot refresh the license metrics"),
+        }
+    }
+
+    fn record_licenses(&self, licenses: &[LiveLicense], status: &LicenseStatus) {
+        let expires_at = licenses
+            .iter()
+            .filter_map(|l| l.expires.as_deref().and_then(expiry_unix_seconds))
+            .max();
+        self.handles.metrics.license(status.active_users, status.seats, expires_at);
+    }
+}
+
+/// A license's expiry (`2027-01-31` or an RFC 3339 time) in unix seconds: the same reading as
+/// the license warnings ([`plan::days_until`]), at second precision.
+fn expiry_unix_seconds(expires: &str) -> Option<i64> {
+    let days = plan::days_until(expires, SystemTime::UNIX_EPOCH)?;
+    let text =
+        if expires.len() == 10 { format!("{expires}T00:00:00Z") } else { expires.to_owned() };
+    match humantime::parse_rfc3339_weak(text.trim_end_matches('Z')) {
+        Ok(at) => at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_secs()).ok()),
+        Err(_) => Some(days * 86_400),
     }
 }
 
@@ -284,4 +345,16 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn license_expiry_is_read_in_unix_seconds() {
+        assert_eq!(expiry_unix_seconds("1970-01-02"), Some(86_400));
+        assert_eq!(expiry_unix_seconds("2027-01-31T12:00:00Z"), Some(1_801_396_800));
+        assert_eq!(expiry_unix_seconds("never"), None);
+    }
 }

@@ -232,12 +232,22 @@ impl Client {
                 "the Immuta URL `{base}` must start with https:// (or http:// for a local emulator)"
             )));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("immuta-gitops/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+            .user_agent(concat!("immuta-gitops/", env!("CARGO_PKG_VERSION")));
+        if base.starts_with("http://") {
+            // Plain HTTP (the sandbox, a local emulator) needs no trust store: do not load the
+            // system's CA certificates, which an image may lack and which cost CPU every run.
+            builder = builder.tls_certs_only(std::iter::empty());
+        }
+        let http = builder.build().map_err(|e| {
+            let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+            Error::Config(format!(
+                "cannot build the HTTPS client{cause}; install the system's CA certificates \
+                 (Debian: ca-certificates) or point SSL_CERT_FILE at a PEM bundle"
+            ))
+        })?;
         let credential = |k: SecretString| Credential { api_key: k, token: Mutex::new(None) };
         Ok(Client {
             inner: Arc::new(Inner {

@@ -397,7 +397,10 @@ fn decode_purposes(listed: &[Value]) -> Result<Vec<LivePurpose>> {
     Ok(out)
 }
 
-async fn read_licenses(client: &Client) -> Result<(Vec<LiveLicense>, Option<LicenseStatus>)> {
+/// The tenant's licenses and its seat status (APPLICATION_ADMIN): what `inventory` reads for
+/// licenses, also read on its own after an apply that changed a license, so that the license
+/// metrics are fresh.
+pub async fn read_licenses(client: &Client) -> Result<(Vec<LiveLicense>, Option<LicenseStatus>)> {
     let list = client.send_ok(&Request::get("/admin/license", "/admin/license").admin()).await?;
     let items = match &list {
         Value::Array(a) => a.clone(),

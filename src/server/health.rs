@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::ServerState;
 use crate::daemon::status::Role;
-use crate::metrics::CONTENT_TYPE;
+use crate::metrics::{CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
 /// Why `/readyz` answers 503 before the first successful reconcile, when the loop has not
 /// said anything more specific.
@@ -49,9 +49,19 @@ pub async fn readyz(State(state): State<ServerState>) -> Response {
     }
 }
 
-/// `GET /metrics`: every series in the OpenMetrics text format.
-pub async fn metrics(State(state): State<ServerState>) -> Response {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.render()).into_response()
+/// `GET /metrics`: every series, in OpenMetrics when the scraper accepts it (Prometheus asks
+/// for it), else in the Prometheus text format 0.0.4 (`curl`, `promtool check metrics`).
+pub async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.render()).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], state.metrics.render_text()).into_response()
+    }
 }
 
 /// `GET /status`: the reconciler's [`Status`](crate::daemon::Status) as JSON, never cached.

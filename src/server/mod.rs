@@ -12,7 +12,7 @@
 //! | `POST /webhook` | GitHub or GitLab push deliveries, authenticated, then a nudge ([`webhook`]) |
 //! | `GET /healthz`  | `200 ok` while the process runs |
 //! | `GET /readyz`   | `200` once a reconcile succeeded, else `503` with the reason |
-//! | `GET /metrics`  | Prometheus series in the OpenMetrics text format ([`crate::metrics`]) |
+//! | `GET /metrics`  | Prometheus series: OpenMetrics if accepted, else text 0.0.4 ([`crate::metrics`]) |
 //! | `GET /status`   | the [`Status`](crate::daemon::Status) as JSON, never cached |
 //!
 //! Unknown paths answer 404 and known paths with the wrong method 405. Every request is traced

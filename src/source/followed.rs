@@ -46,6 +46,18 @@ impl SourceConfig {
             SourceConfig::Dir { root, .. } => format!("directory {}", root.display()),
         }
     }
+
+    /// How logs name a revision of this source, as Flux does: `main@sha1:<id>` for a branch
+    /// or a tag, `sha1:<id>` for a pinned commit, the content digest of a directory as is.
+    pub fn revision_label(&self, revision: &str) -> String {
+        match self {
+            SourceConfig::Git(g) => match &g.reference {
+                remote::GitRef::Commit(_) => format!("sha1:{revision}"),
+                reference => format!("{}@sha1:{revision}", reference.name()),
+            },
+            SourceConfig::Dir { .. } => revision.to_owned(),
+        }
+    }
 }
 
 /// A followed source.
@@ -150,6 +162,13 @@ mod tests {
             rescan_every: Duration::from_secs(3600),
         };
         assert_eq!(config.describe(), format!("directory {}", dir.path().display()));
+        assert_eq!(config.revision_label("dir:abc"), "dir:abc");
+        let git = SourceConfig::Git(GitSourceConfig::new(
+            "https://h/r.git",
+            remote::GitRef::Branch("refs/heads/main".into()),
+            "/c",
+        ));
+        assert_eq!(git.revision_label("0123"), "main@sha1:0123");
         let mut followed = Followed::start(&config).unwrap();
         let first = followed.fetch(None).await.unwrap().unwrap();
         assert_eq!(followed.fetch(Some(&first.revision)).await.unwrap(), None);

@@ -42,31 +42,36 @@ pub fn read_revision_like(
     known: &Snapshot,
 ) -> Result<Snapshot> {
     let shown = repo_dir.display().to_string();
-    let git = |e: git2::Error| Error::Git { path: shown.clone(), message: e.message().to_owned() };
-    let repo = git2::Repository::discover(repo_dir).map_err(git)?;
-    let object = repo.revparse_single(rev).map_err(|e| Error::Git {
-        path: shown.clone(),
-        message: format!(
-            "revision `{rev}` not found ({}); fetch it first (e.g. `git fetch origin main`)",
-            e.message()
-        ),
-    })?;
-    let commit = object.peel_to_commit().map_err(git)?;
+    let git = |message: String| Error::Git { path: shown.clone(), message };
+    let repo = gix::discover(repo_dir).map_err(|e| git(e.to_string()))?;
+    let commit = repo
+        .rev_parse_single(rev)
+        .map_err(|e| {
+            git(format!(
+                "revision `{rev}` not found ({e}); fetch it first (e.g. `git fetch origin main`)"
+            ))
+        })?
+        .object()
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| git(e.to_string()))?;
+    let hash = repo.object_hash();
     let known: Known = known
         .files
         .iter()
         .filter_map(|f| match &f.content {
-            FileContent::Bytes(bytes) => git2::Oid::hash_object(git2::ObjectType::Blob, bytes)
-                .ok()
-                .map(|id| (id, Arc::clone(bytes))),
+            FileContent::Bytes(bytes) => {
+                gix::objs::compute_hash(hash, gix::objs::Kind::Blob, bytes)
+                    .ok()
+                    .map(|id| (id, Arc::clone(bytes)))
+            }
             _ => None,
         })
         .collect();
-    match read_tree(&repo, &commit, sub_path, include, max_file_size, &known).map_err(git)? {
+    match read_tree(&commit, sub_path, include, max_file_size, &known).map_err(git)? {
         Some(snapshot) => Ok(snapshot),
         // The spec root does not exist at that revision: an empty tree, not an error (a PR that
         // adds the spec tree plans everything as new).
-        None => Ok(Snapshot::new(commit.id().to_string(), Vec::new())),
+        None => Ok(Snapshot::new(commit.id.to_string(), Vec::new())),
     }
 }
 
@@ -79,104 +84,89 @@ pub fn read_revision_like(
 /// inflated, and submodules (commit entries) are skipped. Any error reading an object is returned:
 /// a tree that cannot be read completely is never a partial snapshot.
 pub(super) fn read_tree(
-    repo: &git2::Repository,
-    commit: &git2::Commit<'_>,
+    commit: &gix::Commit<'_>,
     sub_path: &str,
     include: fn(&str) -> bool,
     max_file_size: u64,
     known: &Known,
-) -> std::result::Result<Option<Snapshot>, git2::Error> {
-    let root = commit.tree()?;
+) -> std::result::Result<Option<Snapshot>, String> {
+    let text = |e: gix::Error| e.to_string();
+    let root = commit.tree().map_err(text)?;
     let prefix = sub_path.trim_start_matches("./").trim_matches('/');
     let tree = if prefix.is_empty() {
         root
     } else {
-        match root.get_path(Path::new(prefix)) {
-            Ok(entry) if entry.kind() == Some(git2::ObjectType::Tree) => {
-                entry.to_object(repo)?.peel_to_tree()?
+        match root.lookup_entry_by_path(prefix).map_err(text)? {
+            Some(entry) if entry.mode().is_tree() => {
+                entry.object().and_then(|o| o.peel_to_tree()).map_err(text)?
             }
-            Ok(_) => {
-                return Err(git2::Error::new(
-                    git2::ErrorCode::Invalid,
-                    git2::ErrorClass::Tree,
-                    format!("`{prefix}` is not a directory"),
-                ));
-            }
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+            Some(_) => return Err(format!("`{prefix}` is not a directory")),
+            None => return Ok(None),
         }
     };
-    let odb = repo.odb()?;
     let mut files = Vec::new();
-    let mut failure = None;
-    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        let name = String::from_utf8_lossy(entry.name_bytes());
+    walk(&tree, "", include, max_file_size, known, &mut files)?;
+    Ok(Some(Snapshot::new(commit.id.to_string(), files)))
+}
+
+/// Pre-order walk of `tree` (entries in Git's order, a directory's files where it stands),
+/// appending the included files under `dir` to `files`.
+fn walk(
+    tree: &gix::Tree<'_>,
+    dir: &str,
+    include: fn(&str) -> bool,
+    max_file_size: u64,
+    known: &Known,
+    files: &mut Vec<SnapshotFile>,
+) -> std::result::Result<(), String> {
+    let text = |e: gix::Error| e.to_string();
+    for entry in tree.iter() {
+        let entry = entry.map_err(text)?;
+        let name = String::from_utf8_lossy(entry.filename());
         if name.starts_with('.') {
-            return git2::TreeWalkResult::Skip;
-        }
-        if entry.kind() != Some(git2::ObjectType::Blob) {
-            return git2::TreeWalkResult::Ok;
+            continue;
         }
         let path = format!("{dir}{name}");
-        if !include(&path) {
-            return git2::TreeWalkResult::Ok;
+        let mode = entry.mode();
+        if mode.is_tree() {
+            let sub = entry.object().and_then(|o| o.peel_to_tree()).map_err(text)?;
+            walk(&sub, &format!("{path}/"), include, max_file_size, known, files)?;
+            continue;
         }
-        let reused = match known.get(&entry.id()) {
-            Some(bytes) if entry.filemode() != SYMLINK_MODE => {
-                Some(FileContent::Bytes(Arc::clone(bytes)))
+        if mode.is_commit() || !include(&path) {
+            continue;
+        }
+        let id = entry.object_id();
+        let repo = entry.repo();
+        let content = if mode.is_link() {
+            // The blob holds the link target; it is never followed.
+            let blob = repo.find_blob(id).map_err(text)?;
+            FileContent::OutsideRoot { target: String::from_utf8_lossy(&blob.data).into_owned() }
+        } else if let Some(bytes) = known.get(&id) {
+            FileContent::Bytes(Arc::clone(bytes))
+        } else {
+            // The header gives the size without inflating the object.
+            let size = repo.find_header(id).map_err(text)?.size();
+            if size > max_file_size {
+                FileContent::TooLarge { size, limit: max_file_size }
+            } else {
+                FileContent::Bytes(Arc::from(repo.find_blob(id).map_err(text)?.data.as_slice()))
             }
-            _ => None,
         };
-        match reused.map_or_else(|| read_blob(repo, &odb, entry, max_file_size), Ok) {
-            Ok(content) => files.push(SnapshotFile { path, content }),
-            Err(e) => {
-                failure = Some(e);
-                return git2::TreeWalkResult::Abort;
-            }
-        }
-        git2::TreeWalkResult::Ok
-    })?;
-    if let Some(e) = failure {
-        return Err(e);
+        files.push(SnapshotFile { path, content });
     }
-    Ok(Some(Snapshot::new(commit.id().to_string(), files)))
+    Ok(())
 }
 
 /// File contents by blob id, already in memory.
-pub(super) type Known = std::collections::HashMap<git2::Oid, Arc<[u8]>>;
-
-/// Mode of a symlink entry in a Git tree.
-const SYMLINK_MODE: i32 = 0o120_000;
-
-fn read_blob(
-    repo: &git2::Repository,
-    odb: &git2::Odb<'_>,
-    entry: &git2::TreeEntry<'_>,
-    max_file_size: u64,
-) -> std::result::Result<FileContent, git2::Error> {
-    if entry.filemode() == SYMLINK_MODE {
-        // The blob holds the link target; it is never followed.
-        let blob = repo.find_blob(entry.id())?;
-        return Ok(FileContent::OutsideRoot {
-            target: String::from_utf8_lossy(blob.content()).into_owned(),
-        });
-    }
-    // The header gives the size without inflating the object.
-    let (size, _) = odb.read_header(entry.id())?;
-    let size = size as u64;
-    if size > max_file_size {
-        return Ok(FileContent::TooLarge { size, limit: max_file_size });
-    }
-    let blob = repo.find_blob(entry.id())?;
-    Ok(FileContent::Bytes(Arc::from(blob.content())))
-}
+pub(super) type Known = std::collections::HashMap<gix::ObjectId, Arc<[u8]>>;
 
 /// The path of `dir` relative to the root of the Git repository containing it (`/`-separated),
 /// for `plan --base` on a spec root below the repository root.
 pub fn path_in_repo(dir: &Path) -> Result<String> {
     let shown = dir.display().to_string();
-    let repo = git2::Repository::discover(dir)
-        .map_err(|e| Error::Git { path: shown.clone(), message: e.message().to_owned() })?;
+    let repo = gix::discover(dir)
+        .map_err(|e| Error::Git { path: shown.clone(), message: e.to_string() })?;
     let workdir = repo.workdir().ok_or_else(|| Error::Git {
         path: shown.clone(),
         message: "the repository is bare; --base needs a checkout".into(),

@@ -56,7 +56,7 @@ pub enum Error {
         url: String,
         /// What kind of failure it was, for the hint and for retry decisions.
         kind: FetchErrorKind,
-        /// libgit2's (or our) message, with credentials masked.
+        /// Git's (or our) message, with credentials masked.
         message: String,
     },
     /// The configured branch, tag or commit does not exist at the remote (or the server refuses
@@ -124,7 +124,7 @@ pub enum FetchErrorKind {
     Certificate,
     /// The remote could not be reached or the connection broke (worth retrying later).
     Network,
-    /// Anything else the remote or libgit2 reported.
+    /// Anything else the remote or the Git library reported.
     Other,
 }
 

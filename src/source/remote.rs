@@ -1,17 +1,23 @@
 //! A remote Git repository as a source: depth-1 fetches of one ref into a bare cache repository,
 //! with the files read straight from the fetched commit's tree (nothing is checked out).
 //!
+//! Git is spoken by gitoxide (`gix`), in pure Rust: no libgit2, libssh2 or OpenSSL. HTTPS goes
+//! through the same reqwest and rustls as the Immuta client; `git://` through a TCP connection
+//! of our own (so that it has our timeouts); `file://` and local paths through the
+//! `git-upload-pack` program and SSH through the `ssh` program, as `git` itself does.
+//!
 //! # One fetch
 //!
 //! 1. Open the bare cache repository `cache_dir/<name>-<digest of the URL>.git`, creating it on
 //!    first use. Only this source writes there.
-//! 2. For a branch or a tag, list the remote's refs (one connection, no pack is transferred).
-//!    A ref the remote does not advertise is [`Error::RefNotFound`]; an advertised commit equal to
-//!    `last` is a no-op (`Ok(None)`, no tree read); a commit the cache already holds (after a
-//!    restart) is read without downloading anything.
-//! 3. Otherwise fetch exactly that ref with depth 1 and a forced refspec
-//!    (`+refs/heads/B:refs/remotes/origin/B`, `+refs/tags/T:refs/tags/T`), so a force-push at the
-//!    remote is followed like any other move. Tags are never auto-followed.
+//! 2. Connect and list the remote's refs for exactly the wanted ref (one round trip; no pack is
+//!    transferred yet). For a branch or a tag the remote does not advertise,
+//!    [`Error::RefNotFound`]; an advertised commit equal to `last` is a no-op (`Ok(None)`, no
+//!    tree read); a commit the cache already holds (after a restart) is read without
+//!    downloading anything.
+//! 3. Otherwise, on the same connection, fetch exactly that ref with depth 1 and a forced
+//!    refspec (`+refs/heads/B:refs/remotes/origin/B`, `+refs/tags/T:refs/tags/T`), so a
+//!    force-push at the remote is followed like any other move. Tags are never auto-followed.
 //! 4. Read the commit's tree under `sub_path` with [`super::git`]'s tree reader: hidden entries
 //!    skipped, symlinks recorded as [`FileContent::OutsideRoot`](crate::snapshot::FileContent)
 //!    and never followed, blobs above the size limit recorded, not inflated. The revision is the
@@ -20,43 +26,45 @@
 //! # Commit pins
 //!
 //! A [`GitRef::Commit`] must be a full 40-hex commit id. It is fetched **by id**, depth 1
-//! (`+<id>:refs/pinned/commit`); the server must allow that (a plain `git` server needs
-//! `uploadpack.allowReachableSHA1InWant=true`). When it refuses, the fetch fails with
-//! [`Error::RefNotFound`] and a hint; we never fall back to fetching a branch deeper to find the
-//! commit. Once the commit is in the cache, later fetches read it without any network: a commit
-//! id names immutable content.
+//! (`+<id>:refs/pinned/commit`). A server speaking protocol v2 (what we ask for) serves any
+//! reachable commit; one that only speaks protocol v0 must allow it
+//! (`uploadpack.allowReachableSHA1InWant=true`). When the server refuses, the fetch
+//! fails with [`Error::RefNotFound`] and a hint; we never fall back to fetching a branch deeper to
+//! find the commit. Once the commit is in the cache, later fetches read it without any network:
+//! a commit id names immutable content.
 //!
 //! # Timeouts
 //!
-//! All git2 work runs in [`tokio::task::spawn_blocking`]. Each call of [`GitSource::fetch`] is
+//! All Git work runs in [`tokio::task::spawn_blocking`]. Each call of [`GitSource::fetch`] is
 //! bounded by `2 × (connect_timeout + transfer_timeout)` (the factor covers the one re-clone); when
-//! that runs out the caller gets [`Error::Timeout`] at once, and the blocking task is told to stop:
-//! the progress callbacks return `false` at their next call. Dropping the future (the daemon
-//! abandons a fetch on shutdown) tells the task to stop the same way. Those callbacks also abort the
-//! transfer once `transfer_timeout` has passed since the attempt started. A peer that goes
-//! completely silent never calls them, so [`init_git_timeouts`] (called once from `main`) also sets
-//! libgit2's process-wide socket timeouts.
+//! that runs out the caller gets [`Error::Timeout`] at once, and the blocking task is told to stop
+//! through gitoxide's interrupt flag. Dropping the future (the daemon abandons a fetch on
+//! shutdown) tells the task to stop the same way. A peer that goes completely silent never
+//! reaches that flag, so every transport also has its own timeouts: `git://` sockets have
+//! `connect_timeout` to connect and `transfer_timeout` as read and write timeouts, HTTPS requests
+//! the same as reqwest's connect and request timeouts, and `ssh` gets `ConnectTimeout` and
+//! server-alive probes.
 //!
 //! # Credentials
 //!
-//! [`GitAuth`] feeds libgit2's credential callback. libgit2 calls that callback again every time
-//! the server rejects what it returned; a callback that always answers spins forever
-//! (rust-lang/git2-rs#347). Ours answers each credential type at most once per connection and
-//! fails the second time, so a wrong token is an [`FetchErrorKind::Auth`] error, not a loop.
-//! Errors never contain credentials: the URL's password is masked and every configured secret is
-//! scrubbed from libgit2's messages. HTTPS certificates are checked by libgit2 against the system
-//! CA store; SSH host keys against `$HOME/.ssh/known_hosts` (mount one next to the key). Proxies
-//! come from the usual `http(s)_proxy` environment and Git configuration.
+//! HTTPS credentials ([`GitAuth::HttpsToken`], [`GitAuth::HttpsBasic`]) are handed to gitoxide's
+//! credential request, never to a credential helper, and at most once per connection: a second
+//! request means the server rejected them, and that is an [`FetchErrorKind::Auth`] error, never a
+//! loop. gitoxide sends credentials over plain `http://` only to a loopback address (a test
+//! server, a port-forward); elsewhere a token needs `https://`. SSH keys
+//! ([`GitAuth::SshKey`]) are written, for the duration of one fetch, to a file only this user may
+//! read (next to the cache, removed afterwards) and given to `ssh -i`; host keys are checked by
+//! `ssh` against `$HOME/.ssh/known_hosts` (mount one next to the key) in batch mode, so an
+//! unknown host fails instead of prompting. Errors never contain credentials: the URL's password
+//! is masked and every configured secret is scrubbed from the messages. HTTPS certificates are
+//! checked by rustls against the system's CA store (`SSL_CERT_FILE` and `SSL_CERT_DIR` apply);
+//! proxies come from the usual `http(s)_proxy` environment.
 //!
-//! # The cache directory and libgit2's owner check
+//! # The cache directory
 //!
-//! libgit2 refuses to open a repository owned by another user ("not owned by current user"),
-//! which bites containers whose volume was written under another uid. We leave that check **on**
-//! (it is process-wide, and `plan --base` opens the user's own checkouts). It does not get in the
-//! way: the cache repository is a subdirectory this process creates itself, so it is owned by the
-//! process's uid whatever owns `cache_dir`. If the uid changes between runs, the stale cache fails
-//! the check and is treated like a corrupt cache: wiped and re-cloned once (only `cache_dir` must
-//! be writable).
+//! gitoxide opens the cache *isolated*: no system or user Git configuration, no credential
+//! helpers, no environment overrides; what it does is decided here. A repository owned by another
+//! user (a volume written under another uid) is opened with reduced trust rather than refused.
 //!
 //! The cache is disposable: nothing garbage-collects it, so once it holds more than
 //! 64 packs (one per fetch that brought something new) it is started afresh.
@@ -69,17 +77,23 @@
 //! Network, authentication and server errors never wipe the cache. If the fresh clone fails the
 //! same way, the error is returned.
 
-use std::cell::{Cell, RefCell};
+use std::ffi::OsString;
 use std::fmt;
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use git2::{
-    AutotagOption, Cred, CredentialType, Direction, ErrorClass, ErrorCode, FetchOptions, Oid,
-    ProxyOptions, RemoteCallbacks, Repository,
-};
+use gix::ObjectId;
+use gix::bstr::ByteSlice;
+use gix::credentials::helper::{Action, NextAction};
+use gix::protocol::handshake::Ref;
+use gix::protocol::transport::client::blocking_io::{Transport, http, ssh};
+use gix::protocol::transport::client::git as git_transport;
+use gix::remote::Direction;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -121,6 +135,17 @@ impl fmt::Display for GitRef {
     }
 }
 
+impl GitRef {
+    /// The name a log line gives the ref: `main`, `v1.2`, or the commit id.
+    pub fn name(&self) -> &str {
+        match self {
+            GitRef::Branch(name) => name.strip_prefix("refs/heads/").unwrap_or(name),
+            GitRef::Tag(name) => name.strip_prefix("refs/tags/").unwrap_or(name),
+            GitRef::Commit(id) => id,
+        }
+    }
+}
+
 /// How to authenticate to the remote.
 #[derive(Debug, Clone)]
 pub enum GitAuth {
@@ -136,14 +161,13 @@ pub enum GitAuth {
         /// The password or token.
         password: SecretString,
     },
-    /// An SSH private key held in memory (e.g. read from a mounted Secret).
+    /// An SSH private key without a passphrase (e.g. read from a mounted Secret), used through
+    /// the `ssh` program.
     SshKey {
         /// The SSH user (usually `git`); a user name in the URL takes precedence.
         user: String,
         /// The private key in OpenSSH or PEM format.
         private_key: SecretString,
-        /// The key's passphrase, if it has one.
-        passphrase: Option<SecretString>,
     },
     /// Keys from a running `ssh-agent` (`SSH_AUTH_SOCK`); the user comes from the URL, else `git`.
     SshAgent,
@@ -205,10 +229,10 @@ struct Inner {
     repo_path: PathBuf,
     /// The URL with any password masked, for messages.
     shown_url: String,
-    /// The open cache repository: `None` until first use, and after it was found corrupt.
-    /// `Repository` is `Send` but not `Sync`, so it lives behind a mutex and only the blocking
-    /// fetch task touches it.
-    repo: Mutex<Option<Repository>>,
+    /// Held while a fetch runs: one writer of the cache at a time. The repository itself is
+    /// opened afresh by every fetch (milliseconds for a bare cache), so a damaged one is never
+    /// kept open.
+    busy: Mutex<()>,
 }
 
 impl fmt::Debug for GitSource {
@@ -227,9 +251,7 @@ impl GitSource {
     pub fn new(config: GitSourceConfig) -> Self {
         let repo_path = config.cache_dir.join(cache_name(&config.url));
         let shown_url = redact_url(&config.url);
-        GitSource {
-            inner: Arc::new(Inner { config, repo_path, shown_url, repo: Mutex::new(None) }),
-        }
+        GitSource { inner: Arc::new(Inner { config, repo_path, shown_url, busy: Mutex::new(()) }) }
     }
 
     /// The bare cache repository's path (for logs, and for tests that inspect it).
@@ -248,8 +270,7 @@ impl GitSource {
         let inner = Arc::clone(&self.inner);
         let last = last.map(str::to_owned);
         // Tells the blocking task to stop when this future ends early: on the timeout below, or
-        // when the caller drops it (the daemon abandons a fetch on shutdown). The task keeps
-        // running until libgit2 next calls back.
+        // when the caller drops it (the daemon abandons a fetch on shutdown).
         let cancel = StopOnDrop(Arc::new(AtomicBool::new(false)));
         let task_cancel = Arc::clone(&cancel.0);
         let task = tokio::task::spawn_blocking(move || {
@@ -268,32 +289,13 @@ impl GitSource {
     }
 }
 
-/// Raises its flag when dropped: the blocking fetch checks it at every libgit2 callback.
+/// Raises its flag when dropped: gitoxide checks it while it receives a pack.
 struct StopOnDrop(Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
-}
-
-/// Sets libgit2's process-wide socket timeouts: `connect` for opening a connection, `transfer`
-/// for each read or write on it (an idle timeout; [`GitSource::fetch`] bounds the whole fetch).
-///
-/// # Safety
-///
-/// libgit2 keeps these in globals written without synchronisation. Call this once, at startup,
-/// before any thread uses libgit2 (in `main`, before the runtime starts fetching).
-pub unsafe fn init_git_timeouts(connect: Duration, transfer: Duration) -> Result<()> {
-    let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
-    let failed =
-        |e: git2::Error| Error::Git { path: "libgit2 options".into(), message: e.message().into() };
-    // SAFETY: the caller guarantees no other thread uses libgit2 yet.
-    unsafe {
-        git2::opts::set_server_connect_timeout_in_milliseconds(millis(connect)).map_err(failed)?;
-        git2::opts::set_server_timeout_in_milliseconds(millis(transfer)).map_err(failed)?;
-    }
-    Ok(())
 }
 
 /// How one attempt failed: a corrupt cache is rebuilt once, anything else is returned as is.
@@ -313,16 +315,9 @@ fn fetch_blocking(
     last: Option<&str>,
     cancel: &AtomicBool,
 ) -> Result<Option<Snapshot>> {
-    let mut slot = match inner.repo.lock() {
-        Ok(slot) => slot,
-        Err(poisoned) => {
-            // A previous fetch panicked mid-way: reopen the repository rather than trust it.
-            let mut slot = poisoned.into_inner();
-            *slot = None;
-            slot
-        }
-    };
-    let first = match attempt(inner, &mut slot, last, cancel) {
+    // A previous fetch that panicked left nothing open: the repository is reopened anyway.
+    let _busy = inner.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let first = match attempt(inner, last, cancel) {
         Err(Failure::Corrupt(message)) => message,
         Err(Failure::Fatal(e)) => return Err(e),
         Ok(result) => return Ok(result),
@@ -332,18 +327,14 @@ fn fetch_blocking(
         error = %first,
         "the git cache is corrupt; re-cloning it once"
     );
-    *slot = None;
     wipe(&inner.repo_path)?;
-    match attempt(inner, &mut slot, last, cancel) {
+    match attempt(inner, last, cancel) {
         Ok(result) => Ok(result),
         Err(Failure::Fatal(e)) => Err(e),
-        Err(Failure::Corrupt(second)) => {
-            *slot = None;
-            Err(Error::Cache {
-                path: inner.repo_path.display().to_string(),
-                message: format!("still unreadable after re-cloning it: {second} (first: {first})"),
-            })
-        }
+        Err(Failure::Corrupt(second)) => Err(Error::Cache {
+            path: inner.repo_path.display().to_string(),
+            message: format!("still unreadable after re-cloning it: {second} (first: {first})"),
+        }),
     }
 }
 
@@ -353,7 +344,25 @@ enum Want {
     /// A branch or tag: the remote's ref name and the local ref it is fetched into.
     Ref { remote: String, local: String },
     /// A commit, fetched by id.
-    Commit(Oid),
+    Commit(ObjectId),
+}
+
+impl Want {
+    /// The one refspec of the fetch (forced: a force-push is followed).
+    fn refspec(&self) -> String {
+        match self {
+            Want::Ref { remote, local } => format!("+{remote}:{local}"),
+            Want::Commit(id) => format!("+{id}:{PINNED_REF}"),
+        }
+    }
+
+    /// The local ref the fetch writes.
+    fn local(&self) -> &str {
+        match self {
+            Want::Ref { local, .. } => local,
+            Want::Commit(_) => PINNED_REF,
+        }
+    }
 }
 
 fn want(reference: &GitRef) -> Result<Want> {
@@ -362,7 +371,7 @@ fn want(reference: &GitRef) -> Result<Want> {
         message: message.to_owned(),
     };
     let checked = |name: String| {
-        if git2::Reference::is_valid_name(&name) {
+        if gix::validate::reference::name(name.as_bytes().as_bstr()).is_ok() {
             Ok(name)
         } else {
             Err(invalid("not a valid Git ref name"))
@@ -385,14 +394,13 @@ fn want(reference: &GitRef) -> Result<Want> {
             if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(invalid("a commit must be given as its full 40-hex id"));
             }
-            Oid::from_str(id).map(Want::Commit).map_err(|e| invalid(e.message()))
+            ObjectId::from_hex(id.as_bytes()).map(Want::Commit).map_err(|e| invalid(&e.to_string()))
         }
     }
 }
 
 fn attempt(
     inner: &Inner,
-    slot: &mut Option<Repository>,
     last: Option<&str>,
     cancel: &AtomicBool,
 ) -> std::result::Result<Option<Snapshot>, Failure> {
@@ -407,58 +415,42 @@ fn attempt(
             packs,
             "the git cache has accumulated many packs; starting it afresh"
         );
-        *slot = None;
         wipe(&inner.repo_path)?;
     }
-    if slot.is_none() {
-        *slot = Some(open_or_init(inner)?);
-    }
-    let Some(repo) = slot.as_ref() else {
-        return Err(Failure::Corrupt("the cache repository is not open".into()));
+    let repo = open_or_init(inner)?;
+    let local_id = |repo: &gix::Repository| {
+        repo.try_find_reference(want.local())
+            .ok()
+            .flatten()
+            .and_then(|mut r| r.peel_to_id().ok().map(gix::Id::detach))
     };
-    let started = Instant::now();
     let commit_id = match &want {
-        Want::Ref { remote, local } => {
-            let Some((advertised, peeled)) = list_remote(inner, repo, remote, started, cancel)?
-            else {
-                return Err(Failure::Fatal(ref_not_found(inner, None)));
-            };
-            let remote_commit = peeled.unwrap_or(advertised);
-            if last == Some(remote_commit.to_string().as_str()) {
-                return Ok(None);
-            }
-            let cached = repo.refname_to_id(local).is_ok_and(|id| id == advertised);
-            if !cached {
-                download(inner, repo, &format!("+{remote}:{local}"), started, cancel)?;
-            }
-            let reference = repo.find_reference(local).map_err(|e| {
-                if e.code() == ErrorCode::NotFound {
-                    // The ref vanished between listing and fetching.
-                    Failure::Fatal(ref_not_found(inner, None))
-                } else {
-                    Failure::Corrupt(e.message().to_owned())
-                }
-            })?;
-            let commit = reference.peel_to_commit().map_err(corrupt)?;
-            commit.id()
-        }
         Want::Commit(id) => {
             if last == Some(id.to_string().as_str()) {
                 return Ok(None);
             }
-            if repo.find_commit(*id).is_err() {
-                download(inner, repo, &format!("+{id}:{PINNED_REF}"), started, cancel)?;
+            if !repo.has_object(id) {
+                fetch(inner, &repo, &want, last, cancel)?;
             }
             *id
         }
+        Want::Ref { .. } => match fetch(inner, &repo, &want, last, cancel)? {
+            Fetched::Unchanged => return Ok(None),
+            Fetched::Done => local_id(&repo).ok_or_else(|| {
+                // The ref vanished between listing and fetching, or the cache lost it.
+                Failure::Corrupt(format!("the fetched ref {} is missing", want.local()))
+            })?,
+        },
     };
     if last == Some(commit_id.to_string().as_str()) {
         return Ok(None);
     }
-    let commit = repo.find_commit(commit_id).map_err(corrupt)?;
+    let commit = repo
+        .find_object(commit_id)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| Failure::Corrupt(chain(&e)))?;
     let config = &inner.config;
     match super::git::read_tree(
-        repo,
         &commit,
         &config.sub_path,
         config.include,
@@ -471,12 +463,8 @@ fn attempt(
             revision: commit_id.to_string(),
             sub_path: config.sub_path.clone(),
         })),
-        Err(e) => Err(corrupt(e)),
+        Err(e) => Err(Failure::Corrupt(e)),
     }
-}
-
-fn corrupt(e: git2::Error) -> Failure {
-    Failure::Corrupt(e.message().to_owned())
 }
 
 fn timeout(inner: &Inner) -> Error {
@@ -497,22 +485,38 @@ fn ref_not_found(inner: &Inner, hint: Option<&'static str>) -> Error {
     }
 }
 
+/// The hint of a commit the server would not send.
+const COMMIT_REFUSED: &str = "the server refused to send this commit: it must exist and be \
+    reachable from a branch or tag, and a plain git server needs \
+    `uploadpack.allowReachableSHA1InWant=true`; or pin a tag instead";
+
+/// gitoxide's options for the cache: no system, user or environment configuration.
+fn open_options() -> gix::open::Options {
+    gix::open::Options::isolated()
+}
+
 /// Opens the cache repository, or creates it when it does not exist yet. A cache that exists but
 /// cannot be opened (or has an unreadable `HEAD`) is corrupt.
-fn open_or_init(inner: &Inner) -> std::result::Result<Repository, Failure> {
+fn open_or_init(inner: &Inner) -> std::result::Result<gix::Repository, Failure> {
     let path = &inner.repo_path;
+    if std::fs::symlink_metadata(path).is_ok() {
+        let repo = gix::open_opts(path, open_options()).map_err(|e| Failure::Corrupt(chain(&e)))?;
+        repo.head().map_err(|e| Failure::Corrupt(chain(&e)))?;
+        return Ok(repo);
+    }
     let cache_error = |message: String| {
         Failure::Fatal(Error::Cache { path: path.display().to_string(), message })
     };
-    if std::fs::symlink_metadata(path).is_ok() {
-        let repo = Repository::open_bare(path).map_err(corrupt)?;
-        repo.find_reference("HEAD").map_err(corrupt)?;
-        return Ok(repo);
-    }
     std::fs::create_dir_all(&inner.config.cache_dir)
         .map_err(|e| cache_error(format!("cannot create the cache directory: {e}")))?;
-    Repository::init_bare(path)
-        .map_err(|e| cache_error(format!("cannot create the cache repository: {}", e.message())))
+    gix::ThreadSafeRepository::init_opts(
+        path,
+        gix::create::Kind::Bare,
+        gix::create::Options::default(),
+        open_options(),
+    )
+    .map(|repo| repo.to_thread_local())
+    .map_err(|e| cache_error(format!("cannot create the cache repository: {}", chain(&e))))
 }
 
 /// How many packs the cache repository holds (0 when it does not exist).
@@ -536,151 +540,445 @@ fn wipe(path: &Path) -> Result<()> {
     }
 }
 
-/// Lists the remote's refs (one connection, no pack) and returns the advertised id of `name` and,
-/// for an annotated tag, the commit it peels to.
-fn list_remote(
-    inner: &Inner,
-    repo: &Repository,
-    name: &str,
-    started: Instant,
-    cancel: &AtomicBool,
-) -> std::result::Result<Option<(Oid, Option<Oid>)>, Failure> {
-    let state = CallbackState::new(inner, started, cancel);
-    let mut remote =
-        repo.remote_anonymous(&inner.config.url).map_err(|e| network_failure(inner, &e, &state))?;
-    let connection = remote
-        .connect_auth(Direction::Fetch, Some(state.callbacks()), Some(proxy_options()))
-        .map_err(|e| network_failure(inner, &e, &state))?;
-    let heads = connection.list().map_err(|e| network_failure(inner, &e, &state))?;
-    let peeled_name = format!("{name}^{{}}");
-    let mut advertised = None;
-    let mut peeled = None;
-    for head in heads {
-        if head.name() == name {
-            advertised = Some(head.oid());
-        } else if head.name() == peeled_name {
-            peeled = Some(head.oid());
-        }
-    }
-    Ok(advertised.map(|id| (id, peeled)))
+/// What a fetch of a branch or tag found.
+enum Fetched {
+    /// The remote is at `last`: nothing was downloaded.
+    Unchanged,
+    /// The local ref now names the remote's commit (downloaded, or already in the cache).
+    Done,
 }
 
-/// Fetches exactly `refspec`, depth 1, without tags.
-fn download(
+/// Connects, lists the wanted ref and, unless the remote is at `last` or the cache already has
+/// the advertised object, fetches it with depth 1 on the same connection.
+fn fetch(
     inner: &Inner,
-    repo: &Repository,
-    refspec: &str,
-    started: Instant,
+    repo: &gix::Repository,
+    want: &Want,
+    last: Option<&str>,
     cancel: &AtomicBool,
-) -> std::result::Result<(), Failure> {
-    let state = CallbackState::new(inner, started, cancel);
-    let mut remote =
-        repo.remote_anonymous(&inner.config.url).map_err(|e| network_failure(inner, &e, &state))?;
-    let mut options = FetchOptions::new();
-    options
-        .remote_callbacks(state.callbacks())
-        .proxy_options(proxy_options())
-        .depth(1)
-        .download_tags(AutotagOption::None)
-        .update_fetchhead(false);
-    remote.fetch(&[refspec], Some(&mut options), None).map_err(|e| {
-        // libgit2 refuses locally when the server does not advertise fetching by id; the
-        // server answers "not our ref" for an id it does not have or will not serve.
-        let refused = e.message().contains("cannot fetch a specific object")
-            || e.message().contains("not our ref")
-            || (e.class() == ErrorClass::Reference && e.code() == ErrorCode::NotFound);
-        if refused && !state.aborted() {
-            let hint = match inner.config.reference {
-                GitRef::Commit(_) => Some(
-                    "the server refused to send this commit: it must exist and be reachable from \
-                     a branch or tag, and a plain git server needs \
-                     `uploadpack.allowReachableSHA1InWant=true`; or pin a tag instead",
-                ),
-                _ => None,
-            };
-            return Failure::Fatal(ref_not_found(inner, hint));
+) -> std::result::Result<Fetched, Failure> {
+    let config = &inner.config;
+    let auth_failed = Arc::new(AtomicBool::new(false));
+    let network = |e: gix::Error| network_failure(inner, &e, auth_failed.load(Ordering::Relaxed));
+    let remote = repo
+        .remote_at(config.url.as_str())
+        .and_then(|r| r.with_refspecs([want.refspec().as_str()], Direction::Fetch))
+        .map_err(|e| {
+            Failure::Fatal(Error::Fetch {
+                url: inner.shown_url.clone(),
+                kind: FetchErrorKind::Other,
+                message: format!("not a Git URL: {}", scrub(config, &inner.shown_url, &chain(&e))),
+            })
+        })?
+        .with_fetch_tags(gix::remote::fetch::Tags::None);
+    let mut key_file = None;
+    let transport = connect(inner, &remote, &mut key_file)?;
+    let connection = remote
+        .to_connection_with_transport(transport)
+        .with_credentials(credentials(config.auth.clone(), Arc::clone(&auth_failed)));
+    let connection = match http_options(config, &remote) {
+        Some(options) => connection.with_transport_options(options),
+        None => connection,
+    };
+    let prepared = connection
+        .prepare_fetch(gix::progress::Discard, gix::remote::ref_map::Options::default())
+        .map_err(network)?;
+    if let Want::Ref { remote: name, .. } = want {
+        let Some((advertised, peeled)) = advertised(&prepared.ref_map().remote_refs, name) else {
+            return Err(Failure::Fatal(ref_not_found(inner, None)));
+        };
+        let remote_commit = peeled.unwrap_or(advertised);
+        if last == Some(remote_commit.to_string().as_str()) {
+            return Ok(Fetched::Unchanged);
         }
-        network_failure(inner, &e, &state)
+        let cached = repo
+            .try_find_reference(want.local())
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.target().try_id().is_some_and(|id| id == advertised));
+        if cached {
+            return Ok(Fetched::Done);
+        }
+    }
+    let depth = NonZeroU32::MIN;
+    let outcome = prepared
+        .with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(depth))
+        .receive(gix::progress::Discard, cancel);
+    drop(key_file);
+    match outcome {
+        Ok(_) => Ok(Fetched::Done),
+        Err(e) if cancel.load(Ordering::Relaxed) || e.is_cancelled() => {
+            Err(Failure::Fatal(timeout(inner)))
+        }
+        Err(e) if matches!(want, Want::Commit(_)) && refused_commit(&e) => {
+            Err(Failure::Fatal(ref_not_found(inner, Some(COMMIT_REFUSED))))
+        }
+        Err(e) => Err(network(e)),
+    }
+}
+
+/// The advertised id of `name` and, for an annotated tag, the commit it peels to.
+fn advertised(refs: &[Ref], name: &str) -> Option<(ObjectId, Option<ObjectId>)> {
+    refs.iter().find_map(|r| {
+        let (full_name, target, peeled) = r.unpack();
+        (full_name == name.as_bytes())
+            .then(|| target.map(|t| (t.to_owned(), peeled.map(ToOwned::to_owned))))
+            .flatten()
     })
 }
 
-fn proxy_options() -> ProxyOptions<'static> {
-    let mut proxy = ProxyOptions::new();
-    proxy.auto();
-    proxy
+/// Whether the server refused to send a commit asked for by id (or gitoxide refused to ask
+/// because the server does not allow it).
+fn refused_commit(e: &gix::Error) -> bool {
+    let text = chain(e);
+    text.contains("not our ref")
+        || text.contains("allow-reachable-sha1-in-want")
+        || text.contains("allow-tip-sha1-in-want")
+        || text.contains("None of the refspec")
 }
 
-/// Maps an error of a network operation: our own abort is a timeout, damaged local data is
-/// corruption (re-clone), everything else is a typed fetch error with credentials scrubbed.
-fn network_failure(inner: &Inner, e: &git2::Error, state: &CallbackState<'_>) -> Failure {
-    if state.timed_out.get() {
-        return Failure::Fatal(timeout(inner));
+/// The transport for the remote's URL, with our timeouts where the transport allows them.
+fn connect(
+    inner: &Inner,
+    remote: &gix::Remote<'_>,
+    key_file: &mut Option<tempfile::NamedTempFile>,
+) -> std::result::Result<Box<dyn Transport + Send>, Failure> {
+    let config = &inner.config;
+    let fatal = |kind, message: String| {
+        Failure::Fatal(Error::Fetch {
+            url: inner.shown_url.clone(),
+            kind,
+            message: scrub(config, &inner.shown_url, &message),
+        })
+    };
+    let (url, version) = remote
+        .sanitized_url_and_version(Direction::Fetch)
+        .map_err(|e| fatal(FetchErrorKind::Other, chain(&e)))?;
+    let https_auth = matches!(config.auth, GitAuth::HttpsToken(_) | GitAuth::HttpsBasic { .. });
+    let ssh_auth = matches!(config.auth, GitAuth::SshKey { .. } | GitAuth::SshAgent);
+    match url.scheme {
+        // `git://` and `file://` never ask for credentials: configured ones are unused, as
+        // they were with libgit2.
+        gix::url::Scheme::Git => {
+            let host = url.host_unbracketed().unwrap_or_default().to_owned();
+            let port = url.port;
+            let stream = tcp_connect(&host, port.unwrap_or(9418), config)
+                .map_err(|e| fatal(FetchErrorKind::Network, format!("cannot connect: {e}")))?;
+            let write = stream
+                .try_clone()
+                .map_err(|e| fatal(FetchErrorKind::Network, format!("cannot connect: {e}")))?;
+            let virtual_host = url.host().map(|h| (h.to_owned(), port));
+            Ok(Box::new(git_transport::blocking_io::Connection::new(
+                stream,
+                write,
+                version,
+                url.path.clone(),
+                virtual_host,
+                git_transport::ConnectMode::Daemon,
+                false,
+            )))
+        }
+        gix::url::Scheme::Ssh => {
+            if https_auth {
+                return Err(mismatch(inner, "SSH"));
+            }
+            let mut url = url;
+            if url.user().is_none() {
+                let user = match &config.auth {
+                    GitAuth::SshKey { user, .. } => user.clone(),
+                    _ => "git".to_owned(),
+                };
+                url.set_user(Some(user));
+            }
+            if let GitAuth::SshKey { private_key, .. } = &config.auth {
+                *key_file = Some(write_key(&config.cache_dir, private_key).map_err(|e| {
+                    Failure::Fatal(Error::Cache {
+                        path: config.cache_dir.display().to_string(),
+                        message: format!("cannot write the SSH key for ssh: {e}"),
+                    })
+                })?);
+            }
+            let command = ssh_command(config, key_file.as_ref().map(|f| f.path()));
+            let options = ssh::connect::Options {
+                command: Some(command),
+                disallow_shell: false,
+                kind: Some(ssh::ProgramKind::Ssh),
+            };
+            ssh::connect(url, version, options, false)
+                .map(|t| Box::new(t) as Box<dyn Transport + Send>)
+                .map_err(|e| fatal(FetchErrorKind::Other, e.to_string()))
+        }
+        gix::url::Scheme::File => {
+            let Ok(transport) = gix::protocol::transport::client::blocking_io::file::connect(
+                url.path, version, false,
+            );
+            Ok(Box::new(transport))
+        }
+        gix::url::Scheme::Http | gix::url::Scheme::Https => {
+            if ssh_auth {
+                return Err(mismatch(inner, "HTTPS"));
+            }
+            if https_auth && url.scheme == gix::url::Scheme::Http && !is_loopback(&url) {
+                return Err(fatal(
+                    FetchErrorKind::Auth,
+                    "refusing to send credentials in clear text over http://; use https://".into(),
+                ));
+            }
+            Ok(Box::new(http::connect::<http::reqwest::Remote>(url, version, false)))
+        }
+        other => {
+            Err(fatal(FetchErrorKind::Other, format!("the `{other}` protocol is not supported")))
+        }
     }
-    let kind = if state.auth_failed.get() {
-        FetchErrorKind::Auth
-    } else if is_corruption(e) {
-        return Failure::Corrupt(scrub(&inner.config, &inner.shown_url, e.message()));
-    } else {
-        fetch_error_kind(e)
+}
+
+/// Credentials configured for another kind of remote that will ask for its own: an
+/// authentication error before any connection.
+fn mismatch(inner: &Inner, scheme: &str) -> Failure {
+    let configured = match inner.config.auth {
+        GitAuth::HttpsToken(_) | GitAuth::HttpsBasic { .. } => "an HTTPS token or password",
+        GitAuth::SshKey { .. } => "an SSH key",
+        GitAuth::SshAgent => "ssh-agent",
+        GitAuth::None => "no credentials",
     };
     Failure::Fatal(Error::Fetch {
         url: inner.shown_url.clone(),
-        kind,
-        message: scrub(&inner.config, &inner.shown_url, e.message()),
+        kind: FetchErrorKind::Auth,
+        message: format!("{configured} is configured, which a {scheme} remote cannot use"),
     })
+}
+
+fn is_loopback(url: &gix::Url) -> bool {
+    match url.host_unbracketed() {
+        Some("localhost") => true,
+        Some(host) => host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// A TCP connection with the connect timeout, and the transfer timeout on every read and write.
+fn tcp_connect(host: &str, port: u16, config: &GitSourceConfig) -> std::io::Result<TcpStream> {
+    let addresses: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host");
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, config.connect_timeout) {
+            Ok(stream) => {
+                stream.set_read_timeout(Some(config.transfer_timeout))?;
+                stream.set_write_timeout(Some(config.transfer_timeout))?;
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// HTTP options: reqwest's connect timeout, and the transfer timeout per request. `None` for
+/// other transports.
+fn http_options(
+    config: &GitSourceConfig,
+    remote: &gix::Remote<'_>,
+) -> Option<Box<dyn std::any::Any>> {
+    let scheme = remote.url(Direction::Fetch)?.scheme.clone();
+    if !matches!(scheme, gix::url::Scheme::Http | gix::url::Scheme::Https) {
+        return None;
+    }
+    let (connect, transfer) = (config.connect_timeout, config.transfer_timeout);
+    let backend = http::reqwest::Options {
+        configure_client: Some(Box::new(move |builder| {
+            Ok(builder.connect_timeout(connect).timeout(transfer))
+        })),
+        configure_request: None,
+    };
+    let backend: Arc<std::sync::Mutex<dyn std::any::Any + Send + Sync>> =
+        Arc::new(std::sync::Mutex::new(backend));
+    Some(Box::new(http::Options {
+        connect_timeout: Some(connect),
+        user_agent: Some(concat!("immuta-gitops/", env!("CARGO_PKG_VERSION")).to_owned()),
+        backend: Some(backend),
+        ..http::Options::default()
+    }))
+}
+
+/// The `ssh` command line: batch mode (never a prompt), our timeouts, and the key file if any.
+fn ssh_command(config: &GitSourceConfig, key: Option<&Path>) -> OsString {
+    let secs = |d: Duration| d.as_secs().max(1);
+    let mut command = format!(
+        "ssh -o BatchMode=yes -o ConnectTimeout={} -o ServerAliveInterval={} -o ServerAliveCountMax=3",
+        secs(config.connect_timeout),
+        secs(config.transfer_timeout / 3),
+    );
+    if let Some(key) = key {
+        command.push_str(" -o IdentitiesOnly=yes -i ");
+        command.push_str(&shell_quote(&key.to_string_lossy()));
+    }
+    command.into()
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Writes the SSH key to a file only this user may read, removed when dropped.
+fn write_key(dir: &Path, key: &SecretString) -> std::io::Result<tempfile::NamedTempFile> {
+    std::fs::create_dir_all(dir)?;
+    // `tempfile` creates the file with mode 0600.
+    let mut file = tempfile::Builder::new().prefix(".ssh-key-").tempfile_in(dir)?;
+    let mut text = key.expose_secret().trim_end().to_owned();
+    text.push('\n');
+    file.write_all(text.as_bytes())?;
+    file.flush()?;
+    Ok(file)
+}
+
+/// How many times the HTTPS credentials were handed out on one connection.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct CredentialAttempts {
+    user_pass: u32,
+}
+
+/// The user and password to answer a credential request with, at most once per connection:
+/// a second request means the first answer was rejected. Returns the message of the
+/// authentication error otherwise.
+fn choose_credential(
+    auth: &GitAuth,
+    attempts: &mut CredentialAttempts,
+) -> std::result::Result<(String, SecretString), String> {
+    let (user, password) = match auth {
+        GitAuth::HttpsToken(token) => ("x-access-token".to_owned(), token.clone()),
+        GitAuth::HttpsBasic { user, password } => (user.clone(), password.clone()),
+        GitAuth::None => {
+            return Err("the remote asks for credentials (user and password) but none are \
+                        configured"
+                .into());
+        }
+        GitAuth::SshKey { .. } | GitAuth::SshAgent => {
+            return Err("the remote asks for user and password but an SSH key is configured".into());
+        }
+    };
+    attempts.user_pass += 1;
+    if attempts.user_pass > 1 {
+        return Err(format!("the remote rejected the HTTPS credentials of user `{user}`"));
+    }
+    Ok((user, password))
+}
+
+/// gitoxide's credential function for one connection: the configured HTTPS credentials, once.
+fn credentials(
+    auth: GitAuth,
+    failed: Arc<AtomicBool>,
+) -> impl FnMut(Action) -> gix::Result<Option<gix::credentials::protocol::Outcome>> + 'static {
+    let mut attempts = CredentialAttempts::default();
+    move |action| {
+        let Action::Get(context) = action else {
+            // Store and erase: there is no credential store to update.
+            return Ok(None);
+        };
+        match choose_credential(&auth, &mut attempts) {
+            Ok((username, password)) => Ok(Some(gix::credentials::protocol::Outcome {
+                credentials: gix::sec::identity::Credentials::UsernamePassword {
+                    username,
+                    password: password.expose_secret().to_owned(),
+                    oauth_refresh_token: None,
+                },
+                next: NextAction::from(context),
+            })),
+            Err(message) => {
+                failed.store(true, Ordering::Relaxed);
+                Err(gix::Error::from_error(gix::error::unauthenticated(message)))
+            }
+        }
+    }
+}
+
+/// Every message of a gitoxide error, outermost first, without repeats.
+fn chain(e: &gix::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.iter_errors() {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Maps an error of a network operation: damaged local data is corruption (re-clone),
+/// everything else is a typed fetch error with credentials scrubbed.
+fn network_failure(inner: &Inner, e: &gix::Error, auth_failed: bool) -> Failure {
+    let message = scrub(&inner.config, &inner.shown_url, &chain(e));
+    let kind = if auth_failed {
+        FetchErrorKind::Auth
+    } else if is_corruption(e) {
+        return Failure::Corrupt(message);
+    } else {
+        fetch_error_kind(e)
+    };
+    Failure::Fatal(Error::Fetch { url: inner.shown_url.clone(), kind, message })
 }
 
 /// Errors that mean the local cache is damaged (so one re-clone is worth it). Deliberately
 /// narrow: a network, TLS, SSH, HTTP or authentication error is never one.
 ///
 /// A lock file counts: only this source writes to its cache (one process per cache directory),
-/// and it holds the repository's mutex while it does, so a lock file is left over from a crash.
-/// libgit2 reports it with class `Os` and, after a fetch, loses the `Locked` code on the way.
-fn is_corruption(e: &git2::Error) -> bool {
-    matches!(e.code(), ErrorCode::Locked | ErrorCode::Owner | ErrorCode::HashsumMismatch)
-        || e.message().starts_with("failed to lock file")
-        || matches!(
-            e.class(),
-            ErrorClass::Odb
-                | ErrorClass::Object
-                | ErrorClass::Zlib
-                | ErrorClass::Reference
-                | ErrorClass::Repository
-                | ErrorClass::Index
-                | ErrorClass::Tree
-                | ErrorClass::Indexer
-                | ErrorClass::Sha1
-        )
+/// and it holds the source's mutex while it does, so a lock file is left over from a crash.
+fn is_corruption(e: &gix::Error) -> bool {
+    if e.is_unauthenticated() || e.is_permission_denied() {
+        return false;
+    }
+    e.is_corrupted()
+        || e.iter_errors().any(|cause| {
+            let text = cause.to_string();
+            text.contains(".lock") && (text.contains("lock") || text.contains("exists"))
+        })
 }
 
-/// The kind of an error from a network operation (where an `Os` error is a socket's: libgit2
-/// reports "failed to connect" and failed reads with that class).
-fn fetch_error_kind(e: &git2::Error) -> FetchErrorKind {
-    match (e.code(), e.class()) {
-        (ErrorCode::Auth, _) => FetchErrorKind::Auth,
-        (ErrorCode::Certificate, _) => FetchErrorKind::Certificate,
-        (ErrorCode::Timeout | ErrorCode::Eof, _) => FetchErrorKind::Network,
-        (_, ErrorClass::Net | ErrorClass::Ssl | ErrorClass::Ssh | ErrorClass::Http) => {
-            FetchErrorKind::Network
-        }
-        (_, ErrorClass::Os) => FetchErrorKind::Network,
-        _ => FetchErrorKind::Other,
+/// The kind of an error from a network operation.
+fn fetch_error_kind(e: &gix::Error) -> FetchErrorKind {
+    if e.is_unauthenticated() || e.is_permission_denied() {
+        return FetchErrorKind::Auth;
+    }
+    let text = chain(e).to_ascii_lowercase();
+    if text.contains("certificate") || text.contains("host key verification failed") {
+        return FetchErrorKind::Certificate;
+    }
+    let network_io = e.iter_errors().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            use std::io::ErrorKind::*;
+            matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | TimedOut
+                    | WouldBlock
+                    | BrokenPipe
+                    | UnexpectedEof
+                    | HostUnreachable
+                    | NetworkUnreachable
+                    | NetworkDown
+                    | AddrNotAvailable
+            )
+        }) || cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_connect() || r.is_timeout())
+    });
+    if network_io || e.can_retry_lenient() || text.contains("could not connect") {
+        FetchErrorKind::Network
+    } else {
+        FetchErrorKind::Other
     }
 }
 
-/// Masks the URL's password and every configured secret in a message from libgit2.
+/// Masks the URL's password and every configured secret in a message from Git.
 fn scrub(config: &GitSourceConfig, shown_url: &str, message: &str) -> String {
     let mut message = message.replace(&config.url, shown_url);
     let mut secrets: Vec<&str> = url_secrets(&config.url);
     match &config.auth {
         GitAuth::HttpsToken(token) => secrets.push(token.expose_secret()),
         GitAuth::HttpsBasic { password, .. } => secrets.push(password.expose_secret()),
-        GitAuth::SshKey { private_key, passphrase, .. } => {
-            secrets.push(private_key.expose_secret());
-            if let Some(p) = passphrase {
-                secrets.push(p.expose_secret());
-            }
-        }
+        GitAuth::SshKey { private_key, .. } => secrets.push(private_key.expose_secret()),
         GitAuth::None | GitAuth::SshAgent => {}
     }
     for secret in secrets {
@@ -743,214 +1041,6 @@ fn cache_name(url: &str) -> String {
     format!("{name}-{}.git", &digest[..16])
 }
 
-/// Per-connection state shared by the callbacks of one libgit2 operation.
-struct CallbackState<'a> {
-    auth: &'a GitAuth,
-    attempts: RefCell<CredentialAttempts>,
-    /// Set when the credential callback gave up: the error is an authentication failure.
-    auth_failed: Cell<bool>,
-    /// Set when a progress callback aborted the transfer for lack of time.
-    timed_out: Cell<bool>,
-    started: Instant,
-    transfer_timeout: Duration,
-    cancel: &'a AtomicBool,
-}
-
-impl<'a> CallbackState<'a> {
-    fn new(inner: &'a Inner, started: Instant, cancel: &'a AtomicBool) -> Self {
-        CallbackState {
-            auth: &inner.config.auth,
-            attempts: RefCell::default(),
-            auth_failed: Cell::new(false),
-            timed_out: Cell::new(false),
-            started,
-            transfer_timeout: inner.config.transfer_timeout,
-            cancel,
-        }
-    }
-
-    fn aborted(&self) -> bool {
-        self.timed_out.get() || self.auth_failed.get()
-    }
-
-    /// Whether the transfer may go on; records a timeout when it may not.
-    fn keep_going(&self) -> bool {
-        if self.cancel.load(Ordering::Relaxed) || self.started.elapsed() > self.transfer_timeout {
-            self.timed_out.set(true);
-            return false;
-        }
-        true
-    }
-
-    fn callbacks(&'a self) -> RemoteCallbacks<'a> {
-        let mut callbacks = RemoteCallbacks::new();
-        callbacks.credentials(move |_url, username_from_url, allowed| {
-            if !self.keep_going() {
-                return Err(git2::Error::from_str("cancelled"));
-            }
-            let choice = choose_credential(
-                self.auth,
-                username_from_url,
-                allowed,
-                &mut self.attempts.borrow_mut(),
-            );
-            match choice.and_then(|choice| build_credential(self.auth, &choice)) {
-                Ok(cred) => Ok(cred),
-                Err(message) => {
-                    self.auth_failed.set(true);
-                    Err(git2::Error::new(ErrorCode::Auth, ErrorClass::Callback, message))
-                }
-            }
-        });
-        callbacks.transfer_progress(move |_| self.keep_going());
-        callbacks.sideband_progress(move |_| self.keep_going());
-        callbacks
-    }
-}
-
-/// How many times each credential type was handed out on one connection.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct CredentialAttempts {
-    username: u32,
-    user_pass: u32,
-    ssh_key: u32,
-}
-
-/// What the credential callback answers (the secret itself is looked up when it is built).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum CredentialChoice {
-    /// The SSH user name (libgit2 asks for it before the key when the URL has none).
-    Username(String),
-    /// HTTPS user and password (or token).
-    UserPass { user: String },
-    /// An in-memory SSH key.
-    SshKeyFromMemory { user: String },
-    /// Keys from `ssh-agent`.
-    SshAgent { user: String },
-}
-
-/// Decides what to answer to libgit2's credential request, at most once per credential type:
-/// libgit2 asks again when the server rejects an answer, and a second request for the same type
-/// means the first was rejected. Returns the message of the authentication error otherwise.
-fn choose_credential(
-    auth: &GitAuth,
-    username_from_url: Option<&str>,
-    allowed: CredentialType,
-    attempts: &mut CredentialAttempts,
-) -> std::result::Result<CredentialChoice, String> {
-    fn once(count: &mut u32, rejected: impl FnOnce() -> String) -> std::result::Result<(), String> {
-        *count += 1;
-        if *count > 1 { Err(rejected()) } else { Ok(()) }
-    }
-    let ssh_user = |configured: &str| username_from_url.unwrap_or(configured).to_owned();
-    match auth {
-        GitAuth::None => Err(format!(
-            "the remote asks for credentials ({}) but none are configured",
-            describe(allowed)
-        )),
-        GitAuth::HttpsToken(_) | GitAuth::HttpsBasic { .. } => {
-            let user = match auth {
-                GitAuth::HttpsBasic { user, .. } => user.clone(),
-                _ => "x-access-token".to_owned(),
-            };
-            if !allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-                return Err(format!(
-                    "the remote asks for {} but an HTTPS token or password is configured",
-                    describe(allowed)
-                ));
-            }
-            once(&mut attempts.user_pass, || {
-                format!("the remote rejected the HTTPS credentials of user `{user}`")
-            })?;
-            Ok(CredentialChoice::UserPass { user })
-        }
-        GitAuth::SshKey { .. } | GitAuth::SshAgent
-            if allowed.contains(CredentialType::USERNAME) =>
-        {
-            let user = match auth {
-                GitAuth::SshKey { user, .. } => ssh_user(user),
-                _ => ssh_user("git"),
-            };
-            once(&mut attempts.username, || format!("the SSH server rejected user `{user}`"))?;
-            Ok(CredentialChoice::Username(user))
-        }
-        GitAuth::SshKey { user, .. } => {
-            let user = ssh_user(user);
-            if !allowed.contains(CredentialType::SSH_MEMORY) {
-                return Err(format!(
-                    "the remote asks for {} but an SSH key is configured",
-                    describe(allowed)
-                ));
-            }
-            once(&mut attempts.ssh_key, || {
-                format!("the SSH server rejected the key for user `{user}`")
-            })?;
-            Ok(CredentialChoice::SshKeyFromMemory { user })
-        }
-        GitAuth::SshAgent => {
-            let user = ssh_user("git");
-            if !allowed.contains(CredentialType::SSH_KEY) {
-                return Err(format!(
-                    "the remote asks for {} but ssh-agent is configured",
-                    describe(allowed)
-                ));
-            }
-            once(&mut attempts.ssh_key, || {
-                format!("the SSH server rejected every ssh-agent key for user `{user}`")
-            })?;
-            Ok(CredentialChoice::SshAgent { user })
-        }
-    }
-}
-
-/// Builds libgit2's credential for a choice, taking the secret from `auth`.
-fn build_credential(
-    auth: &GitAuth,
-    choice: &CredentialChoice,
-) -> std::result::Result<Cred, String> {
-    let built = match (choice, auth) {
-        (CredentialChoice::Username(user), _) => Cred::username(user),
-        (CredentialChoice::UserPass { user }, GitAuth::HttpsToken(token)) => {
-            Cred::userpass_plaintext(user, token.expose_secret())
-        }
-        (CredentialChoice::UserPass { user }, GitAuth::HttpsBasic { password, .. }) => {
-            Cred::userpass_plaintext(user, password.expose_secret())
-        }
-        (
-            CredentialChoice::SshKeyFromMemory { user },
-            GitAuth::SshKey { private_key, passphrase, .. },
-        ) => Cred::ssh_key_from_memory(
-            user,
-            None,
-            private_key.expose_secret(),
-            passphrase.as_ref().map(|p| p.expose_secret()),
-        ),
-        (CredentialChoice::SshAgent { user }, _) => Cred::ssh_key_from_agent(user),
-        _ => return Err("internal error: the credential does not match the configuration".into()),
-    };
-    // libgit2's messages here are about the key format, never the key itself.
-    built.map_err(|e| format!("cannot use the configured credentials: {}", e.message()))
-}
-
-fn describe(allowed: CredentialType) -> String {
-    let names = [
-        (CredentialType::USER_PASS_PLAINTEXT, "user and password"),
-        (CredentialType::SSH_KEY, "an SSH key"),
-        (CredentialType::SSH_MEMORY, "an SSH key"),
-        (CredentialType::SSH_CUSTOM, "a custom SSH signature"),
-        (CredentialType::DEFAULT, "NTLM/Negotiate"),
-        (CredentialType::SSH_INTERACTIVE, "keyboard-interactive SSH"),
-        (CredentialType::USERNAME, "a user name"),
-    ];
-    let mut found: Vec<&str> = Vec::new();
-    for (flag, name) in names {
-        if allowed.contains(flag) && !found.contains(&name) {
-            found.push(name);
-        }
-    }
-    if found.is_empty() { "unknown credentials".into() } else { found.join(" or ") }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -963,20 +1053,18 @@ mod tests {
         GitAuth::SshKey {
             user: "git".into(),
             private_key: SecretString::from("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n"),
-            passphrase: Some(SecretString::from("hunter2")),
         }
     }
 
     #[test]
     fn an_https_token_is_offered_once_and_a_second_request_is_an_auth_error() {
         let mut attempts = CredentialAttempts::default();
-        let allowed = CredentialType::USER_PASS_PLAINTEXT;
-        let first = choose_credential(&token(), None, allowed, &mut attempts);
-        assert_eq!(first, Ok(CredentialChoice::UserPass { user: "x-access-token".into() }));
-        let second = choose_credential(&token(), None, allowed, &mut attempts);
+        let (user, password) = choose_credential(&token(), &mut attempts).unwrap();
+        assert_eq!((user.as_str(), password.expose_secret()), ("x-access-token", "ghp_secret"));
+        let second = choose_credential(&token(), &mut attempts);
         assert!(second.unwrap_err().contains("rejected"));
-        // It stays rejected however often libgit2 asks.
-        assert!(choose_credential(&token(), None, allowed, &mut attempts).is_err());
+        // It stays rejected however often it is asked.
+        assert!(choose_credential(&token(), &mut attempts).is_err());
         assert_eq!(attempts.user_pass, 3);
     }
 
@@ -984,57 +1072,57 @@ mod tests {
     fn basic_auth_uses_the_configured_user() {
         let auth = GitAuth::HttpsBasic { user: "ci".into(), password: SecretString::from("pw") };
         let mut attempts = CredentialAttempts::default();
-        let choice = choose_credential(
-            &auth,
-            Some("ignored"),
-            CredentialType::USER_PASS_PLAINTEXT,
-            &mut attempts,
-        );
-        assert_eq!(choice, Ok(CredentialChoice::UserPass { user: "ci".into() }));
-        let cred = build_credential(&auth, &choice.unwrap()).unwrap();
-        assert_eq!(cred.credtype(), CredentialType::USER_PASS_PLAINTEXT.bits());
+        let (user, password) = choose_credential(&auth, &mut attempts).unwrap();
+        assert_eq!((user.as_str(), password.expose_secret()), ("ci", "pw"));
     }
 
     #[test]
-    fn ssh_asks_for_the_user_then_the_key_each_once() {
-        let mut attempts = CredentialAttempts::default();
-        let user = choose_credential(&key(), None, CredentialType::USERNAME, &mut attempts);
-        assert_eq!(user, Ok(CredentialChoice::Username("git".into())));
-        let allowed =
-            CredentialType::SSH_KEY | CredentialType::SSH_MEMORY | CredentialType::SSH_CUSTOM;
-        let first = choose_credential(&key(), Some("deploy"), allowed, &mut attempts);
-        assert_eq!(first, Ok(CredentialChoice::SshKeyFromMemory { user: "deploy".into() }));
-        let cred = build_credential(&key(), &first.unwrap()).unwrap();
-        assert_eq!(cred.credtype(), CredentialType::SSH_MEMORY.bits());
-        assert!(choose_credential(&key(), Some("deploy"), allowed, &mut attempts).is_err());
-        assert!(choose_credential(&key(), None, CredentialType::USERNAME, &mut attempts).is_err());
-    }
-
-    #[test]
-    fn ssh_agent_is_offered_once() {
-        let mut attempts = CredentialAttempts::default();
-        let allowed = CredentialType::SSH_KEY;
-        let first = choose_credential(&GitAuth::SshAgent, None, allowed, &mut attempts);
-        assert_eq!(first, Ok(CredentialChoice::SshAgent { user: "git".into() }));
-        assert!(choose_credential(&GitAuth::SshAgent, None, allowed, &mut attempts).is_err());
+    fn the_credential_function_answers_once_then_fails_as_unauthenticated() {
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut answer = credentials(token(), Arc::clone(&failed));
+        let get = || Action::get_for_url("https://h/o/r.git");
+        let first = answer(get()).unwrap().unwrap();
+        assert!(matches!(
+            first.credentials,
+            gix::sec::identity::Credentials::UsernamePassword { ref username, .. }
+                if username == "x-access-token"
+        ));
+        assert!(answer(Action::Erase("x".into())).unwrap().is_none());
+        assert!(!failed.load(Ordering::Relaxed));
+        let second = answer(get()).unwrap_err();
+        assert!(second.is_unauthenticated(), "{second}");
+        assert!(failed.load(Ordering::Relaxed));
     }
 
     #[test]
     fn missing_or_mismatched_credentials_fail_without_answering() {
         let mut attempts = CredentialAttempts::default();
-        let none = choose_credential(
-            &GitAuth::None,
-            None,
-            CredentialType::USER_PASS_PLAINTEXT,
-            &mut attempts,
-        );
+        let none = choose_credential(&GitAuth::None, &mut attempts);
         assert!(none.unwrap_err().contains("none are configured"));
-        let mismatch = choose_credential(&token(), None, CredentialType::SSH_KEY, &mut attempts);
-        assert!(mismatch.unwrap_err().contains("an SSH key"));
-        let mismatch =
-            choose_credential(&key(), None, CredentialType::USER_PASS_PLAINTEXT, &mut attempts);
-        assert!(mismatch.unwrap_err().contains("user and password"));
+        let mismatch = choose_credential(&key(), &mut attempts);
+        assert!(mismatch.unwrap_err().contains("SSH key"));
         assert_eq!(attempts, CredentialAttempts::default());
+    }
+
+    #[test]
+    fn ssh_runs_in_batch_mode_with_timeouts_and_only_the_given_key() {
+        let config = GitSourceConfig::new("ssh://h/r", GitRef::Branch("m".into()), "/c");
+        let agent = ssh_command(&config, None).into_string().unwrap();
+        assert!(agent.starts_with("ssh -o BatchMode=yes -o ConnectTimeout=15"), "{agent}");
+        assert!(agent.contains("ServerAliveInterval=40"), "{agent}");
+        assert!(!agent.contains(" -i "), "{agent}");
+        let with_key = ssh_command(&config, Some(Path::new("/c/it's key"))).into_string().unwrap();
+        assert!(with_key.ends_with(r"-o IdentitiesOnly=yes -i '/c/it'\''s key'"), "{with_key}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_key(dir.path(), &SecretString::from("KEY")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(file.path()).unwrap(), "KEY\n");
+        let path = file.path().to_owned();
+        drop(file);
+        assert!(!path.exists(), "the key file is removed after the fetch");
     }
 
     #[test]
@@ -1058,18 +1146,23 @@ mod tests {
         let message = "failed https://u:pw1@h/r with ghp_secret and pw1";
         assert_eq!(scrub(&config, &shown, message), "failed https://u:***@h/r with *** and ***");
         config.auth = key();
-        assert_eq!(scrub(&config, &shown, "bad hunter2"), "bad ***");
+        assert_eq!(
+            scrub(&config, &shown, "bad -----BEGIN OPENSSH PRIVATE KEY-----\nabc\n"),
+            "bad ***"
+        );
     }
 
     #[test]
     fn refs_are_validated_and_mapped_to_one_refspec() {
+        let branch = want(&GitRef::Branch("refs/heads/main".into())).unwrap();
         assert_eq!(
-            want(&GitRef::Branch("refs/heads/main".into())).unwrap(),
+            branch,
             Want::Ref {
                 remote: "refs/heads/main".into(),
                 local: "refs/remotes/origin/main".into()
             }
         );
+        assert_eq!(branch.refspec(), "+refs/heads/main:refs/remotes/origin/main");
         assert_eq!(
             want(&GitRef::Tag("v1".into())).unwrap(),
             Want::Ref { remote: "refs/tags/v1".into(), local: "refs/tags/v1".into() }
@@ -1082,10 +1175,10 @@ mod tests {
         }
         assert!(matches!(want(&GitRef::Commit("abc123".into())), Err(Error::InvalidRef { .. })));
         let id = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(
-            want(&GitRef::Commit(id.into())).unwrap(),
-            Want::Commit(Oid::from_str(id).unwrap())
-        );
+        let commit = want(&GitRef::Commit(id.into())).unwrap();
+        assert_eq!(commit, Want::Commit(ObjectId::from_hex(id.as_bytes()).unwrap()));
+        assert_eq!(commit.refspec(), format!("+{id}:refs/pinned/commit"));
+        assert_eq!(GitRef::Branch("refs/heads/main".into()).name(), "main");
     }
 
     #[test]
@@ -1112,22 +1205,18 @@ mod tests {
 
     #[test]
     fn only_damaged_local_data_counts_as_corruption() {
-        let err = |code, class| git2::Error::new(code, class, "x");
-        assert!(is_corruption(&err(ErrorCode::NotFound, ErrorClass::Odb)));
-        assert!(is_corruption(&err(ErrorCode::Locked, ErrorClass::Os)));
-        assert!(is_corruption(&git2::Error::new(
-            ErrorCode::GenericError,
-            ErrorClass::Os,
-            "failed to lock file '/c/refs/remotes/origin/main.lock' for writing: "
-        )));
-        assert!(is_corruption(&err(ErrorCode::Owner, ErrorClass::Config)));
-        assert!(!is_corruption(&err(ErrorCode::GenericError, ErrorClass::Net)));
-        assert!(!is_corruption(&err(ErrorCode::Auth, ErrorClass::Http)));
-        assert!(!is_corruption(&err(ErrorCode::Certificate, ErrorClass::Ssl)));
-        assert_eq!(fetch_error_kind(&err(ErrorCode::Auth, ErrorClass::Ssh)), FetchErrorKind::Auth);
-        assert_eq!(
-            fetch_error_kind(&err(ErrorCode::GenericError, ErrorClass::Net)),
-            FetchErrorKind::Network
-        );
+        let error = |m: gix::error::Message| gix::Error::from_error(m);
+        assert!(is_corruption(&error(gix::error::corruption("bad pack checksum"))));
+        let lock = std::io::Error::other("the lock file refs/remotes/origin/main.lock exists");
+        assert!(is_corruption(&gix::Error::from_error(lock)));
+        let auth = error(gix::error::unauthenticated("rejected"));
+        assert!(!is_corruption(&auth));
+        assert_eq!(fetch_error_kind(&auth), FetchErrorKind::Auth);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let refused = gix::Error::from_error(refused);
+        assert!(!is_corruption(&refused));
+        assert_eq!(fetch_error_kind(&refused), FetchErrorKind::Network);
+        assert!(!is_loopback(&gix::Url::try_from("http://example.com/r").unwrap()));
+        assert!(is_loopback(&gix::Url::try_from("http://127.0.0.1:1/r").unwrap()));
     }
 }

@@ -177,7 +177,7 @@ fn the_pure_core_does_no_io() {
     let io = [
         "tokio",
         "reqwest",
-        "git2",
+        "gix",
         "notify",
         "axum",
         "std::fs",

@@ -506,12 +506,12 @@ async fn sighup_reconciles_now_and_sigterm_abandons_a_slow_tenant_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_hanging_git_fetch_exits_promptly() {
     let emulator = Emulator::start_with(emulator_config()).await.unwrap();
-    // Accepts the connection and never answers: libgit2 would wait for its 2 min timeout.
+    // Accepts the connection and never answers: the fetch would wait for its 2 min timeout.
     let silent = SilentServer::start();
     let state = SpecDir::new();
     let mut daemon = Reconciler::start(&emulator, state.path(), &["--repo", &silent.url()], &[]);
     daemon.wait_for_log("reconciler started").await;
-    // The first poll fetches at once; give it a moment to be inside libgit2.
+    // The first poll fetches at once; give it a moment to be inside the blocking Git read.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(daemon.status().await["history"].as_array().unwrap().is_empty(), "still fetching");
     let started = Instant::now();
@@ -640,9 +640,18 @@ async fn plan_only_never_writes_and_json_logs_are_one_object_per_line() {
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
         assert!(event.is_object() && event["level"].is_string(), "{line}");
     }
-    let messages: Vec<&str> = log.iter().filter_map(|l| l.split("\"message\":\"").nth(1)).collect();
-    assert!(messages.iter().any(|m| m.starts_with("reconciled")), "{log:#?}");
-    assert!(messages.iter().any(|m| m.starts_with("reconciler stopped")), "{log:#?}");
+    // Flat lines: `level`, `msg` and the fields at the top level.
+    let events: Vec<Value> = log.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let planned = events
+        .iter()
+        .find(|e| e["msg"].as_str().is_some_and(|m| m.starts_with("planned revision dir:")))
+        .unwrap_or_else(|| panic!("{log:#?}"));
+    assert_eq!(planned["level"], "info");
+    assert_eq!(planned["outcome"], "planned");
+    assert_eq!(planned["changes"], 2);
+    assert!(planned["objects"].as_str().unwrap().contains("create purpose \"Alpha\""), "{planned}");
+    assert!(planned.get("fields").is_none(), "{planned}");
+    assert!(events.iter().any(|e| e["msg"] == "reconciler stopped"), "{log:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -797,4 +806,33 @@ fn the_image_and_the_sidecar_manifest_listen_where_probes_reach() {
         .find(|v| v["name"] == mount["name"])
         .expect("the state volume");
     assert!(volume["persistentVolumeClaim"]["claimName"].is_string(), "{volume}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_repository_is_followed_by_file_url_or_by_path() {
+    let emulator = Emulator::start_with(emulator_config()).await.unwrap();
+    let repo = GitFixture::new();
+    repo.write("specs/a.yaml", purpose("Alpha"));
+    let first = repo.commit("first");
+    let file_url = format!("file://{}", repo.served().display());
+    let state = SpecDir::new();
+    let daemon =
+        Reconciler::start(&emulator, state.path(), &["--repo", &file_url, "--path", "specs"], &[]);
+    daemon.wait_for("the first commit", |s| applied(s) == Some(first.as_str())).await;
+    assert_eq!(purposes(&emulator).await, ["Alpha"]);
+    // The log names the revision the way Flux does, and the objects applied.
+    daemon.wait_for_log(&format!("applied revision main@sha1:{first}")).await;
+    let log = daemon.log().join("\n");
+    assert!(log.contains(r#"objects="create purpose \"Alpha\"""#), "{log}");
+    assert!(!log.contains("Some("), "no Rust Debug text in logs:\n{log}");
+    drop(daemon);
+
+    // The work tree's path (a checkout, not a URL) is followed too.
+    repo.write("specs/b.yaml", purpose("Beta"));
+    let second = repo.commit("second");
+    let work = repo.work().display().to_string();
+    let daemon =
+        Reconciler::start(&emulator, state.path(), &["--repo", &work, "--path", "specs"], &[]);
+    daemon.wait_for("the second commit", |s| applied(s) == Some(second.as_str())).await;
+    assert_eq!(purposes(&emulator).await, ["Alpha", "Beta"]);
 }

@@ -13,12 +13,21 @@ mod architecture;
 /// reads, licenses, auth, test controls, persistence and the `emulator` subcommand.
 mod emulator;
 
-/// Sources: the remote Git source against `git daemon` on 127.0.0.1 (depth-1 fetches, pins,
-/// force-pushes, corruption, timeouts, rejected credentials) and the directory watcher.
+/// Sources: the remote Git source over `file://`, `git://` (`git daemon`) and smart HTTP (`git
+/// http-backend`) on 127.0.0.1 (depth-1 fetches, pins, force-pushes, corruption, timeouts,
+/// rejected credentials) and the directory watcher.
 mod source;
 
 /// `validate` and `schema` through the real binary; the spec format end to end.
 mod validate;
+
+/// The command line's conventions: exit codes of usage errors, `version` and `--version`,
+/// completions, the manual page, Terraform-style `-flag` spellings.
+mod cli;
+
+/// The Kubernetes manifests (docs/kubernetes.md, deploy/): structure and Pod Security
+/// "restricted".
+mod manifests;
 
 /// The reconciler's HTTP server over real HTTP on 127.0.0.1: webhook authentication and
 /// nudges (read from the trigger channel), health, readiness, `/status` and `/metrics`.

@@ -463,20 +463,40 @@ async fn metrics_expose_every_series() {
     m.change(Kind::DataSource, Action::Create);
     m.change(Kind::Policy, Action::NoOp);
     m.drift(Kind::Project, 2);
-    m.license(40, 50, Some(30));
+    m.license(40, 50, Some(1_800_000_000));
     m.webhook("gitlab", "ignored");
     m.request("/api/v2/data", "POST", Some(200), Duration::from_millis(40));
     m.request("/api/v2/data/{key}", "DELETE", None, Duration::from_millis(5));
     m.retry("/api/v2/data", "429");
 
+    // Prometheus asks for OpenMetrics and gets it.
+    let openmetrics = server
+        .http
+        .get(server.url("/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        openmetrics.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = openmetrics.text().await.unwrap();
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(om.contains("# TYPE immuta_gitops_reconciles counter\n"), "{om}");
+
+    // Anything else (curl, promtool) gets the Prometheus text format.
     let answer = server.get("/metrics").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
         answer.headers.get("content-type").and_then(|v| v.to_str().ok()),
-        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = &answer.text;
-    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
 
     let p = |name: &str| format!("immuta_gitops_{name}");
     let has = |name: &str, labels: &[(&str, &str)]| sample(text, &p(name), labels);
@@ -493,7 +513,7 @@ async fn metrics_expose_every_series() {
     assert_eq!(has("drift_items", &[("kind", "project")]), Some(2.0));
     assert_eq!(has("license_seats_used", &[]), Some(40.0));
     assert_eq!(has("license_seats", &[]), Some(50.0));
-    assert_eq!(has("license_days_to_expiry", &[]), Some(30.0));
+    assert_eq!(has("license_expiry_timestamp_seconds", &[]), Some(1_800_000_000.0));
     assert_eq!(
         has("webhook_deliveries_total", &[("provider", "gitlab"), ("result", "ignored")]),
         Some(1.0)
@@ -524,24 +544,26 @@ async fn metrics_expose_every_series() {
         Some(1.0)
     );
 
-    // Every series announces its type.
+    // Every series announces its type and help (the text format names counters `_total`).
     for (name, kind) in [
-        ("reconciles", "counter"),
+        ("reconciles_total", "counter"),
         ("reconcile_duration_seconds", "histogram"),
         ("last_success_timestamp_seconds", "gauge"),
         ("applied_revision_info", "gauge"),
-        ("changes", "counter"),
-        ("api_requests", "counter"),
+        ("changes_total", "counter"),
+        ("api_requests_total", "counter"),
         ("api_request_duration_seconds", "histogram"),
-        ("api_retries", "counter"),
+        ("api_retries_total", "counter"),
         ("drift_items", "gauge"),
         ("license_seats_used", "gauge"),
         ("license_seats", "gauge"),
-        ("license_days_to_expiry", "gauge"),
-        ("webhook_deliveries", "counter"),
+        ("license_expiry_timestamp_seconds", "gauge"),
+        ("webhook_deliveries_total", "counter"),
+        ("build_info", "gauge"),
     ] {
         let line = format!("# TYPE {} {kind}\n", p(name));
         assert!(text.contains(&line), "missing {line:?}");
+        assert!(text.contains(&format!("# HELP {} ", p(name))), "no help for {name}");
     }
 }
 

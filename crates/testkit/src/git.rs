@@ -1,12 +1,14 @@
 //! Git fixtures: a work repository that commits and pushes to a bare repository, which
-//! `git daemon` serves on 127.0.0.1; plus silent and always-401 servers for failure tests.
+//! `git daemon` ([`GitDaemon`]) or Git's smart HTTP protocol ([`GitHttpServer`], `git
+//! http-backend` behind a tiny HTTP server) serves on 127.0.0.1, or which is read through
+//! `file://`; plus silent and always-401 servers for failure tests.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Runs `git` in `dir` with a fixed identity and no user or system configuration; panics with
@@ -248,6 +250,11 @@ impl SilentServer {
     pub fn url(&self) -> String {
         format!("git://127.0.0.1:{}/repo.git", self.listener.local_addr().expect("addr").port())
     }
+
+    /// The `http://` URL of a repository on it.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/repo.git", self.listener.local_addr().expect("addr").port())
+    }
 }
 
 /// An HTTP server that answers every request with `401 Unauthorized` (Basic), counting requests:
@@ -309,4 +316,199 @@ impl RejectingHttpServer {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Git's smart HTTP protocol on 127.0.0.1: a small HTTP/1.1 server (one thread per connection,
+/// `Connection: close`) that hands every request to `git http-backend` as CGI, serving every
+/// repository under a base path. Stopped on drop or by [`GitHttpServer::kill`].
+pub struct GitHttpServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GitHttpServer {
+    /// Serves every repository under `base_path` on a free port.
+    pub fn serve(base_path: &Path) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking listener");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (flag, counter, root) =
+            (Arc::clone(&stop), Arc::clone(&requests), base_path.to_owned());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let root = root.clone();
+                        std::thread::spawn(move || {
+                            let _ = serve_cgi(stream, &root);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        GitHttpServer { port, stop, requests, thread: Some(thread) }
+    }
+
+    /// The `http://` URL of `repo` (a path under the base path).
+    pub fn url(&self, repo: &str) -> String {
+        format!("http://127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// How many connections it has accepted.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops serving: the port then refuses connections.
+    pub fn kill(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One request: read it (a `Content-Length` or chunked body), run `git http-backend`, answer.
+fn serve_cgi(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(end) = find(&pending, b"\r\n\r\n") {
+            break end;
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        pending.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
+    let mut rest = pending[head_end + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let mut request = lines.next().unwrap_or_default().split(' ');
+    let method = request.next().unwrap_or_default().to_owned();
+    let target = request.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        read_chunked(&mut stream, &mut rest)?
+    } else {
+        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        while rest.len() < length {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            rest.extend_from_slice(&buf[..n]);
+        }
+        rest.truncate(length);
+        rest
+    };
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut command = Command::new("git");
+    command
+        .arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", &method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(content_type) = header("content-type") {
+        command.env("CONTENT_TYPE", content_type);
+    }
+    if let Some(protocol) = header("git-protocol") {
+        command.env("GIT_PROTOCOL", protocol);
+    }
+    let mut child = command.spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&body));
+    let output = child.wait_with_output()?;
+    let _ = writer.join();
+    let out = output.stdout;
+    let split =
+        find(&out, b"\r\n\r\n").map(|i| (i, 4)).or_else(|| find(&out, b"\n\n").map(|i| (i, 2)));
+    let (cgi_head, cgi_body) = match split {
+        Some((i, sep)) => (String::from_utf8_lossy(&out[..i]).into_owned(), &out[i + sep..]),
+        None => (String::new(), &out[..]),
+    };
+    let mut status = "200 OK".to_owned();
+    let mut response_headers = String::new();
+    for line in cgi_head.lines() {
+        match line.split_once(':') {
+            Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_owned(),
+            Some(_) => {
+                response_headers.push_str(line.trim_end());
+                response_headers.push_str("\r\n");
+            }
+            None => {}
+        }
+    }
+    let head = format!(
+        "HTTP/1.1 {status}\r\n{response_headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        cgi_body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(cgi_body)?;
+    stream.flush()
+}
+
+/// Decodes a chunked request body, `pending` holding what was already read past the headers.
+fn read_chunked(stream: &mut TcpStream, pending: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut fill = |pending: &mut Vec<u8>, stream: &mut TcpStream| -> std::io::Result<bool> {
+        let n = stream.read(&mut buf)?;
+        pending.extend_from_slice(&buf[..n]);
+        Ok(n > 0)
+    };
+    loop {
+        let line_end = loop {
+            if let Some(i) = find(pending, b"\r\n") {
+                break i;
+            }
+            if !fill(pending, stream)? {
+                return Ok(body);
+            }
+        };
+        let size_text = String::from_utf8_lossy(&pending[..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        pending.drain(..line_end + 2);
+        if size == 0 {
+            return Ok(body);
+        }
+        while pending.len() < size + 2 {
+            if !fill(pending, stream)? {
+                return Ok(body);
+            }
+        }
+        body.extend_from_slice(&pending[..size]);
+        pending.drain(..size + 2);
+    }
 }

@@ -109,9 +109,9 @@ pub fn serving_url(line: &str) -> Option<String> {
     if let Some(url) = line.strip_prefix("immuta-gitops reconciler serving on ") {
         return Some(url.to_owned());
     }
+    // JSON log lines are flat: `msg` and the fields at the top level.
     let event: serde_json::Value = serde_json::from_str(line).ok()?;
-    let fields = &event["fields"];
-    let message = fields["message"].as_str()?;
-    let addr = fields["addr"].as_str()?;
+    let message = event["msg"].as_str()?;
+    let addr = event["addr"].as_str()?;
     message.starts_with("serving ").then(|| format!("http://{addr}"))
 }
