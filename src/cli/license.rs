@@ -85,7 +85,8 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
                         None => "no expiry".to_owned(),
                     };
                     let seats = l.seats.map_or("? seats".to_owned(), |s| format!("{s} seats"));
-                    out.push_str(&format!("  license {}: {seats}, {expiry}\n", l.id));
+                    let id = l.id.map_or_else(|| "(no id)".to_owned(), |id| id.to_string());
+                    out.push_str(&format!("  license {id}: {seats}, {expiry}\n"));
                 }
                 out.push_str(&format!(
                     "  users: {} data consumers ({} active), {} policy owners ({} active)\n",

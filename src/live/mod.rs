@@ -1,14 +1,33 @@
-//! The Immuta tenant: a REST client ([`client`]), the retry classifier ([`retry`]), the
-//! endpoints this tool uses (this file), and [`observe`], which reads what a plan needs.
+//! The Immuta tenant: a REST client ([`client`]), the retry classifier ([`retry`]), tolerant
+//! V1 listings ([`listing`]), the endpoints this tool uses (this file), and [`observe`], which
+//! reads what a plan needs.
 //!
 //! Wire formats of the Immuta API live here and only here: V2 responses and V1 listings are
 //! decoded into the plain [`crate::plan::observed`] types the planner reads.
+//!
+//! Decoding is as tolerant as the sources are varied, and fails closed only where a value the
+//! plan needs is missing:
+//! - Listed items are read for the few fields the plan uses (`Row`); every other field is
+//!   skipped. Ids are numbers or numbers in strings.
+//! - Purposes come flat (every subpurpose a row of its own, Immuta's Swagger `Model21`) or
+//!   nested, with subpurposes as names (Swagger: `subpurposes: [string]`), as objects without
+//!   an id (Terraform's `PurposeResponse.Subpurposes []Purpose{name, description,
+//!   acknowledgement}`), or as objects with one. A subpurpose name without its parent's prefix
+//!   is taken as the short name and qualified. Only root purposes need an id (they are deleted
+//!   by id; a subpurpose goes with its root).
+//! - Project `type` is read in any case (`schema`, `Schema`: the Swagger enum is capitalised).
+//! - Licenses may come without an `id` (Swagger `Model39` has none); `licenseSeats` may be
+//!   `"Unlimited"` (Swagger `x-alternatives`), which reads as no seat limit.
 
 pub mod client;
 mod license;
+pub mod listing;
 pub mod retry;
 
+use std::collections::BTreeMap;
+
 use futures::{StreamExt, TryStreamExt, stream};
+use serde::Deserialize;
 use serde_json::Value;
 
 pub use self::client::{Client, ClientConfig, Observer, Request};
@@ -31,6 +50,17 @@ pub enum Error {
     Transport {
         /// The URL.
         url: String,
+        /// The transport error.
+        message: String,
+    },
+    /// A write was sent but got no answer (a timeout, a dropped connection): it may have taken
+    /// effect, so it was not sent again blindly.
+    #[error("{method} {path} got no answer ({message}); it may have taken effect on the tenant")]
+    NoAnswer {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
         /// The transport error.
         message: String,
     },
@@ -85,6 +115,13 @@ impl Error {
     /// wrong, not the connection.
     pub fn is_rejection(&self) -> bool {
         matches!(self, Error::Status { status, .. } if (400..500).contains(status))
+    }
+
+    /// Whether a write that failed this way may still have taken effect: it got no answer, or a
+    /// gateway gave up on it (`502`, `504`).
+    pub fn may_have_taken_effect(&self) -> bool {
+        matches!(self, Error::NoAnswer { .. })
+            || matches!(self, Error::Status { status: 502 | 504, .. })
     }
 }
 
@@ -165,7 +202,7 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
 }
 
 fn id_field(v: &Value, keys: &[&str]) -> Option<i64> {
-    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_i64))
+    keys.iter().find_map(|k| int(v.get(*k)))
 }
 
 /// Posts an object (`payload` already has its placeholders filled in).
@@ -297,24 +334,74 @@ fn decode_err(path: &str, message: impl Into<String>) -> Error {
     Error::Decode { path: path.to_owned(), message: message.into() }
 }
 
-fn item_id(path: &str, v: &Value) -> Result<i64> {
-    v.get("id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| decode_err(path, "a listed item has no numeric `id`"))
+/// An integer: a number, or a number in a string.
+fn int(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A flag: `true`, or `"true"`.
+fn flag(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// A string (empty strings count as absent).
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 fn bool_field(v: &Value, key: &str) -> bool {
-    v.get(key).and_then(Value::as_bool).unwrap_or(false)
+    flag(v.get(key))
 }
 
 fn str_field(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
+    text(v.get(key))
 }
 
-/// The id, natural key (under `key_field`, when it has one) and name of a listed policy or
-/// project; `path` is the listing, for the error.
-fn keyed(path: &str, v: &Value, key_field: &str) -> Result<(i64, Option<String>, String)> {
-    Ok((item_id(path, v)?, str_field(v, key_field), str_field(v, "name").unwrap_or_default()))
+/// One listed item, read for the fields the plan uses; every other field is skipped.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    id: Option<Value>,
+    name: Option<Value>,
+    deleted: Option<Value>,
+    policy_key: Option<Value>,
+    project_key: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    system_generated: Option<Value>,
+    subpurposes: Option<Value>,
+}
+
+impl listing::Listed for Row {
+    fn identity(&self) -> Option<String> {
+        int(self.id.as_ref())
+            .map(|i| i.to_string())
+            .or_else(|| text(self.name.as_ref()))
+            .or_else(|| text(self.policy_key.as_ref()))
+            .or_else(|| text(self.project_key.as_ref()))
+    }
+}
+
+impl Row {
+    fn id(&self, path: &str) -> Result<i64> {
+        int(self.id.as_ref()).ok_or_else(|| decode_err(path, "a listed item has no numeric `id`"))
+    }
+
+    fn name(&self) -> Option<String> {
+        text(self.name.as_ref())
+    }
+
+    fn deleted(&self) -> bool {
+        flag(self.deleted.as_ref())
+    }
 }
 
 /// How license listings are read.
@@ -331,33 +418,45 @@ pub enum Licenses {
 /// Reads every V1 inventory. Any failure fails the whole read: a listing error must never be
 /// mistaken for an empty tenant.
 pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory> {
-    const PAGE: usize = 200;
     let (data_sources, policies, projects, purposes) = tokio::try_join!(
-        client.list("/dataSource", "/dataSource", PAGE, false),
-        client.list("/policy/global", "/policy/global", PAGE, false),
-        client.list("/project", "/project", PAGE, false),
-        client.list("/governance/purpose", "/governance/purpose", PAGE, false),
+        client.list::<Row>("/dataSource", "/dataSource", &[], false),
+        client.list::<Row>("/policy/global", "/policy/global", &[], false),
+        client.list::<Row>("/project", "/project", &[], false),
+        client.list::<Row>("/governance/purpose", "/governance/purpose", &[], false),
     )?;
     let mut inv = Inventory::default();
-    for d in &data_sources {
+    inv.data_sources.reserve(data_sources.len());
+    for d in data_sources {
         inv.data_sources.push(LiveDataSource {
-            id: item_id("/dataSource", d)?,
-            name: str_field(d, "name")
+            id: d.id("/dataSource")?,
+            deleted: d.deleted(),
+            name: d
+                .name()
                 .ok_or_else(|| decode_err("/dataSource", "a data source has no `name`"))?,
-            deleted: bool_field(d, "deleted"),
         });
     }
-    for p in policies.iter().filter(|p| !bool_field(p, "deleted")) {
-        let (id, policy_key, name) = keyed("/policy/global", p, "policyKey")?;
-        let system_generated = bool_field(p, "systemGenerated");
-        inv.policies.push(LivePolicy { id, policy_key, name, system_generated });
+    for p in policies.into_iter().filter(|p| !p.deleted()) {
+        inv.policies.push(LivePolicy {
+            id: p.id("/policy/global")?,
+            policy_key: text(p.policy_key.as_ref()),
+            system_generated: flag(p.system_generated.as_ref()),
+            name: p.name().unwrap_or_default(),
+        });
     }
-    for p in projects.iter().filter(|p| !bool_field(p, "deleted")) {
-        let (id, project_key, name) = keyed("/project", p, "projectKey")?;
-        let is_schema = p.get("type").and_then(Value::as_str) == Some("schema");
-        inv.projects.push(LiveProject { id, project_key, name, is_schema });
+    for p in projects.into_iter().filter(|p| !p.deleted()) {
+        let is_schema = p
+            .kind
+            .as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("schema"));
+        inv.projects.push(LiveProject {
+            id: p.id("/project")?,
+            project_key: text(p.project_key.as_ref()),
+            name: p.name().unwrap_or_default(),
+            is_schema,
+        });
     }
-    inv.purposes = decode_purposes(&purposes)?;
+    inv.purposes = decode_purposes(purposes)?;
     if licenses != Licenses::Skip {
         match read_licenses(client).await {
             Ok((list, status)) => {
@@ -371,43 +470,75 @@ pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory>
     Ok(inv)
 }
 
-fn decode_purposes(listed: &[Value]) -> Result<Vec<LivePurpose>> {
-    let mut out = Vec::new();
-    let mut stack: Vec<&Value> = listed.iter().collect();
-    while let Some(p) = stack.pop() {
-        if !bool_field(p, "deleted") {
-            out.push(LivePurpose {
-                id: item_id("/governance/purpose", p)?,
-                name: str_field(p, "name")
-                    .ok_or_else(|| decode_err("/governance/purpose", "a purpose has no `name`"))?,
-                system_generated: bool_field(p, "systemGenerated"),
-            });
+/// The purposes of a listing, flat or nested (see the module docs), by name.
+fn decode_purposes(rows: Vec<Row>) -> Result<Vec<LivePurpose>> {
+    let mut by_name: BTreeMap<String, LivePurpose> = BTreeMap::new();
+    for row in rows.into_iter().filter(|r| !r.deleted()) {
+        let name = row
+            .name()
+            .ok_or_else(|| decode_err("/governance/purpose", "a purpose has no `name`"))?;
+        let system_generated = flag(row.system_generated.as_ref());
+        if let Some(subpurposes) = &row.subpurposes {
+            nested_purposes(&name, subpurposes, system_generated, &mut by_name);
         }
-        // Some versions nest subpurposes as objects; others list them flat and name them here.
-        stack.extend(
-            p.get("subpurposes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|s| s.is_object()),
-        );
+        add_purpose(&mut by_name, LivePurpose { id: int(row.id.as_ref()), name, system_generated });
     }
-    out.sort_by_key(|p| p.id);
-    out.dedup_by_key(|p| p.id);
-    Ok(out)
+    Ok(by_name.into_values().collect())
+}
+
+/// Records a purpose; a name seen twice keeps the id one of them had.
+fn add_purpose(by_name: &mut BTreeMap<String, LivePurpose>, purpose: LivePurpose) {
+    match by_name.get_mut(&purpose.name) {
+        Some(known) => known.id = known.id.or(purpose.id),
+        None => {
+            by_name.insert(purpose.name.clone(), purpose);
+        }
+    }
+}
+
+/// The subpurposes listed under `parent`: names, or objects with or without an id, nested.
+fn nested_purposes(
+    parent: &str,
+    listed: &Value,
+    system_generated: bool,
+    by_name: &mut BTreeMap<String, LivePurpose>,
+) {
+    let qualified = |name: &str| {
+        if name.starts_with(parent) && name[parent.len()..].starts_with('.') {
+            name.to_owned()
+        } else {
+            format!("{parent}.{name}")
+        }
+    };
+    for sub in listed.as_array().into_iter().flatten() {
+        match sub {
+            Value::String(name) if !name.is_empty() => add_purpose(
+                by_name,
+                LivePurpose { id: None, name: qualified(name), system_generated },
+            ),
+            Value::Object(m) if !flag(m.get("deleted")) => {
+                let Some(name) = text(m.get("name")) else { continue };
+                let name = qualified(&name);
+                if let Some(children) = m.get("subpurposes") {
+                    nested_purposes(&name, children, system_generated, by_name);
+                }
+                add_purpose(by_name, LivePurpose { id: int(m.get("id")), name, system_generated });
+            }
+            _ => {}
+        }
+    }
 }
 
 async fn read_licenses(client: &Client) -> Result<(Vec<LiveLicense>, Option<LicenseStatus>)> {
     let list = client.send_ok(&Request::get("/admin/license", "/admin/license").admin()).await?;
-    let items = match &list {
-        Value::Array(a) => a.clone(),
-        other => other.get("licenses").and_then(Value::as_array).cloned().unwrap_or_default(),
-    };
+    let (items, _) = client::envelope(&list).ok_or_else(|| {
+        decode_err("/admin/license", "expected a list of licenses (or an object holding one)")
+    })?;
     let mut out = Vec::new();
     for l in items.iter().filter(|l| !bool_field(l, "deleted")) {
         out.push(LiveLicense {
-            id: item_id("/admin/license", l)?,
-            seats: l.get("seats").and_then(Value::as_i64),
+            id: int(l.get("id")),
+            seats: int(l.get("seats")),
             expires: str_field(l, "expires"),
         });
     }
@@ -416,10 +547,8 @@ async fn read_licenses(client: &Client) -> Result<(Vec<LiveLicense>, Option<Lice
             &Request::get("/admin/license/licenseStatus", "/admin/license/licenseStatus").admin(),
         )
         .await?;
-    let status = match (
-        status.get("activeUserCount").and_then(Value::as_i64),
-        status.get("licenseSeats").and_then(Value::as_i64),
-    ) {
+    // `licenseSeats` may be "Unlimited" (Swagger x-alternatives): no seat limit to warn about.
+    let status = match (int(status.get("activeUserCount")), int(status.get("licenseSeats"))) {
         (Some(active_users), Some(seats)) => Some(LicenseStatus { active_users, seats }),
         _ => None,
     };
@@ -468,4 +597,62 @@ pub async fn observe(
     inventory.data_keys = probes.into_iter().collect();
     let dry_runs = answers.into_iter().filter_map(|(id, d)| d.map(|d| (id, d))).collect();
     Ok(Observed { inventory, dry_runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn purposes(listing: Value) -> Vec<(String, Option<i64>)> {
+        let page: listing::Page<Row> =
+            listing::parse("/governance/purpose", listing.to_string().as_bytes()).unwrap();
+        decode_purposes(page.items).unwrap().into_iter().map(|p| (p.name, p.id)).collect()
+    }
+
+    fn named(items: &[(&str, Option<i64>)]) -> Vec<(String, Option<i64>)> {
+        items.iter().map(|(n, i)| ((*n).to_owned(), *i)).collect()
+    }
+
+    #[test]
+    fn purposes_are_read_flat_or_nested_with_or_without_ids() {
+        // Flat: every purpose a row, children named by their full names.
+        let flat = json!({"purposes": [
+            {"id": 1, "name": "R", "subpurposes": ["R.A"]},
+            {"id": 2, "name": "R.A", "parent": "R", "subpurposes": []},
+        ], "count": 2});
+        assert_eq!(purposes(flat), named(&[("R", Some(1)), ("R.A", Some(2))]));
+        // Nested objects without ids (Terraform's PurposeResponse), two levels deep.
+        let nested = json!({"purposes": [{"id": "7", "name": "R", "subpurposes": [
+            {"name": "R.A", "description": "", "acknowledgement": "ok",
+             "subpurposes": [{"name": "R.A.X"}]},
+        ]}]});
+        assert_eq!(purposes(nested), named(&[("R", Some(7)), ("R.A", None), ("R.A.X", None)]));
+        // Nested names, short or full; nested objects with ids; deleted ones left out.
+        let names = json!([{"id": 1, "name": "R", "subpurposes": ["A", "R.B", {"id": 5, "name": "C"},
+            {"name": "R.D", "deleted": true}]}, {"id": 9, "name": "Old", "deleted": true}]);
+        assert_eq!(
+            purposes(names),
+            named(&[("R", Some(1)), ("R.A", None), ("R.B", None), ("R.C", Some(5))])
+        );
+        // A purpose without a name is unreadable.
+        let page: listing::Page<Row> = listing::parse("/p", br#"[{"id": 1}]"#).unwrap();
+        assert!(decode_purposes(page.items).is_err());
+    }
+
+    #[test]
+    fn listed_rows_take_ids_as_numbers_or_strings_and_skip_other_fields() {
+        let page: listing::Page<Row> = listing::parse(
+            "/project",
+            br#"{"hits": [{"id": "12", "name": "P", "type": "Schema", "tags": [{"name": "t"}],
+                 "purposes": [{"id": 3, "name": "R"}], "deleted": "false"}], "facets": {}, "count": 1}"#,
+        )
+        .unwrap();
+        let row = &page.items[0];
+        assert_eq!(row.id("/project").unwrap(), 12);
+        assert!(!row.deleted());
+        assert_eq!(row.kind.as_ref().and_then(Value::as_str), Some("Schema"));
+        assert!(Row::default().id("/x").unwrap_err().to_string().contains("no numeric `id`"));
+    }
 }

@@ -310,7 +310,7 @@ struct LiveIndex<'a> {
     observed: &'a Observed,
     policies: HashMap<&'a str, i64>,
     projects: HashMap<&'a str, i64>,
-    purposes: HashMap<&'a str, i64>,
+    purposes: HashMap<&'a str, Option<i64>>,
     data_sources: HashSet<&'a str>,
     licenses: Option<HashSet<i64>>,
 }
@@ -338,7 +338,7 @@ impl<'a> LiveIndex<'a> {
                 .filter(|d| !d.deleted)
                 .map(|d| d.name.as_str())
                 .collect(),
-            licenses: inv.licenses.as_ref().map(|l| l.iter().map(|l| l.id).collect()),
+            licenses: inv.licenses.as_ref().map(|l| l.iter().filter_map(|l| l.id).collect()),
         }
     }
 
@@ -347,7 +347,10 @@ impl<'a> LiveIndex<'a> {
         match id.kind {
             Kind::Policy => found(self.policies.get(id.key.as_str())),
             Kind::Project => found(self.projects.get(id.key.as_str())),
-            Kind::Purpose => found(self.purposes.get(id.key.as_str())),
+            Kind::Purpose => self
+                .purposes
+                .get(id.key.as_str())
+                .map_or(Presence::Absent, |i| Presence::Present(*i)),
             Kind::DataSource => match self.observed.inventory.data_keys.get(&id.key) {
                 Some(true) => Presence::Present(None),
                 Some(false) => Presence::Absent,
