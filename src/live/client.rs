@@ -10,8 +10,9 @@
 //!
 //! Some tenants answer `500` rather than `401` to a credential they do not take
 //! (fh-immuta-utils' `handle_500`: "some of the API endpoints don't handle OAuth correctly"): a
-//! `500` to a request that is safe to repeat, while no token is held, is answered the same way,
-//! by one exchange and one more try.
+//! `500` to a `GET` while no token is held is answered the same way, by one exchange and one
+//! more try. (Every command reads before it writes, so such a tenant hands out its token on the
+//! first listing; a `500` that is a server error still ends the command after that one try.)
 //!
 //! Every request has a deadline: the configured timeout, a longer one for a data-source post
 //! that asks Immuta to `wait` (the wait plus the timeout), or none for a wait below zero (then
@@ -411,9 +412,10 @@ impl Client {
             let answer = self.observed(req, Some(&auth)).await?;
             let status = answer.status;
             // A tenant answering 500 for a credential it does not take (fh-immuta-utils'
-            // `handle_500`): exchange once, while no token is held, for requests safe to repeat.
-            let refused_as_500 =
-                status == StatusCode::INTERNAL_SERVER_ERROR && !has_token && req.resend;
+            // `handle_500`): exchange once, while no token is held, for a read.
+            let refused_as_500 = status == StatusCode::INTERNAL_SERVER_ERROR
+                && !has_token
+                && req.method == Method::GET;
             if (status == StatusCode::UNAUTHORIZED && exchanges < 2)
                 || (refused_as_500 && exchanges == 0)
             {

@@ -214,13 +214,10 @@ pub async fn write(
     secrets: &[String],
 ) -> Result<Written> {
     let Some(path) = v2_path(kind) else {
-        let key = payload
-            .get("licenseKey")
-            .or_else(|| payload.get("licensekey"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let body = serde_json::json!({ "licenseKey": key });
-        let req = Request::post("/admin/license", "/admin/license", &body).admin().secrets(secrets);
+        // Posted as written: the docs show `licenseKey` (their table) and `licensekey` (their
+        // example body); the spec's own spelling is the one its author checked.
+        let req =
+            Request::post("/admin/license", "/admin/license", payload).admin().secrets(secrets);
         let resp = client.send_ok(&req).await?;
         return Ok(Written { id: id_field(&resp, &["id"]), names: Vec::new() });
     };

@@ -213,3 +213,22 @@ async fn the_readme_curl_example_posts_a_data_source_and_lists_it_back() {
     assert!(!listed.to_string().contains("not-a-secret"), "{listed}");
     emulator.stop().await;
 }
+
+#[test]
+fn variant_list_names_every_dimension_and_a_bad_variant_is_refused() {
+    let out = crate::support::bin().args(["emulator", "--variant", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", crate::support::output_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in
+        ["paging:", "  ignored-by-policies: ", "purposes:", "  nested (default): ", "source: "]
+    {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let out = crate::support::bin()
+        .args(["emulator", "--listen", "127.0.0.1:0", "--variant", "paging=sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = crate::support::output_text(&out);
+    assert!(text.contains("invalid variant: unknown paging \"sometimes\""), "{text}");
+}

@@ -201,9 +201,11 @@ async fn projects_must_reference_existing_data_sources_and_purposes() {
     let created = t.post("/api/v2/project", &good).await;
     assert_eq!(created.status, StatusCode::OK);
     assert_eq!(created.body["numberOfDataSourcesAdded"], 1);
+    // Objects, as real tenants answer them (Terraform had to learn it: TF@d6d4eaa, TF@e227eab).
     let detail = t.get(&format!("/project/{}", created.body["projectId"])).await;
-    assert_eq!(detail.body["purposes"], json!(["Fraud"]));
-    assert_eq!(detail.body["tags"], json!(["Team.Risk"]));
+    assert_eq!(detail.body["purposes"][0]["name"], "Fraud");
+    assert!(detail.body["purposes"][0]["id"].is_u64());
+    assert_eq!(detail.body["tags"], json!([{"name": "Team.Risk", "source": "curated"}]));
 }
 
 #[tokio::test]
@@ -273,7 +275,8 @@ fn hierarchy(children: Value) -> Value {
 
 #[tokio::test]
 async fn purposes_build_their_hierarchy_and_reposting_without_a_subpurpose_removes_it() {
-    let t = Tenant::start().await;
+    // Read flat: every purpose a row.
+    let t = Tenant::with_variants(&["purposes=flat"]).await;
     let full = hierarchy(json!([
         {"name": "Research.Clinical", "acknowledgement": "Clinical ack",
          "subpurposes": [{"name": "Research.Clinical.Trials"}]},
@@ -332,7 +335,7 @@ async fn purposes_build_their_hierarchy_and_reposting_without_a_subpurpose_remov
 
 #[tokio::test]
 async fn a_purpose_in_use_cannot_be_deleted_and_deletion_cascades() {
-    let t = Tenant::start().await;
+    let t = Tenant::with_variants(&["purposes=flat"]).await;
     let full = hierarchy(json!([{"name": "Research.Clinical"}, {"name": "Research.Market"}]));
     let root_id = t.post("/api/v2/purpose", &full).await.body["purposeId"].clone();
     let project = json!({"projectKey": "p", "name": "P", "purposes": ["Research.Market"]});
@@ -357,7 +360,7 @@ async fn a_purpose_in_use_cannot_be_deleted_and_deletion_cascades() {
 
 #[tokio::test]
 async fn a_deleted_subpurpose_is_recreated_by_the_next_post() {
-    let t = Tenant::start().await;
+    let t = Tenant::with_variants(&["purposes=flat"]).await;
     let full = hierarchy(json!([{"name": "Research.Clinical"}]));
     t.post("/api/v2/purpose", &full).await;
     let listed = t.get("/governance/purpose").await;
@@ -501,8 +504,8 @@ async fn removing_a_workspace_with_delete_data_sources_keeps_the_projects_data_s
 }
 
 #[tokio::test]
-async fn re_acknowledge_required_is_accepted_and_changes_nothing_observable() {
-    let t = Tenant::start().await;
+async fn re_acknowledge_required_makes_the_projects_using_a_restated_purpose_ask_again() {
+    let t = Tenant::with_variants(&["purposes=flat", "acknowledgement=none"]).await;
     t.post("/api/v2/purpose", &hierarchy(json!([{"name": "Research.Clinical"}]))).await;
     let project = json!({"projectKey": "p", "name": "P", "purposes": ["Research.Clinical"]});
     let id = t.post("/api/v2/project", &project).await.body["projectId"].clone();
@@ -510,9 +513,63 @@ async fn re_acknowledge_required_is_accepted_and_changes_nothing_observable() {
                          "subpurposes": [{"name": "Research.Clinical"}]});
     accepted_without_effect(&t, "/api/v2/purpose", "reAcknowledgeRequired", &changed).await;
 
+    // Without the flag, a new statement asks nobody to acknowledge again.
+    let quiet = json!({"name": "Research", "acknowledgement": "A quiet statement",
+                       "subpurposes": [{"name": "Research.Clinical"}]});
+    assert_eq!(t.post("/api/v2/purpose", &quiet).await.body["updating"], true);
+    assert_eq!(t.get(&format!("/project/{id}")).await.body["acknowledgeRequired"], false);
+
     let updated = t.post("/api/v2/purpose?reAcknowledgeRequired=true", &changed).await;
     assert_eq!(updated.body["updating"], true);
     let purposes = t.get("/governance/purpose").await;
     assert_eq!(purposes.body["purposes"][1]["acknowledgement"], "A new statement");
+    // Research.Clinical inherits the new statement: the project must acknowledge it again.
+    let detail = t.get(&format!("/project/{id}")).await.body;
+    assert_eq!(detail["acknowledgeRequired"], true, "{detail}");
+    let acknowledged = t
+        .post(
+            &format!("/project/{id}/members/{}/acknowledge", detail["subscriptionId"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(acknowledged.status, StatusCode::OK, "{:?}", acknowledged.body);
     assert_eq!(t.get(&format!("/project/{id}")).await.body["acknowledgeRequired"], false);
+}
+
+#[tokio::test]
+async fn purpose_listings_nest_subpurposes_as_each_variant_says() {
+    let full = hierarchy(json!([
+        {"name": "Research.Clinical", "description": "Trials and more",
+         "subpurposes": [{"name": "Research.Clinical.Trials"}]},
+        {"name": "Research.Market"},
+    ]));
+    // Default: roots only, subpurposes nested as objects without ids (Terraform's shape).
+    let t = Tenant::start().await;
+    t.post("/api/v2/purpose", &full).await;
+    let listed = t.get("/governance/purpose").await.body;
+    assert_eq!(listed["count"], 1, "{listed:#}");
+    let clinical = &listed["purposes"][0]["subpurposes"][0];
+    assert_eq!(clinical["name"], "Research.Clinical");
+    assert_eq!(clinical["description"], "Trials and more");
+    assert_eq!(clinical["acknowledgement"], "Root ack");
+    assert!(clinical.get("id").is_none(), "{clinical}");
+    assert_eq!(clinical["subpurposes"][0]["name"], "Research.Clinical.Trials");
+    // With ids.
+    let t = Tenant::with_variants(&["purposes=nested-ids"]).await;
+    t.post("/api/v2/purpose", &full).await;
+    let listed = t.get("/governance/purpose").await.body;
+    assert!(listed["purposes"][0]["subpurposes"][0]["id"].is_u64(), "{listed:#}");
+    // Names (Swagger's Model21), every subpurpose below the root.
+    let t = Tenant::with_variants(&["purposes=names"]).await;
+    t.post("/api/v2/purpose", &full).await;
+    let listed = t.get("/governance/purpose").await.body;
+    assert_eq!(
+        strings(&listed["purposes"][0]["subpurposes"]),
+        ["Research.Clinical", "Research.Clinical.Trials", "Research.Market"]
+    );
+    // Terraform's by-id read with includeSubpurposes=true nests objects whatever the listing.
+    let id = &listed["purposes"][0]["id"];
+    let one = t.get(&format!("/governance/purpose/{id}?includeSubpurposes=true")).await.body;
+    assert_eq!(one["subpurposes"][0]["name"], "Research.Clinical");
+    assert!(one["subpurposes"][0].is_object());
 }

@@ -12,6 +12,7 @@ mod license;
 mod lists;
 mod persistence;
 mod v1;
+mod variants;
 
 use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -65,6 +66,13 @@ impl Tenant {
     /// An emulator with the default configuration (key [`ADMIN_KEY`]).
     pub async fn start() -> Tenant {
         Tenant::start_with(emulator_config()).await
+    }
+
+    /// An emulator playing the variants `settings` (`DIMENSION=VALUE`).
+    pub async fn with_variants(settings: &[&str]) -> Tenant {
+        let variants =
+            immuta_emulator::Variants::parse(settings.iter().copied()).expect("valid variants");
+        Tenant::start_with(EmulatorConfig { variants, ..emulator_config() }).await
     }
 
     pub async fn start_with(config: EmulatorConfig) -> Tenant {
