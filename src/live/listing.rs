@@ -347,8 +347,10 @@ where
             ),
         });
     }
-    let mut pages = stream::iter(offsets.iter().map(|&offset| fetch(Ask::Page { offset, size })))
-        .buffered(limits.concurrency.max(1));
+    // The futures are made up front, not by a closure inside the stream: a stream holding a
+    // closure over borrowed offsets makes the caller's future not `Send`.
+    let asks: Vec<Fut> = offsets.iter().map(|&offset| fetch(Ask::Page { offset, size })).collect();
+    let mut pages = stream::iter(asks).buffered(limits.concurrency.max(1));
     let mut requests = 1;
     for &offset in &offsets {
         let Some(page) = pages.try_next().await? else { break };

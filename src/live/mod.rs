@@ -25,12 +25,13 @@ pub mod listing;
 pub mod retry;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use self::client::{Client, ClientConfig, Observer, Request};
+pub use self::client::{Client, ClientConfig, Deadline, Observer, Request};
 pub use self::license::{LicenseUsage, UserCount, license_usage};
 use crate::plan::observed::{
     DryRun, Inventory, LicenseStatus, LiveDataSource, LiveLicense, LivePolicy, LiveProject,
@@ -205,7 +206,44 @@ fn id_field(v: &Value, keys: &[&str]) -> Option<i64> {
     keys.iter().find_map(|k| int(v.get(*k)))
 }
 
+/// How long a write may take: a data-source post asking Immuta to `wait` N seconds gets N
+/// seconds more than the client's timeout, and no limit for a negative `wait` (Immuta then
+/// holds the answer until the data sources exist; only cancellation ends it).
+pub fn write_deadline(client: &Client, kind: Kind, options: &ObjectOptions) -> Deadline {
+    match (kind, options.wait) {
+        (Kind::DataSource, Some(wait)) if wait < 0 => Deadline::Unbounded,
+        (Kind::DataSource, Some(wait)) if wait > 0 => Deadline::Within(
+            client.timeout().saturating_add(Duration::from_secs(wait.unsigned_abs())),
+        ),
+        _ => Deadline::Default,
+    }
+}
+
+/// What a successful V2 post of `kind` answered.
+fn written(kind: Kind, resp: &Value) -> Written {
+    match kind {
+        Kind::DataSource => {
+            let mut names = strings(resp, "creating");
+            names.extend(strings(resp, "updating"));
+            names.extend(strings(resp, "noChange"));
+            names.sort();
+            names.dedup();
+            Written { id: None, names }
+        }
+        Kind::Policy => Written { id: id_field(resp, &["policyId", "id"]), names: Vec::new() },
+        Kind::Project => Written { id: id_field(resp, &["projectId", "id"]), names: Vec::new() },
+        Kind::Purpose => Written { id: id_field(resp, &["purposeId", "id"]), names: Vec::new() },
+        Kind::License => Written { id: id_field(resp, &["id"]), names: Vec::new() },
+    }
+}
+
 /// Posts an object (`payload` already has its placeholders filled in).
+///
+/// A write is never sent twice blindly. When a V2 post got no answer (a timeout, a dropped
+/// connection) or a gateway gave up on it (`502`, `504`), the tenant may have carried it out:
+/// the dry run of the same payload tells. Nothing left to change: it took effect, and what the
+/// dry run answers is what was written. Otherwise it is sent once more. A license post has no
+/// dry run: it fails, saying it may have taken effect.
 pub async fn write(
     client: &Client,
     kind: Kind,
@@ -216,28 +254,86 @@ pub async fn write(
     let Some(path) = v2_path(kind) else {
         // Posted as written: the docs show `licenseKey` (their table) and `licensekey` (their
         // example body); the spec's own spelling is the one its author checked.
-        let req =
-            Request::post("/admin/license", "/admin/license", payload).admin().secrets(secrets);
+        let req = Request::post("/admin/license", "/admin/license", payload)
+            .admin()
+            .secrets(secrets)
+            .write();
         let resp = client.send_ok(&req).await?;
-        return Ok(Written { id: id_field(&resp, &["id"]), names: Vec::new() });
+        return Ok(written(kind, &resp));
     };
-    let mut req = Request::post(path, path, payload).secrets(secrets);
+    let mut req = Request::post(path, path, payload)
+        .secrets(secrets)
+        .write()
+        .deadline(write_deadline(client, kind, options));
     req.query = v2_params(kind, options, false);
-    let resp = client.send_ok(&req).await?;
-    Ok(match kind {
-        Kind::DataSource => {
-            let mut names = strings(&resp, "creating");
-            names.extend(strings(&resp, "updating"));
-            names.extend(strings(&resp, "noChange"));
-            names.sort();
-            names.dedup();
-            Written { id: None, names }
+    let resp = match client.send_ok(&req).await {
+        Ok(resp) => resp,
+        Err(e) if e.may_have_taken_effect() => {
+            if let Some(done) = took_effect(client, kind, payload, options, secrets).await? {
+                tracing::warn!(endpoint = path, "{e}: the dry run shows it took effect");
+                return Ok(done);
+            }
+            tracing::warn!(endpoint = path, "{e}: the dry run shows it did not; sending it again");
+            client.send_ok(&req).await?
         }
-        Kind::Policy => Written { id: id_field(&resp, &["policyId", "id"]), names: Vec::new() },
-        Kind::Project => Written { id: id_field(&resp, &["projectId", "id"]), names: Vec::new() },
-        Kind::Purpose => Written { id: id_field(&resp, &["purposeId", "id"]), names: Vec::new() },
-        Kind::License => Written::default(),
-    })
+        Err(e) => return Err(e),
+    };
+    Ok(written(kind, &resp))
+}
+
+/// After a write that may have taken effect: whether the dry run of the same payload finds
+/// nothing left to change, and then what was written.
+async fn took_effect(
+    client: &Client,
+    kind: Kind,
+    payload: &Value,
+    options: &ObjectOptions,
+    secrets: &[String],
+) -> Result<Option<Written>> {
+    let Some(path) = v2_path(kind) else { return Ok(None) };
+    let mut req = Request::post(path, path, payload).secrets(secrets);
+    req.query = v2_params(kind, options, true);
+    let resp = match client.send_ok(&req).await {
+        Ok(resp) => resp,
+        Err(e) if e.is_rejection() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let flag = |k: &str| flag(resp.get(k));
+    let unchanged = match kind {
+        Kind::DataSource => {
+            ["creating", "updating", "deleting"].iter().all(|k| strings(&resp, k).is_empty())
+                && !flag("tagsUpdated")
+        }
+        _ => !flag("creating") && !flag("updating"),
+    };
+    Ok(unchanged.then(|| written(kind, &resp)))
+}
+
+/// Which of `names` the tenant does not list as enabled data sources yet, asking
+/// `GET /dataSource?searchText=<name>` for each (an exact match of the name), at most
+/// `parallelism` at a time.
+pub async fn missing_data_sources(
+    client: &Client,
+    names: &[String],
+    parallelism: usize,
+) -> Result<Vec<String>> {
+    let looks: Vec<_> = names
+        .iter()
+        .map(|name| async move {
+            let rows: Vec<Row> = client
+                .list("/dataSource", "/dataSource", &[("searchText", name.clone())], false)
+                .await?;
+            let listed =
+                rows.iter().any(|r| !r.deleted() && r.name().as_deref() == Some(name.as_str()));
+            Ok::<_, Error>((name.clone(), listed))
+        })
+        .collect();
+    let found: Vec<(String, bool)> =
+        stream::iter(looks).buffer_unordered(parallelism.max(1)).try_collect().await?;
+    let mut missing: Vec<String> =
+        found.into_iter().filter(|(_, listed)| !listed).map(|(n, _)| n).collect();
+    missing.sort();
+    Ok(missing)
 }
 
 /// Asks the server what a post would do (`dryRun=true`). A rejection (4xx other than 401/403) is
@@ -402,11 +498,12 @@ impl Row {
 }
 
 /// How license listings are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Licenses {
     /// Not at all.
     Skip,
     /// When permitted; a 403 leaves them unknown.
+    #[default]
     IfPermitted,
     /// Always; a failure fails the read (the specs manage license keys).
     Required,
@@ -565,25 +662,38 @@ pub struct DryRunRequest {
     pub secrets: Vec<String>,
 }
 
+/// What [`observe`] reads.
+#[derive(Debug, Clone, Default)]
+pub struct Reads {
+    /// The dry runs to ask.
+    pub dry_runs: Vec<DryRunRequest>,
+    /// Connection keys whose existence the listings cannot tell (the caller decides which:
+    /// see `pipeline::observe`), probed with `DELETE /api/v2/data/{key}?dryRun=true`.
+    pub probe_keys: Vec<String>,
+    /// Managed connection keys with the data-source names recorded for them: a key none of
+    /// whose names is listed is probed too, since Immuta may still be creating them (the
+    /// listing shows a data source only once it exists; the key exists from the post on).
+    pub recorded: Vec<(String, Vec<String>)>,
+    /// How license listings are read.
+    pub licenses: Licenses,
+}
+
 /// Reads what a plan needs: the inventories, the existence of connection keys, and the dry
 /// runs, with at most `parallelism` requests at a time. Fails closed.
-///
-/// `probe_keys` are the connection keys whose existence the listings cannot tell (the caller
-/// decides which: see `pipeline::observe`).
-pub async fn observe(
-    client: &Client,
-    dry_runs: Vec<DryRunRequest>,
-    probe_keys: Vec<String>,
-    licenses: Licenses,
-    parallelism: usize,
-) -> Result<Observed> {
+pub async fn observe(client: &Client, reads: Reads, parallelism: usize) -> Result<Observed> {
     let parallelism = parallelism.max(1);
+    let Reads { dry_runs, probe_keys, recorded, licenses } = reads;
     let probe_keys: std::collections::BTreeSet<String> = probe_keys.into_iter().collect();
+    let probe = |keys: Vec<String>| {
+        stream::iter(keys)
+            .map(|key| async move {
+                data_key_exists(client, &key).await.map(|exists| (key, exists))
+            })
+            .buffer_unordered(parallelism)
+            .try_collect::<Vec<_>>()
+    };
     let inventory_fut = inventory(client, licenses);
-    let probes_fut = stream::iter(probe_keys)
-        .map(|key| async move { data_key_exists(client, &key).await.map(|exists| (key, exists)) })
-        .buffer_unordered(parallelism)
-        .try_collect::<Vec<_>>();
+    let probes_fut = probe(probe_keys.iter().cloned().collect());
     let dry_fut = stream::iter(dry_runs)
         .map(|r| async move {
             dry_run(client, r.id.kind, &r.payload, &r.options, &r.secrets).await.map(|d| (r.id, d))
@@ -592,6 +702,23 @@ pub async fn observe(
         .try_collect::<Vec<_>>();
     let (mut inventory, probes, answers) = tokio::try_join!(inventory_fut, probes_fut, dry_fut)?;
     inventory.data_keys = probes.into_iter().collect();
+    // Managed connections none of whose data sources is listed: deleted outside, or still
+    // being created? The key tells.
+    let listed: std::collections::HashSet<&str> =
+        inventory.data_sources.iter().filter(|d| !d.deleted).map(|d| d.name.as_str()).collect();
+    let unlisted: Vec<String> = recorded
+        .into_iter()
+        .filter(|(key, names)| {
+            !names.is_empty()
+                && !probe_keys.contains(key)
+                && names.iter().all(|n| !listed.contains(n.as_str()))
+        })
+        .map(|(key, _)| key)
+        .collect();
+    if !unlisted.is_empty() {
+        let found = probe(unlisted).await?;
+        inventory.data_keys.extend(found);
+    }
     let dry_runs = answers.into_iter().filter_map(|(id, d)| d.map(|d| (id, d))).collect();
     Ok(Observed { inventory, dry_runs })
 }

@@ -46,6 +46,9 @@ pub struct ApplyOptions {
     /// Seconds Immuta may take to create data sources (`apply --wait`), for connections whose
     /// spec sets no `gitops: {wait}` of its own.
     pub wait: Option<i64>,
+    /// How long projects wait for the data sources they name to be created (`apply
+    /// --creation-timeout`; ten minutes when `None`).
+    pub creation_timeout: Option<std::time::Duration>,
 }
 
 impl Planned<'_> {
@@ -76,6 +79,7 @@ impl Planned<'_> {
             revision: prepared.desired().revision.clone(),
             cancel: options.cancel.clone(),
             wait: options.wait,
+            creation_timeout: options.creation_timeout,
         };
         let outcome = apply::apply(
             &self.plan,

@@ -101,11 +101,18 @@ pub async fn observe(
                 .map(|t| t.object.key.clone()),
         )
         .collect();
+    let recorded = state
+        .objects
+        .iter()
+        .filter(|e| e.kind == Kind::DataSource && !e.names.is_empty())
+        .map(|e| (e.key.clone(), e.names.clone()))
+        .collect();
     let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
         || state.objects.iter().any(|e| e.kind == Kind::License);
     let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
+    let reads = live::Reads { dry_runs: requests, probe_keys, recorded, licenses };
     // Dry runs and probes change nothing on the tenant: they run twice as wide as writes.
-    Ok(live::observe(client, requests, probe_keys, licenses, parallelism.saturating_mul(2)).await?)
+    Ok(live::observe(client, reads, parallelism.saturating_mul(2)).await?)
 }
 
 /// Errors for projects naming purposes that neither the specs nor the tenant have.

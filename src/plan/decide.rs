@@ -243,13 +243,19 @@ fn plan_delete(entry: &state::Entry, index: Option<&LiveIndex<'_>>) -> Change {
 
 /// A dry run the tenant rejects because the object names something this very plan creates
 /// (a project naming a purpose created before it) says nothing yet: the tenant checks the
-/// object when it is applied, after its dependencies. Such rejections become warnings.
+/// object when it is applied, after its dependencies. Nor does one of a project naming data
+/// sources that Immuta is still creating for a managed connection (recorded in the state, not
+/// listed yet, the key present): apply waits for them before posting it. Such rejections
+/// become warnings.
 fn unverifiable(
     changes: &mut [Change],
     errors: &mut Vec<PlanError>,
     warnings: &mut Vec<Warning>,
     input: &PlanInput<'_>,
 ) {
+    if errors.is_empty() {
+        return;
+    }
     let pending: BTreeSet<ObjectId> = changes
         .iter()
         .filter(|c| {
@@ -258,12 +264,35 @@ fn unverifiable(
         })
         .map(|c| c.id.clone())
         .collect();
-    if pending.is_empty() || errors.is_empty() {
-        return;
-    }
-    let deps = dependencies(input.targets, input.state, |id| {
-        input.observed.and_then(|o| o.dry_runs.get(id))
-    });
+    let deps = if pending.is_empty() {
+        std::collections::BTreeMap::new()
+    } else {
+        dependencies(input.targets, input.state, |id| {
+            input.observed.and_then(|o| o.dry_runs.get(id))
+        })
+    };
+    let creating = still_creating(input);
+    let named_data_sources = |id: &ObjectId| -> Vec<String> {
+        if id.kind != Kind::Project || creating.is_empty() {
+            return Vec::new();
+        }
+        let Some(t) =
+            input.targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key)
+        else {
+            return Vec::new();
+        };
+        let names: BTreeSet<&str> = t
+            .object
+            .payload
+            .get("datasources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|n| creating.contains(n))
+            .collect();
+        names.into_iter().map(|n| format!("`{n}`")).collect()
+    };
     errors.retain(|e| {
         let waiting: Vec<String> = deps
             .get(&e.object)
@@ -272,25 +301,49 @@ fn unverifiable(
             .filter(|d| pending.contains(d))
             .map(ToString::to_string)
             .collect();
-        if waiting.is_empty() {
+        let unborn = named_data_sources(&e.object);
+        if waiting.is_empty() && unborn.is_empty() {
             return true;
         }
         if let Some(c) = changes.iter_mut().find(|c| c.id == e.object) {
             c.server = None;
         }
-        warnings.push(Warning {
-            object: Some(e.object.clone()),
-            code: "unverified",
-            message: format!(
+        let message = if waiting.is_empty() {
+            format!(
+                "{} names data sources that Immuta is still creating ({}); apply waits for them \
+                 before posting it (its dry run now says: {})",
+                e.object,
+                unborn.join(", "),
+                e.message
+            )
+        } else {
+            format!(
                 "{} names objects this plan creates or changes first ({}); the tenant checks it when it is \
                  applied after them (its dry run now says: {})",
                 e.object,
                 waiting.join(", "),
                 e.message
-            ),
-        });
+            )
+        };
+        warnings.push(Warning { object: Some(e.object.clone()), code: "unverified", message });
         false
     });
+}
+
+/// Data-source names recorded for managed connections whose key exists on the tenant but that
+/// the listing does not show enabled: Immuta is still creating them.
+fn still_creating<'a>(input: &PlanInput<'a>) -> BTreeSet<&'a str> {
+    let Some(o) = input.observed else { return BTreeSet::new() };
+    let listed: HashSet<&str> =
+        o.inventory.data_sources.iter().filter(|d| !d.deleted).map(|d| d.name.as_str()).collect();
+    input
+        .state
+        .objects
+        .iter()
+        .filter(|e| e.kind == Kind::DataSource && o.inventory.data_keys.get(&e.key) == Some(&true))
+        .flat_map(|e| e.names.iter().map(String::as_str))
+        .filter(|n| !listed.contains(n))
+        .collect()
 }
 
 /// Whether an object exists on the tenant.

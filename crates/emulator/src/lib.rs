@@ -44,7 +44,7 @@
 //! | `envelope` | `documented` (`{hits, facets, count}`, `{purposes, count}`, bare array) | `hits-count`, `hits`, `projects`, `data-sources`, `results`, `data`, `array` |
 //! | `paging` | `honoured` | `ignored-by-policies`, `ignored`, `capped` (50 a page) |
 //! | `purposes` | `nested` (subpurposes as objects without ids) | `nested-ids`, `names`, `flat` |
-//! | `creation` | see [`Creation`] | `background`, `synchronous` |
+//! | `creation` | `background` (`wait` honoured, data sources appear after the creation delay) | `synchronous` |
 //! | `acknowledgement` | see [`Acknowledgement`] | `none`, `required`, `required-in-dry-runs` |
 //! | `auth` | `key` (Bearer or raw key, tokens) | `tokens-only`, `tokens-only-500` |
 //! | `license-key` | `either` | `lower` (`licensekey`), `camel` (`licenseKey`) |
@@ -126,7 +126,7 @@
 //! | `PATCH /_emulator/objects/{kind}/{key}` | JSON merge patch on a stored object, as a UI user would edit it. Kinds: `data` (connectionKey; patches the stored V2 payload), `datasource` (id; patches the record shown in `/_emulator/state`), `policy` (policyKey) and `project` (projectKey) (patch the stored V2 payload), `purpose` (full name; patches the purpose record). The natural key cannot be changed. Answers the patched object. |
 //! | `DELETE /_emulator/objects/{kind}/{key}` | Deletes the object out of band, without checks (`data` takes its data sources and schema projects along, `purpose` its subpurposes). |
 //! | `GET`, `DELETE /_emulator/requests` | The request log `[{method, path, query, body, status}]` (newest last, at most 10,000; secrets `"***"`; `status` 0 = dropped), or clear it. |
-//! | `GET`, `POST`, `DELETE /_emulator/faults` | List, arm, or disarm fault rules: `{"method"?, "pathPrefix"?, "count"? (default 1), "status"?, "retryAfter"?, "delayMs"?, "drop"?}`. The next `count` matching requests are delayed, then answered with `status` (and `Retry-After`), or have their TCP connection closed without an answer (`drop`), or are served normally (delay only). The first matching rule wins. |
+//! | `GET`, `POST`, `DELETE /_emulator/faults` | List, arm, or disarm fault rules: `{"method"?, "pathPrefix"?, "count"? (default 1), "status"?, "retryAfter"?, "delayMs"?, "afterMs"?, "drop"?}`. The next `count` matching requests are delayed, then answered with `status` (and `Retry-After`), or have their TCP connection closed without an answer (`drop`), or are served normally (delay only); `afterMs` serves them normally and then holds the answer (the work is done before a client that gives up can know it). The first matching rule wins. |
 //! | `PUT /_emulator/latency` | `{"ms": N}`: every request is delayed N ms (0 = off). |
 //! | `GET`, `PUT /_emulator/settings` | `{"kAnonymization": bool}`. |
 //! | `PUT /_emulator/users` | Replace the users license usage counts: `[{userType: dataConsumer\|policyOwner, name, email?, iamid? ("bim"), userid? (email), active? (true)}]`. |
@@ -254,9 +254,6 @@
 //! so nothing a client can read changes. Each is validated and otherwise ignored: booleans are
 //! `true`/`false`/`1`/`0` (empty = `true`), `wait` any number; anything else is 400 naming the
 //! parameter. The answer is the same with or without them.
-//! - `wait` (`POST /api/v2/data`): "seconds to wait for data sources to be created". Under the
-//!   `synchronous` creation variant every data source is listed before the answer, whatever
-//!   `wait`; the `background` variant honours it (see `data/mod.rs`).
 //! - `reCertify` (`POST /api/v2/policy`): someone must re-certify the policy on the impacted data
 //!   sources. There is no certification workflow, and no documented read shows its state.
 //! - `deleteDataSourcesOnWorkspaceDelete` (`POST /api/v2/project`): removing a workspace deletes
@@ -264,7 +261,16 @@
 //!   data sources cannot be created), so nothing is deleted; the data sources the project lists
 //!   in `datasources` are registered data, not workspace data, and are kept.
 //!
-//! One parameter has an effect: `reAcknowledgeRequired` (`POST /api/v2/purpose`). Every
+//! Two parameters have an effect. `wait` (`POST /api/v2/data`: "the number of seconds to wait
+//! for data sources to be created before returning. Anything less than 0 will wait
+//! indefinitely", default 0): under the `background` creation variant (the default) data
+//! sources the post creates exist only after [`EmulatorConfig::creation_delay`] (they are not
+//! listed, not readable by id, and a project cannot name them until then; updated and disabled
+//! ones change at once), and the answer, which names them under `creating` at once, is held up
+//! to `wait` seconds, or until they exist when `wait` is below 0. No source shows what a post
+//! answers while creation runs; this is the emulator's choice. A dry run, or a post of the same
+//! connection, counts them as existing already. Under `synchronous` every data source exists
+//! before the answer, whatever `wait`. And `reAcknowledgeRequired` (`POST /api/v2/purpose`). Every
 //! project using a purpose whose statement the post changes (its own, or an ancestor's it
 //! inherits) must acknowledge it again: its `acknowledgeRequired` turns `true`, and its next
 //! post asks for the acknowledgement. Without the flag, a new statement asks nobody.

@@ -129,19 +129,32 @@ async fn front_door(State(state): State<EmulatorState>, request: Request, next: 
             let logged = logged_body(secrets, &parts.headers, &bytes);
             let kill = parts.extensions.get::<ConnectInfo<ConnectionKill>>().map(|c| c.0.clone());
             let request = Request::from_parts(parts, Body::from(bytes));
-            let outcome = match fault {
-                None => Outcome::Pass,
+            let (outcome, after) = match fault {
+                None => (Outcome::Pass, std::time::Duration::ZERO),
                 Some(fault) => {
                     if !fault.delay.is_zero() {
                         tokio::time::sleep(fault.delay).await;
                     }
-                    fault.outcome
+                    (fault.outcome, fault.after)
                 }
             };
             match (outcome, kill) {
                 (Outcome::Pass, _) => {
                     let response = next.run(request).await;
                     let status = response.status().as_u16();
+                    if !after.is_zero() {
+                        // Logged now: a client that gives up while the answer is held closes
+                        // the connection, and this future is dropped with it.
+                        lock(&state.inner.requests).push(RequestRecord {
+                            method: method.to_string(),
+                            path: path.clone(),
+                            query: query.clone(),
+                            body: logged,
+                            status,
+                        });
+                        tokio::time::sleep(after).await;
+                        return response;
+                    }
                     (response, status, logged)
                 }
                 (Outcome::Fail(error), _) => {

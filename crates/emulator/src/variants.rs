@@ -166,14 +166,14 @@ dimension! {
 dimension! {
     /// When `POST /api/v2/data` creates data sources.
     Creation, "creation" {
-        /// Before the answer.
-        Synchronous = "synchronous",
-            "every data source exists before the answer, whatever `wait` says",
-            "the emulator's first behaviour (a tenant that creates faster than it answers)";
         /// In the background, `wait` honoured.
         Background = "background",
             "the answer comes at once (`wait` 0, the default) and the data sources appear after the creation delay; `wait` N holds the answer up to N s, below 0 until they exist",
             "https://documentation.immuta.com/saas/developer-guides/api-intro/immuta-v2-api/data-source (\"wait ... Anything less than 0 will wait indefinitely\", default 0)";
+        /// Before the answer.
+        Synchronous = "synchronous",
+            "every data source exists before the answer, whatever `wait` says",
+            "the emulator's first behaviour (a tenant that creates faster than it answers)";
     }
 }
 

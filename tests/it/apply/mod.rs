@@ -5,6 +5,7 @@
 mod adopt;
 mod base;
 mod color;
+mod creation;
 mod deletes;
 mod drift;
 mod effects;

@@ -40,7 +40,8 @@ async fn the_subcommand_serves_a_tenant_that_lists_what_was_posted() {
         "connection": {"handler": "PostgreSQL", "hostname": "warehouse.local", "port": 5432,
                        "database": "SHOP", "username": "svc", "password": "pw"},
     });
-    let post = http.post(format!("{base}/api/v2/data")).header("Authorization", KEY);
+    // `wait=-1`: the answer comes once the data sources exist (created in the background).
+    let post = http.post(format!("{base}/api/v2/data?wait=-1")).header("Authorization", KEY);
     let posted = json_answer(post.json(&payload)).await;
     assert_eq!(posted["creating"], json!(["public customers", "public orders"]));
 
@@ -197,6 +198,11 @@ async fn the_readme_curl_example_posts_a_data_source_and_lists_it_back() {
         }
         if let Some(body) = &curl.body {
             request = request.body(body.clone());
+        }
+        if !answers.is_empty() {
+            // A person types the second command after the data source was created in the
+            // background (100 ms by default).
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let response = request.send().await.expect("answered");
         assert_eq!(response.status(), reqwest::StatusCode::OK, "{curl:?}");

@@ -5,8 +5,8 @@ use immuta_emulator::EmulatorConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::emulator_config;
 use super::{Tenant, data_payload, strings, tables};
-use crate::support::emulator_config;
 
 fn masking_policy(key: &str, masking_type: &str) -> Value {
     json!({

@@ -6,6 +6,7 @@
 mod auth;
 mod cli;
 mod control;
+mod creation;
 mod data;
 mod governance;
 mod license;
@@ -18,7 +19,15 @@ use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 
-use crate::support::emulator_config;
+/// The emulator's configuration for these tests: the test kit's, with data sources created at
+/// once. Creation stays in the background (the default variant); these tests read what they
+/// post right away, and `creation.rs` tests the delay itself.
+pub fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        creation_delay: std::time::Duration::ZERO,
+        ..crate::support::emulator_config()
+    }
+}
 
 /// A running emulator and a client for it.
 pub struct Tenant {

@@ -113,7 +113,7 @@ async fn tokens_only_tenants_refuse_the_key_with_401_or_500() {
 async fn the_current_user_names_the_keys_permissions() {
     let config = immuta_emulator::EmulatorConfig {
         api_keys: vec!["gov=GOVERNANCE,CREATE_PROJECT".parse().unwrap()],
-        ..crate::support::emulator_config()
+        ..super::emulator_config()
     };
     let t = Tenant::start_with(config).await;
     let me = t.get("/bim/rpc/user/current").await;
