@@ -8,11 +8,13 @@
 //! admin key when one is configured, since tenants can make `GOVERNANCE` and
 //! `APPLICATION_ADMIN` mutually exclusive.
 //!
-//! Some tenants answer `500` rather than `401` to a credential they do not take
-//! (fh-immuta-utils' `handle_500`: "some of the API endpoints don't handle OAuth correctly"): a
-//! `500` to a `GET` while no token is held is answered the same way, by one exchange and one
-//! more try. (Every command reads before it writes, so such a tenant hands out its token on the
-//! first listing; a `500` that is a server error still ends the command after that one try.)
+//! Which form of the credential the tenant takes is settled once per credential, before its
+//! first request: `GET /bim/rpc/user/current` with `Bearer <key>`. A `401`, or a `500` (some
+//! tenants answer a credential they do not take with a server error: fh-immuta-utils'
+//! `handle_500`, "some of the API endpoints don't handle OAuth correctly"), is answered by the
+//! exchange, so every later request carries the token; otherwise the key itself is used. The
+//! requests of a command wait for this one look, so they neither race each other to the
+//! exchange nor take a real `500` later for a refused key.
 //!
 //! Every request has a deadline: the configured timeout, a longer one for a data-source post
 //! that asks Immuta to `wait` (the wait plus the timeout), or none for a wait below zero (then
@@ -28,6 +30,7 @@
 //! replaced by `(sensitive)`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::Retryable;
@@ -104,7 +107,14 @@ pub enum Role {
 struct Credential {
     api_key: SecretString,
     token: Mutex<Option<SecretString>>,
+    /// Whether the form the tenant takes this credential in is known (see `settle`).
+    settled: AtomicBool,
+    /// Held by the request that settles it; the others wait.
+    settling: Mutex<()>,
 }
+
+/// Where the credential is tried before its first request.
+const WHOAMI: &str = "/bim/rpc/user/current";
 
 /// A client for one tenant. Cheap to clone.
 #[derive(Clone)]
@@ -310,7 +320,12 @@ impl Client {
             .user_agent(concat!("immuta-gitops/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        let credential = |k: SecretString| Credential { api_key: k, token: Mutex::new(None) };
+        let credential = |k: SecretString| Credential {
+            api_key: k,
+            token: Mutex::new(None),
+            settled: AtomicBool::new(false),
+            settling: Mutex::new(()),
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -400,49 +415,69 @@ impl Client {
 
     async fn attempt(&self, req: &Request<'_>) -> std::result::Result<RawResponse, AttemptError> {
         let credential = self.credential(req.role);
+        self.settle(credential).await?;
         // A 401 is answered by exchanging the key for a token and trying again. Twice at most:
         // once when the key itself is refused as a bearer, once more when the token expires
         // while the request waits (a real server's token lifetime can run out mid-run).
         let mut exchanges = 0;
         loop {
-            let (auth, has_token) = match credential.token.lock().await.as_ref() {
-                Some(token) => (format!("Bearer {}", token.expose_secret()), true),
-                None => (format!("Bearer {}", credential.api_key.expose_secret()), false),
-            };
+            let auth = self.authorization(credential).await;
             let answer = self.observed(req, Some(&auth)).await?;
             let status = answer.status;
-            // A tenant answering 500 for a credential it does not take (fh-immuta-utils'
-            // `handle_500`): exchange once, while no token is held, for a read.
-            let refused_as_500 = status == StatusCode::INTERNAL_SERVER_ERROR
-                && !has_token
-                && req.method == Method::GET;
-            if (status == StatusCode::UNAUTHORIZED && exchanges < 2)
-                || (refused_as_500 && exchanges == 0)
-            {
+            if status == StatusCode::UNAUTHORIZED && exchanges < 2 {
                 exchanges += 1;
-                match self.exchange(credential).await {
-                    Ok(()) => continue,
-                    // The key is refused by the exchange too: that is the answer. Otherwise
-                    // (a real 500), the first answer stands.
-                    Err(e)
-                        if refused_as_500
-                            && !matches!(e, AttemptError::Fatal(Error::Unauthorized { .. })) =>
-                    {
-                        return Err(self.failed(
-                            req,
-                            status,
-                            answer.retry_after.as_deref(),
-                            &answer.body,
-                        ));
-                    }
-                    Err(e) => return Err(e),
-                }
+                self.exchange(credential).await?;
+                continue;
             }
             if status.is_success() || status.is_redirection() || status == StatusCode::NOT_FOUND {
                 return Ok(RawResponse { status, date: answer.date, body: answer.body });
             }
             return Err(self.failed(req, status, answer.retry_after.as_deref(), &answer.body));
         }
+    }
+
+    /// `Bearer <token>` once a token is held, else `Bearer <key>`.
+    async fn authorization(&self, credential: &Credential) -> String {
+        match credential.token.lock().await.as_ref() {
+            Some(token) => format!("Bearer {}", token.expose_secret()),
+            None => format!("Bearer {}", credential.api_key.expose_secret()),
+        }
+    }
+
+    /// Settles, once, which form of `credential` the tenant takes (see the module docs): one
+    /// `GET /bim/rpc/user/current` with the key; a `401` or `500` is answered by the exchange.
+    /// Only a key refused with `401` whose exchange fails too fails the request (with the
+    /// exchange's error; the next request tries again): anything else (a `500` that was a
+    /// server error, an unreachable tenant) is left to the request itself and its retries.
+    async fn settle(&self, credential: &Credential) -> std::result::Result<(), AttemptError> {
+        if credential.settled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _settling = credential.settling.lock().await;
+        if credential.settled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let probe = Request::get(WHOAMI, WHOAMI);
+        let auth = self.authorization(credential).await;
+        let status = self.observed(&probe, Some(&auth)).await.ok().map(|a| a.status.as_u16());
+        if matches!(status, Some(401 | 500)) {
+            let exchanged = self.exchange(credential).await;
+            if status == Some(401) {
+                exchanged?;
+            }
+        }
+        credential.settled.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// What the tenant says about the user a credential acts as (`GET /bim/rpc/user/current`:
+    /// `permissions`, `groupPermissions`, `projectId`...).
+    pub async fn whoami(&self, admin: bool) -> Result<Value> {
+        let mut req = Request::get(WHOAMI, WHOAMI);
+        if admin {
+            req = req.admin();
+        }
+        self.send_ok(&req).await
     }
 
     /// One HTTP exchange, reported to the observer; a transport failure is classified.

@@ -19,6 +19,7 @@
 //! - Licenses may come without an `id` (Swagger `Model39` has none); `licenseSeats` may be
 //!   `"Unlimited"` (Swagger `x-alternatives`), which reads as no seat limit.
 
+mod acknowledge;
 pub mod client;
 mod license;
 pub mod listing;
@@ -251,7 +252,7 @@ pub async fn write(
     options: &ObjectOptions,
     secrets: &[String],
 ) -> Result<Written> {
-    let Some(path) = v2_path(kind) else {
+    if v2_path(kind).is_none() {
         // Posted as written: the docs show `licenseKey` (their table) and `licensekey` (their
         // example body); the spec's own spelling is the one its author checked.
         let req = Request::post("/admin/license", "/admin/license", payload)
@@ -260,7 +261,22 @@ pub async fn write(
             .write();
         let resp = client.send_ok(&req).await?;
         return Ok(written(kind, &resp));
-    };
+    }
+    if kind == Kind::Project {
+        return acknowledge::write_project(client, payload, options, secrets).await;
+    }
+    post_v2(client, kind, payload, options, secrets).await
+}
+
+/// One V2 post, checked with a dry run when it may have taken effect without an answer.
+async fn post_v2(
+    client: &Client,
+    kind: Kind,
+    payload: &Value,
+    options: &ObjectOptions,
+    secrets: &[String],
+) -> Result<Written> {
+    let Some(path) = v2_path(kind) else { return Err(Error::Config("no V2 endpoint".into())) };
     let mut req = Request::post(path, path, payload)
         .secrets(secrets)
         .write()
@@ -350,6 +366,15 @@ pub async fn dry_run(
     req.query = v2_params(kind, options, true);
     let resp = match client.send_ok(&req).await {
         Ok(r) => r,
+        // A project's owner must acknowledge its purposes: that says nothing about the payload,
+        // and apply acknowledges them (see `acknowledge.rs`). The plan goes by the state and
+        // the listings for it.
+        Err(e) if kind == Kind::Project && acknowledge::asks_for_it(&e) => {
+            tracing::info!(
+                "the dry run of a project asks for its purposes to be acknowledged: {e}"
+            );
+            return Ok(None);
+        }
         Err(Error::Status { status, message, .. }) if (400..500).contains(&status) => {
             return Ok(Some(DryRun::Rejected { status, message }));
         }

@@ -45,7 +45,7 @@
 //! | `paging` | `honoured` | `ignored-by-policies`, `ignored`, `capped` (50 a page) |
 //! | `purposes` | `nested` (subpurposes as objects without ids) | `nested-ids`, `names`, `flat` |
 //! | `creation` | `background` (`wait` honoured, data sources appear after the creation delay) | `synchronous` |
-//! | `acknowledgement` | see [`Acknowledgement`] | `none`, `required`, `required-in-dry-runs` |
+//! | `acknowledgement` | `required` (a project post is refused until its purposes are acknowledged) | `required-in-dry-runs`, `none` |
 //! | `auth` | `key` (Bearer or raw key, tokens) | `tokens-only`, `tokens-only-500` |
 //! | `license-key` | `either` | `lower` (`licensekey`), `camel` (`licenseKey`) |
 //! | `licenses` | `documented` (ids, integers) | `swagger` (no ids, "Unlimited") |

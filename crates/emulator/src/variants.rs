@@ -180,10 +180,6 @@ dimension! {
 dimension! {
     /// Whether project posts ask for the purposes to be acknowledged.
     Acknowledgement, "acknowledgement" {
-        /// Never asked.
-        None = "none",
-            "projects are never refused for acknowledgement",
-            "the emulator's first behaviour";
         /// Real posts are refused until acknowledged.
         Required = "required",
             "a project post naming purposes its owner has not acknowledged answers 400 \"You must first acknowledge ...\" (a new project is created without them); `POST /project/{id}/members/{subscriptionId}/acknowledge` acknowledges",
@@ -192,6 +188,10 @@ dimension! {
         RequiredInDryRuns = "required-in-dry-runs",
             "as `required`, and dry runs answer the same error",
             "inferred: no source shows what a dry run answers";
+        /// Never asked.
+        None = "none",
+            "projects are never refused for acknowledgement",
+            "the emulator's first behaviour";
     }
 }
 

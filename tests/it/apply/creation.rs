@@ -26,14 +26,24 @@ async fn projects_wait_for_the_data_sources_they_name_and_the_wait_is_shown() {
     run.stderr_has("`public customers`, `public orders`");
     run.stderr_has("the data sources exist (after ");
     assert!(run.stdout.contains("Apply complete"), "{}", run.stdout);
-    // The project was posted once, after its data sources were looked up and found.
+    // The project was posted only after its data sources were looked up and found.
     let log = env.requests().await;
-    assert_eq!(real_posts(&log, "/api/v2/project"), 1, "{:#?}", writes(&log));
-    let looked = log.iter().filter(|r| {
-        r["path"] == "/dataSource"
-            && r["query"].as_str().unwrap_or_default().contains("searchText=public+customers")
-    });
-    assert!(looked.count() >= 2, "looked up until found");
+    let lookups: Vec<usize> = (0..log.len())
+        .filter(|&i| {
+            log[i]["path"] == "/dataSource"
+                && log[i]["query"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("searchText=public+customers")
+        })
+        .collect();
+    assert!(lookups.len() >= 2, "looked up until found");
+    let first_post = log
+        .iter()
+        .position(|r| r["path"] == "/api/v2/project" && r["query"] == "dryRun=false")
+        .expect("the project is posted");
+    assert!(first_post > *lookups.last().unwrap(), "posted after the data sources were found");
+    assert!(real_posts(&log, "/api/v2/project") >= 1, "{:#?}", writes(&log));
     env.assert_converged().await;
     env.clear_requests().await;
     env.apply(&[]).await.must_exit(0);

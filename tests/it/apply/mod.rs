@@ -2,6 +2,7 @@
 //! against the embedded sandbox), checking exit codes, what the plan shows, what reaches the
 //! tenant (its state and request log) and what the state file records.
 
+mod acknowledge;
 mod adopt;
 mod base;
 mod color;
@@ -15,6 +16,7 @@ mod props;
 mod saved;
 mod secrets;
 mod settings;
+mod variants;
 
 use serde_json::{Value, json};
 

@@ -173,7 +173,8 @@ async fn k_anonymization_masking_needs_the_tenant_setting() {
 
 #[tokio::test]
 async fn projects_must_reference_existing_data_sources_and_purposes() {
-    let t = Tenant::start().await;
+    // Projects are posted once: no acknowledgement step.
+    let t = Tenant::with_variants(&["acknowledgement=none"]).await;
     t.post_data(&data_payload("acme", "h", "d", Some(tables(&["A", "B"])))).await;
     assert_eq!(t.post("/api/v2/purpose", &json!({"name": "Fraud"})).await.status, StatusCode::OK);
 
@@ -335,7 +336,7 @@ async fn purposes_build_their_hierarchy_and_reposting_without_a_subpurpose_remov
 
 #[tokio::test]
 async fn a_purpose_in_use_cannot_be_deleted_and_deletion_cascades() {
-    let t = Tenant::with_variants(&["purposes=flat"]).await;
+    let t = Tenant::with_variants(&["purposes=flat", "acknowledgement=none"]).await;
     let full = hierarchy(json!([{"name": "Research.Clinical"}, {"name": "Research.Market"}]));
     let root_id = t.post("/api/v2/purpose", &full).await.body["purposeId"].clone();
     let project = json!({"projectKey": "p", "name": "P", "purposes": ["Research.Market"]});
@@ -394,7 +395,8 @@ async fn tenant_view(t: &Tenant) -> Value {
 
 #[tokio::test]
 async fn dry_runs_of_projects_and_purposes_change_nothing() {
-    let t = Tenant::start().await;
+    // Projects are posted once: no acknowledgement step.
+    let t = Tenant::with_variants(&["acknowledgement=none"]).await;
     t.post_data(&data_payload("acme", "h", "d", Some(tables(&["A", "B"])))).await;
     let empty = tenant_view(&t).await;
 
@@ -572,4 +574,58 @@ async fn purpose_listings_nest_subpurposes_as_each_variant_says() {
     let one = t.get(&format!("/governance/purpose/{id}?includeSubpurposes=true")).await.body;
     assert_eq!(one["subpurposes"][0]["name"], "Research.Clinical");
     assert!(one["subpurposes"][0].is_object());
+}
+
+#[tokio::test]
+async fn a_project_is_refused_until_its_owner_acknowledges_its_purposes() {
+    let t = Tenant::start().await;
+    t.post("/api/v2/purpose", &hierarchy(json!([{"name": "Research.Clinical"}]))).await;
+    let project = json!({"projectKey": "p", "name": "P", "purposes": ["Research"]});
+    // A dry run does not ask (no source shows what it answers).
+    assert_eq!(t.post("/api/v2/project?dryRun=true", &project).await.status, StatusCode::OK);
+
+    // Create: refused, but the project exists without its purposes, which wait as staged.
+    let refused = t.post("/api/v2/project", &project).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.message().starts_with("You must first acknowledge"), "{}", refused.message());
+    let found = t.get("/project?searchText=P&nameOnly=true").await.body;
+    assert_eq!(found["count"], 1, "{found:#}");
+    let id = found["hits"][0]["id"].clone();
+    let detail = t.get(&format!("/project/{id}")).await.body;
+    assert_eq!(detail["purposes"], json!([]));
+    assert_eq!(detail["stagedPurposes"], json!(["Research"]));
+    assert_eq!(detail["acknowledgeRequired"], true);
+    let sid = detail["subscriptionId"].clone();
+    // A wrong membership is no acknowledgement.
+    let wrong = t.post(&format!("/project/{id}/members/999/acknowledge"), &json!({})).await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    let ack = t.post(&format!("/project/{id}/members/{sid}/acknowledge"), &json!({})).await;
+    assert_eq!(ack.status, StatusCode::OK, "{:?}", ack.body);
+    assert_eq!(ack.body["acknowledgeRequired"], false);
+    let posted = t.post("/api/v2/project", &project).await;
+    assert_eq!(posted.status, StatusCode::OK, "{:?}", posted.body);
+    assert_eq!(
+        (posted.body["creating"].clone(), posted.body["updating"].clone()),
+        (json!(false), json!(true))
+    );
+    assert_eq!(posted.body["projectId"], id);
+
+    // Update naming a purpose not acknowledged yet: refused, nothing changed, then the same.
+    let more =
+        json!({"projectKey": "p", "name": "P", "purposes": ["Research", "Research.Clinical"]});
+    let refused = t.post("/api/v2/project", &more).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.message().contains("Research.Clinical"), "{}", refused.message());
+    assert_eq!(t.get(&format!("/project/{id}")).await.body["purposes"][0]["name"], "Research");
+    t.post(&format!("/project/{id}/members/{sid}/acknowledge"), &json!({"text": "I agree"})).await;
+    assert_eq!(t.post("/api/v2/project", &more).await.status, StatusCode::OK);
+    assert_eq!(t.post("/api/v2/project", &more).await.body["updating"], false);
+
+    // And dry runs too, under `required-in-dry-runs`.
+    let t = Tenant::with_variants(&["acknowledgement=required-in-dry-runs"]).await;
+    t.post("/api/v2/purpose", &json!({"name": "Research"})).await;
+    let dry = t.post("/api/v2/project?dryRun=true", &project).await;
+    assert_eq!(dry.status, StatusCode::BAD_REQUEST);
+    assert!(dry.message().contains("You must first acknowledge"));
+    assert_eq!(t.get("/project").await.body["count"], 0, "a dry run creates nothing");
 }
