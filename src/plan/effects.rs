@@ -179,7 +179,9 @@ pub fn explicit_tables(payload: &Value) -> Option<BTreeSet<String>> {
         sources
             .iter()
             .filter_map(|s| {
-                if let Some(t) = s.get("tableName").and_then(Value::as_str) {
+                if let Some(t) =
+                    s.get("tableName").or_else(|| s.get("table")).and_then(Value::as_str)
+                {
                     let schema = s.get("schema").and_then(Value::as_str).unwrap_or_default();
                     Some(format!("{schema}.{t}"))
                 } else {
