@@ -401,6 +401,7 @@ pub async fn dry_run(
                 .get("numberOfDataSourcesRemoved")
                 .and_then(Value::as_i64)
                 .unwrap_or(0),
+            deleting_workspace: flag("deletingWorkspace"),
         },
     }))
 }

@@ -179,7 +179,8 @@ fn managed(
         change.action = Action::Create;
         change.reason = Some("deleted outside immuta-gitops; it will be created again".to_owned());
     } else if !change.fields.is_empty() {
-        change.effects = effects::effects(kind, before, &t.comparable, &prev.names, dry);
+        change.effects =
+            effects::effects(kind, before, &t.comparable, &prev.names, dry, &t.object.options);
         let replace =
             change.effects.iter().any(|e| matches!(e, Effect::DataSourcesRecreated { .. }));
         change.action = if replace { Action::Replace } else { Action::Update };
@@ -191,7 +192,8 @@ fn managed(
             "changed outside immuta-gitops (the tenant reports a difference); the spec is posted again"
                 .to_owned(),
         );
-        change.effects = effects::effects(kind, before, &t.comparable, &prev.names, dry);
+        change.effects =
+            effects::effects(kind, before, &t.comparable, &prev.names, dry, &t.object.options);
     } else if prev.prune != t.object.options.prune {
         // The payload is unchanged but the protection is not: only the state,
         // which is what a later delete reads, needs to learn it.
@@ -431,6 +433,19 @@ impl<'a> LiveIndex<'a> {
 /// sources its dry run would delete or disable, and the subpurposes it lists that the spec
 /// leaves out.
 fn adoption_effects(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<Effect> {
+    let mut out = replaced_on_adoption(t, dry, o);
+    out.extend(effects::parameter_effects(
+        t.object.kind,
+        None,
+        &t.comparable,
+        &t.object.options,
+        dry,
+    ));
+    out
+}
+
+/// What posting over an unmanaged object replaces (see [`adoption_effects`]).
+fn replaced_on_adoption(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<Effect> {
     match (t.object.kind, dry) {
         (Kind::DataSource, Some(DryRun::Data { deleting, .. })) if !deleting.is_empty() => {
             let hard_delete = t

@@ -151,6 +151,9 @@ pub enum DryRun {
         /// Project: data sources removed.
         #[serde(default)]
         data_sources_removed: i64,
+        /// Project: its workspace would be removed (`deletingWorkspace`).
+        #[serde(default)]
+        deleting_workspace: bool,
     },
     /// The tenant refused the payload (a 4xx): the plan cannot be applied as is.
     Rejected {

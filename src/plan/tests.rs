@@ -35,7 +35,13 @@ fn run(targets: &[Target<'_>], state: &State, observed: Option<&Observed>) -> Pl
 
 /// A dry run's answer for a policy, purpose or project (no data sources added or removed).
 fn object_dry_run(creating: bool, updating: bool) -> DryRun {
-    DryRun::Object { creating, updating, data_sources_added: 0, data_sources_removed: 0 }
+    DryRun::Object {
+        creating,
+        updating,
+        data_sources_added: 0,
+        data_sources_removed: 0,
+        deleting_workspace: false,
+    }
 }
 
 /// A policy as the tenant lists it.

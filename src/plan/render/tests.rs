@@ -217,6 +217,7 @@ fn realistic_observed() -> Observed {
         updating,
         data_sources_added: 0,
         data_sources_removed: 0,
+        deleting_workspace: false,
     };
     let dry = &mut observed.dry_runs;
     dry.insert(
