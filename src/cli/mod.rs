@@ -4,12 +4,14 @@
 //! code. Errors that end a command early are `anyhow` errors printed with their cause chain;
 //! this is the only code that uses `anyhow`.
 //!
-//! One file per subcommand (`validate`, `plan`, `apply`, `run`, `license`, `schema`), plus
+//! One file per subcommand (`validate`, `plan`, `apply`, `run`, `license`, `schema`, `doctor`,
+//! `emulator`), plus
 //! [`tenant`] (which tenant a command talks to) and the helpers every command shares, written
 //! once here: the async [`runtime`], the shutdown signals ([`stop_signal`]), reading a secret
 //! from a file or the environment ([`secret_from_file_or_env`]), and printing.
 
 mod apply;
+mod doctor;
 mod emulator;
 mod license;
 mod plan;
@@ -69,6 +71,9 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// License seats and expiry.
     License(license::LicenseArgs),
+    /// Check a tenant before the first apply, writing nothing: reachable, auth, permissions,
+    /// listing shapes, connections, clock. Exit 1 when something blocks apply.
+    Doctor(doctor::DoctorArgs),
     /// Print the JSON Schema (draft-07) of spec documents, for editors.
     Schema(schema::SchemaArgs),
     /// Run an emulator of the documented Immuta API (a sandbox tenant for demos and tests).
@@ -98,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(&args),
         Command::Run(args) => run::run(&args, cli.log_format == LogFormat::Json),
         Command::License(args) => license::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Emulator(args) => emulator::run(args),
     };

@@ -95,6 +95,19 @@ impl Observer for NoObserver {
     fn retry(&self, _: &str, _: &str) {}
 }
 
+/// The form a probe sends the credential in (`Client::probe`).
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeAuth<'a> {
+    /// No `Authorization` header.
+    None,
+    /// `Authorization: Bearer <key>`.
+    BearerKey,
+    /// `Authorization: <key>`.
+    RawKey,
+    /// `Authorization: Bearer <token>`.
+    Bearer(&'a SecretString),
+}
+
 /// Which credential a request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -627,6 +640,37 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.inner.base, path)
+    }
+
+    /// One request exactly as asked, for `doctor`: the credential in the form `auth` says, no
+    /// retry, no exchange, every status returned. A transport failure is an error.
+    pub async fn probe(&self, req: &Request<'_>, auth: ProbeAuth<'_>) -> Result<RawResponse> {
+        let credential = self.credential(req.role);
+        let header = match auth {
+            ProbeAuth::None => None,
+            ProbeAuth::BearerKey => Some(format!("Bearer {}", credential.api_key.expose_secret())),
+            ProbeAuth::RawKey => Some(credential.api_key.expose_secret().to_owned()),
+            ProbeAuth::Bearer(token) => Some(format!("Bearer {}", token.expose_secret())),
+        };
+        match self.once(req, header.as_deref()).await {
+            Ok(answer) => {
+                Ok(RawResponse { status: answer.status, date: answer.date, body: answer.body })
+            }
+            Err(e) => {
+                Err(Error::Transport { url: self.url(&req.path), message: transport_message(&e) })
+            }
+        }
+    }
+
+    /// One token exchange for the credential of `role`, for `doctor`: the token, or why not.
+    /// The token is not kept.
+    pub async fn probe_exchange(&self, role: Role) -> Result<SecretString> {
+        let credential = self.credential(role);
+        let key = credential.api_key.expose_secret();
+        let body = serde_json::json!({ "apikey": key });
+        let secrets = [key.to_owned()];
+        let req = Request::post(EXCHANGE_PATH, EXCHANGE_PATH, &body).secrets(&secrets);
+        self.exchange_once(&req).await.map_err(AttemptError::into_error)
     }
 
     /// Sends and requires a success status (404 is an error too).

@@ -21,6 +21,7 @@
 
 mod acknowledge;
 pub mod client;
+pub mod doctor;
 mod license;
 pub mod listing;
 pub mod retry;
