@@ -460,6 +460,58 @@ async fn bench_apply(report: &mut Report, n: usize, latencies: &[u64]) {
     });
 }
 
+/// The no-op `plan` of the binary against a tenant holding `n` objects it applied, at each of
+/// `latencies` (ms per request): wall time (best of 3) and peak RSS of the process.
+async fn bench_noop_plan(report: &mut Report, n: usize, latencies: &[u64]) {
+    let (dir, _) = write_tree(n);
+    let state = tempfile::tempdir().expect("state");
+    let t = Tenant::start(0).await;
+    let (cold, _) = ours(&t, dir.path(), &state.path().join("state.json"), false, true, WIDE).await;
+    assert_eq!(cold.writes, n, "the cold apply wrote every object");
+    let mut rows = Vec::new();
+    let mut measured = Vec::new();
+    for &ms in latencies {
+        t.latency(ms).await;
+        let mut cmd = bin();
+        cmd.arg("plan")
+            .arg(dir.path())
+            .args(["--detailed-exitcode", "--color", "never", "--url"])
+            .arg(t.handle.base_url())
+            .arg("--state-dir")
+            .arg(state.path())
+            .env("IMMUTA_API_KEY", ADMIN_KEY);
+        t.counter.take();
+        let (wall, rss, ok) = tokio::task::spawn_blocking(move || measure_best(&mut cmd, 3))
+            .await
+            .expect("the measuring thread");
+        assert!(ok, "the no-op plan failed or found changes at {ms} ms");
+        measured.push((ms, wall, rss));
+        rows.push(vec![format!("{n}"), format!("{ms} ms"), secs(wall), mb(rss)]);
+    }
+    t.latency(0).await;
+    if let [(_, base, base_rss), .., (ms, slow, slow_rss)] = measured[..] {
+        let ratio = slow.as_secs_f64() / base.as_secs_f64().max(1e-9);
+        let rss = base_rss.max(slow_rss);
+        report.goals.push(Goal {
+            goal: "no-op plan of 10,000 objects: 50 ms per request at most 1.3x the 0 ms run, peak RSS at most 150 MB",
+            measured: format!(
+                "{n} objects: {} at 0 ms, {} at {ms} ms ({ratio:.2}x), peak RSS {}",
+                secs(base),
+                secs(slow),
+                mb(rss)
+            ),
+            met: n >= 10_000 && ms >= 50 && ratio <= 1.3 && rss <= 150 * 1024,
+        });
+    }
+    report.sections.push(Section {
+        title: format!("No-op plan ({n} objects, binary)"),
+        note: "`immuta-gitops plan DIR --detailed-exitcode` against a tenant holding every object of the tree                (applied before, state present): load, the V1 listings (pages after the first fetched                concurrently once a count is known), no dry run, plan, text. Latency is injected per                request by the emulator. Wall time is the best of 3 runs; peak RSS the highest."
+            .into(),
+        header: vec!["objects", "latency", "wall", "peak RSS"],
+        rows,
+    });
+}
+
 async fn status(http: &reqwest::Client, base: &str) -> serde_json::Value {
     match http.get(format!("{base}/status")).send().await {
         Ok(r) => r.json().await.unwrap_or_default(),
@@ -701,7 +753,7 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only load,plan,apply,daemon,emulator`: a subset (for profiling; never --write it).
+    // `--only load,plan,apply,noop,daemon,emulator`: a subset (for profiling; never --write it).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -742,6 +794,10 @@ fn main() {
                     bench_apply(&mut report, big, &[0]).await;
                 }
             }
+        }
+        if runs("noop") {
+            eprintln!("no-op plan...");
+            bench_noop_plan(&mut report, big, &[0, 50]).await;
         }
         if runs("daemon") {
             eprintln!("reconciler...");

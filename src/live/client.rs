@@ -698,10 +698,21 @@ impl Client {
         query: &[(&'static str, String)],
         admin: bool,
     ) -> Result<Vec<T>> {
-        listing::read_all(path, self.inner.listing, |ask| {
-            self.page(path, endpoint, query, ask, admin)
-        })
-        .await
+        self.list_mapped(path, endpoint, query, admin, Ok).await
+    }
+
+    /// As [`Client::list`], each item turned by `map` as its page arrives (a listing of tens
+    /// of thousands of items is never held whole in its wire form).
+    pub async fn list_mapped<T: DeserializeOwned + Listed, U>(
+        &self,
+        path: &str,
+        endpoint: &'static str,
+        query: &[(&'static str, String)],
+        admin: bool,
+        map: impl Fn(T) -> Result<U>,
+    ) -> Result<Vec<U>> {
+        let fetch = |ask| self.page(path, endpoint, query, ask, admin);
+        listing::read_mapped(path, self.inner.listing, fetch, map).await
     }
 
     /// One page of a V1 listing.

@@ -19,8 +19,9 @@
 //!   `concurrency` at a time). A page that repeats the first means the server ignores `offset`:
 //!   the listing cannot be read whole, and the read fails rather than use part of it; so does a
 //!   listing whose pages end before its count.
-//! - A listing without a count is read page after page until an empty one. A page larger than
-//!   asked means the server ignores `size` and sent everything. A page that repeats the previous
+//! - A listing without a count is read until an empty page: while pages come full, the next
+//!   ones are asked for in rounds of `concurrency`; after a shorter page, one at a time. A page
+//!   larger than asked means the server ignores `size` and sent everything. A page that repeats the previous
 //!   one means the server ignores `offset`: what came is the listing (after one request without
 //!   paging when the repeated page was full, in case the server honours `size` but not `offset`).
 //!   A short page is *not* taken for the last without asking once more, since a server that caps
@@ -249,7 +250,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { page_size: 1000, concurrency: 8, max_pages: 10_000 }
+        Limits { page_size: 2000, concurrency: 8, max_pages: 10_000 }
     }
 }
 
@@ -274,11 +275,62 @@ where
     F: Fn(Ask) -> Fut,
     Fut: Future<Output = Result<Page<T>>>,
 {
+    read_mapped(path, limits, fetch, Ok).await
+}
+
+/// As [`read_all`], each item turned by `map` as its page arrives: a large listing is never
+/// held whole in its wire form.
+pub async fn read_mapped<T, U, F, Fut, M>(
+    path: &str,
+    limits: Limits,
+    fetch: F,
+    map: M,
+) -> Result<Vec<U>>
+where
+    T: Listed,
+    F: Fn(Ask) -> Fut,
+    Fut: Future<Output = Result<Page<T>>>,
+    M: Fn(T) -> Result<U>,
+{
     let size = limits.page_size.max(1);
     let first = fetch(Ask::Page { offset: 0, size }).await?;
+    let mut out = Kept { items: Vec::new(), map };
     match first.count {
-        Some(count) => counted(path, limits, first.items, count, &fetch).await,
-        None => uncounted(path, limits, first.items, &fetch).await,
+        Some(count) => counted(path, limits, first.items, count, &fetch, &mut out).await?,
+        None => uncounted(path, limits, first.items, &fetch, &mut out).await?,
+    }
+    Ok(out.items)
+}
+
+/// The items read so far, turned by `map`.
+struct Kept<U, M> {
+    items: Vec<U>,
+    map: M,
+}
+
+impl<U, M> Kept<U, M> {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn extend<T>(&mut self, page: Vec<T>) -> Result<()>
+    where
+        M: Fn(T) -> Result<U>,
+    {
+        self.items.reserve(page.len());
+        for item in page {
+            self.items.push((self.map)(item)?);
+        }
+        Ok(())
+    }
+
+    /// Replaces everything read with `page` (a read without paging).
+    fn replace<T>(&mut self, page: Vec<T>) -> Result<()>
+    where
+        M: Fn(T) -> Result<U>,
+    {
+        self.items.clear();
+        self.extend(page)
     }
 }
 
@@ -313,27 +365,32 @@ fn too_many(path: &str, limits: Limits, read: usize) -> Error {
     }
 }
 
-async fn counted<T, F, Fut>(
+async fn counted<T, U, F, Fut, M>(
     path: &str,
     limits: Limits,
-    mut items: Vec<T>,
+    first_page: Vec<T>,
     count: usize,
     fetch: &F,
-) -> Result<Vec<T>>
+    items: &mut Kept<U, M>,
+) -> Result<()>
 where
     T: Listed,
     F: Fn(Ask) -> Fut,
     Fut: Future<Output = Result<Page<T>>>,
+    M: Fn(T) -> Result<U>,
 {
     let size = limits.page_size.max(1);
-    let step = items.len();
+    let step = first_page.len();
+    let first = Signature::of(&first_page);
+    // The announced count, within reason (a server may announce anything).
+    items.items.reserve(count.min(1 << 16));
+    items.extend(first_page)?;
     if step >= count {
-        return Ok(items);
+        return Ok(());
     }
     if step == 0 {
         return Err(short(path, count, 0));
     }
-    let first = Signature::of(&items);
     // The server's page holds `step` items (it may cap `size`): every other page is known now.
     let offsets: Vec<usize> = (step..count).step_by(step).collect();
     if offsets.len() + 1 > limits.max_pages {
@@ -365,7 +422,7 @@ where
         if Signature::of(&page.items).repeats(&first) {
             return Err(ignores_offset(path, count, step));
         }
-        items.extend(page.items);
+        items.extend(page.items)?;
     }
     drop(pages);
     while items.len() < count {
@@ -380,31 +437,74 @@ where
         if Signature::of(&page.items).repeats(&first) {
             return Err(ignores_offset(path, count, step));
         }
-        items.extend(page.items);
+        items.extend(page.items)?;
     }
-    Ok(items)
+    Ok(())
 }
 
-async fn uncounted<T, F, Fut>(
+async fn uncounted<T, U, F, Fut, M>(
     path: &str,
     limits: Limits,
-    mut items: Vec<T>,
+    first_page: Vec<T>,
     fetch: &F,
-) -> Result<Vec<T>>
+    items: &mut Kept<U, M>,
+) -> Result<()>
 where
     T: Listed,
     F: Fn(Ask) -> Fut,
     Fut: Future<Output = Result<Page<T>>>,
+    M: Fn(T) -> Result<U>,
 {
     let size = limits.page_size.max(1);
-    let first_len = items.len();
+    let first_len = first_page.len();
+    let first = Signature::of(&first_page);
+    items.extend(first_page)?;
     if first_len > size || first_len == 0 {
         // More than asked: the server ignores `size` and sent everything. None: nothing there.
-        return Ok(items);
+        return Ok(());
     }
-    let first = Signature::of(&items);
     let mut previous = first.clone();
     let mut requests = 1;
+    // While pages come full, the next ones are asked for in rounds of `concurrency` (the empty
+    // pages past the end are the price of not waiting for each page in turn).
+    let rounds = limits.concurrency.max(1);
+    let mut full = first_len == size;
+    while full && rounds > 1 {
+        let budget = limits.max_pages.saturating_sub(requests).min(rounds);
+        if budget == 0 {
+            return Err(too_many(path, limits, items.len()));
+        }
+        let start = items.len();
+        let asks: Vec<Fut> =
+            (0..budget).map(|k| fetch(Ask::Page { offset: start + k * size, size })).collect();
+        let mut pages = stream::iter(asks).buffered(rounds);
+        full = false;
+        while let Some(page) = pages.try_next().await? {
+            requests += 1;
+            if page.items.is_empty() {
+                return Ok(());
+            }
+            let signature = Signature::of(&page.items);
+            if signature.repeats(&previous) || signature.repeats(&first) {
+                // The server ignores `offset` (the first page was full: one read without
+                // paging settles what the listing holds).
+                drop(pages);
+                let all = fetch(Ask::Everything).await?;
+                if all.items.len() > items.len() {
+                    items.replace(all.items)?;
+                }
+                return Ok(());
+            }
+            let len = page.items.len();
+            previous = signature;
+            items.extend(page.items)?;
+            full = len == size;
+            if !full {
+                // Shorter than asked: from here one page at a time (a short page is confirmed).
+                break;
+            }
+        }
+    }
     loop {
         if requests >= limits.max_pages {
             return Err(too_many(path, limits, items.len()));
@@ -412,20 +512,23 @@ where
         let page = fetch(Ask::Page { offset: items.len(), size }).await?;
         requests += 1;
         if page.items.is_empty() {
-            return Ok(items);
+            return Ok(());
         }
         let signature = Signature::of(&page.items);
         if signature.repeats(&previous) || signature.repeats(&first) {
             // The server ignores `offset`. A page shorter than asked was all it had; a full one
             // may be all or a page: one read without paging tells.
             if first_len < size {
-                return Ok(items);
+                return Ok(());
             }
             let all = fetch(Ask::Everything).await?;
-            return Ok(if all.items.len() > items.len() { all.items } else { items });
+            if all.items.len() > items.len() {
+                items.replace(all.items)?;
+            }
+            return Ok(());
         }
         previous = signature;
-        items.extend(page.items);
+        items.extend(page.items)?;
     }
 }
 
@@ -583,6 +686,20 @@ mod tests {
         let fake = Fake { count: false, cap: Some(3), ..Fake::new(8) };
         assert_eq!(ids(&read(&fake, limits(10)).unwrap()), (1..=8).collect::<Vec<_>>());
         assert_eq!(fake.requests(), 4, "3 + 3 + 2, then an empty page");
+    }
+
+    #[test]
+    fn full_pages_without_a_count_are_asked_for_in_rounds() {
+        // Pages of 10 out of 35, three at a time: 10, then 10 + 10 + 5, then the empty page
+        // that confirms the short one.
+        let fake = Fake { count: false, ..Fake::new(35) };
+        let limits = Limits { page_size: 10, concurrency: 3, max_pages: 100 };
+        assert_eq!(ids(&read(&fake, limits).unwrap()), (1..=35).collect::<Vec<_>>());
+        assert_eq!(fake.requests(), 5);
+        // An exact multiple: the round's empty page ends it.
+        let fake = Fake { count: false, ..Fake::new(20) };
+        assert_eq!(read(&fake, limits).unwrap().len(), 20);
+        assert!(fake.requests() <= 4, "10, then 10 and an empty page ({})", fake.requests());
     }
 
     #[test]

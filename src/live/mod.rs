@@ -326,14 +326,28 @@ async fn took_effect(
     Ok(unchanged.then(|| written(kind, &resp)))
 }
 
-/// Which of `names` the tenant does not list as enabled data sources yet, asking
+/// Above this many names, [`missing_data_sources`] reads the whole listing once rather than
+/// asking for each name.
+const LOOKUPS_PER_NAME: usize = 32;
+
+/// Which of `names` the tenant does not list as enabled data sources yet: asking
 /// `GET /dataSource?searchText=<name>` for each (an exact match of the name), at most
-/// `parallelism` at a time.
+/// `parallelism` at a time, or, for many names, reading the listing once.
 pub async fn missing_data_sources(
     client: &Client,
     names: &[String],
     parallelism: usize,
 ) -> Result<Vec<String>> {
+    if names.len() > LOOKUPS_PER_NAME {
+        let rows: Vec<Row> = client.list("/dataSource", "/dataSource", &[], false).await?;
+        let listed: std::collections::HashSet<String> =
+            rows.iter().filter(|r| !r.deleted()).filter_map(Row::name).collect();
+        let mut missing: Vec<String> =
+            names.iter().filter(|n| !listed.contains(*n)).cloned().collect();
+        missing.sort();
+        missing.dedup();
+        return Ok(missing);
+    }
     let looks: Vec<_> = names
         .iter()
         .map(|name| async move {
@@ -539,44 +553,55 @@ pub enum Licenses {
 /// Reads every V1 inventory. Any failure fails the whole read: a listing error must never be
 /// mistaken for an empty tenant.
 pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory> {
-    let (data_sources, policies, projects, purposes) = tokio::try_join!(
-        client.list::<Row>("/dataSource", "/dataSource", &[], false),
-        client.list::<Row>("/policy/global", "/policy/global", &[], false),
-        client.list::<Row>("/project", "/project", &[], false),
-        client.list::<Row>("/governance/purpose", "/governance/purpose", &[], false),
-    )?;
-    let mut inv = Inventory::default();
-    inv.data_sources.reserve(data_sources.len());
-    for d in data_sources {
-        inv.data_sources.push(LiveDataSource {
+    // Each page's rows become the plan's small records as they arrive.
+    let data_source = |d: Row| {
+        Ok(LiveDataSource {
             id: d.id("/dataSource")?,
             deleted: d.deleted(),
             name: d
                 .name()
                 .ok_or_else(|| decode_err("/dataSource", "a data source has no `name`"))?,
-        });
-    }
-    for p in policies.into_iter().filter(|p| !p.deleted()) {
-        inv.policies.push(LivePolicy {
+        })
+    };
+    let policy = |p: Row| {
+        if p.deleted() {
+            return Ok(None);
+        }
+        Ok(Some(LivePolicy {
             id: p.id("/policy/global")?,
             policy_key: text(p.policy_key.as_ref()),
             system_generated: flag(p.system_generated.as_ref()),
             name: p.name().unwrap_or_default(),
-        });
-    }
-    for p in projects.into_iter().filter(|p| !p.deleted()) {
+        }))
+    };
+    let project = |p: Row| {
+        if p.deleted() {
+            return Ok(None);
+        }
         let is_schema = p
             .kind
             .as_ref()
             .and_then(Value::as_str)
             .is_some_and(|t| t.eq_ignore_ascii_case("schema"));
-        inv.projects.push(LiveProject {
+        Ok(Some(LiveProject {
             id: p.id("/project")?,
             project_key: text(p.project_key.as_ref()),
             name: p.name().unwrap_or_default(),
             is_schema,
-        });
-    }
+        }))
+    };
+    let (data_sources, policies, projects, purposes) = tokio::try_join!(
+        client.list_mapped("/dataSource", "/dataSource", &[], false, data_source),
+        client.list_mapped("/policy/global", "/policy/global", &[], false, policy),
+        client.list_mapped("/project", "/project", &[], false, project),
+        client.list::<Row>("/governance/purpose", "/governance/purpose", &[], false),
+    )?;
+    let mut inv = Inventory {
+        data_sources,
+        policies: policies.into_iter().flatten().collect(),
+        projects: projects.into_iter().flatten().collect(),
+        ..Inventory::default()
+    };
     inv.purposes = decode_purposes(purposes)?;
     if licenses != Licenses::Skip {
         match read_licenses(client).await {

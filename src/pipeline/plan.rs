@@ -150,7 +150,7 @@ pub fn plan_offline(
 ) -> Result<Offline> {
     specs.require_valid()?;
     let desired = &specs.desired;
-    let targets = targets(desired, None, OFFLINE_SALT)?;
+    let targets = targets(desired, None, OFFLINE_SALT, None)?;
     let (state, base_diagnostics) = base_state(base, current, &targets, &specs.options)?;
     let revision = &base.revision;
     let plan = plan::plan(&PlanInput {
@@ -206,7 +206,7 @@ fn base_state(
             .collect(),
     };
     let (desired, diagnostics) = spec::load(&to_load, options);
-    let loaded = targets(&desired, None, OFFLINE_SALT)?;
+    let loaded = targets(&desired, None, OFFLINE_SALT, None)?;
     let mut state = State::new("offline", OFFLINE_SALT);
     let reused =
         current_targets.iter().filter(|t| unchanged.contains(t.object.location.file.as_str()));
@@ -221,7 +221,7 @@ mod tests {
     /// The base state made the long way: every base file loaded.
     fn loaded_afresh(base: &Snapshot, options: &LoadOptions) -> State {
         let (desired, _) = spec::load(base, options);
-        let targets = targets(&desired, None, OFFLINE_SALT).unwrap();
+        let targets = targets(&desired, None, OFFLINE_SALT, None).unwrap();
         let mut state = State::new("offline", OFFLINE_SALT);
         state.upsert_all(targets.iter().map(|t| t.entry(None, Vec::new(), &base.revision, "")));
         state
@@ -246,7 +246,7 @@ mod tests {
             ("new.yaml", "name: Fresh\n".to_owned()),
         ]);
         let (desired, _) = spec::load(&current, &options);
-        let now = targets(&desired, None, OFFLINE_SALT).unwrap();
+        let now = targets(&desired, None, OFFLINE_SALT, None).unwrap();
         let (state, _) = base_state(&base, &current, &now, &options).unwrap();
         assert_eq!(state, loaded_afresh(&base, &options));
         let keys: Vec<&str> = state.objects.iter().map(|e| e.key.as_str()).collect();
@@ -259,7 +259,7 @@ mod tests {
             content: FileContent::Bytes(std::sync::Arc::from(&b"exclude: [a.yaml]\n"[..])),
         });
         let (desired, _) = spec::load(&settled, &options);
-        let now = targets(&desired, None, OFFLINE_SALT).unwrap();
+        let now = targets(&desired, None, OFFLINE_SALT, None).unwrap();
         let (state, _) = base_state(&base, &settled, &now, &options).unwrap();
         assert_eq!(state, loaded_afresh(&base, &options));
     }
