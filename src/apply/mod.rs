@@ -7,11 +7,20 @@
 //! siblings. Every success is journaled in the state before the next object starts, so a
 //! killed run resumes cleanly; a cancelled run finishes the objects in flight and stops.
 //!
+//! Before the projects are posted, the data sources they name that come from managed
+//! connections (written by this apply or an earlier one) are waited for ([`wait`]): Immuta
+//! creates them in the background. A data-source post that
+//! asks Immuta to `wait` is the one write a cancellation abandons (Immuta goes on creating; the
+//! next plan reads what it did), since a negative `wait` has no end of its own.
+//!
 //! [`render`] shows the results to people.
 
 pub mod render;
+mod wait;
 
-use std::collections::BTreeMap;
+pub use self::wait::DEFAULT_CREATION_TIMEOUT;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -124,6 +133,9 @@ impl Outcome {
 pub trait Progress: Sync {
     /// An object finished.
     fn done(&self, result: &ObjectResult);
+
+    /// The apply waits for the tenant (Immuta creating data sources), or stopped waiting.
+    fn waiting(&self, _message: &str) {}
 }
 
 /// No progress reporting.
@@ -145,6 +157,9 @@ pub struct Options {
     /// Seconds to wait for data sources to be created (`apply --wait`), for connections whose
     /// spec sets no `gitops: {wait}` of its own.
     pub wait: Option<i64>,
+    /// How long projects wait for the data sources they name to be created (`apply
+    /// --creation-timeout`; [`DEFAULT_CREATION_TIMEOUT`] when `None`).
+    pub creation_timeout: Option<Duration>,
 }
 
 /// A state change decided by a finished object.
@@ -173,6 +188,15 @@ pub async fn apply(
     });
     let mut outcome = Outcome::default();
     let mut bad: BTreeMap<ObjectId, String> = BTreeMap::new();
+    // Data sources of managed connections (recorded, or written by this apply): a project
+    // naming one waits until it exists, since Immuta may still be creating it.
+    let mut fresh: BTreeSet<String> = store
+        .state()
+        .objects
+        .iter()
+        .filter(|e| e.kind == Kind::DataSource)
+        .flat_map(|e| e.names.iter().cloned())
+        .collect();
     let applied_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
 
     let mut start = 0;
@@ -215,6 +239,21 @@ pub async fn apply(
                 pending.push(change);
             }
         }
+        if key == (false, Kind::Project) && !fresh.is_empty() {
+            pending = await_data_sources(pending, &by_id, &fresh, client, options, progress)
+                .await
+                .into_iter()
+                .filter_map(|waited| match waited {
+                    Ok(change) => Some(change),
+                    Err(result) => {
+                        progress.done(&result);
+                        bad.insert(result.id.clone(), "was skipped".into());
+                        outcome.results.push(result);
+                        None
+                    }
+                })
+                .collect();
+        }
         // The futures are built up front, not by a closure inside the stream: a stream holding a
         // closure over borrowed changes makes `apply`'s future not `Send` (the compiler cannot
         // prove the closure works for every lifetime), so it could not run in a spawned task.
@@ -237,9 +276,16 @@ pub async fn apply(
                         return (r, StateOp::None);
                     }
                     let started = Instant::now();
-                    let (status, op) =
-                        execute(change, target, client, secrets, (revision, applied_at), wait)
-                            .await;
+                    let (status, op) = execute(
+                        change,
+                        target,
+                        client,
+                        secrets,
+                        (revision, applied_at),
+                        wait,
+                        &cancel,
+                    )
+                    .await;
                     (
                         ObjectResult {
                             id: change.id.clone(),
@@ -254,6 +300,12 @@ pub async fn apply(
             .collect();
         let mut running = stream::iter(jobs).buffer_unordered(options.parallelism.max(1));
         while let Some((result, op)) = running.next().await {
+            if let StateOp::Upsert(entry) = &op
+                && entry.kind == Kind::DataSource
+                && result.status == Status::Applied
+            {
+                fresh.extend(entry.names.iter().cloned());
+            }
             match op {
                 StateOp::Upsert(entry) => store.upsert(entry).await?,
                 StateOp::Remove(kind, key) => store.remove(kind, &key).await?,
@@ -290,6 +342,70 @@ pub async fn apply(
     Ok(outcome)
 }
 
+/// The project changes of `pending`, each ready to post (`Ok`) or skipped (`Err`) because a data
+/// source it names, written by this apply, was not created in time.
+async fn await_data_sources<'c>(
+    pending: Vec<&'c Change>,
+    by_id: &BTreeMap<ObjectId, &Target<'_>>,
+    fresh: &BTreeSet<String>,
+    client: &Client,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Vec<Result<&'c Change, ObjectResult>> {
+    let needs: BTreeMap<&ObjectId, Vec<String>> = pending
+        .iter()
+        .filter(|c| c.action != Action::NoOp && c.write)
+        .filter_map(|c| {
+            let names = wait::needed(&by_id.get(&c.id)?.object.payload, fresh);
+            (!names.is_empty()).then_some((&c.id, names))
+        })
+        .collect();
+    let all: BTreeSet<String> = needs.values().flatten().cloned().collect();
+    if all.is_empty() {
+        return pending.into_iter().map(Ok).collect();
+    }
+    let timeout = options.creation_timeout.unwrap_or(DEFAULT_CREATION_TIMEOUT);
+    let parallelism = options.parallelism.max(1).saturating_mul(2);
+    let waited = wait::until_created(
+        client,
+        all.into_iter().collect(),
+        timeout,
+        &options.cancel,
+        parallelism,
+        progress,
+    )
+    .await;
+    let Err(not_created) = waited else {
+        return pending.into_iter().map(Ok).collect();
+    };
+    progress.waiting(&format!("stopped waiting for data sources: {}", not_created.reason));
+    pending
+        .into_iter()
+        .map(|change| {
+            let missing: Vec<String> = needs
+                .get(&change.id)
+                .into_iter()
+                .flatten()
+                .filter(|n| not_created.missing.contains(n))
+                .map(|n| format!("`{n}`"))
+                .collect();
+            if missing.is_empty() {
+                return Ok(change);
+            }
+            Err(ObjectResult {
+                id: change.id.clone(),
+                action: change.action,
+                status: Status::Skipped(format!(
+                    "names data source(s) {} that this apply wrote and that do not exist yet: {}",
+                    missing.join(", "),
+                    not_created.reason
+                )),
+                took: Duration::ZERO,
+            })
+        })
+        .collect()
+}
+
 /// The secret values of a resolved payload (for redacting error messages).
 fn secret_values(resolved: &Value, target: &Target<'_>) -> Vec<String> {
     target
@@ -306,6 +422,7 @@ async fn execute(
     secrets: &(dyn SecretSource + Sync),
     (revision, applied_at): (&str, &str),
     wait: Option<i64>,
+    cancel: &CancellationToken,
 ) -> (Status, StateOp) {
     let id = &change.id;
     match (change.action, target) {
@@ -340,7 +457,23 @@ async fn execute(
             let secret_list = secret_values(&resolved, t);
             let mut object_options = t.object.options.clone();
             object_options.wait = object_options.wait.or(wait);
-            match live::write(client, id.kind, &resolved, &object_options, &secret_list).await {
+            let write = live::write(client, id.kind, &resolved, &object_options, &secret_list);
+            let written = match object_options.wait {
+                // Immuta holds the answer while it creates (forever, below zero): a
+                // cancellation stops waiting for it. Immuta goes on; the next plan reads it.
+                Some(w) if w != 0 && id.kind == Kind::DataSource => tokio::select! {
+                    written = write => written,
+                    () = cancel.cancelled() => {
+                        let message = format!(
+                            "interrupted while Immuta was creating the data sources (wait={w}); \
+                             the post may have taken effect: the next plan shows what it did"
+                        );
+                        return (Status::Failed(message), StateOp::None);
+                    }
+                },
+                _ => write.await,
+            };
+            match written {
                 Ok(written) => {
                     let entry =
                         t.entry(written.id.or(change.live_id), written.names, revision, applied_at);

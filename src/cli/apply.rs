@@ -46,6 +46,10 @@ pub struct ApplyArgs {
     /// negative waits indefinitely), for connections without `gitops: {wait}` of their own.
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub wait: Option<i64>,
+    /// How long projects wait for the data sources they name to be created: Immuta creates
+    /// them in the background (e.g. 10m, 90s).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub creation_timeout: std::time::Duration,
     #[command(flatten)]
     pub tenant: TenantArgs,
 }
@@ -108,8 +112,12 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             on_signal.cancel();
         });
         let progress = Bar::new(plan.changes.iter().filter(|c| c.action != Action::NoOp).count());
-        let options =
-            ApplyOptions { parallelism: args.tenant.parallelism, cancel, wait: args.wait };
+        let options = ApplyOptions {
+            parallelism: args.tenant.parallelism,
+            cancel,
+            wait: args.wait,
+            creation_timeout: Some(args.creation_timeout),
+        };
         let outcome = planned.apply(overrides, &tenant.client, &options, &progress).await;
         progress.finish();
         if lock.lost().is_cancelled() {
@@ -167,6 +175,15 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn waiting(&self, message: &str) {
+        match &self.0 {
+            Some(b) => b.println(message),
+            None => {
+                let _ = writeln!(anstream::stderr(), "{message}");
+            }
+        }
+    }
+
     fn done(&self, result: &ObjectResult) {
         if let Some(b) = &self.0
             && result.action != Action::NoOp

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use immuta_emulator::{self as emulator, ApiKey, Catalog, EmulatorConfig, EmulatorState};
+use immuta_emulator::{self as emulator, ApiKey, Catalog, EmulatorConfig, EmulatorState, Variants};
 
 use super::{EXIT_OK, Stop};
 use crate::spec::model::RULE_TYPES;
@@ -52,6 +52,16 @@ pub struct EmulatorArgs {
     /// Lifetime of bearer tokens from /bim/apikey/authenticate (e.g. 1h, 30m).
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
+
+    /// Play a documented variant of the tenant, DIMENSION=VALUE (repeatable), e.g.
+    /// `paging=ignored-by-policies`, `purposes=flat`, `creation=synchronous`. Without any, the
+    /// most realistic tenant. `--variant list` prints every dimension and value with its source.
+    #[arg(long = "variant", value_name = "DIMENSION=VALUE")]
+    pub variants: Vec<String>,
+
+    /// How long data sources take to appear after a post creates them in the background.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub creation_delay: Duration,
 }
 
 impl EmulatorArgs {
@@ -68,15 +78,35 @@ impl EmulatorArgs {
             k_anonymization: self.k_anonymization,
             token_ttl: self.token_ttl,
             catalog,
+            variants: Variants::parse(self.variants.iter().map(String::as_str))
+                .map_err(emulator::Error::InvalidVariant)?,
+            creation_delay: self.creation_delay,
             ..emulator_config()
         })
     }
+}
+
+/// Every variant dimension, its values (the default first) and their sources.
+fn variant_list() -> String {
+    let mut out = String::new();
+    for d in Variants::dimensions() {
+        out.push_str(&format!("{}:\n", d.key));
+        for (i, (value, what, source)) in d.values.iter().enumerate() {
+            let default = if i == 0 { " (default)" } else { "" };
+            out.push_str(&format!("  {value}{default}: {what}\n      source: {source}\n"));
+        }
+    }
+    out
 }
 
 /// Runs `immuta-gitops emulator`: serves until Ctrl-C or SIGTERM, then writes the data file.
 /// Prints `immuta emulator listening on http://ADDR` (the bound address) to stderr; never prints
 /// a key.
 pub fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
+    if args.variants.iter().any(|v| v == "list") {
+        super::print_out(&variant_list())?;
+        return Ok(ExitCode::from(EXIT_OK));
+    }
     super::runtime()?.block_on(serve(args))?;
     Ok(ExitCode::from(EXIT_OK))
 }
@@ -96,6 +126,10 @@ async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &config.data_file {
         eprintln!("tenant persisted in {}", path.display());
+    }
+    let label = config.variants.label();
+    if !label.is_empty() {
+        eprintln!("playing the variants {label}");
     }
     emulator::serve(listener, state.clone(), signal).await?;
     Ok(state.flush().await?)

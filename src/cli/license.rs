@@ -85,14 +85,20 @@ pub fn run(args: &LicenseArgs) -> anyhow::Result<ExitCode> {
                         None => "no expiry".to_owned(),
                     };
                     let seats = l.seats.map_or("? seats".to_owned(), |s| format!("{s} seats"));
-                    out.push_str(&format!("  license {}: {seats}, {expiry}\n", l.id));
+                    let id = l.id.map_or_else(|| "(no id)".to_owned(), |id| id.to_string());
+                    out.push_str(&format!("  license {id}: {seats}, {expiry}\n"));
                 }
+                let activity = |c: &crate::live::UserCount| match (c.active, c.inactive) {
+                    (Some(a), Some(i)) => format!(" ({a} active, {i} inactive)"),
+                    (Some(a), None) => format!(" ({a} active)"),
+                    _ => String::new(),
+                };
                 out.push_str(&format!(
-                    "  users: {} data consumers ({} active), {} policy owners ({} active)\n",
+                    "  users: {} data consumers{}, {} policy owners{}\n",
                     usage.data_consumers.total,
-                    usage.data_consumers.active,
+                    activity(&usage.data_consumers),
                     usage.policy_owners.total,
-                    usage.policy_owners.active,
+                    activity(&usage.policy_owners),
                 ));
                 for w in &warnings {
                     out.push_str(&format!("{} {w}\n", "warning:".yellow().bold()));

@@ -5,7 +5,7 @@
 //! this is the only code that uses `anyhow`.
 //!
 //! One file per subcommand (`validate`, `plan`, `apply`, `run`, `license`, `schema`,
-//! `state`, `version`, `completion`, `man`), plus [`tenant`] (which tenant a command talks to), [`args`]
+//! `state`, `doctor`, `version`, `completion`, `man`), plus [`tenant`] (which tenant a command talks to), [`args`]
 //! (Terraform-style `-flag` spellings), [`logs`] (flat JSON log lines) and the helpers every
 //! command shares, written once here: the async [`runtime`], the shutdown signals
 //! ([`stop_signal`]), reading a secret from a file or the environment
@@ -17,6 +17,7 @@
 mod apply;
 mod args;
 mod completion;
+mod doctor;
 mod emulator;
 mod license;
 mod logs;
@@ -80,6 +81,9 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// License seats and expiry.
     License(license::LicenseArgs),
+    /// Check a tenant before the first apply, writing nothing: reachable, auth, permissions,
+    /// listing shapes, connections, clock. Exit 1 when something blocks apply.
+    Doctor(doctor::DoctorArgs),
     /// Print the JSON Schema (draft-07) of spec documents, for editors.
     Schema(schema::SchemaArgs),
     /// Inspect and change the state: list, show, rm (forget), migrate (file <-> PostgreSQL).
@@ -126,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(&args),
         Command::Run(args) => run::run(&args, cli.log_format == LogFormat::Json),
         Command::License(args) => license::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::State(args) => state::run(&args),
         Command::Emulator(args) => emulator::run(args),

@@ -131,9 +131,11 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     if report(&specs.diagnostics) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
-    let plan = match &args.base {
-        Some(rev) => plan_offline(args, &snapshot, &specs, rev)?,
-        None => runtime()?.block_on(async {
+    // The files' bytes are needed again only by `--base` (to compare them with the base's).
+    let snapshot = args.base.is_some().then_some(snapshot);
+    let plan = match (&args.base, &snapshot) {
+        (Some(rev), Some(snapshot)) => plan_offline(args, snapshot, &specs, rev)?,
+        _ => runtime()?.block_on(async {
             let tenant = tenant::connect(&args.tenant, None).await?;
             if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
                 print_banner(&banner, args.format == Format::Text);

@@ -248,7 +248,9 @@ pub async fn connect(
             ("sandbox".to_owned(), config, Some(handle), dir.join("state.json"))
         }
     };
-    let config = ClientConfig { timeout: args.timeout, retry, ..config };
+    let mut config = ClientConfig { timeout: args.timeout, retry, ..config };
+    // Reads (listing pages) run twice as wide as writes, as dry runs do.
+    config.listing.concurrency = args.parallelism.max(1).saturating_mul(2);
     let client = match observer {
         Some(o) => Client::with_observer(config, o)?,
         None => Client::new(config)?,

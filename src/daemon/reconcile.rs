@@ -211,7 +211,7 @@ impl Context<'_> {
         let options = ApplyOptions {
             parallelism: self.config.parallelism,
             cancel: self.cancel.clone(),
-            wait: None,
+            ..ApplyOptions::default()
         };
         let progress = Counting(&self.handles.metrics);
         let outcome =

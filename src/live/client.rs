@@ -8,20 +8,40 @@
 //! admin key when one is configured, since tenants can make `GOVERNANCE` and
 //! `APPLICATION_ADMIN` mutually exclusive.
 //!
+//! Which form of the credential the tenant takes is settled once per credential, before its
+//! first request: `GET /bim/rpc/user/current` with `Bearer <key>`. A `401`, or a `500` (some
+//! tenants answer a credential they do not take with a server error: fh-immuta-utils'
+//! `handle_500`, "some of the API endpoints don't handle OAuth correctly"), is answered by the
+//! exchange, so every later request carries the token; otherwise the key itself is used. The
+//! requests of a command wait for this one look, so they neither race each other to the
+//! exchange nor take a real `500` later for a refused key.
+//!
+//! Every request has a deadline: the configured timeout, a longer one for a data-source post
+//! that asks Immuta to `wait` (the wait plus the timeout), or none for a wait below zero (then
+//! only cancellation ends it). Writes are not re-sent after a timeout or a dropped connection:
+//! the tenant may have carried them out ([`Error::may_have_taken_effect`]); `live::write`
+//! asks a dry run first.
+//!
+//! V1 listings are read by [`Client::list`] (see `listing.rs`: every envelope, paging that a
+//! server ignores or caps, concurrent pages once the count is known, a hard page limit).
+//!
 //! API keys and tokens are held as `SecretString`s, sent in headers marked sensitive, and never
 //! logged. Error messages quote the server's message with every secret value of the request
 //! replaced by `(sensitive)`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::Retryable;
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, DATE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+use super::listing::{self, Ask, Limits, Listed, Page};
 use super::retry::{self, Attempt, Decision, RetryPolicy};
 use super::{Error, Result};
 
@@ -40,6 +60,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Retry schedule.
     pub retry: RetryPolicy,
+    /// How V1 listings are paged.
+    pub listing: Limits,
 }
 
 impl ClientConfig {
@@ -52,6 +74,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            listing: Limits::default(),
         }
     }
 }
@@ -72,6 +95,19 @@ impl Observer for NoObserver {
     fn retry(&self, _: &str, _: &str) {}
 }
 
+/// The form a probe sends the credential in (`Client::probe`).
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeAuth<'a> {
+    /// No `Authorization` header.
+    None,
+    /// `Authorization: Bearer <key>`.
+    BearerKey,
+    /// `Authorization: <key>`.
+    RawKey,
+    /// `Authorization: Bearer <token>`.
+    Bearer(&'a SecretString),
+}
+
 /// Which credential a request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -84,7 +120,14 @@ pub enum Role {
 struct Credential {
     api_key: SecretString,
     token: Mutex<Option<SecretString>>,
+    /// Whether the form the tenant takes this credential in is known (see `settle`).
+    settled: AtomicBool,
+    /// Held by the request that settles it; the others wait.
+    settling: Mutex<()>,
 }
+
+/// Where the credential is tried before its first request.
+const WHOAMI: &str = "/bim/rpc/user/current";
 
 /// A client for one tenant. Cheap to clone.
 #[derive(Clone)]
@@ -98,6 +141,8 @@ struct Inner {
     governance: Credential,
     admin: Option<Credential>,
     policy: RetryPolicy,
+    timeout: Duration,
+    listing: Limits,
     observer: Arc<dyn Observer>,
 }
 
@@ -105,6 +150,17 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("base", &self.inner.base).finish_non_exhaustive()
     }
+}
+
+/// How long a request may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// The client's timeout.
+    Default,
+    /// This long.
+    Within(Duration),
+    /// No limit (a data-source post with a negative `wait`); only cancellation ends it.
+    Unbounded,
 }
 
 /// A request: method, path, query, optional JSON body, and the secret values it carries (for
@@ -125,6 +181,11 @@ pub struct Request<'a> {
     pub role: Role,
     /// Secret values in the body, masked in any error message.
     pub secrets: &'a [String],
+    /// How long it may take.
+    pub deadline: Deadline,
+    /// Whether it may be sent again when it got no answer (a timeout, a dropped connection).
+    /// False for writes: the tenant may have carried them out.
+    pub resend: bool,
 }
 
 impl<'a> Request<'a> {
@@ -138,6 +199,8 @@ impl<'a> Request<'a> {
             body: None,
             role: Role::Governance,
             secrets: &[],
+            deadline: Deadline::Default,
+            resend: true,
         }
     }
 
@@ -168,6 +231,18 @@ impl<'a> Request<'a> {
         self.secrets = secrets;
         self
     }
+
+    /// Sets the deadline.
+    pub fn deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Marks the request as a write: never sent again once it may have reached the tenant.
+    pub fn write(mut self) -> Self {
+        self.resend = false;
+        self
+    }
 }
 
 /// A response: status and body.
@@ -177,6 +252,25 @@ pub struct Response {
     pub status: StatusCode,
     /// The body parsed as JSON (`Null` when empty or not JSON).
     pub body: Value,
+}
+
+/// A response as it came: status, the `Date` header, and the body's bytes.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// The server's clock (`Date`), when it sent one.
+    pub date: Option<SystemTime>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// What one HTTP exchange gave: status, `Retry-After`, `Date`, body.
+struct Exchanged {
+    status: StatusCode,
+    retry_after: Option<String>,
+    date: Option<SystemTime>,
+    body: Vec<u8>,
 }
 
 /// Why one attempt failed.
@@ -232,9 +326,10 @@ impl Client {
                 "the Immuta URL `{base}` must start with https:// (or http:// for a local emulator)"
             )));
         }
+        // Timeouts are per request (`Deadline`): a data-source post may wait longer, or forever.
         let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
+            .tcp_keepalive(Duration::from_secs(30))
             .user_agent(concat!("immuta-gitops/", env!("CARGO_PKG_VERSION")));
         if base.starts_with("http://") {
             // Plain HTTP (the sandbox, a local emulator) needs no trust store: do not load the
@@ -248,7 +343,12 @@ impl Client {
                  (Debian: ca-certificates) or point SSL_CERT_FILE at a PEM bundle"
             ))
         })?;
-        let credential = |k: SecretString| Credential { api_key: k, token: Mutex::new(None) };
+        let credential = |k: SecretString| Credential {
+            api_key: k,
+            token: Mutex::new(None),
+            settled: AtomicBool::new(false),
+            settling: Mutex::new(()),
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -256,6 +356,8 @@ impl Client {
                 governance: credential(config.api_key),
                 admin: config.admin_api_key.map(credential),
                 policy: config.retry,
+                timeout: config.timeout,
+                listing: config.listing,
                 observer,
             }),
         })
@@ -264,6 +366,16 @@ impl Client {
     /// The tenant URL.
     pub fn base_url(&self) -> &str {
         &self.inner.base
+    }
+
+    /// The timeout of one request (unless it sets its own deadline).
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// Whether a license-admin key of its own is configured.
+    pub fn has_admin_key(&self) -> bool {
+        self.inner.admin.is_some()
     }
 
     fn credential(&self, role: Role) -> &Credential {
@@ -276,6 +388,13 @@ impl Client {
     /// Sends a request with retries. Any status below 400 is returned; `404` is returned too
     /// (callers decide whether "not found" is fine); other statuses are errors.
     pub async fn send(&self, req: &Request<'_>) -> Result<Response> {
+        let raw = self.send_raw(req).await?;
+        let body = serde_json::from_slice(&raw.body).unwrap_or(Value::Null);
+        Ok(Response { status: raw.status, body })
+    }
+
+    /// As [`Client::send`], with the body as it came (and the server's clock).
+    pub async fn send_raw(&self, req: &Request<'_>) -> Result<RawResponse> {
         self.retrying(req, || self.attempt(req)).await
     }
 
@@ -317,29 +436,71 @@ impl Client {
         result.map_err(AttemptError::into_error)
     }
 
-    async fn attempt(&self, req: &Request<'_>) -> std::result::Result<Response, AttemptError> {
+    async fn attempt(&self, req: &Request<'_>) -> std::result::Result<RawResponse, AttemptError> {
         let credential = self.credential(req.role);
+        self.settle(credential).await?;
         // A 401 is answered by exchanging the key for a token and trying again. Twice at most:
         // once when the key itself is refused as a bearer, once more when the token expires
         // while the request waits (a real server's token lifetime can run out mid-run).
         let mut exchanges = 0;
         loop {
-            let auth = match credential.token.lock().await.as_ref() {
-                Some(token) => format!("Bearer {}", token.expose_secret()),
-                None => format!("Bearer {}", credential.api_key.expose_secret()),
-            };
-            let (status, retry_after, body) = self.observed(req, Some(&auth)).await?;
+            let auth = self.authorization(credential).await;
+            let answer = self.observed(req, Some(&auth)).await?;
+            let status = answer.status;
             if status == StatusCode::UNAUTHORIZED && exchanges < 2 {
                 exchanges += 1;
                 self.exchange(credential).await?;
                 continue;
             }
             if status.is_success() || status.is_redirection() || status == StatusCode::NOT_FOUND {
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                return Ok(Response { status, body });
+                return Ok(RawResponse { status, date: answer.date, body: answer.body });
             }
-            return Err(self.failed(req, status, retry_after.as_deref(), &body));
+            return Err(self.failed(req, status, answer.retry_after.as_deref(), &answer.body));
         }
+    }
+
+    /// `Bearer <token>` once a token is held, else `Bearer <key>`.
+    async fn authorization(&self, credential: &Credential) -> String {
+        match credential.token.lock().await.as_ref() {
+            Some(token) => format!("Bearer {}", token.expose_secret()),
+            None => format!("Bearer {}", credential.api_key.expose_secret()),
+        }
+    }
+
+    /// Settles, once, which form of `credential` the tenant takes (see the module docs): one
+    /// `GET /bim/rpc/user/current` with the key; a `401` or `500` is answered by the exchange.
+    /// Only a key refused with `401` whose exchange fails too fails the request (with the
+    /// exchange's error; the next request tries again): anything else (a `500` that was a
+    /// server error, an unreachable tenant) is left to the request itself and its retries.
+    async fn settle(&self, credential: &Credential) -> std::result::Result<(), AttemptError> {
+        if credential.settled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _settling = credential.settling.lock().await;
+        if credential.settled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let probe = Request::get(WHOAMI, WHOAMI);
+        let auth = self.authorization(credential).await;
+        let status = self.observed(&probe, Some(&auth)).await.ok().map(|a| a.status.as_u16());
+        if matches!(status, Some(401 | 500)) {
+            let exchanged = self.exchange(credential).await;
+            if status == Some(401) {
+                exchanged?;
+            }
+        }
+        credential.settled.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// What the tenant says about the user a credential acts as (`GET /bim/rpc/user/current`:
+    /// `permissions`, `groupPermissions`, `projectId`...).
+    pub async fn whoami(&self, admin: bool) -> Result<Value> {
+        let mut req = Request::get(WHOAMI, WHOAMI);
+        if admin {
+            req = req.admin();
+        }
+        self.send_ok(&req).await
     }
 
     /// One HTTP exchange, reported to the observer; a transport failure is classified.
@@ -347,24 +508,41 @@ impl Client {
         &self,
         req: &Request<'_>,
         auth: Option<&str>,
-    ) -> std::result::Result<(StatusCode, Option<String>, Vec<u8>), AttemptError> {
+    ) -> std::result::Result<Exchanged, AttemptError> {
         let started = Instant::now();
         let outcome = self.once(req, auth).await;
         let took = started.elapsed();
         let method = req.method.as_str();
         match outcome {
-            Ok(parts) => {
-                self.inner.observer.request(req.endpoint, method, Some(parts.0.as_u16()), took);
-                Ok(parts)
+            Ok(answer) => {
+                self.inner.observer.request(
+                    req.endpoint,
+                    method,
+                    Some(answer.status.as_u16()),
+                    took,
+                );
+                Ok(answer)
             }
             Err(e) => {
                 self.inner.observer.request(req.endpoint, method, None, took);
-                let decision = retry::classify(
-                    Attempt::Transport { timeout: e.is_timeout() },
-                    SystemTime::now(),
-                );
-                let error =
-                    Error::Transport { url: self.url(&req.path), message: transport_message(&e) };
+                let attempt =
+                    Attempt::Transport { timeout: e.is_timeout(), connect: e.is_connect() };
+                let decision = if req.resend {
+                    retry::classify(attempt, SystemTime::now())
+                } else {
+                    retry::classify_write(attempt, SystemTime::now())
+                };
+                let url = self.url(&req.path);
+                let message = transport_message(&e);
+                let error = if req.resend || e.is_connect() {
+                    Error::Transport { url, message }
+                } else {
+                    Error::NoAnswer {
+                        method: req.method.to_string(),
+                        path: req.path.clone(),
+                        message,
+                    }
+                };
                 Err(decided(decision, error))
             }
         }
@@ -379,6 +557,7 @@ impl Client {
         body: &[u8],
     ) -> AttemptError {
         let message = redact(&server_message(body), req.secrets);
+        let classify = if req.resend { retry::classify } else { retry::classify_write };
         let error = match status.as_u16() {
             401 => Error::Unauthorized { url: self.url(&req.path), message },
             403 => {
@@ -391,15 +570,20 @@ impl Client {
                 message,
             },
         };
-        decided(retry::classify(Attempt::Status { status, retry_after }, SystemTime::now()), error)
+        decided(classify(Attempt::Status { status, retry_after }, SystemTime::now()), error)
     }
 
     async fn once(
         &self,
         req: &Request<'_>,
         auth: Option<&str>,
-    ) -> std::result::Result<(StatusCode, Option<String>, Vec<u8>), reqwest::Error> {
+    ) -> std::result::Result<Exchanged, reqwest::Error> {
         let mut builder = self.inner.http.request(req.method.clone(), self.url(&req.path));
+        match req.deadline {
+            Deadline::Default => builder = builder.timeout(self.inner.timeout),
+            Deadline::Within(d) => builder = builder.timeout(d),
+            Deadline::Unbounded => {}
+        }
         if let Some(auth) = auth {
             let mut header =
                 HeaderValue::from_str(auth).unwrap_or_else(|_| HeaderValue::from_static(""));
@@ -414,10 +598,11 @@ impl Client {
         }
         let resp = builder.send().await?;
         let status = resp.status();
-        let retry_after =
-            resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name| resp.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        let retry_after = header(RETRY_AFTER).map(str::to_owned);
+        let date = header(DATE).and_then(|d| httpdate::parse_http_date(d).ok());
         let body = resp.bytes().await?.to_vec();
-        Ok((status, retry_after, body))
+        Ok(Exchanged { status, retry_after, date, body })
     }
 
     /// Exchanges the API key for a session token (`POST /bim/apikey/authenticate`), with the
@@ -438,7 +623,7 @@ impl Client {
         &self,
         req: &Request<'_>,
     ) -> std::result::Result<SecretString, AttemptError> {
-        let (status, retry_after, body) = self.observed(req, None).await?;
+        let Exchanged { status, retry_after, body, .. } = self.observed(req, None).await?;
         let url = self.url(&req.path);
         if status.is_success() {
             let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -467,6 +652,37 @@ impl Client {
         format!("{}{}", self.inner.base, path)
     }
 
+    /// One request exactly as asked, for `doctor`: the credential in the form `auth` says, no
+    /// retry, no exchange, every status returned. A transport failure is an error.
+    pub async fn probe(&self, req: &Request<'_>, auth: ProbeAuth<'_>) -> Result<RawResponse> {
+        let credential = self.credential(req.role);
+        let header = match auth {
+            ProbeAuth::None => None,
+            ProbeAuth::BearerKey => Some(format!("Bearer {}", credential.api_key.expose_secret())),
+            ProbeAuth::RawKey => Some(credential.api_key.expose_secret().to_owned()),
+            ProbeAuth::Bearer(token) => Some(format!("Bearer {}", token.expose_secret())),
+        };
+        match self.once(req, header.as_deref()).await {
+            Ok(answer) => {
+                Ok(RawResponse { status: answer.status, date: answer.date, body: answer.body })
+            }
+            Err(e) => {
+                Err(Error::Transport { url: self.url(&req.path), message: transport_message(&e) })
+            }
+        }
+    }
+
+    /// One token exchange for the credential of `role`, for `doctor`: the token, or why not.
+    /// The token is not kept.
+    pub async fn probe_exchange(&self, role: Role) -> Result<SecretString> {
+        let credential = self.credential(role);
+        let key = credential.api_key.expose_secret();
+        let body = serde_json::json!({ "apikey": key });
+        let secrets = [key.to_owned()];
+        let req = Request::post(EXCHANGE_PATH, EXCHANGE_PATH, &body).secrets(&secrets);
+        self.exchange_once(&req).await.map_err(AttemptError::into_error)
+    }
+
     /// Sends and requires a success status (404 is an error too).
     pub async fn send_ok(&self, req: &Request<'_>) -> Result<Value> {
         let resp = self.send(req).await?;
@@ -481,87 +697,76 @@ impl Client {
         Ok(resp.body)
     }
 
-    /// Every item of a paged V1 listing (`size`/`offset` paging, tolerant of the envelope:
-    /// `{hits}`, `{dataSources}`, `{purposes}`, `{results}`, `{data}` or a bare array).
-    ///
-    /// An envelope with a `count` is read until that many items have come, however short the
-    /// pages (a server may cap its page size below `page_size`); an empty page before then fails
-    /// the listing, since a partial inventory would read as objects deleted. A bare array has no
-    /// count: a page shorter than `page_size` is its last.
-    pub async fn list(
+    /// Every item of a paged V1 listing at `path` (see `listing.rs`): any envelope, pages the
+    /// server caps or ignores, the pages after the first fetched concurrently once a count says
+    /// how many there are, and a hard page limit. `query` is sent with every page; `admin` uses
+    /// the license-admin key.
+    pub async fn list<T: DeserializeOwned + Listed>(
         &self,
         path: &str,
         endpoint: &'static str,
-        page_size: usize,
+        query: &[(&'static str, String)],
         admin: bool,
-    ) -> Result<Vec<Value>> {
-        let page_size = page_size.max(1);
-        let mut items = Vec::new();
-        loop {
-            let offset = items.len();
-            let mut req =
-                Request::get(path, endpoint).query("size", page_size).query("offset", offset);
-            if admin {
-                req = req.admin();
-            }
-            let body = self.send_ok(&req).await?;
-            let (page, count) = envelope(&body).ok_or_else(|| Error::Decode {
-                path: path.to_owned(),
-                message: "expected a list or an object with `hits`".into(),
-            })?;
-            let n = page.len();
-            items.extend(page);
-            match paging(n, items.len(), page_size, count) {
-                Paging::More => {}
-                Paging::Done => return Ok(items),
-                Paging::Short { count } => {
-                    return Err(Error::Decode {
-                        path: path.to_owned(),
-                        message: format!(
-                            "the listing announced {count} items but its pages ended after {offset} \
-                             (an empty page at offset {offset}); a partial listing is never used"
-                        ),
-                    });
-                }
-            }
+    ) -> Result<Vec<T>> {
+        self.list_mapped(path, endpoint, query, admin, Ok).await
+    }
+
+    /// As [`Client::list`], each item turned by `map` as its page arrives (a listing of tens
+    /// of thousands of items is never held whole in its wire form).
+    pub async fn list_mapped<T: DeserializeOwned + Listed, U>(
+        &self,
+        path: &str,
+        endpoint: &'static str,
+        query: &[(&'static str, String)],
+        admin: bool,
+        map: impl Fn(T) -> Result<U>,
+    ) -> Result<Vec<U>> {
+        let fetch = |ask| self.page(path, endpoint, query, ask, admin);
+        listing::read_mapped(path, self.inner.listing, fetch, map).await
+    }
+
+    /// One page of a V1 listing.
+    pub async fn page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        endpoint: &'static str,
+        query: &[(&'static str, String)],
+        ask: Ask,
+        admin: bool,
+    ) -> Result<Page<T>> {
+        let mut req = Request::get(path, endpoint);
+        req.query = query.to_vec();
+        if let Ask::Page { offset, size } = ask {
+            req = req.query("size", size).query("offset", offset);
         }
+        if admin {
+            req = req.admin();
+        }
+        let raw = self.send_raw(&req).await?;
+        if raw.status == StatusCode::NOT_FOUND {
+            return Err(Error::Status {
+                method: "GET".into(),
+                path: path.to_owned(),
+                status: 404,
+                message: server_message(&raw.body),
+            });
+        }
+        listing::parse(path, &raw.body)
     }
 }
 
-/// What to do after a listing page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Paging {
-    /// Ask for the next page.
-    More,
-    /// Every item has come.
-    Done,
-    /// The pages ended before the announced `count`.
-    Short { count: usize },
-}
-
-/// After a page of `n` items, `read` items in all: whether the listing is complete.
-fn paging(n: usize, read: usize, page_size: usize, count: Option<usize>) -> Paging {
-    match count {
-        Some(count) if read >= count => Paging::Done,
-        Some(count) if n == 0 => Paging::Short { count },
-        Some(_) => Paging::More,
-        None if n < page_size => Paging::Done,
-        None => Paging::More,
-    }
-}
-
-/// The items and total count of a listing page.
-fn envelope(body: &Value) -> Option<(Vec<Value>, Option<usize>)> {
+/// The items and total count of a small answer that may be a listing (a bare array, or an
+/// object with the items under one of `listing::ITEM_KEYS`).
+pub(super) fn envelope(body: &Value) -> Option<(Vec<Value>, Option<usize>)> {
     match body {
         Value::Array(items) => Some((items.clone(), None)),
         Value::Object(m) => {
-            let items = ["hits", "dataSources", "purposes", "results", "data", "items", "licenses"]
-                .iter()
-                .find_map(|k| m.get(*k).and_then(Value::as_array))?;
-            let count = ["count", "total"]
+            let items =
+                listing::ITEM_KEYS.iter().find_map(|k| m.get(*k).and_then(Value::as_array))?;
+            let count = listing::COUNT_KEYS
                 .iter()
                 .find_map(|k| m.get(*k).and_then(Value::as_u64))
-                .map(|c| c as usize);
+                .and_then(|c| usize::try_from(c).ok());
             Some((items.clone(), count))
         }
         _ => None,
@@ -631,26 +836,11 @@ mod tests {
         assert_eq!(envelope(&json!([1, 2])), Some((vec![json!(1), json!(2)], None)));
         assert_eq!(envelope(&json!({"hits": [1], "count": 5})), Some((vec![json!(1)], Some(5))));
         assert_eq!(envelope(&json!({"purposes": [], "count": 0})), Some((vec![], Some(0))));
+        assert_eq!(
+            envelope(&json!({"projects": [2], "count": 1})),
+            Some((vec![json!(2)], Some(1)))
+        );
         assert_eq!(envelope(&json!({"other": 1})), None);
-    }
-
-    #[test]
-    fn a_counted_listing_is_paged_to_its_count_and_a_bare_one_to_a_short_page() {
-        // A server capping its pages at 50 when we ask for 200: not the end while count says more.
-        assert_eq!(paging(50, 50, 200, Some(120)), Paging::More);
-        assert_eq!(paging(50, 100, 200, Some(120)), Paging::More);
-        assert_eq!(paging(20, 120, 200, Some(120)), Paging::Done);
-        // A full last page, an empty listing, a count lower than what came.
-        assert_eq!(paging(200, 200, 200, Some(200)), Paging::Done);
-        assert_eq!(paging(0, 0, 200, Some(0)), Paging::Done);
-        assert_eq!(paging(5, 5, 200, Some(3)), Paging::Done);
-        // Pages that end before the count: fail closed.
-        assert_eq!(paging(0, 100, 200, Some(120)), Paging::Short { count: 120 });
-        assert_eq!(paging(0, 0, 200, Some(1)), Paging::Short { count: 1 });
-        // A bare array: a short (or empty) page is the last; a full one may have a successor.
-        assert_eq!(paging(3, 3, 200, None), Paging::Done);
-        assert_eq!(paging(0, 200, 200, None), Paging::Done);
-        assert_eq!(paging(200, 200, 200, None), Paging::More);
     }
 
     #[test]

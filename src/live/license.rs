@@ -11,8 +11,11 @@ use super::{Client, Request, Result};
 pub struct UserCount {
     /// Users of this type (`totalCount`; 0 when the tenant does not say).
     pub total: i64,
-    /// Those of them who are active (`activeCount`; 0 when the tenant does not say).
-    pub active: i64,
+    /// Those of them who are active (`activeCount`), when the tenant tracks it: the docs track
+    /// activity for data consumers only.
+    pub active: Option<i64>,
+    /// Those who are not (`inactiveCount`, else `totalCount - activeCount`).
+    pub inactive: Option<i64>,
 }
 
 /// The tenant's license usage.
@@ -28,16 +31,17 @@ pub struct LicenseUsage {
 }
 
 impl LicenseUsage {
-    /// Decodes the answer of `GET /admin/license/usage`. Missing counts read as 0: the summary
-    /// is informational, and an older tenant may leave some out.
+    /// Decodes the answer of `GET /admin/license/usage`. A missing total reads as 0 and missing
+    /// activity as unknown: the summary is informational, and an older tenant may leave some
+    /// out.
     pub fn from_answer(answer: &Value) -> Self {
         let summary = answer.get("summary").cloned().unwrap_or(Value::Null);
         let count = |kind: &str| {
             let field = |f: &str| summary.get(kind).and_then(|v| v.get(f)).and_then(Value::as_i64);
-            UserCount {
-                total: field("totalCount").unwrap_or(0),
-                active: field("activeCount").unwrap_or(0),
-            }
+            let total = field("totalCount").unwrap_or(0);
+            let active = field("activeCount");
+            let inactive = field("inactiveCount").or_else(|| active.map(|a| total - a));
+            UserCount { total, active, inactive }
         };
         LicenseUsage {
             data_consumers: count("dataConsumers"),
@@ -72,13 +76,20 @@ mod tests {
         let answer = json!({
             "users": [{"name": "a@example.com"}],
             "summary": {
-                "dataConsumers": {"totalCount": 9, "activeCount": 8},
+                "dataConsumers": {"totalCount": 9, "activeCount": 8, "inactiveCount": 1},
                 "policyOwners": {"totalCount": 1},
             },
         });
         let usage = LicenseUsage::from_answer(&answer);
-        assert_eq!(usage.data_consumers, UserCount { total: 9, active: 8 });
-        assert_eq!(usage.policy_owners, UserCount { total: 1, active: 0 });
+        assert_eq!(
+            usage.data_consumers,
+            UserCount { total: 9, active: Some(8), inactive: Some(1) }
+        );
+        assert_eq!(usage.policy_owners, UserCount { total: 1, active: None, inactive: None });
+        let derived = LicenseUsage::from_answer(
+            &json!({"summary": {"dataConsumers": {"totalCount": 5, "activeCount": 2}}}),
+        );
+        assert_eq!(derived.data_consumers.inactive, Some(3));
         assert_eq!(usage.summary, answer["summary"]);
 
         let empty = LicenseUsage::from_answer(&json!({}));

@@ -1,17 +1,39 @@
-//! The Immuta tenant: a REST client ([`client`]), the retry classifier ([`retry`]), the
-//! endpoints this tool uses (this file), and [`observe`], which reads what a plan needs.
+//! The Immuta tenant: a REST client ([`client`]), the retry classifier ([`retry`]), tolerant
+//! V1 listings ([`listing`]), the endpoints this tool uses (this file), and [`observe`], which
+//! reads what a plan needs.
 //!
 //! Wire formats of the Immuta API live here and only here: V2 responses and V1 listings are
 //! decoded into the plain [`crate::plan::observed`] types the planner reads.
+//!
+//! Decoding is as tolerant as the sources are varied, and fails closed only where a value the
+//! plan needs is missing:
+//! - Listed items are read for the few fields the plan uses (`Row`); every other field is
+//!   skipped. Ids are numbers or numbers in strings.
+//! - Purposes come flat (every subpurpose a row of its own, Immuta's Swagger `Model21`) or
+//!   nested, with subpurposes as names (Swagger: `subpurposes: [string]`), as objects without
+//!   an id (Terraform's `PurposeResponse.Subpurposes []Purpose{name, description,
+//!   acknowledgement}`), or as objects with one. A subpurpose name without its parent's prefix
+//!   is taken as the short name and qualified. Only root purposes need an id (they are deleted
+//!   by id; a subpurpose goes with its root).
+//! - Project `type` is read in any case (`schema`, `Schema`: the Swagger enum is capitalised).
+//! - Licenses may come without an `id` (Swagger `Model39` has none); `licenseSeats` may be
+//!   `"Unlimited"` (Swagger `x-alternatives`), which reads as no seat limit.
 
+mod acknowledge;
 pub mod client;
+pub mod doctor;
 mod license;
+pub mod listing;
 pub mod retry;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use futures::{StreamExt, TryStreamExt, stream};
+use serde::Deserialize;
 use serde_json::Value;
 
-pub use self::client::{Client, ClientConfig, Observer, Request};
+pub use self::client::{Client, ClientConfig, Deadline, Observer, Request};
 pub use self::license::{LicenseUsage, UserCount, license_usage};
 use crate::plan::observed::{
     DryRun, Inventory, LicenseStatus, LiveDataSource, LiveLicense, LivePolicy, LiveProject,
@@ -31,6 +53,17 @@ pub enum Error {
     Transport {
         /// The URL.
         url: String,
+        /// The transport error.
+        message: String,
+    },
+    /// A write was sent but got no answer (a timeout, a dropped connection): it may have taken
+    /// effect, so it was not sent again blindly.
+    #[error("{method} {path} got no answer ({message}); it may have taken effect on the tenant")]
+    NoAnswer {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
         /// The transport error.
         message: String,
     },
@@ -85,6 +118,13 @@ impl Error {
     /// wrong, not the connection.
     pub fn is_rejection(&self) -> bool {
         matches!(self, Error::Status { status, .. } if (400..500).contains(status))
+    }
+
+    /// Whether a write that failed this way may still have taken effect: it got no answer, or a
+    /// gateway gave up on it (`502`, `504`).
+    pub fn may_have_taken_effect(&self) -> bool {
+        matches!(self, Error::NoAnswer { .. })
+            || matches!(self, Error::Status { status: 502 | 504, .. })
     }
 }
 
@@ -165,10 +205,47 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
 }
 
 fn id_field(v: &Value, keys: &[&str]) -> Option<i64> {
-    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_i64))
+    keys.iter().find_map(|k| int(v.get(*k)))
+}
+
+/// How long a write may take: a data-source post asking Immuta to `wait` N seconds gets N
+/// seconds more than the client's timeout, and no limit for a negative `wait` (Immuta then
+/// holds the answer until the data sources exist; only cancellation ends it).
+pub fn write_deadline(client: &Client, kind: Kind, options: &ObjectOptions) -> Deadline {
+    match (kind, options.wait) {
+        (Kind::DataSource, Some(wait)) if wait < 0 => Deadline::Unbounded,
+        (Kind::DataSource, Some(wait)) if wait > 0 => Deadline::Within(
+            client.timeout().saturating_add(Duration::from_secs(wait.unsigned_abs())),
+        ),
+        _ => Deadline::Default,
+    }
+}
+
+/// What a successful V2 post of `kind` answered.
+fn written(kind: Kind, resp: &Value) -> Written {
+    match kind {
+        Kind::DataSource => {
+            let mut names = strings(resp, "creating");
+            names.extend(strings(resp, "updating"));
+            names.extend(strings(resp, "noChange"));
+            names.sort();
+            names.dedup();
+            Written { id: None, names }
+        }
+        Kind::Policy => Written { id: id_field(resp, &["policyId", "id"]), names: Vec::new() },
+        Kind::Project => Written { id: id_field(resp, &["projectId", "id"]), names: Vec::new() },
+        Kind::Purpose => Written { id: id_field(resp, &["purposeId", "id"]), names: Vec::new() },
+        Kind::License => Written { id: id_field(resp, &["id"]), names: Vec::new() },
+    }
 }
 
 /// Posts an object (`payload` already has its placeholders filled in).
+///
+/// A write is never sent twice blindly. When a V2 post got no answer (a timeout, a dropped
+/// connection) or a gateway gave up on it (`502`, `504`), the tenant may have carried it out:
+/// the dry run of the same payload tells. Nothing left to change: it took effect, and what the
+/// dry run answers is what was written. Otherwise it is sent once more. A license post has no
+/// dry run: it fails, saying it may have taken effect.
 pub async fn write(
     client: &Client,
     kind: Kind,
@@ -176,34 +253,118 @@ pub async fn write(
     options: &ObjectOptions,
     secrets: &[String],
 ) -> Result<Written> {
-    let Some(path) = v2_path(kind) else {
-        let key = payload
-            .get("licenseKey")
-            .or_else(|| payload.get("licensekey"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let body = serde_json::json!({ "licenseKey": key });
-        let req = Request::post("/admin/license", "/admin/license", &body).admin().secrets(secrets);
+    if v2_path(kind).is_none() {
+        // Posted as written: the docs show `licenseKey` (their table) and `licensekey` (their
+        // example body); the spec's own spelling is the one its author checked.
+        let req = Request::post("/admin/license", "/admin/license", payload)
+            .admin()
+            .secrets(secrets)
+            .write();
         let resp = client.send_ok(&req).await?;
-        return Ok(Written { id: id_field(&resp, &["id"]), names: Vec::new() });
-    };
-    let mut req = Request::post(path, path, payload).secrets(secrets);
+        return Ok(written(kind, &resp));
+    }
+    if kind == Kind::Project {
+        return acknowledge::write_project(client, payload, options, secrets).await;
+    }
+    post_v2(client, kind, payload, options, secrets).await
+}
+
+/// One V2 post, checked with a dry run when it may have taken effect without an answer.
+async fn post_v2(
+    client: &Client,
+    kind: Kind,
+    payload: &Value,
+    options: &ObjectOptions,
+    secrets: &[String],
+) -> Result<Written> {
+    let Some(path) = v2_path(kind) else { return Err(Error::Config("no V2 endpoint".into())) };
+    let mut req = Request::post(path, path, payload)
+        .secrets(secrets)
+        .write()
+        .deadline(write_deadline(client, kind, options));
     req.query = v2_params(kind, options, false);
-    let resp = client.send_ok(&req).await?;
-    Ok(match kind {
-        Kind::DataSource => {
-            let mut names = strings(&resp, "creating");
-            names.extend(strings(&resp, "updating"));
-            names.extend(strings(&resp, "noChange"));
-            names.sort();
-            names.dedup();
-            Written { id: None, names }
+    let resp = match client.send_ok(&req).await {
+        Ok(resp) => resp,
+        Err(e) if e.may_have_taken_effect() => {
+            if let Some(done) = took_effect(client, kind, payload, options, secrets).await? {
+                tracing::warn!(endpoint = path, "{e}: the dry run shows it took effect");
+                return Ok(done);
+            }
+            tracing::warn!(endpoint = path, "{e}: the dry run shows it did not; sending it again");
+            client.send_ok(&req).await?
         }
-        Kind::Policy => Written { id: id_field(&resp, &["policyId", "id"]), names: Vec::new() },
-        Kind::Project => Written { id: id_field(&resp, &["projectId", "id"]), names: Vec::new() },
-        Kind::Purpose => Written { id: id_field(&resp, &["purposeId", "id"]), names: Vec::new() },
-        Kind::License => Written::default(),
-    })
+        Err(e) => return Err(e),
+    };
+    Ok(written(kind, &resp))
+}
+
+/// After a write that may have taken effect: whether the dry run of the same payload finds
+/// nothing left to change, and then what was written.
+async fn took_effect(
+    client: &Client,
+    kind: Kind,
+    payload: &Value,
+    options: &ObjectOptions,
+    secrets: &[String],
+) -> Result<Option<Written>> {
+    let Some(path) = v2_path(kind) else { return Ok(None) };
+    let mut req = Request::post(path, path, payload).secrets(secrets);
+    req.query = v2_params(kind, options, true);
+    let resp = match client.send_ok(&req).await {
+        Ok(resp) => resp,
+        Err(e) if e.is_rejection() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let flag = |k: &str| flag(resp.get(k));
+    let unchanged = match kind {
+        Kind::DataSource => {
+            ["creating", "updating", "deleting"].iter().all(|k| strings(&resp, k).is_empty())
+                && !flag("tagsUpdated")
+        }
+        _ => !flag("creating") && !flag("updating"),
+    };
+    Ok(unchanged.then(|| written(kind, &resp)))
+}
+
+/// Above this many names, [`missing_data_sources`] reads the whole listing once rather than
+/// asking for each name.
+const LOOKUPS_PER_NAME: usize = 32;
+
+/// Which of `names` the tenant does not list as enabled data sources yet: asking
+/// `GET /dataSource?searchText=<name>` for each (an exact match of the name), at most
+/// `parallelism` at a time, or, for many names, reading the listing once.
+pub async fn missing_data_sources(
+    client: &Client,
+    names: &[String],
+    parallelism: usize,
+) -> Result<Vec<String>> {
+    if names.len() > LOOKUPS_PER_NAME {
+        let rows: Vec<Row> = client.list("/dataSource", "/dataSource", &[], false).await?;
+        let listed: std::collections::HashSet<String> =
+            rows.iter().filter(|r| !r.deleted()).filter_map(Row::name).collect();
+        let mut missing: Vec<String> =
+            names.iter().filter(|n| !listed.contains(*n)).cloned().collect();
+        missing.sort();
+        missing.dedup();
+        return Ok(missing);
+    }
+    let looks: Vec<_> = names
+        .iter()
+        .map(|name| async move {
+            let rows: Vec<Row> = client
+                .list("/dataSource", "/dataSource", &[("searchText", name.clone())], false)
+                .await?;
+            let listed =
+                rows.iter().any(|r| !r.deleted() && r.name().as_deref() == Some(name.as_str()));
+            Ok::<_, Error>((name.clone(), listed))
+        })
+        .collect();
+    let found: Vec<(String, bool)> =
+        stream::iter(looks).buffer_unordered(parallelism.max(1)).try_collect().await?;
+    let mut missing: Vec<String> =
+        found.into_iter().filter(|(_, listed)| !listed).map(|(n, _)| n).collect();
+    missing.sort();
+    Ok(missing)
 }
 
 /// Asks the server what a post would do (`dryRun=true`). A rejection (4xx other than 401/403) is
@@ -220,6 +381,15 @@ pub async fn dry_run(
     req.query = v2_params(kind, options, true);
     let resp = match client.send_ok(&req).await {
         Ok(r) => r,
+        // A project's owner must acknowledge its purposes: that says nothing about the payload,
+        // and apply acknowledges them (see `acknowledge.rs`). The plan goes by the state and
+        // the listings for it.
+        Err(e) if kind == Kind::Project && acknowledge::asks_for_it(&e) => {
+            tracing::info!(
+                "the dry run of a project asks for its purposes to be acknowledged: {e}"
+            );
+            return Ok(None);
+        }
         Err(Error::Status { status, message, .. }) if (400..500).contains(&status) => {
             return Ok(Some(DryRun::Rejected { status, message }));
         }
@@ -246,6 +416,7 @@ pub async fn dry_run(
                 .get("numberOfDataSourcesRemoved")
                 .and_then(Value::as_i64)
                 .unwrap_or(0),
+            deleting_workspace: flag("deletingWorkspace"),
         },
     }))
 }
@@ -297,32 +468,83 @@ fn decode_err(path: &str, message: impl Into<String>) -> Error {
     Error::Decode { path: path.to_owned(), message: message.into() }
 }
 
-fn item_id(path: &str, v: &Value) -> Result<i64> {
-    v.get("id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| decode_err(path, "a listed item has no numeric `id`"))
+/// An integer: a number, or a number in a string.
+fn int(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A flag: `true`, or `"true"`.
+fn flag(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// A string (empty strings count as absent).
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 fn bool_field(v: &Value, key: &str) -> bool {
-    v.get(key).and_then(Value::as_bool).unwrap_or(false)
+    flag(v.get(key))
 }
 
 fn str_field(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
+    text(v.get(key))
 }
 
-/// The id, natural key (under `key_field`, when it has one) and name of a listed policy or
-/// project; `path` is the listing, for the error.
-fn keyed(path: &str, v: &Value, key_field: &str) -> Result<(i64, Option<String>, String)> {
-    Ok((item_id(path, v)?, str_field(v, key_field), str_field(v, "name").unwrap_or_default()))
+/// One listed item, read for the fields the plan uses; every other field is skipped.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    id: Option<Value>,
+    name: Option<Value>,
+    deleted: Option<Value>,
+    policy_key: Option<Value>,
+    project_key: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    system_generated: Option<Value>,
+    subpurposes: Option<Value>,
+}
+
+impl listing::Listed for Row {
+    fn identity(&self) -> Option<String> {
+        int(self.id.as_ref())
+            .map(|i| i.to_string())
+            .or_else(|| text(self.name.as_ref()))
+            .or_else(|| text(self.policy_key.as_ref()))
+            .or_else(|| text(self.project_key.as_ref()))
+    }
+}
+
+impl Row {
+    fn id(&self, path: &str) -> Result<i64> {
+        int(self.id.as_ref()).ok_or_else(|| decode_err(path, "a listed item has no numeric `id`"))
+    }
+
+    fn name(&self) -> Option<String> {
+        text(self.name.as_ref())
+    }
+
+    fn deleted(&self) -> bool {
+        flag(self.deleted.as_ref())
+    }
 }
 
 /// How license listings are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Licenses {
     /// Not at all.
     Skip,
     /// When permitted; a 403 leaves them unknown.
+    #[default]
     IfPermitted,
     /// Always; a failure fails the read (the specs manage license keys).
     Required,
@@ -331,33 +553,56 @@ pub enum Licenses {
 /// Reads every V1 inventory. Any failure fails the whole read: a listing error must never be
 /// mistaken for an empty tenant.
 pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory> {
-    const PAGE: usize = 200;
-    let (data_sources, policies, projects, purposes) = tokio::try_join!(
-        client.list("/dataSource", "/dataSource", PAGE, false),
-        client.list("/policy/global", "/policy/global", PAGE, false),
-        client.list("/project", "/project", PAGE, false),
-        client.list("/governance/purpose", "/governance/purpose", PAGE, false),
-    )?;
-    let mut inv = Inventory::default();
-    for d in &data_sources {
-        inv.data_sources.push(LiveDataSource {
-            id: item_id("/dataSource", d)?,
-            name: str_field(d, "name")
+    // Each page's rows become the plan's small records as they arrive.
+    let data_source = |d: Row| {
+        Ok(LiveDataSource {
+            id: d.id("/dataSource")?,
+            deleted: d.deleted(),
+            name: d
+                .name()
                 .ok_or_else(|| decode_err("/dataSource", "a data source has no `name`"))?,
-            deleted: bool_field(d, "deleted"),
-        });
-    }
-    for p in policies.iter().filter(|p| !bool_field(p, "deleted")) {
-        let (id, policy_key, name) = keyed("/policy/global", p, "policyKey")?;
-        let system_generated = bool_field(p, "systemGenerated");
-        inv.policies.push(LivePolicy { id, policy_key, name, system_generated });
-    }
-    for p in projects.iter().filter(|p| !bool_field(p, "deleted")) {
-        let (id, project_key, name) = keyed("/project", p, "projectKey")?;
-        let is_schema = p.get("type").and_then(Value::as_str) == Some("schema");
-        inv.projects.push(LiveProject { id, project_key, name, is_schema });
-    }
-    inv.purposes = decode_purposes(&purposes)?;
+        })
+    };
+    let policy = |p: Row| {
+        if p.deleted() {
+            return Ok(None);
+        }
+        Ok(Some(LivePolicy {
+            id: p.id("/policy/global")?,
+            policy_key: text(p.policy_key.as_ref()),
+            system_generated: flag(p.system_generated.as_ref()),
+            name: p.name().unwrap_or_default(),
+        }))
+    };
+    let project = |p: Row| {
+        if p.deleted() {
+            return Ok(None);
+        }
+        let is_schema = p
+            .kind
+            .as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("schema"));
+        Ok(Some(LiveProject {
+            id: p.id("/project")?,
+            project_key: text(p.project_key.as_ref()),
+            name: p.name().unwrap_or_default(),
+            is_schema,
+        }))
+    };
+    let (data_sources, policies, projects, purposes) = tokio::try_join!(
+        client.list_mapped("/dataSource", "/dataSource", &[], false, data_source),
+        client.list_mapped("/policy/global", "/policy/global", &[], false, policy),
+        client.list_mapped("/project", "/project", &[], false, project),
+        client.list::<Row>("/governance/purpose", "/governance/purpose", &[], false),
+    )?;
+    let mut inv = Inventory {
+        data_sources,
+        policies: policies.into_iter().flatten().collect(),
+        projects: projects.into_iter().flatten().collect(),
+        ..Inventory::default()
+    };
+    inv.purposes = decode_purposes(purposes)?;
     if licenses != Licenses::Skip {
         match read_licenses(client).await {
             Ok((list, status)) => {
@@ -371,30 +616,63 @@ pub async fn inventory(client: &Client, licenses: Licenses) -> Result<Inventory>
     Ok(inv)
 }
 
-fn decode_purposes(listed: &[Value]) -> Result<Vec<LivePurpose>> {
-    let mut out = Vec::new();
-    let mut stack: Vec<&Value> = listed.iter().collect();
-    while let Some(p) = stack.pop() {
-        if !bool_field(p, "deleted") {
-            out.push(LivePurpose {
-                id: item_id("/governance/purpose", p)?,
-                name: str_field(p, "name")
-                    .ok_or_else(|| decode_err("/governance/purpose", "a purpose has no `name`"))?,
-                system_generated: bool_field(p, "systemGenerated"),
-            });
+/// The purposes of a listing, flat or nested (see the module docs), by name.
+fn decode_purposes(rows: Vec<Row>) -> Result<Vec<LivePurpose>> {
+    let mut by_name: BTreeMap<String, LivePurpose> = BTreeMap::new();
+    for row in rows.into_iter().filter(|r| !r.deleted()) {
+        let name = row
+            .name()
+            .ok_or_else(|| decode_err("/governance/purpose", "a purpose has no `name`"))?;
+        let system_generated = flag(row.system_generated.as_ref());
+        if let Some(subpurposes) = &row.subpurposes {
+            nested_purposes(&name, subpurposes, system_generated, &mut by_name);
         }
-        // Some versions nest subpurposes as objects; others list them flat and name them here.
-        stack.extend(
-            p.get("subpurposes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|s| s.is_object()),
-        );
+        add_purpose(&mut by_name, LivePurpose { id: int(row.id.as_ref()), name, system_generated });
     }
-    out.sort_by_key(|p| p.id);
-    out.dedup_by_key(|p| p.id);
-    Ok(out)
+    Ok(by_name.into_values().collect())
+}
+
+/// Records a purpose; a name seen twice keeps the id one of them had.
+fn add_purpose(by_name: &mut BTreeMap<String, LivePurpose>, purpose: LivePurpose) {
+    match by_name.get_mut(&purpose.name) {
+        Some(known) => known.id = known.id.or(purpose.id),
+        None => {
+            by_name.insert(purpose.name.clone(), purpose);
+        }
+    }
+}
+
+/// The subpurposes listed under `parent`: names, or objects with or without an id, nested.
+fn nested_purposes(
+    parent: &str,
+    listed: &Value,
+    system_generated: bool,
+    by_name: &mut BTreeMap<String, LivePurpose>,
+) {
+    let qualified = |name: &str| {
+        if name.starts_with(parent) && name[parent.len()..].starts_with('.') {
+            name.to_owned()
+        } else {
+            format!("{parent}.{name}")
+        }
+    };
+    for sub in listed.as_array().into_iter().flatten() {
+        match sub {
+            Value::String(name) if !name.is_empty() => add_purpose(
+                by_name,
+                LivePurpose { id: None, name: qualified(name), system_generated },
+            ),
+            Value::Object(m) if !flag(m.get("deleted")) => {
+                let Some(name) = text(m.get("name")) else { continue };
+                let name = qualified(&name);
+                if let Some(children) = m.get("subpurposes") {
+                    nested_purposes(&name, children, system_generated, by_name);
+                }
+                add_purpose(by_name, LivePurpose { id: int(m.get("id")), name, system_generated });
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The tenant's licenses and its seat status (APPLICATION_ADMIN): what `inventory` reads for
@@ -402,15 +680,14 @@ fn decode_purposes(listed: &[Value]) -> Result<Vec<LivePurpose>> {
 /// metrics are fresh.
 pub async fn read_licenses(client: &Client) -> Result<(Vec<LiveLicense>, Option<LicenseStatus>)> {
     let list = client.send_ok(&Request::get("/admin/license", "/admin/license").admin()).await?;
-    let items = match &list {
-        Value::Array(a) => a.clone(),
-        other => other.get("licenses").and_then(Value::as_array).cloned().unwrap_or_default(),
-    };
+    let (items, _) = client::envelope(&list).ok_or_else(|| {
+        decode_err("/admin/license", "expected a list of licenses (or an object holding one)")
+    })?;
     let mut out = Vec::new();
     for l in items.iter().filter(|l| !bool_field(l, "deleted")) {
         out.push(LiveLicense {
-            id: item_id("/admin/license", l)?,
-            seats: l.get("seats").and_then(Value::as_i64),
+            id: int(l.get("id")),
+            seats: int(l.get("seats")),
             expires: str_field(l, "expires"),
         });
     }
@@ -419,10 +696,8 @@ pub async fn read_licenses(client: &Client) -> Result<(Vec<LiveLicense>, Option<
             &Request::get("/admin/license/licenseStatus", "/admin/license/licenseStatus").admin(),
         )
         .await?;
-    let status = match (
-        status.get("activeUserCount").and_then(Value::as_i64),
-        status.get("licenseSeats").and_then(Value::as_i64),
-    ) {
+    // `licenseSeats` may be "Unlimited" (Swagger x-alternatives): no seat limit to warn about.
+    let status = match (int(status.get("activeUserCount")), int(status.get("licenseSeats"))) {
         (Some(active_users), Some(seats)) => Some(LicenseStatus { active_users, seats }),
         _ => None,
     };
@@ -442,25 +717,38 @@ pub struct DryRunRequest {
     pub secrets: Vec<String>,
 }
 
+/// What [`observe`] reads.
+#[derive(Debug, Clone, Default)]
+pub struct Reads {
+    /// The dry runs to ask.
+    pub dry_runs: Vec<DryRunRequest>,
+    /// Connection keys whose existence the listings cannot tell (the caller decides which:
+    /// see `pipeline::observe`), probed with `DELETE /api/v2/data/{key}?dryRun=true`.
+    pub probe_keys: Vec<String>,
+    /// Managed connection keys with the data-source names recorded for them: a key none of
+    /// whose names is listed is probed too, since Immuta may still be creating them (the
+    /// listing shows a data source only once it exists; the key exists from the post on).
+    pub recorded: Vec<(String, Vec<String>)>,
+    /// How license listings are read.
+    pub licenses: Licenses,
+}
+
 /// Reads what a plan needs: the inventories, the existence of connection keys, and the dry
 /// runs, with at most `parallelism` requests at a time. Fails closed.
-///
-/// `probe_keys` are the connection keys whose existence the listings cannot tell (the caller
-/// decides which: see `pipeline::observe`).
-pub async fn observe(
-    client: &Client,
-    dry_runs: Vec<DryRunRequest>,
-    probe_keys: Vec<String>,
-    licenses: Licenses,
-    parallelism: usize,
-) -> Result<Observed> {
+pub async fn observe(client: &Client, reads: Reads, parallelism: usize) -> Result<Observed> {
     let parallelism = parallelism.max(1);
+    let Reads { dry_runs, probe_keys, recorded, licenses } = reads;
     let probe_keys: std::collections::BTreeSet<String> = probe_keys.into_iter().collect();
+    let probe = |keys: Vec<String>| {
+        stream::iter(keys)
+            .map(|key| async move {
+                data_key_exists(client, &key).await.map(|exists| (key, exists))
+            })
+            .buffer_unordered(parallelism)
+            .try_collect::<Vec<_>>()
+    };
     let inventory_fut = inventory(client, licenses);
-    let probes_fut = stream::iter(probe_keys)
-        .map(|key| async move { data_key_exists(client, &key).await.map(|exists| (key, exists)) })
-        .buffer_unordered(parallelism)
-        .try_collect::<Vec<_>>();
+    let probes_fut = probe(probe_keys.iter().cloned().collect());
     let dry_fut = stream::iter(dry_runs)
         .map(|r| async move {
             dry_run(client, r.id.kind, &r.payload, &r.options, &r.secrets).await.map(|d| (r.id, d))
@@ -469,6 +757,81 @@ pub async fn observe(
         .try_collect::<Vec<_>>();
     let (mut inventory, probes, answers) = tokio::try_join!(inventory_fut, probes_fut, dry_fut)?;
     inventory.data_keys = probes.into_iter().collect();
+    // Managed connections none of whose data sources is listed: deleted outside, or still
+    // being created? The key tells.
+    let listed: std::collections::HashSet<&str> =
+        inventory.data_sources.iter().filter(|d| !d.deleted).map(|d| d.name.as_str()).collect();
+    let unlisted: Vec<String> = recorded
+        .into_iter()
+        .filter(|(key, names)| {
+            !names.is_empty()
+                && !probe_keys.contains(key)
+                && names.iter().all(|n| !listed.contains(n.as_str()))
+        })
+        .map(|(key, _)| key)
+        .collect();
+    if !unlisted.is_empty() {
+        let found = probe(unlisted).await?;
+        inventory.data_keys.extend(found);
+    }
     let dry_runs = answers.into_iter().filter_map(|(id, d)| d.map(|d| (id, d))).collect();
     Ok(Observed { inventory, dry_runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn purposes(listing: Value) -> Vec<(String, Option<i64>)> {
+        let page: listing::Page<Row> =
+            listing::parse("/governance/purpose", listing.to_string().as_bytes()).unwrap();
+        decode_purposes(page.items).unwrap().into_iter().map(|p| (p.name, p.id)).collect()
+    }
+
+    fn named(items: &[(&str, Option<i64>)]) -> Vec<(String, Option<i64>)> {
+        items.iter().map(|(n, i)| ((*n).to_owned(), *i)).collect()
+    }
+
+    #[test]
+    fn purposes_are_read_flat_or_nested_with_or_without_ids() {
+        // Flat: every purpose a row, children named by their full names.
+        let flat = json!({"purposes": [
+            {"id": 1, "name": "R", "subpurposes": ["R.A"]},
+            {"id": 2, "name": "R.A", "parent": "R", "subpurposes": []},
+        ], "count": 2});
+        assert_eq!(purposes(flat), named(&[("R", Some(1)), ("R.A", Some(2))]));
+        // Nested objects without ids (Terraform's PurposeResponse), two levels deep.
+        let nested = json!({"purposes": [{"id": "7", "name": "R", "subpurposes": [
+            {"name": "R.A", "description": "", "acknowledgement": "ok",
+             "subpurposes": [{"name": "R.A.X"}]},
+        ]}]});
+        assert_eq!(purposes(nested), named(&[("R", Some(7)), ("R.A", None), ("R.A.X", None)]));
+        // Nested names, short or full; nested objects with ids; deleted ones left out.
+        let names = json!([{"id": 1, "name": "R", "subpurposes": ["A", "R.B", {"id": 5, "name": "C"},
+            {"name": "R.D", "deleted": true}]}, {"id": 9, "name": "Old", "deleted": true}]);
+        assert_eq!(
+            purposes(names),
+            named(&[("R", Some(1)), ("R.A", None), ("R.B", None), ("R.C", Some(5))])
+        );
+        // A purpose without a name is unreadable.
+        let page: listing::Page<Row> = listing::parse("/p", br#"[{"id": 1}]"#).unwrap();
+        assert!(decode_purposes(page.items).is_err());
+    }
+
+    #[test]
+    fn listed_rows_take_ids_as_numbers_or_strings_and_skip_other_fields() {
+        let page: listing::Page<Row> = listing::parse(
+            "/project",
+            br#"{"hits": [{"id": "12", "name": "P", "type": "Schema", "tags": [{"name": "t"}],
+                 "purposes": [{"id": 3, "name": "R"}], "deleted": "false"}], "facets": {}, "count": 1}"#,
+        )
+        .unwrap();
+        let row = &page.items[0];
+        assert_eq!(row.id("/project").unwrap(), 12);
+        assert!(!row.deleted());
+        assert_eq!(row.kind.as_ref().and_then(Value::as_str), Some("Schema"));
+        assert!(Row::default().id("/x").unwrap_err().to_string().contains("no numeric `id`"));
+    }
 }

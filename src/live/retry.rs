@@ -4,8 +4,7 @@
 //! connection dropped before the response) and the statuses `429`, `502`, `503` and `504` are
 //! *spurious*: the same request may well succeed a moment later. Every other status, above all
 //! every other `4xx`, is final: retrying a rejected payload only hammers the tenant (crossplane
-//! issue 2113 is what that looks like at scale). Retrying a POST is safe because every write we
-//! send is an upsert by natural key or a delete by key.
+//! issue 2113 is what that looks like at scale).
 //!
 //! How long to wait is decided in one place too: [`wait`]. A `Retry-After` header (seconds or an
 //! HTTP date) on `429`/`503` is honoured, capped at `max_retry_after` because servers sometimes
@@ -13,6 +12,14 @@
 //! with "equal" jitter: half of it fixed, half random, so clients that failed together do not
 //! retry together, yet none retries at once. At most `max_retries` retries ([`Schedule`], which
 //! drives backon).
+//!
+//! Writes are classified by [`classify_write`]: a write may have reached the tenant when it
+//! got no answer (a timeout, a connection dropped after it was sent) or a gateway error (`502`,
+//! `504`: the gateway gave up, the tenant may not have). Re-sending it blindly is not safe: a
+//! license post is no upsert, and a data-source post may be creating tables in the background.
+//! Such failures stop, and `live::write` asks a dry run whether the write took effect before it
+//! sends it again. A write that never left (a refused connection) and `429`/`503` (refused
+//! before any work) are retried like any request.
 
 use std::time::{Duration, SystemTime};
 
@@ -70,14 +77,18 @@ pub enum Attempt<'a> {
     Transport {
         /// Whether it was a timeout.
         timeout: bool,
+        /// Whether the connection could not be made (so nothing was sent).
+        connect: bool,
     },
 }
 
 /// The retry classifier: the only place that decides whether a request is retried.
 pub fn classify(attempt: Attempt<'_>, now: SystemTime) -> Decision {
     match attempt {
-        Attempt::Transport { timeout: true } => Decision::Retry { after: None, reason: "timeout" },
-        Attempt::Transport { timeout: false } => {
+        Attempt::Transport { timeout: true, .. } => {
+            Decision::Retry { after: None, reason: "timeout" }
+        }
+        Attempt::Transport { timeout: false, .. } => {
             Decision::Retry { after: None, reason: "connection" }
         }
         Attempt::Status { status, retry_after } => match status.as_u16() {
@@ -93,6 +104,16 @@ pub fn classify(attempt: Attempt<'_>, now: SystemTime) -> Decision {
             504 => Decision::Retry { after: None, reason: "504" },
             _ => Decision::Stop,
         },
+    }
+}
+
+/// The classifier of writes: as [`classify`], except that a write which may have reached the
+/// tenant (no answer after it was sent, `502`, `504`) is not retried (see the module docs).
+pub fn classify_write(attempt: Attempt<'_>, now: SystemTime) -> Decision {
+    match attempt {
+        Attempt::Transport { connect: false, .. } => Decision::Stop,
+        Attempt::Status { status, .. } if matches!(status.as_u16(), 502 | 504) => Decision::Stop,
+        other => classify(other, now),
     }
 }
 
@@ -174,9 +195,32 @@ mod tests {
             assert_eq!(status(code, None), Decision::Stop, "{code}");
         }
         assert!(matches!(
-            classify(Attempt::Transport { timeout: false }, SystemTime::UNIX_EPOCH),
+            classify(Attempt::Transport { timeout: false, connect: true }, SystemTime::UNIX_EPOCH),
             Decision::Retry { reason: "connection", .. }
         ));
+    }
+
+    #[test]
+    fn a_write_that_may_have_reached_the_tenant_is_not_retried() {
+        let write = |attempt| classify_write(attempt, SystemTime::UNIX_EPOCH);
+        assert_eq!(write(Attempt::Transport { timeout: true, connect: false }), Decision::Stop);
+        assert_eq!(write(Attempt::Transport { timeout: false, connect: false }), Decision::Stop);
+        for code in [502, 504] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(write(Attempt::Status { status, retry_after: None }), Decision::Stop);
+        }
+        // Never sent, or refused before any work: retried.
+        assert!(matches!(
+            write(Attempt::Transport { timeout: false, connect: true }),
+            Decision::Retry { reason: "connection", .. }
+        ));
+        for code in [429, 503] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert!(matches!(
+                write(Attempt::Status { status, retry_after: None }),
+                Decision::Retry { .. }
+            ));
+        }
     }
 
     #[test]
@@ -262,7 +306,7 @@ mod tests {
         assert_eq!((ms(0, -3.0), ms(0, 7.0)), (50, 100));
         // Spurious failures without Retry-After wait the backoff.
         for decision in [
-            classify(Attempt::Transport { timeout: true }, SystemTime::UNIX_EPOCH),
+            classify(Attempt::Transport { timeout: true, connect: false }, SystemTime::UNIX_EPOCH),
             status(502, None),
             status(429, None),
         ] {

@@ -48,6 +48,9 @@ pub struct ApplyOptions {
     /// Seconds Immuta may take to create data sources (`apply --wait`), for connections whose
     /// spec sets no `gitops: {wait}` of its own.
     pub wait: Option<i64>,
+    /// How long projects wait for the data sources they name to be created (`apply
+    /// --creation-timeout`; ten minutes when `None`).
+    pub creation_timeout: Option<std::time::Duration>,
 }
 
 impl Planned<'_> {
@@ -83,7 +86,7 @@ impl Planned<'_> {
         // migrate the salted digests of the state as recorded (not as planned in memory).
         let rekeyed;
         let (targets, migrated) = if prepared.provisional {
-            rekeyed = targets(prepared.desired(), Some(&prepared.specs.secrets), key.into())?;
+            rekeyed = targets(prepared.desired(), Some(&prepared.specs.secrets), key.into(), None)?;
             let mut state = recorder.state().clone();
             let migrated = migrate(&mut state, &rekeyed, &prepared.specs.secrets)?;
             (&rekeyed[..], migrated)
@@ -101,6 +104,7 @@ impl Planned<'_> {
             revision: prepared.desired().revision.clone(),
             cancel: options.cancel.clone(),
             wait: options.wait,
+            creation_timeout: options.creation_timeout,
         };
         let outcome = apply::apply(
             &self.plan,

@@ -101,11 +101,18 @@ pub async fn observe(
                 .map(|t| t.object.key.clone()),
         )
         .collect();
+    let recorded = state
+        .objects
+        .iter()
+        .filter(|e| e.kind == Kind::DataSource && !e.names.is_empty())
+        .map(|e| (e.key.clone(), e.names.clone()))
+        .collect();
     let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
         || state.objects.iter().any(|e| e.kind == Kind::License);
     let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
+    let reads = live::Reads { dry_runs: requests, probe_keys, recorded, licenses };
     // Dry runs and probes change nothing on the tenant: they run twice as wide as writes.
-    Ok(live::observe(client, requests, probe_keys, licenses, parallelism.saturating_mul(2)).await?)
+    Ok(live::observe(client, reads, parallelism.saturating_mul(2)).await?)
 }
 
 /// Errors for projects naming purposes that neither the specs nor the tenant have.
@@ -143,7 +150,7 @@ pub fn plan_offline(
 ) -> Result<Offline> {
     specs.require_valid()?;
     let desired = &specs.desired;
-    let targets = targets(desired, None, OFFLINE_SALT.into())?;
+    let targets = targets(desired, None, OFFLINE_SALT.into(), None)?;
     let (state, base_diagnostics) = base_state(base, current, &targets, &specs.options)?;
     let revision = &base.revision;
     let plan = plan::plan(&PlanInput {
@@ -199,7 +206,7 @@ fn base_state(
             .collect(),
     };
     let (desired, diagnostics) = spec::load(&to_load, options);
-    let loaded = targets(&desired, None, OFFLINE_SALT.into())?;
+    let loaded = targets(&desired, None, OFFLINE_SALT.into(), None)?;
     let mut state = State::new("offline", OFFLINE_SALT);
     let reused =
         current_targets.iter().filter(|t| unchanged.contains(t.object.location.file.as_str()));
@@ -214,7 +221,7 @@ mod tests {
     /// The base state made the long way: every base file loaded.
     fn loaded_afresh(base: &Snapshot, options: &LoadOptions) -> State {
         let (desired, _) = spec::load(base, options);
-        let targets = targets(&desired, None, OFFLINE_SALT.into()).unwrap();
+        let targets = targets(&desired, None, OFFLINE_SALT.into(), None).unwrap();
         let mut state = State::new("offline", OFFLINE_SALT);
         state.upsert_all(targets.iter().map(|t| t.entry(None, Vec::new(), &base.revision, "")));
         state
@@ -239,7 +246,7 @@ mod tests {
             ("new.yaml", "name: Fresh\n".to_owned()),
         ]);
         let (desired, _) = spec::load(&current, &options);
-        let now = targets(&desired, None, OFFLINE_SALT.into()).unwrap();
+        let now = targets(&desired, None, OFFLINE_SALT.into(), None).unwrap();
         let (state, _) = base_state(&base, &current, &now, &options).unwrap();
         assert_eq!(state, loaded_afresh(&base, &options));
         let keys: Vec<&str> = state.objects.iter().map(|e| e.key.as_str()).collect();
@@ -252,7 +259,7 @@ mod tests {
             content: FileContent::Bytes(std::sync::Arc::from(&b"exclude: [a.yaml]\n"[..])),
         });
         let (desired, _) = spec::load(&settled, &options);
-        let now = targets(&desired, None, OFFLINE_SALT.into()).unwrap();
+        let now = targets(&desired, None, OFFLINE_SALT.into(), None).unwrap();
         let (state, _) = base_state(&base, &settled, &now, &options).unwrap();
         assert_eq!(state, loaded_afresh(&base, &options));
     }

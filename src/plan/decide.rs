@@ -179,7 +179,8 @@ fn managed(
         change.action = Action::Create;
         change.reason = Some("deleted outside immuta-gitops; it will be created again".to_owned());
     } else if !change.fields.is_empty() {
-        change.effects = effects::effects(kind, before, &t.comparable, &prev.names, dry);
+        change.effects =
+            effects::effects(kind, before, &t.comparable, &prev.names, dry, &t.object.options);
         let replace =
             change.effects.iter().any(|e| matches!(e, Effect::DataSourcesRecreated { .. }));
         change.action = if replace { Action::Replace } else { Action::Update };
@@ -191,7 +192,8 @@ fn managed(
             "changed outside immuta-gitops (the tenant reports a difference); the spec is posted again"
                 .to_owned(),
         );
-        change.effects = effects::effects(kind, before, &t.comparable, &prev.names, dry);
+        change.effects =
+            effects::effects(kind, before, &t.comparable, &prev.names, dry, &t.object.options);
     } else if prev.prune != t.object.options.prune {
         // The payload is unchanged but the protection is not: only the state,
         // which is what a later delete reads, needs to learn it.
@@ -243,13 +245,19 @@ fn plan_delete(entry: &state::Entry, index: Option<&LiveIndex<'_>>) -> Change {
 
 /// A dry run the tenant rejects because the object names something this very plan creates
 /// (a project naming a purpose created before it) says nothing yet: the tenant checks the
-/// object when it is applied, after its dependencies. Such rejections become warnings.
+/// object when it is applied, after its dependencies. Nor does one of a project naming data
+/// sources that Immuta is still creating for a managed connection (recorded in the state, not
+/// listed yet, the key present): apply waits for them before posting it. Such rejections
+/// become warnings.
 fn unverifiable(
     changes: &mut [Change],
     errors: &mut Vec<PlanError>,
     warnings: &mut Vec<Warning>,
     input: &PlanInput<'_>,
 ) {
+    if errors.is_empty() {
+        return;
+    }
     let pending: BTreeSet<ObjectId> = changes
         .iter()
         .filter(|c| {
@@ -258,12 +266,35 @@ fn unverifiable(
         })
         .map(|c| c.id.clone())
         .collect();
-    if pending.is_empty() || errors.is_empty() {
-        return;
-    }
-    let deps = dependencies(input.targets, input.state, |id| {
-        input.observed.and_then(|o| o.dry_runs.get(id))
-    });
+    let deps = if pending.is_empty() {
+        std::collections::BTreeMap::new()
+    } else {
+        dependencies(input.targets, input.state, |id| {
+            input.observed.and_then(|o| o.dry_runs.get(id))
+        })
+    };
+    let creating = still_creating(input);
+    let named_data_sources = |id: &ObjectId| -> Vec<String> {
+        if id.kind != Kind::Project || creating.is_empty() {
+            return Vec::new();
+        }
+        let Some(t) =
+            input.targets.iter().find(|t| t.object.kind == id.kind && t.object.key == id.key)
+        else {
+            return Vec::new();
+        };
+        let names: BTreeSet<&str> = t
+            .object
+            .payload
+            .get("datasources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|n| creating.contains(n))
+            .collect();
+        names.into_iter().map(|n| format!("`{n}`")).collect()
+    };
     errors.retain(|e| {
         let waiting: Vec<String> = deps
             .get(&e.object)
@@ -272,25 +303,49 @@ fn unverifiable(
             .filter(|d| pending.contains(d))
             .map(ToString::to_string)
             .collect();
-        if waiting.is_empty() {
+        let unborn = named_data_sources(&e.object);
+        if waiting.is_empty() && unborn.is_empty() {
             return true;
         }
         if let Some(c) = changes.iter_mut().find(|c| c.id == e.object) {
             c.server = None;
         }
-        warnings.push(Warning {
-            object: Some(e.object.clone()),
-            code: "unverified",
-            message: format!(
+        let message = if waiting.is_empty() {
+            format!(
+                "{} names data sources that Immuta is still creating ({}); apply waits for them \
+                 before posting it (its dry run now says: {})",
+                e.object,
+                unborn.join(", "),
+                e.message
+            )
+        } else {
+            format!(
                 "{} names objects this plan creates or changes first ({}); the tenant checks it when it is \
                  applied after them (its dry run now says: {})",
                 e.object,
                 waiting.join(", "),
                 e.message
-            ),
-        });
+            )
+        };
+        warnings.push(Warning { object: Some(e.object.clone()), code: "unverified", message });
         false
     });
+}
+
+/// Data-source names recorded for managed connections whose key exists on the tenant but that
+/// the listing does not show enabled: Immuta is still creating them.
+fn still_creating<'a>(input: &PlanInput<'a>) -> BTreeSet<&'a str> {
+    let Some(o) = input.observed else { return BTreeSet::new() };
+    let listed: HashSet<&str> =
+        o.inventory.data_sources.iter().filter(|d| !d.deleted).map(|d| d.name.as_str()).collect();
+    input
+        .state
+        .objects
+        .iter()
+        .filter(|e| e.kind == Kind::DataSource && o.inventory.data_keys.get(&e.key) == Some(&true))
+        .flat_map(|e| e.names.iter().map(String::as_str))
+        .filter(|n| !listed.contains(n))
+        .collect()
 }
 
 /// Whether an object exists on the tenant.
@@ -310,7 +365,7 @@ struct LiveIndex<'a> {
     observed: &'a Observed,
     policies: HashMap<&'a str, i64>,
     projects: HashMap<&'a str, i64>,
-    purposes: HashMap<&'a str, i64>,
+    purposes: HashMap<&'a str, Option<i64>>,
     data_sources: HashSet<&'a str>,
     licenses: Option<HashSet<i64>>,
 }
@@ -338,7 +393,7 @@ impl<'a> LiveIndex<'a> {
                 .filter(|d| !d.deleted)
                 .map(|d| d.name.as_str())
                 .collect(),
-            licenses: inv.licenses.as_ref().map(|l| l.iter().map(|l| l.id).collect()),
+            licenses: inv.licenses.as_ref().map(|l| l.iter().filter_map(|l| l.id).collect()),
         }
     }
 
@@ -347,7 +402,10 @@ impl<'a> LiveIndex<'a> {
         match id.kind {
             Kind::Policy => found(self.policies.get(id.key.as_str())),
             Kind::Project => found(self.projects.get(id.key.as_str())),
-            Kind::Purpose => found(self.purposes.get(id.key.as_str())),
+            Kind::Purpose => self
+                .purposes
+                .get(id.key.as_str())
+                .map_or(Presence::Absent, |i| Presence::Present(*i)),
             Kind::DataSource => match self.observed.inventory.data_keys.get(&id.key) {
                 Some(true) => Presence::Present(None),
                 Some(false) => Presence::Absent,
@@ -375,6 +433,19 @@ impl<'a> LiveIndex<'a> {
 /// sources its dry run would delete or disable, and the subpurposes it lists that the spec
 /// leaves out.
 fn adoption_effects(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<Effect> {
+    let mut out = replaced_on_adoption(t, dry, o);
+    out.extend(effects::parameter_effects(
+        t.object.kind,
+        None,
+        &t.comparable,
+        &t.object.options,
+        dry,
+    ));
+    out
+}
+
+/// What posting over an unmanaged object replaces (see [`adoption_effects`]).
+fn replaced_on_adoption(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<Effect> {
     match (t.object.kind, dry) {
         (Kind::DataSource, Some(DryRun::Data { deleting, .. })) if !deleting.is_empty() => {
             let hard_delete = t

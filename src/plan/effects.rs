@@ -4,6 +4,13 @@
 //! purpose post replaces its subpurposes; a project post replaces its data sources and purposes;
 //! and new connection details under an existing `connectionKey` delete and recreate every data
 //! source of the key. None of that is visible in a field diff, so it is listed here.
+//!
+//! So are the consequences of the query parameters a post carries (the `gitops:` options),
+//! which no field shows either: a project losing its `workspace` with
+//! `deleteDataSourcesOnWorkspaceDelete` deletes the workspace's data and data sources
+//! (destructive); a policy posted with `reCertify` must be certified again; a purpose posted
+//! with `reAcknowledgeRequired` must be acknowledged again by the members of the projects using
+//! it.
 
 use std::collections::BTreeSet;
 
@@ -11,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::observed::DryRun;
-use crate::spec::Kind;
+use crate::spec::{Kind, ObjectOptions};
 
 /// Connection fields that identify the remote database. Changing any of them under an existing
 /// `connectionKey` makes Immuta delete and recreate every data source of the key; other
@@ -70,6 +77,21 @@ pub enum Effect {
         /// Purpose names.
         names: Vec<String>,
     },
+    /// The project's workspace is removed; with `deleteDataSourcesOnWorkspaceDelete`, its data
+    /// and data sources are deleted with it.
+    WorkspaceDeleted {
+        /// Posted with `deleteDataSourcesOnWorkspaceDelete=true`.
+        deletes_data: bool,
+    },
+    /// Posted with `reCertify=true`: the policy must be certified again on the data sources it
+    /// applies to.
+    Recertification,
+    /// Posted with `reAcknowledgeRequired=true`: members of the projects using these purposes
+    /// must acknowledge them again.
+    ReAcknowledgement {
+        /// The purpose and its subpurposes.
+        purposes: Vec<String>,
+    },
 }
 
 impl Effect {
@@ -80,6 +102,7 @@ impl Effect {
             Effect::TablesRemoved { .. }
                 | Effect::DataSourcesRecreated { .. }
                 | Effect::SubpurposesRemoved { .. }
+                | Effect::WorkspaceDeleted { deletes_data: true }
         )
     }
 
@@ -146,6 +169,26 @@ impl Effect {
             Effect::ProjectPurposesRemoved { names } => {
                 format!("purposes removed from the project: {}", list(names))
             }
+            Effect::WorkspaceDeleted { deletes_data: true } => {
+                "the project's workspace is removed and, with deleteDataSourcesOnWorkspaceDelete, \
+                 its data and data sources are DELETED"
+                    .to_owned()
+            }
+            Effect::WorkspaceDeleted { deletes_data: false } => {
+                "the project's workspace is removed (its data is kept: \
+                 deleteDataSourcesOnWorkspaceDelete is not set)"
+                    .to_owned()
+            }
+            Effect::Recertification => {
+                "posted with reCertify: the policy must be certified again on every data source it \
+                 applies to"
+                    .to_owned()
+            }
+            Effect::ReAcknowledgement { purposes } => format!(
+                "posted with reAcknowledgeRequired: members of the projects using {} must \
+                 acknowledge the purpose statement again",
+                list(purposes)
+            ),
         }
     }
 }
@@ -179,7 +222,9 @@ pub fn explicit_tables(payload: &Value) -> Option<BTreeSet<String>> {
         sources
             .iter()
             .filter_map(|s| {
-                if let Some(t) = s.get("tableName").and_then(Value::as_str) {
+                if let Some(t) =
+                    s.get("tableName").or_else(|| s.get("table")).and_then(Value::as_str)
+                {
                     let schema = s.get("schema").and_then(Value::as_str).unwrap_or_default();
                     Some(format!("{schema}.{t}"))
                 } else {
@@ -218,9 +263,60 @@ fn subpurposes(v: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The implicit effects of replacing `prev` (last applied, canonical) with `next` (canonical).
-/// `names` are the data sources the connection produced last time; `dry` is the server's answer.
+/// What the query parameters of a post of `next` over `prev` (`None`: not known, an adoption)
+/// cause (see the module docs); `dry` is the server's answer.
+pub fn parameter_effects(
+    kind: Kind,
+    prev: Option<&Value>,
+    next: &Value,
+    options: &ObjectOptions,
+    dry: Option<&DryRun>,
+) -> Vec<Effect> {
+    let mut out = Vec::new();
+    match kind {
+        Kind::Project => {
+            let workspace = |v: &Value| v.get("workspace").is_some_and(|w| !w.is_null());
+            let told = matches!(dry, Some(DryRun::Object { deleting_workspace: true, .. }));
+            if told || prev.is_some_and(|p| workspace(p) && !workspace(next)) {
+                out.push(Effect::WorkspaceDeleted {
+                    deletes_data: options.delete_data_sources_on_workspace_delete,
+                });
+            }
+        }
+        Kind::Policy if options.re_certify => out.push(Effect::Recertification),
+        Kind::Purpose if options.re_acknowledge_required => {
+            let mut purposes = BTreeSet::new();
+            if let Some(name) = next.get("name").and_then(Value::as_str) {
+                purposes.insert(name.to_owned());
+            }
+            subpurposes(next, &mut purposes);
+            out.push(Effect::ReAcknowledgement { purposes: purposes.into_iter().collect() });
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The implicit effects of replacing `prev` (last applied, canonical) with `next` (canonical),
+/// and of the query parameters `options` put on the post. `names` are the data sources the
+/// connection produced last time; `dry` is the server's answer.
 pub fn effects(
+    kind: Kind,
+    prev: &Value,
+    next: &Value,
+    names: &[String],
+    dry: Option<&DryRun>,
+    options: &ObjectOptions,
+) -> Vec<Effect> {
+    let mut out = replace_effects(kind, prev, next, names, dry);
+    if !out.iter().any(|e| matches!(e, Effect::DataSourcesRecreated { .. })) {
+        out.extend(parameter_effects(kind, Some(prev), next, options, dry));
+    }
+    out
+}
+
+/// The effects of Immuta's full-replace semantics.
+fn replace_effects(
     kind: Kind,
     prev: &Value,
     next: &Value,
@@ -333,7 +429,7 @@ mod tests {
     fn dropped_tables_replaced_tags_and_owners_are_spelled_out() {
         let prev = ds(&["A", "B"], &["T1", "T2"], Some(json!([{"type": "user", "name": "u"}])));
         let next = ds(&["A"], &["T2", "T3"], Some(json!([])));
-        let e = effects(Kind::DataSource, &prev, &next, &[], None);
+        let e = effects(Kind::DataSource, &prev, &next, &[], None, &ObjectOptions::default());
         assert_eq!(
             e,
             vec![
@@ -354,7 +450,7 @@ mod tests {
     fn owners_listed_for_the_first_time_replace_whoever_owns_now() {
         let prev = ds(&["A"], &[], None);
         let next = ds(&["A"], &[], Some(json!([{"type": "group", "name": "g"}])));
-        let e = effects(Kind::DataSource, &prev, &next, &[], None);
+        let e = effects(Kind::DataSource, &prev, &next, &[], None, &ObjectOptions::default());
         assert_eq!(
             e,
             vec![Effect::OwnersReplaced {
@@ -370,7 +466,10 @@ mod tests {
     fn absent_owners_leave_owners_alone() {
         let prev = ds(&["A"], &[], Some(json!([{"type": "user", "name": "u"}])));
         let next = ds(&["A"], &[], None);
-        assert!(effects(Kind::DataSource, &prev, &next, &[], None).is_empty());
+        assert!(
+            effects(Kind::DataSource, &prev, &next, &[], None, &ObjectOptions::default())
+                .is_empty()
+        );
     }
 
     #[test]
@@ -378,9 +477,19 @@ mod tests {
         let prev = ds(&["A"], &[], None);
         let mut next = prev.clone();
         next["connection"]["password"] = json!("(sensitive:x)");
-        assert!(effects(Kind::DataSource, &prev, &next, &[], None).is_empty());
+        assert!(
+            effects(Kind::DataSource, &prev, &next, &[], None, &ObjectOptions::default())
+                .is_empty()
+        );
         next["connection"]["hostname"] = json!("h2");
-        let e = effects(Kind::DataSource, &prev, &next, &["s a".into()], None);
+        let e = effects(
+            Kind::DataSource,
+            &prev,
+            &next,
+            &["s a".into()],
+            None,
+            &ObjectOptions::default(),
+        );
         assert_eq!(
             e,
             vec![Effect::DataSourcesRecreated {
@@ -403,7 +512,7 @@ mod tests {
             detection_running: false,
             tags_updated: false,
         };
-        let e = effects(Kind::DataSource, &prev, &next, &[], Some(&dry));
+        let e = effects(Kind::DataSource, &prev, &next, &[], Some(&dry), &ObjectOptions::default());
         assert_eq!(
             e,
             vec![Effect::TablesRemoved { tables: vec!["s b".into()], hard_delete: false }]
@@ -415,11 +524,54 @@ mod tests {
         let prev = json!({"name": "R", "subpurposes": [{"name": "R.A", "subpurposes": [{"name": "R.A.X"}]}, {"name": "R.B"}]});
         let next = json!({"name": "R", "subpurposes": [{"name": "R.B"}]});
         assert_eq!(
-            effects(Kind::Purpose, &prev, &next, &[], None),
+            effects(Kind::Purpose, &prev, &next, &[], None, &ObjectOptions::default()),
             vec![Effect::SubpurposesRemoved { names: vec!["R.A".into(), "R.A.X".into()] }]
         );
         let prev = json!({"datasources": ["a", "b"], "purposes": ["p"]});
         let next = json!({"datasources": ["a"]});
-        assert_eq!(effects(Kind::Project, &prev, &next, &[], None).len(), 2);
+        assert_eq!(
+            effects(Kind::Project, &prev, &next, &[], None, &ObjectOptions::default()).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn query_parameters_show_what_they_cause() {
+        let with_workspace = json!({"projectKey": "p", "name": "P",
+            "workspace": {"type": "databricks", "config": {}}});
+        let without = json!({"projectKey": "p", "name": "P"});
+        let plain = ObjectOptions::default();
+        let deleting =
+            ObjectOptions { delete_data_sources_on_workspace_delete: true, ..plain.clone() };
+        let e = effects(Kind::Project, &with_workspace, &without, &[], None, &deleting);
+        assert_eq!(e, vec![Effect::WorkspaceDeleted { deletes_data: true }]);
+        assert!(e[0].is_destructive());
+        assert!(e[0].describe().contains("DELETED"));
+        let e = effects(Kind::Project, &with_workspace, &without, &[], None, &plain);
+        assert_eq!(e, vec![Effect::WorkspaceDeleted { deletes_data: false }]);
+        assert!(!e[0].is_destructive());
+        // A workspace added outside, removed by posting the spec again: the dry run tells.
+        let dry = DryRun::Object {
+            creating: false,
+            updating: true,
+            data_sources_added: 0,
+            data_sources_removed: 0,
+            deleting_workspace: true,
+        };
+        let e = parameter_effects(Kind::Project, Some(&without), &without, &deleting, Some(&dry));
+        assert_eq!(e, vec![Effect::WorkspaceDeleted { deletes_data: true }]);
+
+        let certify = ObjectOptions { re_certify: true, ..plain.clone() };
+        let policy = json!({"policyKey": "k"});
+        assert_eq!(
+            effects(Kind::Policy, &policy, &policy, &[], None, &certify),
+            vec![Effect::Recertification]
+        );
+        let again = ObjectOptions { re_acknowledge_required: true, ..plain };
+        let purpose = json!({"name": "R", "subpurposes": [{"name": "R.A"}]});
+        let e = effects(Kind::Purpose, &purpose, &purpose, &[], None, &again);
+        assert_eq!(e, vec![Effect::ReAcknowledgement { purposes: vec!["R".into(), "R.A".into()] }]);
+        assert!(!e[0].is_destructive());
+        assert!(e[0].describe().contains("`R`, `R.A`"), "{}", e[0].describe());
     }
 }

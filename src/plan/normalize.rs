@@ -134,14 +134,14 @@ fn order(a: &Value, b: &Value) -> Ordering {
 /// The schema (or `""`) and natural name of a list item that has one.
 fn natural(v: &Value) -> Option<(&str, &str)> {
     let Value::Object(m) = v else { return None };
-    ["name", "columnName", "tableName", "query", "tag", "columnTag", "username"].iter().find_map(
-        |field| match m.get(*field) {
+    ["name", "columnName", "tableName", "table", "query", "tag", "columnTag", "username"]
+        .iter()
+        .find_map(|field| match m.get(*field) {
             Some(Value::String(s)) => {
                 Some((m.get("schema").and_then(Value::as_str).unwrap_or_default(), s.as_str()))
             }
             _ => None,
-        },
-    )
+        })
 }
 
 /// Orders list items by their natural name where they have one, else by their JSON text.

@@ -72,8 +72,8 @@ pub struct LiveProject {
 /// A purpose as `GET /governance/purpose` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LivePurpose {
-    /// Id.
-    pub id: i64,
+    /// Id (a subpurpose nested in its root's listing may have none).
+    pub id: Option<i64>,
     /// Full (dotted) name.
     pub name: String,
     /// Created by Immuta itself.
@@ -83,8 +83,8 @@ pub struct LivePurpose {
 /// A license as `GET /admin/license` lists it (never with its key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveLicense {
-    /// Id.
-    pub id: i64,
+    /// Id (Immuta's Swagger lists licenses without one).
+    pub id: Option<i64>,
     /// Seats.
     pub seats: Option<i64>,
     /// Expiry date (`YYYY-MM-DD...`).
@@ -151,6 +151,9 @@ pub enum DryRun {
         /// Project: data sources removed.
         #[serde(default)]
         data_sources_removed: i64,
+        /// Project: its workspace would be removed (`deletingWorkspace`).
+        #[serde(default)]
+        deleting_workspace: bool,
     },
     /// The tenant refused the payload (a 4xx): the plan cannot be applied as is.
     Rejected {

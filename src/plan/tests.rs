@@ -35,7 +35,13 @@ fn run(targets: &[Target<'_>], state: &State, observed: Option<&Observed>) -> Pl
 
 /// A dry run's answer for a policy, purpose or project (no data sources added or removed).
 fn object_dry_run(creating: bool, updating: bool) -> DryRun {
-    DryRun::Object { creating, updating, data_sources_added: 0, data_sources_removed: 0 }
+    DryRun::Object {
+        creating,
+        updating,
+        data_sources_added: 0,
+        data_sources_removed: 0,
+        deleting_workspace: false,
+    }
 }
 
 /// A policy as the tenant lists it.
@@ -266,7 +272,11 @@ fn rejected_dry_runs_are_plan_errors() {
 /// A tenant with license `id` (10 seats) expiring on `expires`, and `(active users, seats)`.
 fn licensed(id: i64, expires: &str, (active_users, seats): (i64, i64)) -> Inventory {
     Inventory {
-        licenses: Some(vec![LiveLicense { id, seats: Some(10), expires: Some(expires.into()) }]),
+        licenses: Some(vec![LiveLicense {
+            id: Some(id),
+            seats: Some(10),
+            expires: Some(expires.into()),
+        }]),
         license_status: Some(LicenseStatus { active_users, seats }),
         ..Inventory::default()
     }
@@ -392,7 +402,7 @@ fn adopting_over_more_tables_or_subpurposes_than_the_spec_is_destructive() {
     observed.inventory.data_keys.insert("sales".into(), true);
     for (id, name) in [(1, "R"), (2, "R.A"), (3, "R.B"), (4, "R.C")] {
         observed.inventory.purposes.push(super::observed::LivePurpose {
-            id,
+            id: Some(id),
             name: name.into(),
             system_generated: false,
         });

@@ -81,10 +81,11 @@ pub fn license_warnings(inventory: &Inventory, now: SystemTime) -> Vec<Warning> 
         if let Some(days) = l.expires.as_deref().and_then(|e| days_until(e, now))
             && days < EXPIRY_WARNING_DAYS
         {
+            let which = l.id.map_or_else(|| "(no id)".to_owned(), |id| id.to_string());
             let message = if days < 0 {
-                format!("license {} expired {} days ago", l.id, -days)
+                format!("license {which} expired {} days ago", -days)
             } else {
-                format!("license {} expires in {days} days", l.id)
+                format!("license {which} expires in {days} days")
             };
             out.push(Warning { object: None, code: "license-expiry", message });
         }
@@ -193,7 +194,7 @@ pub(super) fn unmanaged(o: &Observed, state: &State, targets: &[Target<'_>]) -> 
     }
     for p in &o.inventory.purposes {
         if !p.system_generated && !purposes.contains(&p.name) {
-            out.push(Unmanaged { kind: Kind::Purpose, name: p.name.clone(), id: Some(p.id) });
+            out.push(Unmanaged { kind: Kind::Purpose, name: p.name.clone(), id: p.id });
         }
     }
     for d in &o.inventory.data_sources {
@@ -202,12 +203,10 @@ pub(super) fn unmanaged(o: &Observed, state: &State, targets: &[Target<'_>]) -> 
         }
     }
     for l in o.inventory.licenses.iter().flatten() {
-        if !managed_licenses.contains(&l.id) {
-            out.push(Unmanaged {
-                kind: Kind::License,
-                name: format!("license {}", l.id),
-                id: Some(l.id),
-            });
+        if !l.id.is_some_and(|id| managed_licenses.contains(&id)) {
+            let name =
+                l.id.map_or_else(|| "license (no id)".to_owned(), |id| format!("license {id}"));
+            out.push(Unmanaged { kind: Kind::License, name, id: l.id });
         }
     }
     out

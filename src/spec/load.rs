@@ -93,7 +93,12 @@ pub fn load(snapshot: &Snapshot, options: &LoadOptions) -> (Desired, Vec<Diagnos
         objects.into_iter().zip(keep).filter_map(|(o, k)| k.then_some(o)).collect();
     objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     if options.strict || settings.strict {
-        diagnostic::promote_warnings(&mut diags);
+        // Except a project naming a purpose no spec defines: only the tenant can tell whether
+        // it exists, and `plan` asks it (an error then when it does not).
+        let (deferred, mut promoted): (Vec<_>, Vec<_>) =
+            diags.drain(..).partition(|d| d.code == crate::diagnostic::Code::UnknownReference);
+        diagnostic::promote_warnings(&mut promoted);
+        diags = promoted.into_iter().chain(deferred).collect();
     }
     diagnostic::sort(&mut diags);
     let desired = Desired {

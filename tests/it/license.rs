@@ -46,7 +46,7 @@ async fn license_status_prints_seats_active_users_and_expiry() {
     assert!(out.contains("  seats: 10, active users: 9 (90%)\n"), "{out}");
     assert!(out.contains(&format!("  license {id}: 10 seats, expires 2099-01-31 (")), "{out}");
     assert!(
-        out.contains("  users: 9 data consumers (8 active), 1 policy owners (1 active)\n"),
+        out.contains("  users: 9 data consumers (8 active, 1 inactive), 1 policy owners\n"),
         "{out}"
     );
     assert!(!run.text().contains("warning"), "nothing to warn about: {}", run.text());

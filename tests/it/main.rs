@@ -64,6 +64,10 @@ mod faults;
 /// proxy that caps pages below the client's size).
 mod client;
 
+/// `doctor` against the emulator (default and variants) and a closed port: the report, exit
+/// codes, JSON, and nothing written.
+mod doctor;
+
 /// `license status` against the emulator and the sandbox: seats, active users, expiry and the
 /// warnings.
 mod license;

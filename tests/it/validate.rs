@@ -82,7 +82,7 @@ fn every_payload_example_of_the_immuta_docs_validates_without_errors() {
     let mut names: Vec<_> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
-    assert_eq!(names.len(), 13);
+    assert_eq!(names.len(), 14);
     for name in names {
         let name = name.to_string_lossy().into_owned();
         let text = std::fs::read_to_string(dir.join(&name)).unwrap();
@@ -447,7 +447,7 @@ fn every_documented_example_and_example_spec_matches_the_schema() {
         }
     }
     files.sort();
-    assert_eq!(files.len(), 13 + 11, "{files:#?}");
+    assert_eq!(files.len(), 14 + 11, "{files:#?}");
     let mut problems = Vec::new();
     for path in &files {
         let schema =
@@ -510,4 +510,27 @@ fn the_schema_accepts_the_spellings_validate_accepts_and_still_rejects_errors() 
             spec::load(&Snapshot::from_texts([("d.json", text)]), &LoadOptions::default());
         assert!(diags.iter().any(|d| d.severity == Severity::Error), "{doc}: {diags:#?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_leaves_a_purpose_only_the_tenant_has_to_the_tenant() {
+    let env = crate::support::tenant::Env::start().await;
+    env.specs.write("p.yaml", "projectKey: p\nname: P\npurposes: [On Tenant]\n");
+    // Offline, under --strict: still a warning (only the tenant can tell).
+    let specs = env.specs.path().display().to_string();
+    let out = bin().args(["validate", "--strict", &specs]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(output_text(&out).contains("warning[unknown-reference]"));
+    // The tenant has it: the plan goes through, strict or not.
+    env.by_hand(
+        reqwest::Method::POST,
+        "/api/v2/purpose",
+        Some(&serde_json::json!({"name": "On Tenant"})),
+    )
+    .await;
+    env.plan(&["--strict"]).await.must_exit(0);
+    // A purpose neither has is an error then.
+    env.specs.write("p.yaml", "projectKey: p\nname: P\npurposes: [Nowhere]\n");
+    let run = env.plan(&["--strict"]).await.must_exit(1);
+    run.stderr_has("names purpose `Nowhere`, which no spec defines and the tenant does not have");
 }

@@ -1,5 +1,9 @@
 //! API keys, bearer tokens and permission checks (`Authorization: <key>`, `Bearer <key>`, or a
-//! token from `POST /bim/apikey/authenticate`).
+//! token from `POST /bim/apikey/authenticate`), and `GET /bim/rpc/user/current`.
+//!
+//! Under the `tokens-only` and `tokens-only-500` auth variants, an API key is taken by the
+//! token exchange only; elsewhere it is refused like a missing credential, with 401 or (as
+//! fh-immuta-utils met it) 500.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -10,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::http::{ApiError, ApiResult, Call, ok};
 use super::state::{EmulatorState, lock};
+use super::variants::Auth as AuthVariant;
 use super::{ADMIN_KEY, ApiKey, Permission};
 
 /// Who is calling: the user behind the API key and what it may do.
@@ -68,9 +73,15 @@ impl Auth {
         found
     }
 
-    fn caller(&self, credential: &str) -> Result<Caller, ApiError> {
+    fn caller(&self, credential: &str, keys_taken: bool) -> Result<Caller, ApiError> {
         if let Some(i) = self.key_index(credential) {
-            return Ok(self.keys[i].caller.clone());
+            if keys_taken {
+                return Ok(self.keys[i].caller.clone());
+            }
+            return Err(ApiError::unauthorized(
+                "API keys are not taken here: exchange the key for a token with POST \
+                 /bim/apikey/authenticate",
+            ));
         }
         match self.tokens.get(credential) {
             Some(token) if Instant::now() >= token.expires => Err(ApiError::unauthorized(
@@ -124,10 +135,21 @@ pub(crate) fn authorize(
     needed: Option<Permission>,
     action: &str,
 ) -> Result<Caller, ApiError> {
+    let variant = state.variants().auth;
+    let refused = |e: ApiError| match variant {
+        // A tenant that answers a credential it does not take with a server error.
+        AuthVariant::TokensOnly500 => {
+            ApiError::internal(format!("An internal server error occurred ({})", e.message))
+        }
+        AuthVariant::Key | AuthVariant::TokensOnly => e,
+    };
     let credential = credential(headers).ok_or_else(|| {
-        ApiError::unauthorized("missing credentials: send an Authorization header with an API key")
+        refused(ApiError::unauthorized(
+            "missing credentials: send an Authorization header with an API key",
+        ))
     })?;
-    let caller = lock(&state.inner.auth).caller(credential)?;
+    let caller =
+        lock(&state.inner.auth).caller(credential, variant == AuthVariant::Key).map_err(refused)?;
     if let Some(permission) = needed
         && !caller.permissions.contains(&permission)
     {
@@ -136,6 +158,25 @@ pub(crate) fn authorize(
         )));
     }
     Ok(caller)
+}
+
+/// `GET /bim/rpc/user/current`: who the key acts as and what it may do (Swagger's `Model46`,
+/// Swagger:10985-11062); any valid credential.
+pub(crate) async fn current(call: Call) -> ApiResult {
+    let caller = call.authorize(None, "GET /bim/rpc/user/current")?;
+    let permissions: Vec<&str> = caller.permissions.iter().map(|p| p.as_str()).collect();
+    ok(json!({
+        "id": 1,
+        "iamid": "bim",
+        "userid": caller.user,
+        "profile": {"name": caller.user},
+        "permissions": permissions,
+        "groupPermissions": [],
+        "projectId": Value::Null,
+        "authorizations": {},
+        "systemGenerated": false,
+        "disabled": false,
+    }))
 }
 
 /// `POST /bim/apikey/authenticate`: exchanges an API key (JSON `{"apikey"}` or the

@@ -1,5 +1,6 @@
 //! The test controls under `/_emulator/` (no auth, never logged): reset, catalog, out-of-band
-//! tampering, request log, faults, latency, settings, license users, token expiry, state dump.
+//! tampering, request log, faults, latency, settings, license users, token expiry, variants,
+//! state dump.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use super::json::{as_object, canonical, merge_patch, opt_bool, opt_str, req_str}
 use super::secrets::{Redaction, Secrets};
 use super::state::{EmulatorState, lock};
 use super::store::{DataSource, Purpose, Settings, Store, UsageUser};
+use super::variants::Variants;
 
 /// `POST /_emulator/reset`: an empty tenant. The catalog and settings are kept unless the body
 /// says `{"catalog": true}` / `{"settings": true}`; keys stay; the request log, faults and latency
@@ -349,6 +351,55 @@ pub(crate) async fn put_users(call: Call) -> ApiResult {
 pub(crate) async fn expire_tokens(State(state): State<EmulatorState>) -> ApiResult {
     lock(&state.inner.auth).expire_tokens();
     ok(json!({ "expired": true }))
+}
+
+/// The body of `GET`/`PUT /_emulator/variants`.
+fn behaviour_view(state: &EmulatorState) -> Value {
+    let b = *lock(&state.inner.behaviour);
+    let ms = u64::try_from(b.creation_delay.as_millis()).unwrap_or(u64::MAX);
+    json!({ "variants": b.variants, "label": b.variants.label(), "creationDelayMs": ms })
+}
+
+/// `GET /_emulator/variants`: `{variants, label, creationDelayMs}`.
+pub(crate) async fn get_variants(State(state): State<EmulatorState>) -> ApiResult {
+    ok(behaviour_view(&state))
+}
+
+/// `PUT /_emulator/variants {"variants"?: {...}, "creationDelayMs"?: N}`: `variants` replaces
+/// every dimension (those it leaves out are the defaults); `creationDelayMs` the creation delay.
+pub(crate) async fn put_variants(call: Call) -> ApiResult {
+    let value = call.object_body()?;
+    let obj = as_object(&value, "the request body")?;
+    if let Some(unknown) =
+        obj.keys().find(|k| !["variants", "creationDelayMs"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown field {unknown} (expected variants, creationDelayMs)"
+        )));
+    }
+    let variants = match obj.get("variants") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            serde_json::from_value::<Variants>(v.clone())
+                .map_err(|e| ApiError::bad_request(format!("variants: {e}")))?,
+        ),
+    };
+    let delay = match obj.get("creationDelayMs") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Duration::from_millis(v.as_u64().ok_or_else(|| {
+            ApiError::bad_request("creationDelayMs must be a non-negative integer")
+        })?)),
+    };
+    {
+        let mut behaviour = lock(&call.state.inner.behaviour);
+        if let Some(v) = variants {
+            behaviour.variants = v;
+        }
+        if let Some(d) = delay {
+            behaviour.creation_delay = d;
+        }
+    }
+    ok(behaviour_view(&call.state))
 }
 
 /// `GET /_emulator/state`: the whole store as JSON (secrets are digests).

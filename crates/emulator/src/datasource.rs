@@ -1,6 +1,8 @@
 //! The V1 data-source and tag endpoints: `GET /dataSource`, `GET /dataSource/{id}`,
 //! `DELETE /dataSource/{id}` (disable, then hard delete) and `GET /tag`.
 
+use std::time::Instant;
+
 use axum::extract::Path;
 use serde_json::{Value, json};
 
@@ -84,18 +86,22 @@ fn detail_view(d: &DataSource) -> Value {
     view
 }
 
-/// `GET /dataSource`: `{hits, count}`, by id, disabled sources included (`deleted: true`);
-/// `searchText` filters names (substring, any case).
+/// `GET /dataSource`: `{hits, facets, count}`, by id, disabled sources included (`deleted:
+/// true`), sources still being created left out; `searchText` filters names (substring, any
+/// case).
 pub(crate) async fn list(call: Call) -> ApiResult {
-    v1::list(&call, &KIND, Envelope::Counted("hits"), DEFAULT_PAGE_SIZE, |store, listing| {
-        let sources = store.data_sources.values();
+    v1::list(&call, &KIND, Envelope::Faceted("hits"), DEFAULT_PAGE_SIZE, |store, listing| {
+        let now = Instant::now();
+        let sources = store.data_sources.values().filter(|d| d.exists(now));
         listing.page_of(sources.filter(|d| listing.matches(&d.spec.name)), list_view)
     })
 }
 
 /// `GET /dataSource/{id}`.
 pub(crate) async fn get(Path(id): Path<String>, call: Call) -> ApiResult {
-    v1::get(&call, &KIND, &id, |store, id| store.data_sources.get(&id).map(detail_view))
+    v1::get(&call, &KIND, &id, |store, id| {
+        store.data_sources.get(&id).filter(|d| d.exists(Instant::now())).map(detail_view)
+    })
 }
 
 /// `DELETE /dataSource/{id}`: the first call disables, the second deletes for good.

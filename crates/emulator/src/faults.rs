@@ -44,6 +44,9 @@ pub(crate) struct FaultRule {
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<String>,
     delay_ms: u64,
+    /// Served normally, then the answer is held this long (the work is done: a client that
+    /// gives up before then cannot know it).
+    after_ms: u64,
     drop: bool,
 }
 
@@ -51,6 +54,8 @@ pub(crate) struct FaultRule {
 #[derive(Debug, Clone)]
 pub(crate) struct Fault {
     pub(crate) delay: Duration,
+    /// How long a request served normally has its answer held.
+    pub(crate) after: Duration,
     pub(crate) outcome: Outcome,
 }
 
@@ -69,8 +74,16 @@ impl Faults {
     /// Adds a rule from a `POST /_emulator/faults` body.
     pub(crate) fn add(&mut self, body: &Value) -> Result<FaultRule, ApiError> {
         let obj = as_object(body, "the request body")?;
-        const KNOWN: &[&str] =
-            &["method", "pathPrefix", "count", "status", "retryAfter", "delayMs", "drop"];
+        const KNOWN: &[&str] = &[
+            "method",
+            "pathPrefix",
+            "count",
+            "status",
+            "retryAfter",
+            "delayMs",
+            "afterMs",
+            "drop",
+        ];
         if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(ApiError::bad_request(format!(
                 "unknown field {unknown} (expected one of {})",
@@ -110,14 +123,25 @@ impl Faults {
                 .as_u64()
                 .ok_or_else(|| ApiError::bad_request("delayMs must be a non-negative integer"))?,
         };
+        let after_ms = match obj.get("afterMs") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| ApiError::bad_request("afterMs must be a non-negative integer"))?,
+        };
         let drop = opt_bool(obj, "drop", "")?.unwrap_or(false);
-        if status.is_none() && delay_ms == 0 && !drop {
+        if status.is_none() && delay_ms == 0 && after_ms == 0 && !drop {
             return Err(ApiError::bad_request(
-                "a fault needs at least one of status, delayMs or drop: true",
+                "a fault needs at least one of status, delayMs, afterMs or drop: true",
             ));
         }
         if drop && status.is_some() {
             return Err(ApiError::bad_request("a fault cannot both drop and answer a status"));
+        }
+        if after_ms > 0 && (drop || status.is_some()) {
+            return Err(ApiError::bad_request(
+                "afterMs holds the answer of a request served normally: not with status or drop",
+            ));
         }
         self.next_id += 1;
         let rule = FaultRule {
@@ -128,6 +152,7 @@ impl Faults {
             status,
             retry_after,
             delay_ms,
+            after_ms,
             drop,
         };
         self.rules.push(rule.clone());
@@ -162,7 +187,11 @@ impl Faults {
         } else {
             Outcome::Pass
         };
-        let fault = Fault { delay: Duration::from_millis(rule.delay_ms), outcome };
+        let fault = Fault {
+            delay: Duration::from_millis(rule.delay_ms),
+            after: Duration::from_millis(rule.after_ms),
+            outcome,
+        };
         if rule.remaining == 0 {
             self.rules.remove(index);
         }

@@ -278,6 +278,17 @@ impl Listing {
         })
     }
 
+    /// Every item, whatever `offset` and `size` asked (a tenant that ignores paging).
+    pub(crate) fn unpaged(&mut self) {
+        self.offset = 0;
+        self.size = usize::MAX;
+    }
+
+    /// At most `cap` items a page, whatever `size` asked.
+    pub(crate) fn cap(&mut self, cap: usize) {
+        self.size = self.size.min(cap);
+    }
+
     /// Whether `name` passes the `searchText` filter.
     pub(crate) fn matches(&self, name: &str) -> bool {
         self.search.as_ref().is_none_or(|s| name.to_lowercase().contains(s))

@@ -26,8 +26,31 @@
 //! ```
 //!
 //! From the command line: `immuta-gitops emulator --listen 127.0.0.1:8080 [--data-file FILE]
-//! [--api-key KEY[=PERM,PERM]]... [--k-anonymization] [--catalog FILE]` (the arguments, signal
-//! handling and messages are the reconciler's `src/cli/emulator.rs`; this crate is the server).
+//! [--api-key KEY[=PERM,PERM]]... [--k-anonymization] [--catalog FILE]
+//! [--variant DIMENSION=VALUE]... [--creation-delay DURATION]` (`--variant list` prints every
+//! variant with its source; the arguments, signal handling and messages are the reconciler's
+//! `src/cli/emulator.rs`; this crate is the server).
+//!
+//! # Variants
+//!
+//! The emulator is a witness, not the judge: where Immuta's docs, its Swagger and the public
+//! clients (Terraform provider, fh-immuta-utils, tap-immuta, immuta-mcp) show more than one
+//! behaviour, it plays the most realistic one by default and every other on request
+//! ([`EmulatorConfig::variants`], `--variant`, `PUT /_emulator/variants`). Every value, with
+//! what it does and its source, is in `variants.rs` ([`Variants::dimensions`]); in short:
+//!
+//! | Dimension | Default | Other values |
+//! |---|---|---|
+//! | `envelope` | `documented` (`{hits, facets, count}`, `{purposes, count}`, bare array) | `hits-count`, `hits`, `projects`, `data-sources`, `results`, `data`, `array` |
+//! | `paging` | `honoured` | `ignored-by-policies`, `ignored`, `capped` (50 a page) |
+//! | `purposes` | `nested` (subpurposes as objects without ids) | `nested-ids`, `names`, `flat` |
+//! | `creation` | `background` (`wait` honoured, data sources appear after the creation delay) | `synchronous` |
+//! | `acknowledgement` | `required` (a project post is refused until its purposes are acknowledged) | `required-in-dry-runs`, `none` |
+//! | `auth` | `key` (Bearer or raw key, tokens) | `tokens-only`, `tokens-only-500` |
+//! | `license-key` | `either` | `lower` (`licensekey`), `camel` (`licenseKey`) |
+//! | `licenses` | `documented` (ids, integers) | `swagger` (no ids, "Unlimited") |
+//! | `registration` | `data-sources` | `connections` (`/api/v2/data` refused) |
+//! | `clock` | `exact` | `skewed` (`Date` ten minutes ahead) |
 //!
 //! The crate does not depend on the reconciler. The two lists it shares with the spec loader
 //! come in through [`EmulatorConfig`]: [`secret_fields`](EmulatorConfig::secret_fields) (what
@@ -72,13 +95,17 @@
 //! `POST /api/v2/purpose` (`dryRun`, `reAcknowledgeRequired`). Bodies are JSON, or YAML when
 //! `Content-Type` is `application/yaml`, `text/yaml` or `application/x-yaml`.
 //!
-//! V1: `GET /dataSource` (`{hits, count}`; `size` default 100, `offset`, `searchText`),
-//! `GET|DELETE /dataSource/{id}`, `GET /project` (`{hits, count}`; `size` default 10),
-//! `GET|DELETE /project/{id}`, `GET /project/{id}/dataSources` (`{dataSources, count}`),
-//! `GET /governance/purpose` (`{purposes, count}`), `GET|DELETE /governance/purpose/{id}`,
-//! `GET /policy/global` (bare array), `GET|DELETE /policy/global/{id}`, `GET /tag` (bare array;
-//! `searchText`, `limit`). Listings are ordered by id; `size`/`offset` page every listing
-//! (unlimited by default where Immuta documents no default).
+//! V1: `GET /dataSource` (`{hits, facets, count}`; `size` default 100, `offset`,
+//! `searchText`), `GET|DELETE /dataSource/{id}`, `GET /project` (`{hits, facets, count}`; `size`
+//! default 10), `GET|DELETE /project/{id}`, `GET /project/{id}/dataSources` (`{dataSources,
+//! count}`), `POST /project/{id}/members/{subscriptionId}/acknowledge`, `GET
+//! /governance/purpose` (`{purposes, count}`; `size` default 50, `noLimit`), `GET|DELETE
+//! /governance/purpose/{id}` (`includeSubpurposes`), `GET /policy/global` (bare array),
+//! `GET|DELETE /policy/global/{id}`, `GET /tag` (bare array; `searchText`, `limit`),
+//! `GET /bim/rpc/user/current` (the key's user and permissions), `GET
+//! /data/connection/{connectionKey}` (the `connections` variant only). Listings are ordered by
+//! id; `size`/`offset` page every listing (unlimited by default where Immuta documents no
+//! default); the `envelope` and `paging` variants change both.
 //!
 //! Licenses: `POST|GET /admin/license`, `GET /admin/license/licenseStatus`,
 //! `GET /admin/license/usage` (`offset` 0, `size` 10), `DELETE /admin/license/{id}`.
@@ -99,11 +126,12 @@
 //! | `PATCH /_emulator/objects/{kind}/{key}` | JSON merge patch on a stored object, as a UI user would edit it. Kinds: `data` (connectionKey; patches the stored V2 payload), `datasource` (id; patches the record shown in `/_emulator/state`), `policy` (policyKey) and `project` (projectKey) (patch the stored V2 payload), `purpose` (full name; patches the purpose record). The natural key cannot be changed. Answers the patched object. |
 //! | `DELETE /_emulator/objects/{kind}/{key}` | Deletes the object out of band, without checks (`data` takes its data sources and schema projects along, `purpose` its subpurposes). |
 //! | `GET`, `DELETE /_emulator/requests` | The request log `[{method, path, query, body, status}]` (newest last, at most 10,000; secrets `"***"`; `status` 0 = dropped), or clear it. |
-//! | `GET`, `POST`, `DELETE /_emulator/faults` | List, arm, or disarm fault rules: `{"method"?, "pathPrefix"?, "count"? (default 1), "status"?, "retryAfter"?, "delayMs"?, "drop"?}`. The next `count` matching requests are delayed, then answered with `status` (and `Retry-After`), or have their TCP connection closed without an answer (`drop`), or are served normally (delay only). The first matching rule wins. |
+//! | `GET`, `POST`, `DELETE /_emulator/faults` | List, arm, or disarm fault rules: `{"method"?, "pathPrefix"?, "count"? (default 1), "status"?, "retryAfter"?, "delayMs"?, "afterMs"?, "drop"?}`. The next `count` matching requests are delayed, then answered with `status` (and `Retry-After`), or have their TCP connection closed without an answer (`drop`), or are served normally (delay only); `afterMs` serves them normally and then holds the answer (the work is done before a client that gives up can know it). The first matching rule wins. |
 //! | `PUT /_emulator/latency` | `{"ms": N}`: every request is delayed N ms (0 = off). |
 //! | `GET`, `PUT /_emulator/settings` | `{"kAnonymization": bool}`. |
 //! | `PUT /_emulator/users` | Replace the users license usage counts: `[{userType: dataConsumer\|policyOwner, name, email?, iamid? ("bim"), userid? (email), active? (true)}]`. |
 //! | `POST /_emulator/expire-tokens` | Every bearer token issued so far is expired (401 from now on). |
+//! | `GET`, `PUT /_emulator/variants` | `{variants, label, creationDelayMs}`; a `PUT` body `{"variants"?: {...}, "creationDelayMs"?}` replaces every dimension (those left out are the defaults) and the creation delay. Kept across `reset`. |
 //! | `GET /_emulator/state` | The whole store as JSON, secrets as `sha256:` digests. |
 //!
 //! # Persistence and secrets
@@ -137,8 +165,11 @@
 //!   owners, subscribers and `GOVERNANCE`; the emulator has no subscriptions).
 //!
 //! **Data sources (`POST /api/v2/data`)**
-//! - Required: `connectionKey`, `connection.handler`, `connection.hostname`. `database` defaults
-//!   to `""`; `port` must be a number (or numeric string).
+//! - Required: `connectionKey`, `connection.handler`, `connection.hostname` (BigQuery needs
+//!   `sid` instead, the GCP project, and Athena `region`: the docs' special cases; the catalog
+//!   and the connection string then use that). `database` defaults to `""`; `port` must be a
+//!   number (or numeric string). A table source names its table `tableName` (the attribute
+//!   docs) or `table` (Immuta's own complex example), not both.
 //! - The remote catalog is keyed by hostname (case-insensitive) and database (exact). Table and
 //!   schema names match the catalog exactly (no case folding).
 //! - `sources` absent or holding `{all: true}`: every table of every catalog schema (only
@@ -195,15 +226,21 @@
 //! - Policies: subscription `actions.type` must be `anyone|approval|entitlements|manual`;
 //!   `circumstanceOperator` `all|any`. V1 `GET /policy/global` items carry the stored V2
 //!   vocabulary in `actions`/`circumstances` (a real tenant answers V1 shapes there).
-//! - Projects: `datasources` must name active (not disabled) data sources and `purposes` existing
-//!   purposes (400 listing the unknown ones). Added/removed counts compare data-source name sets.
-//!   `creatingWorkspace`/`deletingWorkspace` report `workspace` appearing/disappearing. No
-//!   acknowledgement step is emulated ("You must first acknowledge" never happens).
-//!   `DELETE /api/v2/project/{key}` answers `{dryRun, projectKey, projectId, deleted}`.
+//! - Projects: `datasources` must name active data sources (not disabled, not still being
+//!   created) and `purposes` existing purposes (400 listing the unknown ones). Added/removed
+//!   counts compare data-source name sets. `creatingWorkspace`/`deletingWorkspace` report
+//!   `workspace` appearing/disappearing. The acknowledgement step is in `project.rs`: the owner
+//!   is the key that created the project, its membership one `subscriptionId`, and
+//!   "acknowledging" covers every purpose the project uses or has staged. V1 details show
+//!   `purposes` as `{id, name}` and `tags` as `{name, source}` objects (real tenants do: TF@d6d4eaa,
+//!   TF@e227eab). `DELETE /api/v2/project/{key}` answers `{dryRun, projectKey, projectId,
+//!   deleted}`.
 //! - Purposes: subpurposes are stored flat under their full dotted name, each must start with its
 //!   parent's name plus "."; a name used outside the hierarchy, or posting a subpurpose as a
-//!   root, is 400. V1 items add `parent` and `subpurposes` (child names); `acknowledgement` is
+//!   root, is 400. How V1 reads show them is the `purposes` variant; `acknowledgement` is
 //!   inherited from the nearest ancestor, else a fixed default text.
+//! - `GET /bim/rpc/user/current` answers `id` 1, `iamid` `bim`, `userid` the key's user,
+//!   `permissions` the key's, `groupPermissions` `[]`, `projectId` `null`.
 //! - `GET /tag` lists tags currently on data sources (disabled ones included) or projects, with
 //!   ids stable from first use; policy circumstance tags do not create tags.
 //! - V1 data-source items follow the documented example (no `connectionKey`; `connectionString`
@@ -217,18 +254,26 @@
 //! so nothing a client can read changes. Each is validated and otherwise ignored: booleans are
 //! `true`/`false`/`1`/`0` (empty = `true`), `wait` any number; anything else is 400 naming the
 //! parameter. The answer is the same with or without them.
-//! - `wait` (`POST /api/v2/data`): "seconds to wait for data sources to be created". Creation
-//!   is synchronous here, so every data source is listed before the answer, whatever `wait`.
 //! - `reCertify` (`POST /api/v2/policy`): someone must re-certify the policy on the impacted data
 //!   sources. There is no certification workflow, and no documented read shows its state.
 //! - `deleteDataSourcesOnWorkspaceDelete` (`POST /api/v2/project`): removing a workspace deletes
 //!   the data and data sources *of the workspace*. The emulator has no workspace data (derived
 //!   data sources cannot be created), so nothing is deleted; the data sources the project lists
 //!   in `datasources` are registered data, not workspace data, and are kept.
-//! - `reAcknowledgeRequired` (`POST /api/v2/purpose`): members of projects using the purpose
-//!   must acknowledge the changed statement again. There are no project members and no
-//!   acknowledgement step, so V1 `acknowledgeRequired` stays `false` (its meaning is not
-//!   documented, so it is not tied to this parameter).
+//!
+//! Two parameters have an effect. `wait` (`POST /api/v2/data`: "the number of seconds to wait
+//! for data sources to be created before returning. Anything less than 0 will wait
+//! indefinitely", default 0): under the `background` creation variant (the default) data
+//! sources the post creates exist only after [`EmulatorConfig::creation_delay`] (they are not
+//! listed, not readable by id, and a project cannot name them until then; updated and disabled
+//! ones change at once), and the answer, which names them under `creating` at once, is held up
+//! to `wait` seconds, or until they exist when `wait` is below 0. No source shows what a post
+//! answers while creation runs; this is the emulator's choice. A dry run, or a post of the same
+//! connection, counts them as existing already. Under `synchronous` every data source exists
+//! before the answer, whatever `wait`. And `reAcknowledgeRequired` (`POST /api/v2/purpose`). Every
+//! project using a purpose whose statement the post changes (its own, or an ancestor's it
+//! inherits) must acknowledge it again: its `acknowledgeRequired` turns `true`, and its next
+//! post asks for the acknowledgement. Without the flag, a new statement asks nobody.
 //!
 //! **Licenses**
 //! - Test key format: `IMMUTA-TEST;seats=N;expires=YYYY-MM-DD[;features=A,B][;softSeats=N]
@@ -236,8 +281,14 @@
 //!   derived from the key's digest (same key, same uuid). Re-posting a key answers the existing
 //!   license. No answer ever carries the key (the docs' POST example echoes it).
 //! - `licenseSeats` sums the seats of unexpired licenses; `activeUserCount` counts active users;
-//!   `canAddUser` is `activeUserCount < licenseSeats`; `hardSeats` is true when an unexpired
-//!   license says so. `expires` is midnight UTC of the key's date; `expired` compares dates.
+//!   `canAddUser` is `activeUserCount < licenseSeats`; `hardSeats` (an integer, as the docs
+//!   type it: "the number of licensed seats available") sums the seats of unexpired licenses
+//!   whose key says `hardSeats=true`. `expires` is midnight UTC of the key's date; `expired`
+//!   compares dates.
+//! - Usage: activity is tracked for data consumers only (`activeCount`, `inactiveCount` =
+//!   total - active); policy owners have a `totalCount`. `DELETE /admin/license/{id}` answers
+//!   the license with `updatedAt` the deletion time and `hardDelete: false` (it can be added
+//!   again).
 //!
 //! **Persistence**
 //! - The data file holds the whole store, catalog and settings included; a non-empty configured
@@ -265,6 +316,7 @@ mod server;
 mod state;
 mod store;
 mod v1;
+mod variants;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -279,6 +331,10 @@ pub use catalog::{Catalog, CatalogColumn, CatalogConnection};
 pub use license::TEST_KEY_PREFIX;
 pub use server::{Emulator, EmulatorHandle, bind, serve};
 pub use state::EmulatorState;
+pub use variants::{
+    Acknowledgement, Auth, Clock, Creation, Dimension, Envelope, LicenseKey, Licenses, Paging,
+    Purposes, Registration, Variants,
+};
 
 /// The key accepted, with every permission, when no keys are configured.
 pub const ADMIN_KEY: &str = "emulator-admin-key";
@@ -420,6 +476,12 @@ pub struct EmulatorConfig {
     /// "by"). The reconciler passes the list its spec loader accepts
     /// (`immuta_gitops::spec::model::RULE_TYPES`), so the two cannot drift apart.
     pub rule_types: &'static [&'static str],
+    /// How the tenant behaves where the sources show more than one way (see [`Variants`]);
+    /// the default is the most realistic tenant.
+    pub variants: Variants,
+    /// How long a data source takes to appear after `POST /api/v2/data` creates it in the
+    /// background (the `background` creation variant); default 100 ms.
+    pub creation_delay: Duration,
 }
 
 impl EmulatorConfig {
@@ -440,9 +502,14 @@ impl EmulatorConfig {
             catalog: Catalog::default(),
             secret_fields,
             rule_types,
+            variants: Variants::default(),
+            creation_delay: DEFAULT_CREATION_DELAY,
         }
     }
 }
+
+/// [`EmulatorConfig::creation_delay`] by default.
+pub const DEFAULT_CREATION_DELAY: Duration = Duration::from_millis(100);
 
 /// What can go wrong starting or running the emulator.
 #[derive(Debug, thiserror::Error)]
@@ -487,6 +554,9 @@ pub enum Error {
     /// An `--api-key` value is malformed (the message never contains the key).
     #[error("invalid API key: {0}")]
     InvalidApiKey(String),
+    /// A `--variant` setting is malformed.
+    #[error("invalid variant: {0}")]
+    InvalidVariant(String),
     /// A permission name is unknown.
     #[error(
         "unknown permission {0:?} (expected CREATE_DATA_SOURCE, GOVERNANCE, CREATE_PROJECT or \

@@ -8,6 +8,12 @@
 //! ```
 //!
 //! Fields may come in any order; `seats` and `expires` are required; anything else is rejected.
+//! `hardSeats=true` makes the license enforce its seats (they count in `licenseStatus.hardSeats`).
+//!
+//! The `license-key` variant decides which field `POST /admin/license` reads the key from (the
+//! docs' table says `licenseKey`, their example body `licensekey`); the `licenses` variant
+//! whether answers look as the docs show them (ids, integers, `inactiveCount`, `hardDelete`) or
+//! as the Swagger declares them (no ids, "Unlimited" seats).
 
 use axum::extract::Path;
 use serde_json::{Map, Value, json};
@@ -18,6 +24,7 @@ use super::http::{ApiError, ApiResult, Call, ok};
 use super::secrets::digest;
 use super::store::{License, Store, next_id};
 use super::v1::{self, Envelope, Kind};
+use super::variants::{LicenseKey, Licenses};
 
 /// What every license call needs.
 const ADMIN: Permission = Permission::ApplicationAdmin;
@@ -101,10 +108,10 @@ fn uuid_from(digest: &str) -> String {
     format!("{}-{}-4{}-a{}-{}", h(0..8), h(8..12), h(13..16), h(17..20), h(20..32))
 }
 
-fn view(license: &License, deleted: bool) -> Value {
+fn view(license: &License, deleted: bool, shapes: Licenses) -> Value {
     let features: Map<String, Value> =
         license.features.iter().map(|f| (f.clone(), json!({"enabled": true}))).collect();
-    json!({
+    let mut view = json!({
         "id": license.id,
         "uuid": license.uuid,
         "seats": license.seats,
@@ -115,7 +122,6 @@ fn view(license: &License, deleted: bool) -> Value {
         "invalidated": false,
         "features": features,
         "handlers": {},
-        "hardSeats": license.hard_seats,
         "hardExpiration": license.hard_expiration,
         "renewalToken": Value::Null,
         "notice": Value::Null,
@@ -124,18 +130,28 @@ fn view(license: &License, deleted: bool) -> Value {
         "classifyToken": Value::Null,
         "createdAt": license.created_at,
         "updatedAt": license.updated_at,
-    })
+    });
+    if let (Licenses::Swagger, Value::Object(m)) = (shapes, &mut view) {
+        m.remove("id");
+    }
+    view
 }
 
 /// `POST /admin/license`: adds a key (`licenseKey` or `licensekey`); the same key again answers
 /// the existing license.
 pub(crate) async fn post(call: Call) -> ApiResult {
     call.authorize(Some(ADMIN), "POST /admin/license")?;
+    let variants = call.state.variants();
     let payload = call.object_body()?;
-    let key = ["licenseKey", "licensekey"]
+    let fields: &[&str] = match variants.license_key {
+        LicenseKey::Either => &["licenseKey", "licensekey"],
+        LicenseKey::Lower => &["licensekey"],
+        LicenseKey::Camel => &["licenseKey"],
+    };
+    let key = fields
         .iter()
         .find_map(|k| payload.get(*k).filter(|v| !v.is_null()))
-        .ok_or_else(|| ApiError::bad_request("licenseKey is required"))?
+        .ok_or_else(|| ApiError::bad_request(format!("{} is required", fields[0])))?
         .as_str()
         .ok_or_else(|| ApiError::bad_request("licenseKey must be a string"))?;
     let content = parse_key(key).map_err(|reason| {
@@ -148,7 +164,7 @@ pub(crate) async fn post(call: Call) -> ApiResult {
         .state
         .mutate(true, |store| {
             if let Some(existing) = store.licenses.values().find(|l| l.key_digest == key_digest) {
-                return Ok(view(existing, false));
+                return Ok(view(existing, false, variants.licenses));
             }
             let now = now_iso();
             let id = next_id(&mut store.ids.license);
@@ -165,7 +181,7 @@ pub(crate) async fn post(call: Call) -> ApiResult {
                 created_at: now.clone(),
                 updated_at: now,
             };
-            let answer = view(&license, false);
+            let answer = view(&license, false, variants.licenses);
             store.licenses.insert(id, license);
             Ok(answer)
         })
@@ -176,31 +192,48 @@ pub(crate) async fn post(call: Call) -> ApiResult {
 /// `GET /admin/license`: every license, never with its key.
 pub(crate) async fn list(call: Call) -> ApiResult {
     call.authorize(Some(ADMIN), "GET /admin/license")?;
+    let shapes = call.state.variants().licenses;
     let items: Vec<Value> =
-        call.state.read(|store| store.licenses.values().map(|l| view(l, false)).collect());
+        call.state.read(|store| store.licenses.values().map(|l| view(l, false, shapes)).collect());
     let count = items.len();
     ok(Envelope::Array.wrap(items, count))
 }
 
-/// Seats of unexpired licenses, summed.
-fn seats(store: &Store) -> (u64, bool) {
+/// Seats of unexpired licenses, summed, and those of them the licenses enforce.
+fn seats(store: &Store) -> (u64, u64) {
     let now = today();
     let live = store.licenses.values().filter(|l| l.expires >= now);
-    live.fold((0, false), |(seats, hard), l| (seats + l.seats, hard || l.hard_seats))
+    live.fold((0, 0), |(seats, hard), l| {
+        (seats + l.seats, hard + if l.hard_seats { l.seats } else { 0 })
+    })
 }
 
-/// `GET /admin/license/licenseStatus`.
+/// `GET /admin/license/licenseStatus`: integers as the docs show them ("hardSeats integer:
+/// the number of licensed seats available"), or "Unlimited" under the `swagger` variant.
 pub(crate) async fn status(call: Call) -> ApiResult {
     call.authorize(Some(ADMIN), "GET /admin/license/licenseStatus")?;
+    let shapes = call.state.variants().licenses;
     let answer = call.state.read(|store| {
         let active = store.users.iter().filter(|u| u.active).count() as u64;
         let (seats, hard) = seats(store);
-        json!({
-            "activeUserCount": active,
-            "licenseSeats": seats,
-            "canAddUser": active < seats,
-            "hardSeats": hard,
-        })
+        let features: std::collections::BTreeSet<&str> =
+            store.licenses.values().flat_map(|l| l.features.iter().map(String::as_str)).collect();
+        match shapes {
+            Licenses::Documented => json!({
+                "activeUserCount": active,
+                "licenseSeats": seats,
+                "canAddUser": active < seats,
+                "hardSeats": hard,
+            }),
+            Licenses::Swagger => json!({
+                "activeUserCount": active,
+                "activeLicenseCount": store.licenses.len(),
+                "licenseSeats": "Unlimited",
+                "hardSeats": "Unlimited",
+                "canAddUser": true,
+                "activeFeatures": features,
+            }),
+        }
     });
     ok(answer)
 }
@@ -210,28 +243,53 @@ pub(crate) async fn usage(call: Call) -> ApiResult {
     call.authorize(Some(ADMIN), "GET /admin/license/usage")?;
     let listing = call.listing("size", 10)?;
     let answer = call.state.read(|store| {
-        let summary = |kind: &str| {
-            let of_kind = store.users.iter().filter(|u| u.user_type == kind);
-            let total = of_kind.clone().count();
-            let active = of_kind.filter(|u| u.active).count();
-            json!({"totalCount": total, "activeCount": active})
-        };
-        let users: Vec<Value> = store.users.iter().map(|u| json!(u)).collect();
+        // Activity is tracked for data consumers only (the latest docs); inactive = total -
+        // active.
+        let consumers = store.users.iter().filter(|u| u.user_type == "dataConsumer");
+        let total = consumers.clone().count();
+        let active = consumers.filter(|u| u.active).count();
+        let owners = store.users.iter().filter(|u| u.user_type == "policyOwner").count();
+        let users: Vec<Value> = store
+            .users
+            .iter()
+            .map(|u| {
+                let mut v = json!(u);
+                if u.user_type != "dataConsumer"
+                    && let Value::Object(m) = &mut v
+                {
+                    m.remove("active");
+                }
+                v
+            })
+            .collect();
         json!({
             "users": listing.page(users).0,
             "summary": {
-                "dataConsumers": summary("dataConsumer"),
-                "policyOwners": summary("policyOwner"),
+                "dataConsumers": {
+                    "totalCount": total,
+                    "activeCount": active,
+                    "inactiveCount": total - active,
+                },
+                "policyOwners": {"totalCount": owners},
             },
         })
     });
     ok(answer)
 }
 
-/// `DELETE /admin/license/{id}`.
+/// `DELETE /admin/license/{id}`: answers the deleted license, `updatedAt` the time of the
+/// deletion and (as the docs show) `hardDelete: false`: it can be added again.
 pub(crate) async fn delete(Path(id): Path<String>, call: Call) -> ApiResult {
+    let shapes = call.state.variants().licenses;
     v1::delete(&call, &KIND, &id, |store, id| {
-        Ok(store.licenses.remove(&id).map(|l| view(&l, true)))
+        Ok(store.licenses.remove(&id).map(|mut l| {
+            l.updated_at = now_iso();
+            let mut answer = view(&l, true, shapes);
+            if shapes == Licenses::Documented {
+                answer["hardDelete"] = json!(false);
+            }
+            answer
+        }))
     })
     .await
 }

@@ -1,7 +1,20 @@
 //! Projects: `POST /api/v2/project` (upsert by `projectKey`), `DELETE /api/v2/project/{key}`,
-//! and the V1 `GET /project`, `GET /project/{id}`, `GET /project/{id}/dataSources` and
-//! `DELETE /project/{id}` (the only way to delete a schema project, which deletes its data
-//! sources).
+//! and the V1 `GET /project`, `GET /project/{id}`, `GET /project/{id}/dataSources`,
+//! `POST /project/{id}/members/{subscriptionId}/acknowledge` and `DELETE /project/{id}` (the
+//! only way to delete a schema project, which deletes its data sources).
+//!
+//! **Acknowledgement** (the `acknowledgement` variant, `required` by default). A project's owner
+//! (the key that created it, with the membership `subscriptionId`) must acknowledge the
+//! purposes the project uses. A post naming a purpose not acknowledged yet answers 400 "You
+//! must first acknowledge ..."; a new project is then created without its purposes, which wait
+//! as `stagedPurposes` (Terraform finds the project by name after the error: TF@a382f91:
+//! immuta/resource_project.go:160-211). `POST /project/{id}/members/{subscriptionId}/
+//! acknowledge` (body `{}` or `{text}`, Swagger:8258-8290) acknowledges every purpose used or
+//! staged and answers `{acknowledgeRequired: false, purposes}`. A purpose posted with
+//! `reAcknowledgeRequired=true` and a new statement must be acknowledged again. Dry runs are
+//! not refused (no source shows what they answer) unless the variant is
+//! `required-in-dry-runs`. `GET /project/{id}` shows `subscriptionId`, `acknowledgeRequired`
+//! and `stagedPurposes`.
 
 use std::collections::BTreeSet;
 
@@ -10,10 +23,11 @@ use serde_json::{Value, json};
 
 use super::Permission;
 use super::clock::now_iso;
-use super::http::{ApiError, ApiResult, Call, Param, ok};
+use super::http::{ApiError, ApiResult, Call, Param, ok, path_id};
 use super::json::{as_object, opt_bool, opt_object, opt_str, opt_str_list, req_str};
 use super::store::{DataSource, Project, SchemaProject, Store, next_id};
 use super::v1::{self, Envelope, Kind};
+use super::variants::Acknowledgement;
 
 /// Default page size of `GET /project` (documented by Immuta).
 const DEFAULT_PAGE_SIZE: usize = 10;
@@ -47,6 +61,12 @@ pub(crate) async fn post(call: Call) -> ApiResult {
     let data_sources = opt_str_list(obj, "datasources", "")?.unwrap_or_default();
     let tags = opt_str_list(obj, "tags", "")?.unwrap_or_default();
     let has_workspace = obj.get("workspace").is_some_and(|w| !w.is_null());
+    let name = req_str(obj, "name", "")?.to_owned();
+    let checked = match call.state.variants().acknowledgement {
+        Acknowledgement::Required => !dry_run,
+        Acknowledgement::RequiredInDryRuns => true,
+        Acknowledgement::None => false,
+    };
 
     let response = call
         .state
@@ -54,23 +74,63 @@ pub(crate) async fn post(call: Call) -> ApiResult {
             let unknown: Vec<&String> =
                 purposes.iter().filter(|p| store.purpose_by_name(p).is_none()).collect();
             if !unknown.is_empty() {
-                return Err(ApiError::bad_request(format!(
+                return Ok(Err(ApiError::bad_request(format!(
                     "purposes: unknown purpose(s) {}",
                     quoted(&unknown)
-                )));
+                ))));
             }
             let unknown: Vec<&String> = data_sources
                 .iter()
                 .filter(|d| store.active_data_source_by_name(d).is_none())
                 .collect();
             if !unknown.is_empty() {
-                return Err(ApiError::bad_request(format!(
+                return Ok(Err(ApiError::bad_request(format!(
                     "datasources: unknown or disabled data source(s) {}",
                     quoted(&unknown)
-                )));
+                ))));
             }
             let now = now_iso();
             let new_sources: BTreeSet<&str> = data_sources.iter().map(String::as_str).collect();
+            let wanted: BTreeSet<String> = purposes.iter().cloned().collect();
+            if checked {
+                let existing = store.projects.values_mut().find(|p| p.project_key == key);
+                let missing: BTreeSet<String> = match &existing {
+                    Some(project) => wanted.difference(&project.acknowledged).cloned().collect(),
+                    None => wanted.clone(),
+                };
+                if !missing.is_empty() {
+                    let refusal = must_acknowledge(&name, &missing);
+                    if dry_run {
+                        return Ok(Err(refusal));
+                    }
+                    match existing {
+                        Some(project) => project.staged_purposes = missing,
+                        None => {
+                            // Created, without the purposes it may not use yet.
+                            let mut partial = payload.clone();
+                            if let Value::Object(m) = &mut partial {
+                                m.remove("purposes");
+                            }
+                            let id = next_id(&mut store.ids.project);
+                            let subscription_id = next_id(&mut store.ids.subscription);
+                            store.projects.insert(
+                                id,
+                                Project {
+                                    id,
+                                    project_key: key.clone(),
+                                    payload: partial,
+                                    created_at: now.clone(),
+                                    updated_at: now.clone(),
+                                    subscription_id,
+                                    acknowledged: BTreeSet::new(),
+                                    staged_purposes: missing,
+                                },
+                            );
+                        }
+                    }
+                    return Ok(Err(refusal));
+                }
+            }
             let existing = store.projects.values_mut().find(|p| p.project_key == key);
             let (creating, updating, added, removed, had_workspace, id) = match existing {
                 Some(project) => {
@@ -88,6 +148,7 @@ pub(crate) async fn post(call: Call) -> ApiResult {
                 None => {
                     let id = (!dry_run).then(|| {
                         let id = next_id(&mut store.ids.project);
+                        let subscription_id = next_id(&mut store.ids.subscription);
                         store.projects.insert(
                             id,
                             Project {
@@ -96,6 +157,14 @@ pub(crate) async fn post(call: Call) -> ApiResult {
                                 payload: payload.clone(),
                                 created_at: now.clone(),
                                 updated_at: now.clone(),
+                                subscription_id,
+                                // Without the check (the `none` variant), nothing waits.
+                                acknowledged: if checked {
+                                    BTreeSet::new()
+                                } else {
+                                    wanted.clone()
+                                },
+                                staged_purposes: BTreeSet::new(),
                             },
                         );
                         id
@@ -106,7 +175,13 @@ pub(crate) async fn post(call: Call) -> ApiResult {
             if !dry_run {
                 store.register_tags(tags.iter().map(String::as_str));
             }
-            Ok(json!({
+            if !checked
+                && !dry_run
+                && let Some(project) = id.and_then(|id| store.projects.get_mut(&id))
+            {
+                project.acknowledged.extend(wanted);
+            }
+            Ok(Ok(json!({
                 "dryRun": dry_run,
                 "creating": creating,
                 "updating": updating,
@@ -115,10 +190,52 @@ pub(crate) async fn post(call: Call) -> ApiResult {
                 "creatingWorkspace": has_workspace && !had_workspace,
                 "deletingWorkspace": had_workspace && !has_workspace,
                 "projectId": id,
-            }))
+            })))
+        })
+        .await??;
+    ok(response)
+}
+
+/// The refusal of a post naming purposes its owner has not acknowledged.
+fn must_acknowledge(project: &str, purposes: &BTreeSet<String>) -> ApiError {
+    let names: Vec<String> = purposes.iter().map(|p| format!("{p:?}")).collect();
+    ApiError::bad_request(format!(
+        "You must first acknowledge the purposes {} before project {project:?} can use them",
+        names.join(", ")
+    ))
+}
+
+/// `POST /project/{id}/members/{subscriptionId}/acknowledge`: the member acknowledges every
+/// purpose the project uses or has staged.
+pub(crate) async fn acknowledge(
+    Path((id, subscription)): Path<(String, String)>,
+    call: Call,
+) -> ApiResult {
+    call.authorize(None, "POST /project/{id}/members/{subscriptionId}/acknowledge")?;
+    let id = KIND.id(&id)?;
+    let subscription = path_id(&subscription, "subscription")?;
+    if !call.body.iter().all(u8::is_ascii_whitespace) {
+        let body = call.object_body()?;
+        opt_str(as_object(&body, "the request body")?, "text", "")?;
+    }
+    let answer = call
+        .state
+        .mutate(true, |store| {
+            let project = store.projects.get_mut(&id).ok_or_else(|| KIND.not_found(id))?;
+            if project.subscription_id != subscription {
+                return Err(ApiError::not_found(format!(
+                    "project {id} has no member with subscription id {subscription}"
+                )));
+            }
+            let mut purposes = project.unacknowledged();
+            project.acknowledged.append(&mut purposes);
+            project.staged_purposes.clear();
+            let purposes: Vec<Value> =
+                project.names("purposes").into_iter().map(|p| json!({"name": p})).collect();
+            Ok(json!({"acknowledgeRequired": false, "purposes": purposes}))
         })
         .await?;
-    ok(response)
+    ok(answer)
 }
 
 fn quoted(names: &[&String]) -> String {
@@ -144,9 +261,20 @@ pub(crate) async fn delete_by_key(Path(key): Path<String>, call: Call) -> ApiRes
     ok(response)
 }
 
-fn user_view(project: &Project) -> Value {
+fn user_view(store: &Store, project: &Project) -> Value {
     let p = &project.payload;
     let field = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
+    // Objects, as real tenants answer them (TF@d6d4eaa, TF@e227eab; Swagger:10250-10255).
+    let purposes: Vec<Value> = project
+        .names("purposes")
+        .into_iter()
+        .map(|n| json!({"id": store.purpose_by_name(n).map(|p| p.id), "name": n}))
+        .collect();
+    let tags: Vec<Value> = project
+        .names("tags")
+        .into_iter()
+        .map(|t| json!({"name": t, "source": "curated"}))
+        .collect();
     json!({
         "id": project.id,
         "projectKey": project.project_key,
@@ -162,10 +290,11 @@ fn user_view(project: &Project) -> Value {
         "subscriptionPolicy": p.get("subscriptionPolicy").cloned()
             .unwrap_or_else(|| json!({"type": "manual"})),
         "workspace": field("workspace"),
-        "purposes": project.names("purposes"),
-        "stagedPurposes": [],
-        "tags": project.names("tags"),
-        "acknowledgeRequired": false,
+        "purposes": purposes,
+        "stagedPurposes": project.staged_purposes,
+        "tags": tags,
+        "acknowledgeRequired": !project.unacknowledged().is_empty(),
+        "subscriptionId": project.subscription_id,
         "createdAt": project.created_at,
         "updatedAt": project.updated_at,
     })
@@ -217,14 +346,15 @@ fn all_projects(store: &Store) -> Vec<(u64, &str, AnyProject<'_>)> {
     all
 }
 
-/// `GET /project`: `{hits, count}`, by id; `searchText` filters names (substring, any case).
+/// `GET /project`: `{hits, facets, count}`, by id; `searchText` filters names (substring, any
+/// case).
 pub(crate) async fn list(call: Call) -> ApiResult {
-    v1::list(&call, &KIND, Envelope::Counted("hits"), DEFAULT_PAGE_SIZE, |store, listing| {
+    v1::list(&call, &KIND, Envelope::Faceted("hits"), DEFAULT_PAGE_SIZE, |store, listing| {
         let all = all_projects(store);
         listing.page_of(
             all.into_iter().filter(|(_, name, _)| listing.matches(name)),
             |(_, _, p)| match p {
-                AnyProject::User(p) => user_view(p),
+                AnyProject::User(p) => user_view(store, p),
                 AnyProject::Schema(p) => schema_view(p),
             },
         )
@@ -234,7 +364,7 @@ pub(crate) async fn list(call: Call) -> ApiResult {
 /// `GET /project/{id}`.
 pub(crate) async fn get(Path(id): Path<String>, call: Call) -> ApiResult {
     v1::get(&call, &KIND, &id, |store, id| {
-        let user = store.projects.get(&id).map(user_view);
+        let user = store.projects.get(&id).map(|p| user_view(store, p));
         user.or_else(|| store.schema_projects.get(&id).map(schema_view))
     })
 }
@@ -246,9 +376,7 @@ pub(crate) async fn data_sources(Path(id): Path<String>, call: Call) -> ApiResul
             project
                 .names("datasources")
                 .into_iter()
-                .filter_map(|name| {
-                    store.data_sources.values().find(|d| d.spec.name == name && !d.deleted)
-                })
+                .filter_map(|name| store.active_data_source_by_name(name))
                 .collect()
         } else {
             store.schema_project_sources(store.schema_projects.get(&id)?)

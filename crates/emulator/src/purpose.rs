@@ -1,6 +1,13 @@
 //! Purposes: `POST /api/v2/purpose` (upsert by `name`, with the subpurpose hierarchy), and the V1
 //! `GET /governance/purpose`, `GET /governance/purpose/{id}` and
 //! `DELETE /governance/purpose/{id}` (which cascades to subpurposes).
+//!
+//! How the V1 reads show subpurposes is the `purposes` variant: nested in their root as objects
+//! without ids (the default, Terraform's `PurposeResponse`), objects with ids, full names
+//! (Swagger's `Model21`), or flat, every purpose a row of its own.
+//!
+//! A post with `reAcknowledgeRequired=true` that changes a purpose's statement makes every
+//! project using it ask its owner to acknowledge it again (see `project.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,10 +16,12 @@ use serde_json::{Map, Value, json};
 
 use super::Permission;
 use super::clock::now_iso;
+use super::http::query_bool;
 use super::http::{ApiError, ApiResult, Call, Param, ok};
 use super::json::{as_object, opt_array, opt_str, req_str};
 use super::store::{Purpose, Store, next_id};
 use super::v1::{self, Envelope, Kind};
+use super::variants::Purposes;
 
 /// The V1 purpose collection.
 const KIND: Kind =
@@ -34,10 +43,14 @@ struct Desired {
 pub(crate) async fn post(call: Call) -> ApiResult {
     let params = [Param::Flag("reAcknowledgeRequired")];
     let dry_run = call.v2(Permission::Governance, "POST /api/v2/purpose", &params)?.dry_run;
+    let re_acknowledge = query_bool(&call.query, "reAcknowledgeRequired")?;
     let payload = call.stored_payload()?;
     let mut desired = Vec::new();
     flatten(as_object(&payload, "the request body")?, None, "", &mut desired)?;
-    let response = call.state.mutate(!dry_run, |store| upsert(store, desired, dry_run)).await?;
+    let response = call
+        .state
+        .mutate(!dry_run, |store| upsert(store, desired, dry_run, re_acknowledge))
+        .await?;
     ok(response)
 }
 
@@ -76,7 +89,12 @@ fn flatten(
     Ok(())
 }
 
-fn upsert(store: &mut Store, desired: Vec<Desired>, dry_run: bool) -> ApiResult<Value> {
+fn upsert(
+    store: &mut Store,
+    desired: Vec<Desired>,
+    dry_run: bool,
+    re_acknowledge: bool,
+) -> ApiResult<Value> {
     let Some(root) = desired.first().map(|d| d.name.clone()) else {
         return Err(ApiError::bad_request("name is required"));
     };
@@ -128,6 +146,24 @@ fn upsert(store: &mut Store, desired: Vec<Desired>, dry_run: bool) -> ApiResult<
     let mut root_id = existing.map(|p| p.id);
     if !dry_run && (creating || updating) {
         let now = now_iso();
+        if re_acknowledge {
+            // Members of projects using a purpose whose statement changed acknowledge it again:
+            // the purposes whose own statement changed, and those below them that inherit it.
+            // (`desired` lists parents before their children.)
+            let mut restated: BTreeSet<String> = BTreeSet::new();
+            for d in &desired {
+                let own = d.fields.get("acknowledgement");
+                let before =
+                    store.purpose_by_name(&d.name).map(|p| p.fields.get("acknowledgement"));
+                let changed_here = before.is_some_and(|b| b != own);
+                let inherited =
+                    own.is_none() && d.parent.as_ref().is_some_and(|p| restated.contains(p));
+                if changed_here || inherited {
+                    restated.insert(d.name.clone());
+                }
+            }
+            store.require_acknowledgement(&restated);
+        }
         for id in &removed {
             store.purposes.remove(id);
         }
@@ -166,53 +202,112 @@ fn upsert(store: &mut Store, desired: Vec<Desired>, dry_run: bool) -> ApiResult<
     }))
 }
 
-/// The V1 view of a purpose: flat, with its full name and its children's names.
-fn view(store: &Store, purpose: &Purpose, deleted: bool) -> Value {
-    let own = |p: &Purpose, k: &str| p.fields.get(k).and_then(Value::as_str).map(str::to_owned);
-    // Inherit the nearest ancestor's acknowledgement.
-    let mut acknowledgement = own(purpose, "acknowledgement");
+/// The statement a purpose shows: its own, or its nearest ancestor's, or the default.
+fn acknowledgement(store: &Store, purpose: &Purpose) -> String {
+    let own =
+        |p: &Purpose| p.fields.get("acknowledgement").and_then(Value::as_str).map(str::to_owned);
+    let mut found = own(purpose);
     let mut parent = purpose.parent.clone();
-    while acknowledgement.is_none() {
+    while found.is_none() {
         let Some(p) = parent.as_deref().and_then(|n| store.purpose_by_name(n)) else { break };
-        acknowledgement = own(p, "acknowledgement");
+        found = own(p);
         parent = p.parent.clone();
     }
-    let children: Vec<&str> = store
-        .purposes
-        .values()
-        .filter(|p| p.parent.as_deref() == Some(purpose.name.as_str()))
-        .map(|p| p.name.as_str())
-        .collect();
-    json!({
+    found.unwrap_or_else(|| DEFAULT_ACKNOWLEDGEMENT.to_owned())
+}
+
+/// The children of `purpose`, by id.
+fn children<'a>(store: &'a Store, purpose: &'a Purpose) -> impl Iterator<Item = &'a Purpose> {
+    store.purposes.values().filter(move |p| p.parent.as_deref() == Some(purpose.name.as_str()))
+}
+
+/// The subpurposes of `purpose` as the `purposes` variant shows them.
+fn subpurposes(store: &Store, purpose: &Purpose, style: Purposes) -> Vec<Value> {
+    match style {
+        Purposes::Flat => children(store, purpose).map(|p| json!(p.name)).collect(),
+        Purposes::Names => {
+            // Every subpurpose below, by its full name.
+            let mut names = Vec::new();
+            let mut stack: Vec<&Purpose> = children(store, purpose).collect();
+            while let Some(p) = stack.pop() {
+                names.push(p.name.clone());
+                stack.extend(children(store, p));
+            }
+            names.sort();
+            names.into_iter().map(Value::String).collect()
+        }
+        Purposes::Nested | Purposes::NestedIds => children(store, purpose)
+            .map(|p| {
+                let mut object = json!({
+                    "name": p.name,
+                    "description": p.fields.get("description").and_then(Value::as_str).unwrap_or(""),
+                    "acknowledgement": acknowledgement(store, p),
+                    "subpurposes": subpurposes(store, p, style),
+                });
+                if style == Purposes::NestedIds {
+                    object["id"] = json!(p.id);
+                }
+                object
+            })
+            .collect(),
+    }
+}
+
+/// The V1 view of a purpose: its full name, and its subpurposes as `style` shows them (a flat
+/// row adds `parent`).
+fn view(store: &Store, purpose: &Purpose, deleted: bool, style: Purposes) -> Value {
+    let own = |k: &str| purpose.fields.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut view = json!({
         "id": purpose.id,
         "name": purpose.name,
-        "parent": purpose.parent,
-        "description": own(purpose, "description"),
-        "acknowledgement": acknowledgement.as_deref().unwrap_or(DEFAULT_ACKNOWLEDGEMENT),
+        "description": own("description"),
+        "acknowledgement": acknowledgement(store, purpose),
         "displayAcknowledgement": true,
         "addedByProfile": Value::Null,
         "deleted": deleted,
         "systemGenerated": false,
         "staged": false,
-        "subpurposes": children,
+        "subpurposes": subpurposes(store, purpose, style),
         "policyMetadata": Value::Null,
         "createdAt": purpose.created_at,
         "updatedAt": purpose.updated_at,
-    })
+    });
+    if style == Purposes::Flat {
+        view["parent"] = json!(purpose.parent);
+    }
+    view
 }
 
-/// `GET /governance/purpose`: `{purposes, count}`, flat, by id.
+/// Default page size of `GET /governance/purpose` (Swagger).
+const DEFAULT_PAGE_SIZE: usize = 50;
+
+/// `GET /governance/purpose`: `{purposes, count}`, by id: root purposes with their
+/// subpurposes nested, or (the `flat` variant) every purpose; `noLimit=true` unpaged.
 pub(crate) async fn list(call: Call) -> ApiResult {
-    v1::list(&call, &KIND, Envelope::Counted("purposes"), usize::MAX, |store, listing| {
-        listing.page_of(store.purposes.values().filter(|p| listing.matches(&p.name)), |p| {
-            view(store, p, false)
-        })
+    let style = call.state.variants().purposes;
+    let size = if query_bool(&call.query, "noLimit")? { usize::MAX } else { DEFAULT_PAGE_SIZE };
+    v1::list(&call, &KIND, Envelope::Counted("purposes"), size, |store, listing| {
+        let rows = store
+            .purposes
+            .values()
+            .filter(|p| style == Purposes::Flat || p.parent.is_none())
+            .filter(|p| listing.matches(&p.name));
+        listing.page_of(rows, |p| view(store, p, false, style))
     })
 }
 
-/// `GET /governance/purpose/{id}`.
+/// `GET /governance/purpose/{id}` (`includeSubpurposes=true` nests them as objects, as
+/// Terraform reads them).
 pub(crate) async fn get(Path(id): Path<String>, call: Call) -> ApiResult {
-    v1::get(&call, &KIND, &id, |store, id| store.purposes.get(&id).map(|p| view(store, p, false)))
+    let style = match call.state.variants().purposes {
+        Purposes::Flat | Purposes::Names if query_bool(&call.query, "includeSubpurposes")? => {
+            Purposes::Nested
+        }
+        other => other,
+    };
+    v1::get(&call, &KIND, &id, |store, id| {
+        store.purposes.get(&id).map(|p| view(store, p, false, style))
+    })
 }
 
 /// `DELETE /governance/purpose/{id}`: deletes the purpose and its subpurposes, unless a project
@@ -229,7 +324,7 @@ pub(crate) async fn delete(Path(id): Path<String>, call: Call) -> ApiResult {
                 purpose.name
             )));
         }
-        let answer = view(store, purpose, true);
+        let answer = view(store, purpose, true, Purposes::Flat);
         for i in subtree {
             store.purposes.remove(&i);
         }

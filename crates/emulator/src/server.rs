@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -20,6 +20,7 @@ use super::faults::{ConnectionKill, KillableListener, Outcome};
 use super::http::ApiError;
 use super::reqlog::{RequestRecord, logged_body, logged_query};
 use super::state::{EmulatorState, lock};
+use super::variants::{CLOCK_SKEW, Clock};
 use super::{
     EmulatorConfig, Error, auth, control, data, datasource, license, policy, project, purpose,
 };
@@ -48,6 +49,7 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         .route("/settings", get(control::get_settings).put(control::put_settings))
         .route("/users", put(control::put_users))
         .route("/expire-tokens", post(control::expire_tokens))
+        .route("/variants", get(control::get_variants).put(control::put_variants))
         .route("/state", get(control::dump));
     Router::new()
         .route("/api/v2/data", post(data::post))
@@ -61,12 +63,15 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         .route("/project", get(project::list))
         .route("/project/{id}", get(project::get).delete(project::delete_by_id))
         .route("/project/{id}/dataSources", get(project::data_sources))
+        .route("/project/{id}/members/{subscription_id}/acknowledge", post(project::acknowledge))
         .route("/governance/purpose", get(purpose::list))
         .route("/governance/purpose/{id}", get(purpose::get).delete(purpose::delete))
         .route("/policy/global", get(policy::list))
         .route("/policy/global/{id}", get(policy::get).delete(policy::delete))
         .route("/tag", get(datasource::tags))
         .route("/bim/apikey/authenticate", post(auth::authenticate))
+        .route("/bim/rpc/user/current", get(auth::current))
+        .route("/data/connection/{connection_key}", get(data::connection))
         .route("/admin/license", get(license::list).post(license::post))
         .route("/admin/license/licenseStatus", get(license::status))
         .route("/admin/license/usage", get(license::usage))
@@ -124,19 +129,32 @@ async fn front_door(State(state): State<EmulatorState>, request: Request, next: 
             let logged = logged_body(secrets, &parts.headers, &bytes);
             let kill = parts.extensions.get::<ConnectInfo<ConnectionKill>>().map(|c| c.0.clone());
             let request = Request::from_parts(parts, Body::from(bytes));
-            let outcome = match fault {
-                None => Outcome::Pass,
+            let (outcome, after) = match fault {
+                None => (Outcome::Pass, std::time::Duration::ZERO),
                 Some(fault) => {
                     if !fault.delay.is_zero() {
                         tokio::time::sleep(fault.delay).await;
                     }
-                    fault.outcome
+                    (fault.outcome, fault.after)
                 }
             };
             match (outcome, kill) {
                 (Outcome::Pass, _) => {
                     let response = next.run(request).await;
                     let status = response.status().as_u16();
+                    if !after.is_zero() {
+                        // Logged now: a client that gives up while the answer is held closes
+                        // the connection, and this future is dropped with it.
+                        lock(&state.inner.requests).push(RequestRecord {
+                            method: method.to_string(),
+                            path: path.clone(),
+                            query: query.clone(),
+                            body: logged,
+                            status,
+                        });
+                        tokio::time::sleep(after).await;
+                        return response;
+                    }
                     (response, status, logged)
                 }
                 (Outcome::Fail(error), _) => {
@@ -155,6 +173,13 @@ async fn front_door(State(state): State<EmulatorState>, request: Request, next: 
             }
         }
     };
+    let mut response = response;
+    if state.variants().clock == Clock::Skewed {
+        let ahead = std::time::SystemTime::now() + CLOCK_SKEW;
+        if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(ahead)) {
+            response.headers_mut().insert(header::DATE, value);
+        }
+    }
     tracing::debug!(%method, path, status, "emulator request");
     lock(&state.inner.requests).push(RequestRecord {
         method: method.to_string(),

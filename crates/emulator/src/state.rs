@@ -14,6 +14,7 @@ use super::http::{ApiError, ApiResult};
 use super::reqlog::RequestLog;
 use super::secrets::Secrets;
 use super::store::Store;
+use super::variants::Variants;
 use super::{EmulatorConfig, Error};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (every mutation keeps
@@ -39,6 +40,16 @@ pub(crate) struct Inner {
     secrets: Secrets,
     /// [`EmulatorConfig::rule_types`].
     rule_types: &'static [&'static str],
+    /// The variants played and the creation delay (`PUT /_emulator/variants` changes them).
+    pub(crate) behaviour: Mutex<Behaviour>,
+}
+
+/// How the tenant behaves: [`EmulatorConfig::variants`] and
+/// [`EmulatorConfig::creation_delay`], changeable at run time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Behaviour {
+    pub(crate) variants: Variants,
+    pub(crate) creation_delay: std::time::Duration,
 }
 
 impl std::fmt::Debug for EmulatorState {
@@ -77,6 +88,10 @@ impl EmulatorState {
                 persister,
                 secrets: Secrets::new(config.secret_fields),
                 rule_types: config.rule_types,
+                behaviour: Mutex::new(Behaviour {
+                    variants: config.variants,
+                    creation_delay: config.creation_delay,
+                }),
             }),
         })
     }
@@ -89,6 +104,16 @@ impl EmulatorState {
     /// The data-policy rule types `POST /api/v2/policy` accepts.
     pub(crate) fn rule_types(&self) -> &'static [&'static str] {
         self.inner.rule_types
+    }
+
+    /// The variants the tenant plays now.
+    pub fn variants(&self) -> Variants {
+        lock(&self.inner.behaviour).variants
+    }
+
+    /// How long background creation takes now.
+    pub(crate) fn creation_delay(&self) -> std::time::Duration {
+        lock(&self.inner.behaviour).creation_delay
     }
 
     /// Reads the store under its lock.

@@ -53,6 +53,7 @@ pub(crate) struct Ids {
     pub(crate) purpose: u64,
     pub(crate) license: u64,
     pub(crate) tag: u64,
+    pub(crate) subscription: u64,
 }
 
 /// Hands out the next id of a counter (ids start at 1 and are never reused).
@@ -91,9 +92,20 @@ pub(crate) struct DataSource {
     pub(crate) deleted: bool,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
+    /// While created in the background: when it will exist. Not persisted (a restarted tenant
+    /// has finished its jobs).
+    #[serde(skip)]
+    pub(crate) ready_at: Option<std::time::Instant>,
     /// Everything a V2 post sets; "no change" means the desired spec equals this one.
     #[serde(flatten)]
     pub(crate) spec: SourceSpec,
+}
+
+impl DataSource {
+    /// Whether it exists for V1 reads and project posts at `now` (not still being created).
+    pub(crate) fn exists(&self, now: std::time::Instant) -> bool {
+        self.ready_at.is_none_or(|at| now >= at)
+    }
 }
 
 /// The part of a data source that `POST /api/v2/data` controls.
@@ -164,11 +176,30 @@ pub(crate) struct Project {
     pub(crate) payload: Value,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
+    /// The owner's membership (`POST /project/{id}/members/{subscriptionId}/acknowledge`).
+    #[serde(default)]
+    pub(crate) subscription_id: u64,
+    /// Purposes the owner has acknowledged.
+    #[serde(default)]
+    pub(crate) acknowledged: BTreeSet<String>,
+    /// Purposes a refused post asked for, waiting to be acknowledged.
+    #[serde(default)]
+    pub(crate) staged_purposes: BTreeSet<String>,
 }
 
 impl Project {
     pub(crate) fn name(&self) -> &str {
         self.payload.get("name").and_then(Value::as_str).unwrap_or(&self.project_key)
+    }
+
+    /// Purposes of the project (or staged on it) that its owner has not acknowledged.
+    pub(crate) fn unacknowledged(&self) -> BTreeSet<String> {
+        self.names("purposes")
+            .into_iter()
+            .map(str::to_owned)
+            .chain(self.staged_purposes.iter().cloned())
+            .filter(|p| !self.acknowledged.contains(p))
+            .collect()
     }
 
     /// Names listed under `payload.<key>` (`datasources`, `purposes`, `tags`).
@@ -281,6 +312,13 @@ impl Store {
         ids
     }
 
+    /// Every project using one of `purposes` must have it acknowledged again.
+    pub(crate) fn require_acknowledgement(&mut self, purposes: &BTreeSet<String>) {
+        for project in self.projects.values_mut() {
+            project.acknowledged.retain(|p| !purposes.contains(p));
+        }
+    }
+
     /// The first user project (by id) whose `purposes` names one of `names`.
     pub(crate) fn project_using_purposes(&self, names: &BTreeSet<&str>) -> Option<(&str, &str)> {
         if names.is_empty() {
@@ -291,9 +329,10 @@ impl Store {
         })
     }
 
-    /// The active (not disabled) data source named `name`.
+    /// The active data source named `name`: not disabled, and not still being created.
     pub(crate) fn active_data_source_by_name(&self, name: &str) -> Option<&DataSource> {
-        self.data_sources.values().find(|d| !d.deleted && d.spec.name == name)
+        let now = std::time::Instant::now();
+        self.data_sources.values().find(|d| !d.deleted && d.spec.name == name && d.exists(now))
     }
 
     /// Gives every tag in `tags` an id, if it has none yet.

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::Permission;
 use super::http::{ApiError, ApiResult, Call, Listing, ok, path_id};
 use super::store::Store;
+use super::variants::{self, Paging};
 
 /// A V1 collection, as its handlers' permission checks and messages name it.
 pub(crate) struct Kind {
@@ -39,25 +40,56 @@ pub(crate) enum Envelope {
     Array,
     /// `{<field>: [the page's items], "count": <how many before paging>}`.
     Counted(&'static str),
+    /// `{<field>: [...], "facets": {...}, "count": ...}` (Swagger's `Model11`, `Model30`).
+    Faceted(&'static str),
+    /// `{<field>: [...]}`, no count.
+    Uncounted(&'static str),
 }
 
 impl Envelope {
     /// Wraps a page of `items` out of `count`.
     pub(crate) fn wrap(self, items: Vec<Value>, count: usize) -> Value {
+        let object = |field: &str, count: Option<usize>, facets: bool, items: Vec<Value>| {
+            let mut object = Map::new();
+            object.insert(field.to_owned(), Value::Array(items));
+            if facets {
+                object.insert("facets".to_owned(), Value::Object(Map::new()));
+            }
+            if let Some(count) = count {
+                object.insert("count".to_owned(), count.into());
+            }
+            Value::Object(object)
+        };
         match self {
             Envelope::Array => Value::Array(items),
-            Envelope::Counted(field) => {
-                let mut object = Map::new();
-                object.insert(field.to_owned(), Value::Array(items));
-                object.insert("count".to_owned(), count.into());
-                Value::Object(object)
-            }
+            Envelope::Counted(field) => object(field, Some(count), false, items),
+            Envelope::Faceted(field) => object(field, Some(count), true, items),
+            Envelope::Uncounted(field) => object(field, None, false, items),
+        }
+    }
+
+    /// The envelope of the listing at `path`, documented as `self`, under the `envelope`
+    /// variant.
+    pub(crate) fn under(self, path: &str, variant: variants::Envelope) -> Envelope {
+        use variants::Envelope as V;
+        let counted_listing = matches!(path, "/project" | "/dataSource");
+        match variant {
+            V::Documented => self,
+            V::HitsCount if counted_listing => Envelope::Counted("hits"),
+            V::Hits => Envelope::Uncounted("hits"),
+            V::Projects if path == "/project" => Envelope::Counted("projects"),
+            V::DataSources if path == "/dataSource" => Envelope::Uncounted("dataSources"),
+            V::Results => Envelope::Uncounted("results"),
+            V::Data => Envelope::Uncounted("data"),
+            V::Array => Envelope::Array,
+            V::HitsCount | V::Projects | V::DataSources => self,
         }
     }
 }
 
 /// `GET {path}`: one page (`offset`, `size` defaulting to `default_size`, `searchText`) in
-/// `envelope`; `page` answers the page's views and the total count.
+/// `envelope`, as the `envelope` and `paging` variants have it; `page` answers the page's views
+/// and the total count.
 pub(crate) fn list(
     call: &Call,
     kind: &Kind,
@@ -66,9 +98,16 @@ pub(crate) fn list(
     page: impl FnOnce(&Store, &Listing) -> (Vec<Value>, usize),
 ) -> ApiResult {
     call.authorize(None, &format!("GET {}", kind.path))?;
-    let listing = call.listing("size", default_size)?;
+    let variants = call.state.variants();
+    let mut listing = call.listing("size", default_size)?;
+    match variants.paging {
+        Paging::Honoured => {}
+        Paging::IgnoredByPolicies if kind.path != "/policy/global" => {}
+        Paging::IgnoredByPolicies | Paging::Ignored => listing.unpaged(),
+        Paging::Capped => listing.cap(variants::PAGE_CAP),
+    }
     let (items, count) = call.state.read(|store| page(store, &listing));
-    ok(envelope.wrap(items, count))
+    ok(envelope.under(kind.path, variants.envelope).wrap(items, count))
 }
 
 /// `GET {path}/{id}`: what `find` answers for the item, or 404.

@@ -268,7 +268,8 @@ impl Env {
 
     /// Applies the specs without the binary (for setting a test up cheaply): the library's
     /// load, read, plan and apply, with the state file and the variables the binary would use.
-    /// Every change is allowed; it must succeed and leave nothing to do.
+    /// Every change is allowed; it must succeed and leave nothing to do. Data-source posts ask
+    /// Immuta to `wait` until their data sources exist.
     pub async fn apply_in_process(&self) {
         let snapshot = immuta_gitops::source::dir::read(
             self.specs.path(),
@@ -310,6 +311,19 @@ impl Env {
     /// Delays every request the emulator answers by `ms` milliseconds (0 = off).
     pub async fn set_latency(&self, ms: u64) {
         self.control(Method::PUT, "/latency", Some(&json!({ "ms": ms }))).await;
+    }
+
+    /// Plays the tenant variants `settings` (`DIMENSION=VALUE`); every other dimension is the
+    /// default (the most realistic tenant).
+    pub async fn set_variants(&self, settings: &[&str]) {
+        let variants = immuta_emulator::Variants::parse(settings.iter().copied())
+            .unwrap_or_else(|e| panic!("variants {settings:?}: {e}"));
+        self.control(Method::PUT, "/variants", Some(&json!({ "variants": variants }))).await;
+    }
+
+    /// How long data sources posted from now on take to be created in the background.
+    pub async fn set_creation_delay(&self, ms: u64) {
+        self.control(Method::PUT, "/variants", Some(&json!({ "creationDelayMs": ms }))).await;
     }
 
     /// Waits (at most 30 s) until the request log satisfies `done`; `what` names the wait.
@@ -816,11 +830,14 @@ pub async fn reconcile(
     if !refusals.is_empty() {
         return Err(format!("refused: {refusals:?}"));
     }
+    // `wait: -1`: each data-source post answers once its data sources exist, so a test reads
+    // the tenant it set up without racing Immuta's background creation.
     let options = apply::Options {
         parallelism: 4,
         revision: desired.revision.clone(),
         cancel: Default::default(),
-        wait: None,
+        wait: Some(-1),
+        creation_timeout: None,
     };
     let outcome = apply::apply(&p, &targets, &mut store, client, &secrets, &options, &Silent)
         .await

@@ -107,6 +107,9 @@ enum EffectDetail {
     SubpurposesRemoved { names: Vec<String> },
     ProjectDataSourcesRemoved { names: Vec<String> },
     ProjectPurposesRemoved { names: Vec<String> },
+    WorkspaceDeleted { deletes_data: bool },
+    Recertification,
+    ReAcknowledgement { purposes: Vec<String> },
 }
 
 /// The server's dry-run answer, tagged by `type`.
@@ -303,6 +306,13 @@ impl From<&Effect> for EffectDoc {
             Effect::ProjectPurposesRemoved { names } => {
                 EffectDetail::ProjectPurposesRemoved { names: texts(names) }
             }
+            Effect::WorkspaceDeleted { deletes_data } => {
+                EffectDetail::WorkspaceDeleted { deletes_data }
+            }
+            Effect::Recertification => EffectDetail::Recertification,
+            Effect::ReAcknowledgement { purposes } => {
+                EffectDetail::ReAcknowledgement { purposes: texts(purposes) }
+            }
         };
         EffectDoc { detail, description: text(&e.describe()), destructive: e.is_destructive() }
     }
@@ -326,9 +336,9 @@ impl From<&DryRun> for ServerDoc {
                 detection_running,
                 tags_updated,
             },
-            DryRun::Object { creating, updating, data_sources_added, data_sources_removed } => {
-                ServerDoc::Object { creating, updating, data_sources_added, data_sources_removed }
-            }
+            DryRun::Object {
+                creating, updating, data_sources_added, data_sources_removed, ..
+            } => ServerDoc::Object { creating, updating, data_sources_added, data_sources_removed },
             DryRun::Rejected { status, message } => {
                 ServerDoc::Rejected { status, message: text(&message) }
             }

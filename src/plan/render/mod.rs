@@ -219,7 +219,7 @@ fn server_notes(dry: &DryRun) -> Vec<String> {
                 out.push("schema monitoring is running for the connection".to_owned());
             }
         }
-        DryRun::Object { creating, updating, data_sources_added, data_sources_removed } => {
+        DryRun::Object { creating, updating, data_sources_added, data_sources_removed, .. } => {
             out.push(
                 match (creating, updating) {
                     (true, _) => "creates the object",

@@ -166,7 +166,8 @@ fn realistic_observed() -> Observed {
         name: key.into(),
         system_generated: false,
     };
-    let purpose = |id, name: &str| LivePurpose { id, name: name.into(), system_generated: false };
+    let purpose =
+        |id, name: &str| LivePurpose { id: Some(id), name: name.into(), system_generated: false };
     let ds = |id, name: &str| LiveDataSource { id, name: name.into(), deleted: false };
     let mut observed = Observed {
         inventory: Inventory {
@@ -202,7 +203,7 @@ fn realistic_observed() -> Observed {
                 purpose(35, "Audit"),
             ],
             licenses: Some(vec![LiveLicense {
-                id: 3,
+                id: Some(3),
                 seats: Some(100),
                 expires: Some("2030-03-29".into()),
             }]),
@@ -216,6 +217,7 @@ fn realistic_observed() -> Observed {
         updating,
         data_sources_added: 0,
         data_sources_removed: 0,
+        deleting_workspace: false,
     };
     let dry = &mut observed.dry_runs;
     dry.insert(

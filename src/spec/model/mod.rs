@@ -289,6 +289,13 @@ pub struct Connection {
     pub audience: Option<String>,
     pub scope: Option<String>,
     pub token: Option<String>,
+    /// Databricks `oAuthM2M` with `useCertificate: true`: the certificate's thumbprint.
+    pub certificate_thumbprint: Option<String>,
+    /// Redshift `okta`: the Okta host.
+    pub idp_host: Option<String>,
+    /// Redshift `okta`: the Okta application id.
+    #[serde(rename = "appID")]
+    pub app_id: Option<String>,
     /// BigQuery: the GCP project id.
     pub sid: Option<String>,
     /// Athena: the AWS region.
@@ -322,6 +329,8 @@ pub struct NameTemplate {
     pub table_format: Option<String>,
     pub schema_format: Option<String>,
     pub schema_project_name_format: Option<String>,
+    /// The schema Immuta creates in the remote database; must contain `_immuta`.
+    pub native_schema_format: Option<String>,
 }
 
 /// Options applied to every data source of the connection.
@@ -363,6 +372,9 @@ pub struct Source {
     /// Register every table of the connection (turns on schema monitoring).
     pub all: Option<bool>,
     pub table_name: Option<String>,
+    /// The table, as Immuta's own complex example names it (`tableName` in the attribute
+    /// docs); one of the two, posted as written.
+    pub table: Option<String>,
     pub schema: Option<String>,
     /// A SQL query registered as a data source (needs `naming`).
     pub query: Option<String>,
@@ -474,6 +486,9 @@ pub struct PurposeSpec {
     pub acknowledgement: Option<String>,
     /// Child purposes; each name is the parent's name, a dot, and the child's own name.
     pub subpurposes: Option<Vec<Subpurpose>>,
+    /// The noise reduction of K-Anonymization under this purpose (Immuta's V1
+    /// `policyMetadata.kAnonNoiseReduction`: None, Very Small, Small, Medium, Large).
+    pub k_anon_noise_reduction: Option<String>,
     pub gitops: Option<PurposeGitops>,
 }
 
@@ -482,6 +497,8 @@ pub struct PurposeSpec {
 pub struct Subpurpose {
     /// Full dotted name, e.g. `Research.Clinical`.
     pub name: String,
+    /// (Terraform sends it; the V2 docs list no `description` for subpurposes.)
+    pub description: Option<String>,
     pub acknowledgement: Option<String>,
     pub subpurposes: Option<Vec<Subpurpose>>,
 }

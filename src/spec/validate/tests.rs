@@ -100,7 +100,7 @@ fn documented_spelling_drift_loads_clean_and_is_posted_as_written() {
              config: {predicate: \"a = 1\"}\n      - type: Row Restriction by User Entitlements\n\
              \x20       config: {matches: [{type: attribute, attribute: A, tag: T}]}\n---\n\
              licensekey: ${LICENSE}\n---\nconnectionKey: c\nconnection:\n  handler: Snowflake\n  \
-             hostname: h\n  warehouse: w\n  userFiles:\n    - key: PRIV_KEY_FILE\n      \
+             hostname: h\n  warehouse: w\n  database: d\n  userFiles:\n    - key: PRIV_KEY_FILE\n      \
              fileName: key.p8\n      content: ${LICENSE}\n",
     )]);
     assert_eq!(shown(&diags), Vec::<String>::new());
@@ -189,4 +189,120 @@ fn a_connection_without_a_handler_is_a_warning_naming_the_likely_one() {
                  BigQuery, Presto, Trino, Athena",
         ]
     );
+}
+
+/// The diagnostics of one data-source document, as `CODE: message` lines.
+fn connection_diags(connection: &str) -> Vec<String> {
+    let text = format!("connectionKey: c\nconnection:\n{connection}");
+    let (_, diags) = run(&[("ds.yaml", text.as_str())]);
+    diags
+        .iter()
+        .map(|d| format!("{}: {}", if d.is_error() { "error" } else { "warning" }, d.message))
+        .collect()
+}
+
+#[test]
+fn connections_are_checked_per_handler_and_authentication_method() {
+    // Snowflake userPassword needs a password; keyPair a PRIV_KEY_FILE key file.
+    assert_eq!(
+        connection_diags(
+            "  handler: Snowflake\n  hostname: h\n  warehouse: w\n  database: d\n  authenticationMethod: userPassword\n  username: u\n"
+        ),
+        [
+            "error: a Snowflake connection with `authenticationMethod: userPassword` needs `password`"
+        ]
+    );
+    assert_eq!(
+        connection_diags(
+            "  handler: Snowflake\n  hostname: h\n  warehouse: w\n  database: d\n  authenticationMethod: keyPair\n  username: u\n  userFiles:\n    - {keyName: OTHER, content: \"${LICENSE}\"}\n"
+        ),
+        [
+            "error: a Snowflake connection with `authenticationMethod: keyPair` needs a `userFiles` entry with `keyName: PRIV_KEY_FILE`"
+        ]
+    );
+    // Databricks token: the token as `token` or (the docs' example) as `password`.
+    assert!(connection_diags("  handler: Databricks\n  hostname: h\n  httpPath: /p\n  authenticationMethod: token\n  password: ${LICENSE}\n").is_empty());
+    assert_eq!(
+        connection_diags(
+            "  handler: Databricks\n  hostname: h\n  httpPath: /p\n  authenticationMethod: token\n"
+        ),
+        [
+            "error: a Databricks connection with `authenticationMethod: token` needs `token` or `password`"
+        ]
+    );
+    // Databricks oAuthM2M: clientId, audience and useCertificate; clientSecret without a
+    // certificate, certificateThumbprint with one.
+    assert_eq!(
+        connection_diags(
+            "  handler: Databricks\n  hostname: h\n  httpPath: /p\n  authenticationMethod: oAuthM2M\n  useCertificate: false\n"
+        ),
+        ["error: a Databricks connection with `authenticationMethod: oAuthM2M` needs `clientId`, \
+             `audience` and `clientSecret`"]
+    );
+    assert!(connection_diags("  handler: Databricks\n  hostname: h\n  httpPath: /p\n  authenticationMethod: oAuthM2M\n  clientId: i\n  audience: a\n  useCertificate: true\n  certificateThumbprint: t\n").is_empty());
+    // Redshift okta: idpHost, appID and role, all known fields.
+    assert_eq!(
+        connection_diags(
+            "  handler: Redshift\n  hostname: h\n  schema: s\n  username: u\n  password: ${LICENSE}\n  authenticationMethod: okta\n  idpHost: okta.example.com\n"
+        ),
+        ["error: a Redshift connection with `authenticationMethod: okta` needs `appID` and `role`"]
+    );
+    assert!(connection_diags("  handler: Redshift\n  hostname: h\n  schema: s\n  username: u\n  password: ${LICENSE}\n  authenticationMethod: okta\n  idpHost: i\n  appID: a\n  role: r\n").is_empty());
+    // BigQuery: no hostname, a KeyFilePath key file.
+    assert!(connection_diags("  handler: Google BigQuery\n  sid: proj\n  userFiles:\n    - {keyName: KeyFilePath, content: \"${LICENSE}\"}\n").is_empty());
+    assert_eq!(
+        connection_diags("  handler: BigQuery\n  sid: proj\n"),
+        ["error: a BigQuery connection needs a `userFiles` entry with `keyName: KeyFilePath`"]
+    );
+    // Unknown methods are warnings; the older docs' PRIV_KEY_FILE is known, and its password a
+    // warning.
+    assert_eq!(
+        connection_diags(
+            "  handler: Snowflake\n  hostname: h\n  warehouse: w\n  database: d\n  authenticationMethod: kerberos\n"
+        ),
+        ["warning: unknown authenticationMethod `kerberos` for a Snowflake connection"]
+    );
+    assert_eq!(
+        connection_diags(
+            "  handler: Snowflake\n  hostname: h\n  warehouse: w\n  database: d\n  authenticationMethod: PRIV_KEY_FILE\n  password: ${LICENSE}\n  userFiles:\n    - {keyName: PRIV_KEY_FILE, content: \"${LICENSE}\"}\n"
+        ),
+        [
+            "warning: a Snowflake connection with `authenticationMethod: PRIV_KEY_FILE` has a `password`: the docs say not to give a password with PRIV_KEY_FILE",
+        ]
+    );
+    // Without an authenticationMethod (as Immuta's own examples), no conditions apply.
+    assert!(connection_diags("  handler: Databricks\n  hostname: h\n  httpPath: /p\n  username: token\n  password: ${LICENSE}\n").is_empty());
+}
+
+#[test]
+fn the_native_schema_format_must_contain_immuta_and_a_table_may_be_named_table() {
+    let text = "connectionKey: c\nconnection: {handler: Snowflake, hostname: h, warehouse: w, database: d}\n\
+                nameTemplate:\n  nativeSchemaFormat: <schema>_native\n\
+                sources:\n  - {table: T, schema: S}\n  - {table: T, schema: S}\n  - {table: U, tableName: U, schema: S}\n";
+    let (desired, diags) = run(&[("ds.yaml", text)]);
+    let shown: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
+    assert_eq!(
+        shown,
+        [
+            "`nativeSchemaFormat` `<schema>_native` does not contain `_immuta`",
+            "table `S.T` is listed twice (first at line 6)",
+            "a `sources` entry names its table twice, as `tableName` and as `table`",
+        ]
+    );
+    assert!(diags.iter().all(|d| d.is_error()));
+    let ok = "connectionKey: c\nconnection: {handler: Snowflake, hostname: h, warehouse: w, database: d}\n\
+              nameTemplate: {nativeSchemaFormat: <schema>_immuta}\nsources:\n  - {table: T, schema: S}\n";
+    let (desired_ok, diags) = run(&[("ds.yaml", ok)]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(desired_ok.objects[0].payload["sources"][0]["table"], "T", "posted as written");
+    drop(desired);
+}
+
+#[test]
+fn documented_fields_are_known() {
+    let (_, diags) = run(&[(
+        "p.yaml",
+        "name: R\nkAnonNoiseReduction: Small\nsubpurposes:\n  - name: R.A\n    description: what A is\n",
+    )]);
+    assert!(diags.is_empty(), "{diags:?}");
 }

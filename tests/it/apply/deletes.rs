@@ -174,7 +174,7 @@ async fn objects_made_by_hand_are_listed_as_unmanaged_and_never_touched() {
     .await;
     env.by_hand(
         Method::POST,
-        "/api/v2/data",
+        "/api/v2/data?wait=-1",
         Some(&json!({"connectionKey": "hand", "connection": {"handler": "PostgreSQL",
             "hostname": "pg.example.com", "database": "HAND"},
             "sources": [{"tableName": "T", "schema": "S"}]})),

@@ -409,3 +409,78 @@ async fn owners_listed_for_the_first_time_replace_the_creator() {
     );
     env.assert_converged().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_workspace_that_deletes_its_data_needs_consent() {
+    let env = Env::shop().await;
+    let with = "projectKey: ws\nname: Workspace\nworkspace:\n  type: databricks\n  config: {}\n";
+    env.specs.write(
+        "projects/ws.yaml",
+        &format!("{with}gitops:\n  deleteDataSourcesOnWorkspaceDelete: true\n"),
+    );
+    env.apply_in_process().await;
+    env.specs.write(
+        "projects/ws.yaml",
+        "projectKey: ws\nname: Workspace\ngitops:\n  deleteDataSourcesOnWorkspaceDelete: true\n",
+    );
+    let plan = planned(
+        &env,
+        "project",
+        "ws",
+        &["workspace_deleted"],
+        "its data and data sources are DELETED",
+        true,
+    )
+    .await;
+    let effect = &change(&plan, "project", "ws")["effects"][0];
+    assert_eq!(effect["deletes_data"], true);
+    refused_without_consent(&env, "project \"ws\"").await;
+    env.apply(&["--allow-destroy"]).await.must_exit(0);
+    let posted = env
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["path"] == "/api/v2/project" && r["query"] != "dryRun=true")
+        .map(|r| r["query"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>();
+    assert!(
+        posted.iter().any(|q| q.contains("deleteDataSourcesOnWorkspaceDelete=true")),
+        "{posted:?}"
+    );
+    env.assert_converged().await;
+
+    // Without the parameter the workspace goes and its data stays: shown, not destructive.
+    env.specs.write("projects/ws.yaml", with);
+    env.apply_in_process().await;
+    env.specs.write("projects/ws.yaml", "projectKey: ws\nname: Workspace\n");
+    planned(&env, "project", "ws", &["workspace_deleted"], "its data is kept", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_certify_and_re_acknowledge_required_are_shown_as_what_they_cause() {
+    let env = Env::shop_applied().await;
+    edit(
+        &env.specs,
+        "policies/policies.yaml",
+        "name: Hash e-mail\n",
+        "name: Hash e-mails\ngitops: {reCertify: true}\n",
+    );
+    edit(
+        &env.specs,
+        "purposes/analytics.yaml",
+        "description: Aggregate analysis.\n",
+        "description: Aggregates.\ngitops: {reAcknowledgeRequired: true}\n",
+    );
+    let plan = env.plan_json(&[]).await;
+    assert_eq!(effect_types(&plan, "policy", "mask-email"), ["recertification"]);
+    assert_eq!(effect_types(&plan, "purpose", "Analytics"), ["re_acknowledgement"]);
+    let ack = &change(&plan, "purpose", "Analytics")["effects"][0];
+    assert_eq!(ack["purposes"], json!(["Analytics", "Analytics.Marketing", "Analytics.Product"]));
+    assert_eq!(ack["destructive"], false);
+    let text = env.plan(&[]).await.stdout;
+    assert!(text.contains("the policy must be certified again on every data source"), "{text}");
+    assert!(text.contains("must acknowledge the purpose statement again"), "{text}");
+    // Not destructive: applied without consent.
+    env.apply(&[]).await.must_exit(0);
+    env.assert_converged().await;
+}

@@ -2,9 +2,11 @@
 //! against the embedded sandbox), checking exit codes, what the plan shows, what reaches the
 //! tenant (its state and request log) and what the state file records.
 
+mod acknowledge;
 mod adopt;
 mod base;
 mod color;
+mod creation;
 mod deletes;
 mod drift;
 mod effects;
@@ -14,6 +16,7 @@ mod props;
 mod saved;
 mod secrets;
 mod settings;
+mod variants;
 
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@ use immuta_emulator::{ADMIN_KEY, ApiKey, EmulatorConfig, Permission};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use super::emulator_config;
 use super::{Tenant, data_payload};
-use crate::support::emulator_config;
 
 #[tokio::test]
 async fn the_key_is_accepted_raw_or_as_a_bearer_and_anything_else_is_401() {

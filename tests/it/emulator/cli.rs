@@ -40,7 +40,8 @@ async fn the_subcommand_serves_a_tenant_that_lists_what_was_posted() {
         "connection": {"handler": "PostgreSQL", "hostname": "warehouse.local", "port": 5432,
                        "database": "SHOP", "username": "svc", "password": "pw"},
     });
-    let post = http.post(format!("{base}/api/v2/data")).header("Authorization", KEY);
+    // `wait=-1`: the answer comes once the data sources exist (created in the background).
+    let post = http.post(format!("{base}/api/v2/data?wait=-1")).header("Authorization", KEY);
     let posted = json_answer(post.json(&payload)).await;
     assert_eq!(posted["creating"], json!(["public customers", "public orders"]));
 
@@ -198,6 +199,11 @@ async fn the_readme_curl_example_posts_a_data_source_and_lists_it_back() {
         if let Some(body) = &curl.body {
             request = request.body(body.clone());
         }
+        if !answers.is_empty() {
+            // A person types the second command after the data source was created in the
+            // background (100 ms by default).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         let response = request.send().await.expect("answered");
         assert_eq!(response.status(), reqwest::StatusCode::OK, "{curl:?}");
         answers.push(response.json::<Value>().await.expect("a JSON answer"));
@@ -212,4 +218,23 @@ async fn the_readme_curl_example_posts_a_data_source_and_lists_it_back() {
     assert_eq!(listed["hits"][0]["remoteTable"], "customers");
     assert!(!listed.to_string().contains("not-a-secret"), "{listed}");
     emulator.stop().await;
+}
+
+#[test]
+fn variant_list_names_every_dimension_and_a_bad_variant_is_refused() {
+    let out = crate::support::bin().args(["emulator", "--variant", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", crate::support::output_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in
+        ["paging:", "  ignored-by-policies: ", "purposes:", "  nested (default): ", "source: "]
+    {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let out = crate::support::bin()
+        .args(["emulator", "--listen", "127.0.0.1:0", "--variant", "paging=sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = crate::support::output_text(&out);
+    assert!(text.contains("invalid variant: unknown paging \"sometimes\""), "{text}");
 }

@@ -5,8 +5,8 @@ use immuta_emulator::EmulatorConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::emulator_config;
 use super::{Tenant, data_payload, strings, tables};
-use crate::support::emulator_config;
 
 fn masking_policy(key: &str, masking_type: &str) -> Value {
     json!({
@@ -173,7 +173,8 @@ async fn k_anonymization_masking_needs_the_tenant_setting() {
 
 #[tokio::test]
 async fn projects_must_reference_existing_data_sources_and_purposes() {
-    let t = Tenant::start().await;
+    // Projects are posted once: no acknowledgement step.
+    let t = Tenant::with_variants(&["acknowledgement=none"]).await;
     t.post_data(&data_payload("acme", "h", "d", Some(tables(&["A", "B"])))).await;
     assert_eq!(t.post("/api/v2/purpose", &json!({"name": "Fraud"})).await.status, StatusCode::OK);
 
@@ -201,9 +202,11 @@ async fn projects_must_reference_existing_data_sources_and_purposes() {
     let created = t.post("/api/v2/project", &good).await;
     assert_eq!(created.status, StatusCode::OK);
     assert_eq!(created.body["numberOfDataSourcesAdded"], 1);
+    // Objects, as real tenants answer them (Terraform had to learn it: TF@d6d4eaa, TF@e227eab).
     let detail = t.get(&format!("/project/{}", created.body["projectId"])).await;
-    assert_eq!(detail.body["purposes"], json!(["Fraud"]));
-    assert_eq!(detail.body["tags"], json!(["Team.Risk"]));
+    assert_eq!(detail.body["purposes"][0]["name"], "Fraud");
+    assert!(detail.body["purposes"][0]["id"].is_u64());
+    assert_eq!(detail.body["tags"], json!([{"name": "Team.Risk", "source": "curated"}]));
 }
 
 #[tokio::test]
@@ -273,7 +276,8 @@ fn hierarchy(children: Value) -> Value {
 
 #[tokio::test]
 async fn purposes_build_their_hierarchy_and_reposting_without_a_subpurpose_removes_it() {
-    let t = Tenant::start().await;
+    // Read flat: every purpose a row.
+    let t = Tenant::with_variants(&["purposes=flat"]).await;
     let full = hierarchy(json!([
         {"name": "Research.Clinical", "acknowledgement": "Clinical ack",
          "subpurposes": [{"name": "Research.Clinical.Trials"}]},
@@ -332,7 +336,7 @@ async fn purposes_build_their_hierarchy_and_reposting_without_a_subpurpose_remov
 
 #[tokio::test]
 async fn a_purpose_in_use_cannot_be_deleted_and_deletion_cascades() {
-    let t = Tenant::start().await;
+    let t = Tenant::with_variants(&["purposes=flat", "acknowledgement=none"]).await;
     let full = hierarchy(json!([{"name": "Research.Clinical"}, {"name": "Research.Market"}]));
     let root_id = t.post("/api/v2/purpose", &full).await.body["purposeId"].clone();
     let project = json!({"projectKey": "p", "name": "P", "purposes": ["Research.Market"]});
@@ -357,7 +361,7 @@ async fn a_purpose_in_use_cannot_be_deleted_and_deletion_cascades() {
 
 #[tokio::test]
 async fn a_deleted_subpurpose_is_recreated_by_the_next_post() {
-    let t = Tenant::start().await;
+    let t = Tenant::with_variants(&["purposes=flat"]).await;
     let full = hierarchy(json!([{"name": "Research.Clinical"}]));
     t.post("/api/v2/purpose", &full).await;
     let listed = t.get("/governance/purpose").await;
@@ -391,7 +395,8 @@ async fn tenant_view(t: &Tenant) -> Value {
 
 #[tokio::test]
 async fn dry_runs_of_projects_and_purposes_change_nothing() {
-    let t = Tenant::start().await;
+    // Projects are posted once: no acknowledgement step.
+    let t = Tenant::with_variants(&["acknowledgement=none"]).await;
     t.post_data(&data_payload("acme", "h", "d", Some(tables(&["A", "B"])))).await;
     let empty = tenant_view(&t).await;
 
@@ -501,8 +506,8 @@ async fn removing_a_workspace_with_delete_data_sources_keeps_the_projects_data_s
 }
 
 #[tokio::test]
-async fn re_acknowledge_required_is_accepted_and_changes_nothing_observable() {
-    let t = Tenant::start().await;
+async fn re_acknowledge_required_makes_the_projects_using_a_restated_purpose_ask_again() {
+    let t = Tenant::with_variants(&["purposes=flat", "acknowledgement=none"]).await;
     t.post("/api/v2/purpose", &hierarchy(json!([{"name": "Research.Clinical"}]))).await;
     let project = json!({"projectKey": "p", "name": "P", "purposes": ["Research.Clinical"]});
     let id = t.post("/api/v2/project", &project).await.body["projectId"].clone();
@@ -510,9 +515,117 @@ async fn re_acknowledge_required_is_accepted_and_changes_nothing_observable() {
                          "subpurposes": [{"name": "Research.Clinical"}]});
     accepted_without_effect(&t, "/api/v2/purpose", "reAcknowledgeRequired", &changed).await;
 
+    // Without the flag, a new statement asks nobody to acknowledge again.
+    let quiet = json!({"name": "Research", "acknowledgement": "A quiet statement",
+                       "subpurposes": [{"name": "Research.Clinical"}]});
+    assert_eq!(t.post("/api/v2/purpose", &quiet).await.body["updating"], true);
+    assert_eq!(t.get(&format!("/project/{id}")).await.body["acknowledgeRequired"], false);
+
     let updated = t.post("/api/v2/purpose?reAcknowledgeRequired=true", &changed).await;
     assert_eq!(updated.body["updating"], true);
     let purposes = t.get("/governance/purpose").await;
     assert_eq!(purposes.body["purposes"][1]["acknowledgement"], "A new statement");
+    // Research.Clinical inherits the new statement: the project must acknowledge it again.
+    let detail = t.get(&format!("/project/{id}")).await.body;
+    assert_eq!(detail["acknowledgeRequired"], true, "{detail}");
+    let acknowledged = t
+        .post(
+            &format!("/project/{id}/members/{}/acknowledge", detail["subscriptionId"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(acknowledged.status, StatusCode::OK, "{:?}", acknowledged.body);
     assert_eq!(t.get(&format!("/project/{id}")).await.body["acknowledgeRequired"], false);
+}
+
+#[tokio::test]
+async fn purpose_listings_nest_subpurposes_as_each_variant_says() {
+    let full = hierarchy(json!([
+        {"name": "Research.Clinical", "description": "Trials and more",
+         "subpurposes": [{"name": "Research.Clinical.Trials"}]},
+        {"name": "Research.Market"},
+    ]));
+    // Default: roots only, subpurposes nested as objects without ids (Terraform's shape).
+    let t = Tenant::start().await;
+    t.post("/api/v2/purpose", &full).await;
+    let listed = t.get("/governance/purpose").await.body;
+    assert_eq!(listed["count"], 1, "{listed:#}");
+    let clinical = &listed["purposes"][0]["subpurposes"][0];
+    assert_eq!(clinical["name"], "Research.Clinical");
+    assert_eq!(clinical["description"], "Trials and more");
+    assert_eq!(clinical["acknowledgement"], "Root ack");
+    assert!(clinical.get("id").is_none(), "{clinical}");
+    assert_eq!(clinical["subpurposes"][0]["name"], "Research.Clinical.Trials");
+    // With ids.
+    let t = Tenant::with_variants(&["purposes=nested-ids"]).await;
+    t.post("/api/v2/purpose", &full).await;
+    let listed = t.get("/governance/purpose").await.body;
+    assert!(listed["purposes"][0]["subpurposes"][0]["id"].is_u64(), "{listed:#}");
+    // Names (Swagger's Model21), every subpurpose below the root.
+    let t = Tenant::with_variants(&["purposes=names"]).await;
+    t.post("/api/v2/purpose", &full).await;
+    let listed = t.get("/governance/purpose").await.body;
+    assert_eq!(
+        strings(&listed["purposes"][0]["subpurposes"]),
+        ["Research.Clinical", "Research.Clinical.Trials", "Research.Market"]
+    );
+    // Terraform's by-id read with includeSubpurposes=true nests objects whatever the listing.
+    let id = &listed["purposes"][0]["id"];
+    let one = t.get(&format!("/governance/purpose/{id}?includeSubpurposes=true")).await.body;
+    assert_eq!(one["subpurposes"][0]["name"], "Research.Clinical");
+    assert!(one["subpurposes"][0].is_object());
+}
+
+#[tokio::test]
+async fn a_project_is_refused_until_its_owner_acknowledges_its_purposes() {
+    let t = Tenant::start().await;
+    t.post("/api/v2/purpose", &hierarchy(json!([{"name": "Research.Clinical"}]))).await;
+    let project = json!({"projectKey": "p", "name": "P", "purposes": ["Research"]});
+    // A dry run does not ask (no source shows what it answers).
+    assert_eq!(t.post("/api/v2/project?dryRun=true", &project).await.status, StatusCode::OK);
+
+    // Create: refused, but the project exists without its purposes, which wait as staged.
+    let refused = t.post("/api/v2/project", &project).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.message().starts_with("You must first acknowledge"), "{}", refused.message());
+    let found = t.get("/project?searchText=P&nameOnly=true").await.body;
+    assert_eq!(found["count"], 1, "{found:#}");
+    let id = found["hits"][0]["id"].clone();
+    let detail = t.get(&format!("/project/{id}")).await.body;
+    assert_eq!(detail["purposes"], json!([]));
+    assert_eq!(detail["stagedPurposes"], json!(["Research"]));
+    assert_eq!(detail["acknowledgeRequired"], true);
+    let sid = detail["subscriptionId"].clone();
+    // A wrong membership is no acknowledgement.
+    let wrong = t.post(&format!("/project/{id}/members/999/acknowledge"), &json!({})).await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    let ack = t.post(&format!("/project/{id}/members/{sid}/acknowledge"), &json!({})).await;
+    assert_eq!(ack.status, StatusCode::OK, "{:?}", ack.body);
+    assert_eq!(ack.body["acknowledgeRequired"], false);
+    let posted = t.post("/api/v2/project", &project).await;
+    assert_eq!(posted.status, StatusCode::OK, "{:?}", posted.body);
+    assert_eq!(
+        (posted.body["creating"].clone(), posted.body["updating"].clone()),
+        (json!(false), json!(true))
+    );
+    assert_eq!(posted.body["projectId"], id);
+
+    // Update naming a purpose not acknowledged yet: refused, nothing changed, then the same.
+    let more =
+        json!({"projectKey": "p", "name": "P", "purposes": ["Research", "Research.Clinical"]});
+    let refused = t.post("/api/v2/project", &more).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.message().contains("Research.Clinical"), "{}", refused.message());
+    assert_eq!(t.get(&format!("/project/{id}")).await.body["purposes"][0]["name"], "Research");
+    t.post(&format!("/project/{id}/members/{sid}/acknowledge"), &json!({"text": "I agree"})).await;
+    assert_eq!(t.post("/api/v2/project", &more).await.status, StatusCode::OK);
+    assert_eq!(t.post("/api/v2/project", &more).await.body["updating"], false);
+
+    // And dry runs too, under `required-in-dry-runs`.
+    let t = Tenant::with_variants(&["acknowledgement=required-in-dry-runs"]).await;
+    t.post("/api/v2/purpose", &json!({"name": "Research"})).await;
+    let dry = t.post("/api/v2/project?dryRun=true", &project).await;
+    assert_eq!(dry.status, StatusCode::BAD_REQUEST);
+    assert!(dry.message().contains("You must first acknowledge"));
+    assert_eq!(t.get("/project").await.body["count"], 0, "a dry run creates nothing");
 }

@@ -68,7 +68,7 @@ async fn status_and_usage_count_seats_and_users() {
     let status = t.get("/admin/license/licenseStatus").await;
     assert_eq!(
         status.body,
-        json!({"activeUserCount": 2, "licenseSeats": 2, "canAddUser": false, "hardSeats": true}),
+        json!({"activeUserCount": 2, "licenseSeats": 2, "canAddUser": false, "hardSeats": 2}),
         "the expired license adds no seats"
     );
 
@@ -76,9 +76,47 @@ async fn status_and_usage_count_seats_and_users() {
     assert_eq!(usage.body["users"].as_array().unwrap().len(), 3);
     assert_eq!(usage.body["users"][0]["email"], "ann@example.com");
     assert_eq!(usage.body["users"][1]["active"], false);
-    assert_eq!(usage.body["summary"]["dataConsumers"], json!({"totalCount": 2, "activeCount": 1}));
-    assert_eq!(usage.body["summary"]["policyOwners"], json!({"totalCount": 1, "activeCount": 1}));
+    assert_eq!(
+        usage.body["summary"]["dataConsumers"],
+        json!({"totalCount": 2, "activeCount": 1, "inactiveCount": 1})
+    );
+    // Activity is tracked for data consumers only.
+    assert_eq!(usage.body["summary"]["policyOwners"], json!({"totalCount": 1}));
+    assert!(usage.body["users"][2].get("active").is_none());
     let paged = t.get("/admin/license/usage?offset=1&size=1").await;
     assert_eq!(paged.body["users"].as_array().unwrap().len(), 1);
     assert_eq!(paged.body["users"][0]["name"], "Bob");
+}
+
+#[tokio::test]
+async fn the_key_field_and_the_answer_shapes_follow_the_variants() {
+    // The docs' example body only.
+    let t = Tenant::with_variants(&["license-key=lower"]).await;
+    let key = "IMMUTA-TEST;seats=5;expires=2099-01-01";
+    let camel = t.post("/admin/license", &json!({"licenseKey": key})).await;
+    assert_eq!(camel.status, StatusCode::BAD_REQUEST);
+    assert!(camel.message().contains("licensekey is required"), "{}", camel.message());
+    assert_eq!(t.post("/admin/license", &json!({"licensekey": key})).await.status, StatusCode::OK);
+    // The docs' parameter table only.
+    let t = Tenant::with_variants(&["license-key=camel"]).await;
+    assert_eq!(
+        t.post("/admin/license", &json!({"licensekey": key})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let added = t.post("/admin/license", &json!({"licenseKey": key})).await;
+    assert_eq!(added.status, StatusCode::OK);
+    // A deleted license says whether it can be added again.
+    let deleted = t.delete(&format!("/admin/license/{}", added.body["id"])).await;
+    assert_eq!(deleted.body["hardDelete"], false);
+    assert_eq!(deleted.body["deleted"], true);
+    // The Swagger's shapes: no ids, "Unlimited" seats.
+    let t = Tenant::with_variants(&["licenses=swagger"]).await;
+    let added = t.post("/admin/license", &json!({"licenseKey": key})).await;
+    assert!(added.body.get("id").is_none(), "{:?}", added.body);
+    assert!(t.get("/admin/license").await.body[0].get("id").is_none());
+    let status = t.get("/admin/license/licenseStatus").await.body;
+    assert_eq!(
+        (status["licenseSeats"].as_str(), status["hardSeats"].as_str()),
+        (Some("Unlimited"), Some("Unlimited"))
+    );
 }

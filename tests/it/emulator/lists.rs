@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::Tenant;
-use crate::support::emulator_config;
+use super::emulator_config;
 
 #[test]
 fn the_test_kit_passes_the_loaders_lists() {

@@ -6,18 +6,28 @@
 mod auth;
 mod cli;
 mod control;
+mod creation;
 mod data;
 mod governance;
 mod license;
 mod lists;
 mod persistence;
 mod v1;
+mod variants;
 
 use immuta_emulator::{ADMIN_KEY, Emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 
-use crate::support::emulator_config;
+/// The emulator's configuration for these tests: the test kit's, with data sources created at
+/// once. Creation stays in the background (the default variant); these tests read what they
+/// post right away, and `creation.rs` tests the delay itself.
+pub fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        creation_delay: std::time::Duration::ZERO,
+        ..crate::support::emulator_config()
+    }
+}
 
 /// A running emulator and a client for it.
 pub struct Tenant {
@@ -65,6 +75,13 @@ impl Tenant {
     /// An emulator with the default configuration (key [`ADMIN_KEY`]).
     pub async fn start() -> Tenant {
         Tenant::start_with(emulator_config()).await
+    }
+
+    /// An emulator playing the variants `settings` (`DIMENSION=VALUE`).
+    pub async fn with_variants(settings: &[&str]) -> Tenant {
+        let variants =
+            immuta_emulator::Variants::parse(settings.iter().copied()).expect("valid variants");
+        Tenant::start_with(EmulatorConfig { variants, ..emulator_config() }).await
     }
 
     pub async fn start_with(config: EmulatorConfig) -> Tenant {

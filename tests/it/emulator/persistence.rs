@@ -4,8 +4,8 @@ use immuta_emulator::{Emulator, EmulatorConfig, Error};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::emulator_config;
 use super::{Tenant, data_payload, tables};
-use crate::support::emulator_config;
 
 const CANARY: &str = "canary-on-disk-51e0";
 

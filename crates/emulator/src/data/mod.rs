@@ -9,6 +9,7 @@
 mod request;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use axum::extract::Path;
 use serde_json::{Value, json};
@@ -19,28 +20,51 @@ use super::Permission;
 use super::auth::Caller;
 use super::catalog::CatalogColumn;
 use super::clock::now_iso;
-use super::http::{ApiError, ApiResult, Call, Param, ok};
+use super::http::{ApiError, ApiResult, Call, Param, ok, query_number};
 use super::naming::{Names, render};
 use super::store::{Connection, DataSource, Owner, SchemaProject, SourceSpec, Store, next_id};
+use super::variants::{Creation, Registration};
 
-/// `POST /api/v2/data`.
+/// `POST /api/v2/data`. Under the `background` creation variant (the default), new data
+/// sources appear after the creation delay, and `wait` holds the answer up to that many
+/// seconds (below zero: until they exist).
 pub(crate) async fn post(call: Call) -> ApiResult {
     let params = [Param::Number("wait")];
     let v2 = call.v2(Permission::CreateDataSource, "POST /api/v2/data", &params)?;
+    let variants = call.state.variants();
+    if variants.registration == Registration::Connections {
+        return Err(ApiError::bad_request(
+            "POST /api/v2/data is deprecated on this tenant: it registers connections. Register              data through the connections API (POST /data/connection) instead",
+        ));
+    }
     let dry_run = v2.dry_run;
+    let wait = query_number(&call.query, "wait")?.unwrap_or(0.0);
     let payload = call.stored_payload()?;
     let request = DataRequest::parse(&payload)?;
-    let response = call
+    let ready_at = (variants.creation == Creation::Background && !dry_run)
+        .then(|| Instant::now() + call.state.creation_delay());
+    let (response, created) = call
         .state
         .mutate(!dry_run, |store| {
             let plan = plan(store, &request, &v2.caller)?;
             let response = plan.response(dry_run);
+            let created = !plan.create.is_empty();
             if !dry_run {
-                apply(store, &request, plan);
+                apply(store, &request, plan, ready_at);
             }
-            Ok(response)
+            Ok((response, created))
         })
         .await?;
+    if let Some(ready_at) = ready_at.filter(|_| created && wait != 0.0) {
+        // Hold the answer while the data sources are created: up to `wait` seconds, or until
+        // they exist when `wait` is below zero.
+        let until = if wait < 0.0 {
+            ready_at
+        } else {
+            ready_at.min(Instant::now() + Duration::from_secs_f64(wait.min(86_400.0)))
+        };
+        tokio::time::sleep_until(until.into()).await;
+    }
     ok(response)
 }
 
@@ -438,8 +462,8 @@ fn build_spec(
     })
 }
 
-/// Carries a plan out.
-fn apply(store: &mut Store, request: &DataRequest<'_>, plan: Plan) {
+/// Carries a plan out; data sources it creates exist from `ready_at` (at once when `None`).
+fn apply(store: &mut Store, request: &DataRequest<'_>, plan: Plan, ready_at: Option<Instant>) {
     let now = now_iso();
     let created_at =
         store.connections.get(request.key).map_or_else(|| now.clone(), |c| c.created_at.clone());
@@ -481,6 +505,7 @@ fn apply(store: &mut Store, request: &DataRequest<'_>, plan: Plan) {
                 deleted: false,
                 created_at: now.clone(),
                 updated_at: now.clone(),
+                ready_at,
                 spec,
             },
         );
@@ -528,4 +553,38 @@ fn sync_schema_projects(store: &mut Store, request: &DataRequest<'_>, now: &str)
         }
     }
     store.prune_schema_projects(request.key);
+}
+
+/// `GET /data/connection/{connectionKey}`: under the `connections` registration variant, the
+/// connection registered under the key (credentials left out), else 404; without it the route
+/// does not exist (404 like any unknown route).
+pub(crate) async fn connection(Path(key): Path<String>, call: Call) -> ApiResult {
+    if call.state.variants().registration != Registration::Connections {
+        return Err(ApiError::not_found(format!("no route for GET /data/connection/{key}")));
+    }
+    call.authorize(None, "GET /data/connection/{connectionKey}")?;
+    let answer = call.state.read(|store| {
+        store.connections.get(&key).map(|c| {
+            let field = |k: &str| c.payload.get("connection").and_then(|x| x.get(k)).cloned();
+            let mut connection = serde_json::Map::new();
+            connection.insert("technology".into(), field("handler").unwrap_or(Value::Null));
+            for k in ["hostname", "port", "warehouse", "role", "username", "database"] {
+                if let Some(v) = field(k) {
+                    connection.insert(k.into(), v);
+                }
+            }
+            if let Some(auth) = field("authenticationMethod") {
+                connection.insert("authenticationType".into(), auth);
+            }
+            json!({
+                "connectionKey": key,
+                "connection": connection,
+                "createdAt": c.created_at,
+                "updatedAt": c.updated_at,
+            })
+        })
+    });
+    answer
+        .ok_or_else(|| ApiError::not_found(format!("no connection with key {key:?}")))
+        .and_then(ok)
 }

@@ -16,6 +16,8 @@ pub(super) struct DataRequest<'a> {
     pub(super) payload: &'a Value,
     pub(super) key: &'a str,
     pub(super) handler: &'a str,
+    /// Where the data lives: `hostname`, or for BigQuery (which has none) the GCP project
+    /// `sid`, for Athena the `region`.
     pub(super) hostname: &'a str,
     pub(super) database: &'a str,
     pub(super) connection_string: String,
@@ -69,7 +71,20 @@ impl<'a> DataRequest<'a> {
             Some(v) => as_object(v, "connection")?,
         };
         let handler = req_str(connection, "handler", "connection")?;
-        let hostname = req_str(connection, "hostname", "connection")?;
+        // BigQuery needs no hostname (it has a GCP project, `sid`), nor does Athena (a region).
+        let hostname = match handler {
+            "Google BigQuery" | "BigQuery" => {
+                match opt_str(connection, "hostname", "connection")? {
+                    Some(h) => h,
+                    None => req_str(connection, "sid", "connection")?,
+                }
+            }
+            "Athena" | "Amazon Athena" => match opt_str(connection, "hostname", "connection")? {
+                Some(h) => h,
+                None => req_str(connection, "region", "connection")?,
+            },
+            _ => req_str(connection, "hostname", "connection")?,
+        };
         let database = opt_str(connection, "database", "connection")?.unwrap_or("");
         let port = match connection.get("port") {
             None | Some(Value::Null) => None,
@@ -194,9 +209,17 @@ impl<'a> Entry<'a> {
                 )));
             }
             EntryKind::Query { query }
-        } else if src.contains_key("tableName") {
+        } else if src.contains_key("tableName") || src.contains_key("table") {
+            // Immuta's own complex example names the table `table`; the attribute docs say
+            // `tableName`.
+            if src.contains_key("tableName") && src.contains_key("table") {
+                return Err(ApiError::bad_request(format!(
+                    "{path} names its table twice (tableName and table)"
+                )));
+            }
+            let field = if src.contains_key("table") { "table" } else { "tableName" };
             EntryKind::Table {
-                table: req_str(src, "tableName", &path)?,
+                table: req_str(src, field, &path)?,
                 schema: req_str(src, "schema", &path)?,
             }
         } else {
