@@ -18,6 +18,11 @@
 //! found in one pass (Aho-Corasick over all patterns), merged, widened so as never to end inside
 //! an escape sequence (a JSON text stays valid JSON), and each replaced by `(sensitive)`.
 //!
+//! Public text ([`register_public`]: the spec tree's keys and values, secrets masked, which
+//! anyone reading the repository sees) narrows the runs: a run of 8 characters that the public
+//! text holds too (a password containing `Snowflake` or `password`) does not mask the handler
+//! or the field name everywhere. A whole secret is always masked, public or not.
+//!
 //! **Invariant:** redaction runs before any length cut: a cut can only shorten a copy, and a
 //! copy of 8 characters is still found.
 
@@ -43,52 +48,102 @@ pub const MIN_SECRET: usize = 4;
 #[derive(Debug, Default)]
 pub struct Redactor {
     automaton: Option<AhoCorasick>,
+    /// The patterns could not be compiled (past the automaton's size limits): everything is
+    /// masked rather than anything leaked.
+    broken: bool,
+}
+
+/// The patterns of `secrets`: whole forms shorter than [`WINDOW`], and every run of
+/// [`WINDOW`] characters of the longer ones (those may be narrowed by public text).
+fn patterns<S: AsRef<str>>(
+    secrets: impl IntoIterator<Item = S>,
+) -> (BTreeSet<String>, Vec<String>) {
+    let mut whole = BTreeSet::new();
+    let mut windows = BTreeSet::new();
+    for secret in secrets {
+        let secret = secret.as_ref();
+        if secret.chars().count() < MIN_SECRET {
+            continue;
+        }
+        for form in forms(secret) {
+            let chars: Vec<(usize, char)> = form.char_indices().collect();
+            if chars.len() < WINDOW {
+                if chars.len() >= MIN_SECRET {
+                    whole.insert(form);
+                }
+                continue;
+            }
+            for w in 0..=chars.len() - WINDOW {
+                let start = chars[w].0;
+                let end = chars.get(w + WINDOW).map_or(form.len(), |c| c.0);
+                windows.insert(form[start..end].to_owned());
+            }
+            whole.insert(form);
+        }
+    }
+    windows.retain(|w| !whole.contains(w));
+    (whole, windows.into_iter().collect())
 }
 
 impl Redactor {
     /// A redactor for `secrets` (values shorter than [`MIN_SECRET`] characters are ignored).
     pub fn new<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Self {
-        let mut patterns: BTreeSet<String> = BTreeSet::new();
-        for secret in secrets {
-            let secret = secret.as_ref();
-            if secret.chars().count() < MIN_SECRET {
-                continue;
-            }
-            for form in forms(secret) {
-                let chars: Vec<(usize, char)> = form.char_indices().collect();
-                if chars.len() < WINDOW {
-                    if chars.len() >= MIN_SECRET {
-                        patterns.insert(form);
-                    }
-                    continue;
+        Self::with_public(secrets, std::iter::empty::<&str>())
+    }
+
+    /// A redactor for `secrets` whose runs of [`WINDOW`] characters found in `public` text are
+    /// left alone (whole secrets are masked still).
+    pub fn with_public<S: AsRef<str>, P: AsRef<str>>(
+        secrets: impl IntoIterator<Item = S>,
+        public: impl IntoIterator<Item = P>,
+    ) -> Self {
+        let (whole, mut windows) = patterns(secrets);
+        let public: Vec<P> = public.into_iter().collect();
+        if !public.is_empty()
+            && !windows.is_empty()
+            && let Ok(ac) = AhoCorasick::new(&windows)
+        {
+            let mut seen = vec![false; windows.len()];
+            for text in &public {
+                for m in ac.find_overlapping_iter(text.as_ref()) {
+                    seen[m.pattern().as_usize()] = true;
                 }
-                for w in 0..=chars.len() - WINDOW {
-                    let start = chars[w].0;
-                    let end = chars.get(w + WINDOW).map_or(form.len(), |c| c.0);
-                    patterns.insert(form[start..end].to_owned());
-                }
             }
+            let mut i = 0;
+            windows.retain(|_| {
+                i += 1;
+                !seen[i - 1]
+            });
         }
+        let mut all: BTreeSet<String> = whole;
+        all.extend(windows);
+        Self::build(all)
+    }
+
+    fn build(patterns: BTreeSet<String>) -> Self {
         if patterns.is_empty() {
-            return Redactor { automaton: None };
+            return Redactor::default();
         }
-        let automaton = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .build(&patterns)
-            // Building only fails past internal size limits; then mask everything rather than
-            // risk a leak (see `redact`).
-            .ok();
-        Redactor { automaton: automaton.or_else(|| AhoCorasick::new(["\u{0}"]).ok()) }
+        match AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&patterns) {
+            Ok(ac) => Redactor { automaton: Some(ac), broken: false },
+            Err(_) => Redactor { automaton: None, broken: true },
+        }
     }
 
     /// Whether it knows no secret.
     pub fn is_empty(&self) -> bool {
-        self.automaton.is_none()
+        self.automaton.is_none() && !self.broken
     }
 
     /// `text` with every copy of a secret replaced by `(sensitive)`.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let Some(ac) = &self.automaton else { return Cow::Borrowed(text) };
+        let Some(ac) = &self.automaton else {
+            return if self.broken && !text.is_empty() {
+                Cow::Owned(SENSITIVE.to_owned())
+            } else {
+                Cow::Borrowed(text)
+            };
+        };
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         for m in ac.find_overlapping_iter(text) {
             ranges.push(widen(text, m.start(), m.end()));
@@ -277,6 +332,7 @@ fn base64_cores(bytes: &[u8]) -> Vec<String> {
 #[derive(Default)]
 struct Registry {
     secrets: BTreeSet<String>,
+    public: BTreeSet<String>,
     current: Option<Arc<Redactor>>,
 }
 
@@ -316,6 +372,22 @@ pub fn register_all<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) {
     }
 }
 
+/// Registers public text (see the module docs): runs of a secret found in it are not masked.
+pub fn register_public<S: Into<String>>(texts: impl IntoIterator<Item = S>) {
+    let mut registry = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    let mut added = false;
+    for t in texts {
+        let t = t.into();
+        if t.chars().count() >= WINDOW && !registry.public.contains(&t) {
+            registry.public.insert(t);
+            added = true;
+        }
+    }
+    if added {
+        registry.current = None;
+    }
+}
+
 /// The redactor of every secret registered so far.
 pub fn current() -> Arc<Redactor> {
     if let Some(r) = &REGISTRY.read().unwrap_or_else(|e| e.into_inner()).current {
@@ -325,7 +397,7 @@ pub fn current() -> Arc<Redactor> {
     if let Some(r) = &registry.current {
         return Arc::clone(r);
     }
-    let built = Arc::new(Redactor::new(&registry.secrets));
+    let built = Arc::new(Redactor::with_public(&registry.secrets, &registry.public));
     registry.current = Some(Arc::clone(&built));
     built
 }
@@ -480,6 +552,17 @@ mod tests {
         assert_eq!(r.redact("pw hunt3r; ab"), "pw (sensitive); ab");
         assert_eq!(r.redact("hunt"), "hunt");
         assert!(Redactor::new(["ab"]).is_empty());
+    }
+
+    #[test]
+    fn runs_found_in_public_text_are_left_alone_but_whole_secrets_are_not() {
+        let secret = "Snowflake-prod-9x7Qw2";
+        let r = Redactor::with_public([secret], ["handler: Snowflake", "connectionKey: prod-db"]);
+        assert_eq!(r.redact("handler: Snowflake"), "handler: Snowflake");
+        assert_eq!(r.redact(&format!("pw {secret}")), "pw (sensitive)");
+        // A cut-off copy: what is left visible is public or shorter than a run.
+        let out = r.redact("echo Snowflake-prod-9x7");
+        assert!(!out.contains("-prod-9x"), "{out}");
     }
 
     #[test]

@@ -986,7 +986,7 @@ fn scrub(config: &GitSourceConfig, shown_url: &str, message: &str) -> String {
             message = message.replace(secret, "***");
         }
     }
-    message
+    crate::redact::redacted(&message)
 }
 
 /// The userinfo of a URL split at the `@` that ends the authority: `(scheme, userinfo, rest)`.
@@ -1012,6 +1012,8 @@ fn url_secrets(url: &str) -> Vec<&str> {
 
 /// The URL with its password (or a token in the user-name position) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
+    // Known to the redaction layer from now on, in every encoding.
+    crate::redact::register_all(url_secrets(url));
     let Some((scheme, userinfo, rest)) = split_userinfo(url) else {
         return url.to_owned();
     };
