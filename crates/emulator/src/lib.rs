@@ -306,6 +306,7 @@ mod faults;
 mod http;
 mod json;
 mod license;
+mod misbehave;
 mod naming;
 mod policy;
 mod project;
