@@ -22,7 +22,8 @@ use super::reqlog::{RequestRecord, logged_body, logged_query};
 use super::state::{EmulatorState, lock};
 use super::variants::{CLOCK_SKEW, Clock};
 use super::{
-    EmulatorConfig, Error, auth, control, data, datasource, license, policy, project, purpose,
+    EmulatorConfig, Error, auth, control, data, datasource, license, misbehave, policy, project,
+    purpose,
 };
 
 /// Largest request body accepted (bytes).
@@ -50,7 +51,11 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         .route("/users", put(control::put_users))
         .route("/expire-tokens", post(control::expire_tokens))
         .route("/variants", get(control::get_variants).put(control::put_variants))
-        .route("/state", get(control::dump));
+        .route("/state", get(control::dump))
+        .route(
+            "/misbehaviours",
+            get(misbehave::list).post(misbehave::add).delete(misbehave::clear),
+        );
     Router::new()
         .route("/api/v2/data", post(data::post))
         .route("/api/v2/data/{connection_key}", delete(data::delete))
@@ -79,6 +84,7 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         .nest("/_emulator", controls)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), misbehave::layer))
         .layer(middleware::from_fn_with_state(state.clone(), front_door))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

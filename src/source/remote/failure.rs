@@ -99,7 +99,7 @@ pub(super) fn scrub(config: &GitSourceConfig, shown_url: &str, message: &str) ->
             message = message.replace(secret, "***");
         }
     }
-    message
+    crate::redact::redacted(&message)
 }
 
 /// The userinfo of a URL split at the `@` that ends the authority: `(scheme, userinfo, rest)`.
@@ -125,6 +125,8 @@ pub(super) fn url_secrets(url: &str) -> Vec<&str> {
 
 /// The URL with its password (or a token in the user-name position) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
+    // Known to the redaction layer from now on, in every encoding.
+    crate::redact::register_all(url_secrets(url));
     let Some((scheme, userinfo, rest)) = split_userinfo(url) else {
         return url.to_owned();
     };
