@@ -16,6 +16,8 @@
 //!   monitoring, the license rule ([`license_warnings`], also behind `license status`),
 //!   unmanaged objects).
 //! - `safety.rs`: why `apply` refuses a plan ([`refusals`]).
+//! - [`impact`]: what the plan does to people's access (who loses protection, who gains
+//!   access) and the references it leaves dangling, from the payloads on both sides.
 //!
 //! **Invariant:** this module does no I/O. The tenant's answers arrive as [`Observed`] values
 //! that the caller fetched; the clock arrives as a parameter.
@@ -25,6 +27,7 @@ pub mod diff;
 pub mod effects;
 #[cfg(test)]
 mod fixtures;
+pub mod impact;
 pub mod normalize;
 pub mod observed;
 mod order;
