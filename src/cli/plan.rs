@@ -146,7 +146,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         saved::save(out, &plan, &args.path)?;
     }
     print_out(&render(&plan, args.format))?;
-    let code = if !plan.errors.is_empty() {
+    let code = if plan.has_errors() {
         EXIT_ERROR
     } else if args.detailed_exitcode && plan.has_changes() {
         EXIT_CHANGES

@@ -467,5 +467,5 @@ pub async fn observe(
     let (mut inventory, probes, answers) = tokio::try_join!(inventory_fut, probes_fut, dry_fut)?;
     inventory.data_keys = probes.into_iter().collect();
     let dry_runs = answers.into_iter().filter_map(|(id, d)| d.map(|d| (id, d))).collect();
-    Ok(Observed { inventory, dry_runs })
+    Ok(Observed { inventory, dry_runs, tags: Default::default() })
 }

@@ -14,7 +14,7 @@ use super::order::{dependencies, order};
 use super::warnings::{license_warnings, object_warnings, unmanaged};
 use super::{
     Action, Change, DryRun, Effect, Fingerprint, ObjectId, Observed, Plan, PlanError, Target,
-    Warning, diff, effects, specs_fingerprint,
+    Warning, diff, effects, impact, specs_fingerprint,
 };
 use crate::spec::{Kind, RepoSettings};
 use crate::state::{self, State};
@@ -81,6 +81,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         warnings.extend(license_warnings(&o.inventory, input.now));
     }
     let unmanaged = observed.map(|o| unmanaged(o, input.state, input.targets)).unwrap_or_default();
+    let tenant = observed.map(tenant_facts);
+    let impact = impact::impact(&impact_input(input, &changes, tenant.as_ref()));
     Plan {
         tenant: input.tenant.clone(),
         revision: input.revision.clone(),
@@ -90,6 +92,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         warnings,
         errors,
         unmanaged,
+        impact,
         fingerprint: Fingerprint {
             specs: specs_fingerprint(input.targets),
             state: input.state.fingerprint(),
@@ -401,4 +404,68 @@ fn adoption_effects(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<E
         }
         _ => Vec::new(),
     }
+}
+
+/// What the impact model compares: the last applied payloads before; the desired ones after,
+/// with the objects a blocked delete keeps on the tenant (`prune: false`), which keep acting.
+fn impact_input<'a>(
+    input: &'a PlanInput<'a>,
+    changes: &[Change],
+    tenant: Option<&'a impact::TenantFacts>,
+) -> impact::Input<'a> {
+    let side = |e: &'a state::Entry| impact::Side {
+        kind: e.kind,
+        key: &e.key,
+        payload: &e.payload,
+        digest: &e.digest,
+        names: &e.names,
+    };
+    let kept: HashSet<(Kind, &str)> = changes
+        .iter()
+        .filter(|c| c.action == Action::Delete && c.blocked.is_some())
+        .map(|c| (c.id.kind, c.id.key.as_str()))
+        .collect();
+    let mut after: Vec<impact::Side<'a>> = input
+        .targets
+        .iter()
+        .map(|t| impact::Side {
+            kind: t.object.kind,
+            key: &t.object.key,
+            payload: &t.comparable,
+            digest: &t.digest,
+            names: &[],
+        })
+        .collect();
+    after.extend(
+        input.state.objects.iter().filter(|e| kept.contains(&(e.kind, e.key.as_str()))).map(side),
+    );
+    impact::Input { before: input.state.objects.iter().map(side).collect(), after, tenant }
+}
+
+/// What the tenant says that the impact model uses: listed data sources, the tags read for it,
+/// and the dry runs' fates of data sources.
+fn tenant_facts(o: &Observed) -> impact::TenantFacts {
+    let mut facts = impact::TenantFacts {
+        tags: o.tags.clone(),
+        data_sources: o
+            .inventory
+            .data_sources
+            .iter()
+            .filter(|d| !d.deleted)
+            .map(|d| d.name.clone())
+            .collect(),
+        ..impact::TenantFacts::default()
+    };
+    for (id, dry) in &o.dry_runs {
+        if let (Kind::DataSource, DryRun::Data { creating, updating, deleting, no_change, .. }) =
+            (id.kind, dry)
+        {
+            facts.deleting.insert(id.key.clone(), deleting.clone());
+            facts.keeping.insert(
+                id.key.clone(),
+                creating.iter().chain(updating).chain(no_change).cloned().collect(),
+            );
+        }
+    }
+    facts
 }

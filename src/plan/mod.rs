@@ -43,6 +43,7 @@ use serde_json::Value;
 pub use self::decide::{PlanInput, plan};
 pub use self::diff::FieldChange;
 pub use self::effects::Effect;
+pub use self::impact::Impact;
 pub use self::observed::{DryRun, ObjectId, Observed};
 pub use self::order::dependencies;
 pub use self::safety::{Refusal, Safety, refusals};
@@ -229,6 +230,8 @@ pub struct Plan {
     pub errors: Vec<PlanError>,
     /// Objects on the tenant nobody manages.
     pub unmanaged: Vec<Unmanaged>,
+    /// What the plan does to people's access, and the references it breaks.
+    pub impact: Impact,
     /// What it was computed from.
     pub fingerprint: Fingerprint,
 }
@@ -279,6 +282,12 @@ impl Plan {
     /// Whether applying would change anything on the tenant or in the state.
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| c.action != Action::NoOp)
+    }
+
+    /// Whether the plan cannot be applied as is: the tenant refuses an object, or the plan
+    /// leaves a reference dangling that would fail the apply half-way.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty() || self.impact.errors().next().is_some()
     }
 
     /// The `N to create, M to update, K to delete, E implicit effects` line.
