@@ -410,7 +410,7 @@ fn adoption_effects(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<E
 /// with the objects a blocked delete keeps on the tenant (`prune: false`), which keep acting.
 fn impact_input<'a>(
     input: &'a PlanInput<'a>,
-    changes: &[Change],
+    changes: &'a [Change],
     tenant: Option<&'a impact::TenantFacts>,
 ) -> impact::Input<'a> {
     let side = |e: &'a state::Entry| impact::Side {
@@ -439,7 +439,12 @@ fn impact_input<'a>(
     after.extend(
         input.state.objects.iter().filter(|e| kept.contains(&(e.kind, e.key.as_str()))).map(side),
     );
-    impact::Input { before: input.state.objects.iter().map(side).collect(), after, tenant }
+    let adopted = changes
+        .iter()
+        .filter(|c| c.action == Action::Adopt)
+        .map(|c| (c.id.kind, c.id.key.as_str()))
+        .collect();
+    impact::Input { before: input.state.objects.iter().map(side).collect(), after, tenant, adopted }
 }
 
 /// What the tenant says that the impact model uses: listed data sources, the tags read for it,

@@ -160,6 +160,9 @@ pub struct Input<'a> {
     pub after: Vec<Side<'a>>,
     /// What the tenant says, `None` offline.
     pub tenant: Option<&'a TenantFacts>,
+    /// Objects taken under management from the tenant: their current form there is unknown,
+    /// so what their findings say is only possible.
+    pub adopted: Vec<(Kind, &'a str)>,
 }
 
 /// Less protection or more access, or the opposite.
@@ -678,8 +681,29 @@ pub fn impact(input: &Input<'_>) -> Impact {
         projects: &projects.changed,
     };
     diff::diff(&before, &after, &interner, &changes, input.tenant, &mut out);
+    for f in &mut out.findings {
+        let kind = match f.kind {
+            FindingKind::ProjectReachAdded
+            | FindingKind::ProjectReachRemoved
+            | FindingKind::PurposeExceptionAdded
+            | FindingKind::PurposeExceptionRemoved
+            | FindingKind::ProjectJoinWidened
+            | FindingKind::ProjectJoinNarrowed
+            | FindingKind::ProjectSettingWidened
+            | FindingKind::ProjectSettingNarrowed => Kind::Project,
+            _ => Kind::Policy,
+        };
+        if f.policy.as_deref().is_some_and(|p| input.adopted.contains(&(kind, p))) {
+            f.confidence = Confidence::Possible;
+            f.caveat = Some(ADOPTED.to_owned());
+        }
+    }
     out
 }
+
+/// Why a finding about an adopted object is only possible.
+const ADOPTED: &str = "the object already exists on the tenant and is adopted: what it says \
+                       there now is not known, so it is compared as if it were new";
 
 #[cfg(test)]
 mod tests;
