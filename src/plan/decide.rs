@@ -47,6 +47,27 @@ pub struct PlanInput<'a> {
 /// the tenant refuses, the unmanaged objects and the fingerprint.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let observed = input.observed;
+    let tenant = observed.map(tenant_facts);
+    // The access impact needs only the payloads on both sides: it is computed beside the
+    // per-object decisions.
+    let (mut impact, mut plan) = crate::parallel::join(
+        || impact::impact(&impact_input(input, tenant.as_ref())),
+        || decide(input),
+    );
+    let adopted: Vec<(Kind, &str)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Adopt)
+        .map(|c| (c.id.kind, c.id.key.as_str()))
+        .collect();
+    impact::adopted(&mut impact, &adopted);
+    plan.impact = impact;
+    plan
+}
+
+/// The plan without its access impact: per object, what `apply` will do.
+fn decide(input: &PlanInput<'_>) -> Plan {
+    let observed = input.observed;
     let index = observed.map(LiveIndex::new);
     let mut changes = Vec::new();
     let mut warnings = Vec::new();
@@ -81,8 +102,6 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         warnings.extend(license_warnings(&o.inventory, input.now));
     }
     let unmanaged = observed.map(|o| unmanaged(o, input.state, input.targets)).unwrap_or_default();
-    let tenant = observed.map(tenant_facts);
-    let impact = impact::impact(&impact_input(input, &changes, tenant.as_ref()));
     Plan {
         tenant: input.tenant.clone(),
         revision: input.revision.clone(),
@@ -92,7 +111,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         warnings,
         errors,
         unmanaged,
-        impact,
+        impact: impact::Impact::default(),
         fingerprint: Fingerprint {
             specs: specs_fingerprint(input.targets),
             state: input.state.fingerprint(),
@@ -407,10 +426,10 @@ fn adoption_effects(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> Vec<E
 }
 
 /// What the impact model compares: the last applied payloads before; the desired ones after,
-/// with the objects a blocked delete keeps on the tenant (`prune: false`), which keep acting.
+/// with the objects a blocked delete keeps on the tenant (`prune: false` on a removed spec),
+/// which keep acting.
 fn impact_input<'a>(
     input: &'a PlanInput<'a>,
-    changes: &'a [Change],
     tenant: Option<&'a impact::TenantFacts>,
 ) -> impact::Input<'a> {
     let side = |e: &'a state::Entry| impact::Side {
@@ -420,11 +439,8 @@ fn impact_input<'a>(
         digest: &e.digest,
         names: &e.names,
     };
-    let kept: HashSet<(Kind, &str)> = changes
-        .iter()
-        .filter(|c| c.action == Action::Delete && c.blocked.is_some())
-        .map(|c| (c.id.kind, c.id.key.as_str()))
-        .collect();
+    let desired: HashSet<(Kind, &str)> =
+        input.targets.iter().map(|t| (t.object.kind, t.object.key.as_str())).collect();
     let mut after: Vec<impact::Side<'a>> = input
         .targets
         .iter()
@@ -437,14 +453,14 @@ fn impact_input<'a>(
         })
         .collect();
     after.extend(
-        input.state.objects.iter().filter(|e| kept.contains(&(e.kind, e.key.as_str()))).map(side),
+        input
+            .state
+            .objects
+            .iter()
+            .filter(|e| !e.prune && !desired.contains(&(e.kind, e.key.as_str())))
+            .map(side),
     );
-    let adopted = changes
-        .iter()
-        .filter(|c| c.action == Action::Adopt)
-        .map(|c| (c.id.kind, c.id.key.as_str()))
-        .collect();
-    impact::Input { before: input.state.objects.iter().map(side).collect(), after, tenant, adopted }
+    impact::Input { before: input.state.objects.iter().map(side).collect(), after, tenant }
 }
 
 /// What the tenant says that the impact model uses: listed data sources, the tags read for it,

@@ -11,14 +11,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::matching::{Level, Op, Openness, Strength, loose_name};
+use super::matching::{FxMap, Level, Op, Openness, Strength, loose_name};
 use super::model::{
-    Access, Audience, ClassId, Interner, MaskCandidate, Principals, ProfileId, ProfileModel,
-    Project, RowCandidate, SubCandidate, Table, World, applies, projects_meeting,
+    Access, Audience, ClassId, Interner, MaskCandidate, Policy, Principals, ProfileId,
+    ProfileModel, Project, RowCandidate, SubCandidate, Table, World, applies, projects_meeting,
+    winners,
 };
 use super::{
-    BrokenReference, Confidence, Direction, Finding, FindingKind, Impact, Severity, Subject,
-    TenantFacts,
+    BrokenReference, Confidence, DataSourceRef, Direction, Finding, FindingKind, Impact, Severity,
+    Subject, TenantFacts,
 };
 use crate::plan::observed::ObjectId;
 use crate::spec::Kind;
@@ -118,88 +119,131 @@ impl Template {
     }
 }
 
-/// Findings merged by template, in first-seen order.
+/// Findings merged by template, in first-seen order. Templates are interned once per
+/// comparison pair; adding a subject is then a push.
 #[derive(Default)]
 struct Findings {
-    index: HashMap<Template, usize>,
+    index: FxMap<Template, usize>,
     list: Vec<(Template, Vec<Subject>)>,
 }
 
 impl Findings {
-    fn add(&mut self, t: &Template, subject: Subject) {
-        match self.index.get(t) {
-            Some(&i) => self.list[i].1.push(subject),
-            None => {
-                self.index.insert(t.clone(), self.list.len());
-                self.list.push((t.clone(), vec![subject]));
-            }
+    /// The index of `t`'s finding.
+    fn intern(&mut self, t: Template) -> usize {
+        if let Some(&i) = self.index.get(&t) {
+            return i;
         }
+        let i = self.list.len();
+        self.index.insert(t.clone(), i);
+        self.list.push((t, Vec::new()));
+        i
+    }
+
+    /// Adds `subject` to the finding of `t`.
+    fn add(&mut self, t: &Template, subject: Subject) {
+        let i = self.intern(t.clone());
+        self.list[i].1.push(subject);
     }
 
     fn finish(self) -> Vec<Finding> {
         let mut out: Vec<Finding> = self
             .list
             .into_iter()
-            .map(|(t, mut subjects)| {
-                subjects.sort();
-                subjects.dedup();
-                Finding {
-                    kind: t.kind,
-                    direction: t.direction,
-                    confidence: t.confidence,
-                    policy: t.policy,
-                    subjects,
-                    was: t.was,
-                    now: t.now,
-                    who: t.who,
-                    caveat: t.caveat.map(str::to_owned),
-                    tenant: t.tenant,
-                }
+            .filter(|(_, subjects)| !subjects.is_empty())
+            .map(|(t, subjects)| Finding {
+                kind: t.kind,
+                direction: t.direction,
+                confidence: t.confidence,
+                policy: t.policy,
+                subjects,
+                was: t.was,
+                now: t.now,
+                who: t.who,
+                caveat: t.caveat.map(str::to_owned),
+                tenant: t.tenant,
             })
             .collect();
+        // Subjects are compared last and by their first only: lists of thousands of equal
+        // subjects must not be walked to order a few findings.
         out.sort_by(|a, b| {
-            (a.direction, a.confidence, a.kind, &a.policy, &a.subjects).cmp(&(
-                b.direction,
-                b.confidence,
-                b.kind,
-                &b.policy,
-                &b.subjects,
-            ))
+            (a.direction, a.confidence, a.kind, &a.policy, &a.was, &a.now, a.subjects.first()).cmp(
+                &(b.direction, b.confidence, b.kind, &b.policy, &b.was, &b.now, b.subjects.first()),
+            )
         });
         out
     }
 }
 
-/// The models of one side, computed on demand.
+/// The models of both sides, computed on demand; the after side's are derived from the before
+/// side's (only changed policies are evaluated again).
 struct Models<'w> {
-    world: &'w World,
+    before: &'w World,
+    after: &'w World,
     interner: &'w Interner,
-    profiles: HashMap<ProfileId, Rc<ProfileModel>>,
-    masks: HashMap<ClassId, Rc<Vec<MaskCandidate>>>,
+    /// Profile models, before and after.
+    profiles: [FxMap<ProfileId, Rc<ProfileModel>>; 2],
+    /// Every masking candidate of a column class, before and after.
+    candidates: [FxMap<ClassId, Rc<Vec<MaskCandidate>>>; 2],
+    /// The deciding masking candidates of a column class, before and after.
+    masks: [FxMap<ClassId, Rc<Vec<MaskCandidate>>>; 2],
 }
 
+/// Before (0) or after (1).
+const BEFORE: usize = 0;
+const AFTER: usize = 1;
+
 impl<'w> Models<'w> {
-    fn new(world: &'w World, interner: &'w Interner) -> Self {
-        Models { world, interner, profiles: HashMap::new(), masks: HashMap::new() }
+    fn new(before: &'w World, after: &'w World, interner: &'w Interner) -> Self {
+        Models {
+            before,
+            after,
+            interner,
+            profiles: Default::default(),
+            candidates: Default::default(),
+            masks: Default::default(),
+        }
     }
 
-    fn profile(&mut self, id: ProfileId) -> Rc<ProfileModel> {
-        let (world, interner) = (self.world, self.interner);
-        Rc::clone(
-            self.profiles
-                .entry(id)
-                .or_insert_with(|| Rc::new(ProfileModel::new(world, interner.profile(id)))),
-        )
+    fn profile(&mut self, side: usize, id: ProfileId) -> Rc<ProfileModel> {
+        if let Some(m) = self.profiles[side].get(&id) {
+            return Rc::clone(m);
+        }
+        let profile = self.interner.profile(id);
+        let model = if side == BEFORE {
+            ProfileModel::new(self.before, profile)
+        } else {
+            let base = self.profile(BEFORE, id);
+            ProfileModel::derive(&base, self.after, profile)
+        };
+        let model = Rc::new(model);
+        self.profiles[side].insert(id, Rc::clone(&model));
+        model
     }
 
-    fn masks(&mut self, class: ClassId) -> Rc<Vec<MaskCandidate>> {
-        if let Some(m) = self.masks.get(&class) {
+    fn candidates(&mut self, side: usize, class: ClassId) -> Rc<Vec<MaskCandidate>> {
+        if let Some(m) = self.candidates[side].get(&class) {
             return Rc::clone(m);
         }
         let c = self.interner.class(class);
-        let m = Rc::new(self.profile(c.profile).masking(c));
-        self.masks.insert(class, Rc::clone(&m));
-        m
+        let model = self.profile(side, c.profile);
+        let list = if side == BEFORE {
+            model.masking(c)
+        } else {
+            let base = self.candidates(BEFORE, class);
+            model.derive_masking(&base, c)
+        };
+        let list = Rc::new(list);
+        self.candidates[side].insert(class, Rc::clone(&list));
+        list
+    }
+
+    fn masks(&mut self, side: usize, class: ClassId) -> Rc<Vec<MaskCandidate>> {
+        if let Some(m) = self.masks[side].get(&class) {
+            return Rc::clone(m);
+        }
+        let list = Rc::new(winners(self.candidates(side, class).as_ref().clone()));
+        self.masks[side].insert(class, Rc::clone(&list));
+        list
     }
 }
 
@@ -224,14 +268,14 @@ pub(super) fn diff(
     }
 
     let mut cx = Cx {
-        b: Models::new(before, interner),
-        a: Models::new(after, interner),
+        m: Models::new(before, after, interner),
         interner,
         after,
         findings: Findings::default(),
-        columns: HashMap::new(),
-        tables: HashMap::new(),
+        columns: FxMap::default(),
+        tables: FxMap::default(),
         purposes: None,
+        names: None,
     };
     let mut keys: Vec<&String> =
         before.connections.keys().chain(after.connections.keys()).collect();
@@ -249,9 +293,9 @@ pub(super) fn diff(
                 let empty = Vec::new();
                 let b = tb.map_or(&empty, |b| b.as_ref());
                 let a = ta.map_or(&empty, |a| a.as_ref());
-                let by_id: HashMap<&str, &Table> = a.iter().map(|t| (t.id.as_str(), t)).collect();
+                let by_id: HashMap<&str, &Table> = a.iter().map(|t| (t.id(), t)).collect();
                 for t in b {
-                    match by_id.get(t.id.as_str()) {
+                    match by_id.get(t.id()) {
                         Some(n) => cx.compare(t, n),
                         None => {
                             let fate = if ta.is_none() {
@@ -265,8 +309,8 @@ pub(super) fn diff(
                         }
                     }
                 }
-                let old: HashSet<&str> = b.iter().map(|t| t.id.as_str()).collect();
-                for t in a.iter().filter(|t| !old.contains(t.id.as_str())) {
+                let old: HashSet<&str> = b.iter().map(|t| t.id()).collect();
+                for t in a.iter().filter(|t| !old.contains(t.id())) {
                     cx.added(t);
                 }
             }
@@ -277,17 +321,15 @@ pub(super) fn diff(
     if let Some(t) = tenant {
         let reported: HashSet<&str> = t.tags.keys().map(String::as_str).collect();
         let managed: HashSet<&str> =
-            before.tables().filter(|t| t.id != "*").map(|t| t.name.as_str()).collect();
+            before.tables().filter(|t| t.id() != "*").map(|t| t.name()).collect();
         let mut wanted: BTreeSet<String> = BTreeSet::new();
         for f in &out.findings {
             for s in &f.subjects {
-                let name = match s {
-                    Subject::Column { data_source, .. }
-                    | Subject::DataSource { data_source, .. } => data_source,
-                    Subject::Project { .. } => continue,
+                let Some(name) = s.data_source().map(|d| d.data_source.as_str()) else {
+                    continue;
                 };
-                if managed.contains(name.as_str()) && !reported.contains(name.as_str()) {
-                    wanted.insert(name.clone());
+                if managed.contains(name) && !reported.contains(name) {
+                    wanted.insert(name.to_owned());
                 }
             }
         }
@@ -296,7 +338,7 @@ pub(super) fn diff(
             .tables()
             .chain(after.tables())
             .filter(|t| interner.profile(t.profile).tenant)
-            .map(|t| t.name.as_str())
+            .map(|t| t.name())
             .collect::<HashSet<_>>()
             .len();
     }
@@ -305,89 +347,105 @@ pub(super) fn diff(
 
 /// The comparison state.
 struct Cx<'w> {
-    b: Models<'w>,
-    a: Models<'w>,
+    m: Models<'w>,
     interner: &'w Interner,
     after: &'w World,
     findings: Findings,
-    /// Findings of (class before, class after).
-    columns: HashMap<(ClassId, ClassId), Rc<Vec<Template>>>,
-    /// Findings of (profile before, profile after).
-    tables: HashMap<(ProfileId, ProfileId), Rc<Vec<Template>>>,
+    /// Findings (indices) of (class before, class after).
+    columns: FxMap<(ClassId, ClassId), Rc<[usize]>>,
+    /// Findings (indices) of (profile before, profile after).
+    tables: FxMap<(ProfileId, ProfileId), Rc<[usize]>>,
     /// Purposes exceptions name in the after side: (purpose, policy key).
     purposes: Option<Vec<(String, String)>>,
+    /// After-side tables by data-source name, built when a project needs them.
+    names: Option<HashMap<&'w str, &'w Table>>,
 }
 
 fn table_subject(t: &Table) -> Subject {
-    Subject::DataSource {
-        data_source: t.name.clone(),
-        connection: t.connection.clone(),
-        table: t.id.clone(),
-    }
+    Subject::DataSource { source: Arc::clone(&t.source) }
+}
+
+fn column_subject(t: &Table, column: &Arc<str>) -> Subject {
+    Subject::Column { source: Arc::clone(&t.source), column: Arc::clone(column) }
 }
 
 impl Cx<'_> {
     /// A table on both sides.
     fn compare(&mut self, tb: &Table, ta: &Table) {
         let key = (tb.profile, ta.profile);
-        let templates = match self.tables.get(&key) {
+        let found = match self.tables.get(&key) {
             Some(t) => Rc::clone(t),
             None => {
-                let mb = self.b.profile(tb.profile);
-                let ma = self.a.profile(ta.profile);
+                let mb = self.m.profile(BEFORE, tb.profile);
+                let ma = self.m.profile(AFTER, ta.profile);
                 let changed = tb.profile != ta.profile;
                 let tenant = self.tenant(tb.profile, ta.profile);
                 let mut list = rows(&mb.rows, &ma.rows, changed, self.after);
                 list.extend(subscriptions(&mb.subscriptions, &ma.subscriptions, changed));
-                for t in &mut list {
-                    t.tenant = tenant;
-                }
-                let list = Rc::new(list);
-                self.tables.insert(key, Rc::clone(&list));
-                list
+                let found: Rc<[usize]> = list
+                    .into_iter()
+                    .map(|mut t| {
+                        t.tenant = tenant;
+                        self.findings.intern(t)
+                    })
+                    .collect();
+                self.tables.insert(key, Rc::clone(&found));
+                found
             }
         };
-        for t in templates.iter() {
-            self.findings.add(t, table_subject(ta));
+        if !found.is_empty() {
+            let subject = table_subject(ta);
+            for &i in found.iter() {
+                self.findings.list[i].1.push(subject.clone());
+            }
+        }
+        if std::ptr::eq(tb, ta) {
+            for (name, c) in &ta.columns {
+                self.column(tb, ta, *c, *c, name);
+            }
+            return;
         }
         let other = |t: &Table| t.columns.last().map(|c| c.1);
         let (Some(ob), Some(oa)) = (other(tb), other(ta)) else { return };
-        let mut names: BTreeMap<&str, (ClassId, ClassId)> = BTreeMap::new();
+        let mut names: BTreeMap<&Arc<str>, (ClassId, ClassId)> = BTreeMap::new();
         for (n, c) in &tb.columns {
-            names.insert(n.as_str(), (*c, oa));
+            names.insert(n, (*c, oa));
         }
         for (n, c) in &ta.columns {
-            names.entry(n.as_str()).and_modify(|e| e.1 = *c).or_insert((ob, *c));
+            names.entry(n).and_modify(|e| e.1 = *c).or_insert((ob, *c));
         }
         for (name, (cb, ca)) in names {
-            let templates = match self.columns.get(&(cb, ca)) {
-                Some(t) => Rc::clone(t),
-                None => {
-                    let mb = self.b.masks(cb);
-                    let ma = self.a.masks(ca);
-                    let changed = tb.profile != ta.profile || !same_tags(self.interner, cb, ca);
-                    let tenant = self.tenant(tb.profile, ta.profile);
-                    let mut list = masking(&mb, &ma, changed, self.after);
-                    for t in &mut list {
+            self.column(tb, ta, cb, ca, name);
+        }
+    }
+
+    /// A column of a table on both sides, of class `cb` before and `ca` after.
+    fn column(&mut self, tb: &Table, ta: &Table, cb: ClassId, ca: ClassId, name: &Arc<str>) {
+        let found = match self.columns.get(&(cb, ca)) {
+            Some(t) => Rc::clone(t),
+            None => {
+                let mb = self.m.masks(BEFORE, cb);
+                let ma = self.m.masks(AFTER, ca);
+                let changed = tb.profile != ta.profile || !same_tags(self.interner, cb, ca);
+                let tenant = self.tenant(tb.profile, ta.profile);
+                let m = masking(&mb, &ma, changed, self.after);
+                let found: Rc<[usize]> = m
+                    .into_iter()
+                    .map(|mut t| {
                         t.tenant = tenant;
-                    }
-                    let list = Rc::new(list);
-                    self.columns.insert((cb, ca), Rc::clone(&list));
-                    list
-                }
-            };
-            if templates.is_empty() {
-                continue;
+                        self.findings.intern(t)
+                    })
+                    .collect();
+                self.columns.insert((cb, ca), Rc::clone(&found));
+                found
             }
-            let subject = Subject::Column {
-                data_source: ta.name.clone(),
-                column: name.to_owned(),
-                connection: ta.connection.clone(),
-                table: ta.id.clone(),
-            };
-            for t in templates.iter() {
-                self.findings.add(t, subject.clone());
-            }
+        };
+        if found.is_empty() {
+            return;
+        }
+        let subject = column_subject(ta, name);
+        for &i in found.iter() {
+            self.findings.list[i].1.push(subject.clone());
         }
     }
 
@@ -397,13 +455,13 @@ impl Cx<'_> {
 
     /// A table only before: its protections stop applying (rule D1).
     fn removed(&mut self, t: &Table, fate: &str) {
-        let model = self.b.profile(t.profile);
+        let model = self.m.profile(BEFORE, t.profile);
         let mut parts = Vec::new();
         let masked: Vec<&str> = t
             .columns
             .iter()
-            .filter(|(_, c)| self.b.masks(*c).iter().any(|m| m.strength() > Strength::None))
-            .map(|(n, _)| n.as_str())
+            .filter(|(_, c)| self.m.masks(BEFORE, *c).iter().any(|m| m.strength() > Strength::None))
+            .map(|(n, _)| n.as_ref())
             .collect();
         if !masked.is_empty() {
             let n = masked.len();
@@ -431,7 +489,7 @@ impl Cx<'_> {
 
     /// A table only after: anyone may subscribe to it (the only widening a new table has).
     fn added(&mut self, t: &Table) {
-        let model = self.a.profile(t.profile);
+        let model = self.m.profile(AFTER, t.profile);
         let sole = model.subscriptions.len() == 1;
         for s in &model.subscriptions {
             if s.access().openness() >= Openness::Unknown {
@@ -460,20 +518,22 @@ impl Cx<'_> {
                 equalization: true,
             };
             let (pb, pa) = (b.map_or(&none, |p| p.as_ref()), a.map_or(&none, |p| p.as_ref()));
-            let subject = Subject::Project { key: (*key).to_owned() };
+            let subject = Subject::Project { key: Arc::from(*key) };
             let join = a.map(|p| p.join.describe());
             for ds in pa.datasources.difference(&pb.datasources) {
                 let t = Template::new(FindingKind::ProjectReachAdded, Direction::Widening)
                     .policy(key)
                     .now(format!("members join: {}", join.as_deref().unwrap_or("-")))
                     .sure(false, PROJECT);
-                self.findings.add(&t, self.data_source(ds));
+                let subject = self.data_source(ds);
+                self.findings.add(&t, subject);
             }
             for ds in pb.datasources.difference(&pa.datasources) {
                 let t = Template::new(FindingKind::ProjectReachRemoved, Direction::Narrowing)
                     .policy(key)
                     .sure(false, PROJECT);
-                self.findings.add(&t, self.data_source(ds));
+                let subject = self.data_source(ds);
+                self.findings.add(&t, subject);
             }
             for (purposes, kind, direction) in [
                 (
@@ -569,13 +629,18 @@ impl Cx<'_> {
     }
 
     /// A data-source subject by name (connection and table when a parsed table has it).
-    fn data_source(&self, name: &str) -> Subject {
-        match self.after.tables().find(|t| t.name == name) {
+    fn data_source(&mut self, name: &str) -> Subject {
+        let after = self.after;
+        let names =
+            self.names.get_or_insert_with(|| after.tables().map(|t| (t.name(), t)).collect());
+        match names.get(name) {
             Some(t) => table_subject(t),
             None => Subject::DataSource {
-                data_source: name.to_owned(),
-                connection: String::new(),
-                table: String::new(),
+                source: Arc::new(DataSourceRef {
+                    data_source: name.to_owned(),
+                    connection: Arc::from(""),
+                    table: String::new(),
+                }),
             },
         }
     }
@@ -663,13 +728,16 @@ fn masking(
     changed: bool,
     after: &World,
 ) -> Vec<Template> {
-    let id = |c: &MaskCandidate| (c.policy.key.clone(), c.rule);
+    // Unchanged policies are shared by both sides: the same rule of the same `Arc` is the
+    // same rule.
     let same = b.len() == a.len()
         && b.iter().zip(a).all(|(x, y)| {
-            id(x) == id(y)
+            x.rule == y.rule
                 && x.level == y.level
-                && x.masking() == y.masking()
-                && x.audience() == y.audience()
+                && (Arc::ptr_eq(&x.policy, &y.policy)
+                    || (x.policy.key == y.policy.key
+                        && x.masking() == y.masking()
+                        && x.audience() == y.audience()))
         });
     if same {
         return Vec::new();
@@ -726,9 +794,18 @@ fn masking(
                         .sure(certain, STRENGTH),
                 );
             } else {
-                let changed_rule = rb
-                    .iter()
-                    .any(|x| ra.iter().any(|y| id(x) == id(y) && x.masking() != y.masking()));
+                let mut changed_rule = false;
+                merge(
+                    &rb,
+                    &ra,
+                    |x, y| by_rule((&x.policy, x.rule), (&y.policy, y.rule)),
+                    |x, y| {
+                        if let (Some(x), Some(y)) = (x, y) {
+                            changed_rule |=
+                                !Arc::ptr_eq(&x.policy, &y.policy) && x.masking() != y.masking();
+                        }
+                    },
+                );
                 if changed_rule {
                     out.push(
                         base(FindingKind::MaskingChanged, Direction::Widening)
@@ -740,19 +817,25 @@ fn masking(
         (true, true) => {}
     }
     // The same rule, with other people excepted (rules E1, E2).
-    for x in &rb {
-        if let Some(y) = ra.iter().find(|y| id(x) == id(y))
-            && x.audience() != y.audience()
-        {
-            out.extend(audience(
-                &x.policy.key,
-                x.audience(),
-                y.audience(),
-                "see unmasked values of",
-                after,
-            ));
-        }
-    }
+    merge(
+        &rb,
+        &ra,
+        |x, y| by_rule((&x.policy, x.rule), (&y.policy, y.rule)),
+        |x, y| {
+            if let (Some(x), Some(y)) = (x, y)
+                && !Arc::ptr_eq(&x.policy, &y.policy)
+                && x.audience() != y.audience()
+            {
+                out.extend(audience(
+                    &x.policy.key,
+                    x.audience(),
+                    y.audience(),
+                    "see unmasked values of",
+                    after,
+                ));
+            }
+        },
+    );
     out
 }
 
@@ -880,26 +963,81 @@ fn audience(policy: &str, b: &Audience, a: &Audience, what: &str, after: &World)
     out
 }
 
-/// Row rules of one table, before and after (rules R1, R2).
+/// Walks two lists sorted by `cmp`, calling `f` with each key's items (either may be absent).
+fn merge<'x, T>(
+    b: &'x [T],
+    a: &'x [T],
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+    mut f: impl FnMut(Option<&'x T>, Option<&'x T>),
+) {
+    let (mut i, mut j) = (0, 0);
+    while i < b.len() || j < a.len() {
+        match (b.get(i), a.get(j)) {
+            (Some(x), Some(y)) => match cmp(x, y) {
+                std::cmp::Ordering::Less => {
+                    f(Some(x), None);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    f(None, Some(y));
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    f(Some(x), Some(y));
+                    i += 1;
+                    j += 1;
+                }
+            },
+            (Some(x), None) => {
+                f(Some(x), None);
+                i += 1;
+            }
+            (None, Some(y)) => {
+                f(None, Some(y));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+}
+
+/// Orders (policy, rule) pairs by key then rule; the same shared policy needs no string
+/// comparison.
+fn by_rule(x: (&Arc<Policy>, usize), y: (&Arc<Policy>, usize)) -> std::cmp::Ordering {
+    if Arc::ptr_eq(x.0, y.0) {
+        x.1.cmp(&y.1)
+    } else {
+        (x.0.key.as_str(), x.1).cmp(&(y.0.key.as_str(), y.1))
+    }
+}
+
+/// Row rules of one table, before and after (rules R1, R2). Both lists are sorted by policy
+/// key and rule.
 fn rows(b: &[RowCandidate], a: &[RowCandidate], changed: bool, after: &World) -> Vec<Template> {
-    let key = |r: &RowCandidate| (r.policy.key.clone(), r.rule);
-    let bm: BTreeMap<_, &RowCandidate> = b.iter().map(|r| (key(r), r)).collect();
-    let am: BTreeMap<_, &RowCandidate> = a.iter().map(|r| (key(r), r)).collect();
     let mut out = Vec::new();
-    for (k, r) in &bm {
-        match am.get(k) {
-            None => out.push(
+    merge(
+        b,
+        a,
+        |x, y| by_rule((&x.policy, x.rule), (&y.policy, y.rule)),
+        |x, y| match (x, y) {
+            (Some(r), None) => out.push(
                 Template::new(FindingKind::RowRestrictionRemoved, Direction::Widening)
-                    .policy(&k.0)
+                    .policy(&r.policy.key)
                     .was(r.rows().1)
                     .sure(!changed, TAGS_CHANGED)
                     .sure(r.level == Level::Certain, AMBIGUOUS),
             ),
-            Some(n) => {
+            (None, Some(r)) => out.push(
+                Template::new(FindingKind::RowRestrictionAdded, Direction::Narrowing)
+                    .policy(&r.policy.key)
+                    .now(r.rows().1)
+                    .sure(r.level == Level::Certain, AMBIGUOUS),
+            ),
+            (Some(r), Some(n)) if !Arc::ptr_eq(&r.policy, &n.policy) => {
                 if r.rows().0 != n.rows().0 {
                     out.push(
                         Template::new(FindingKind::RowRestrictionChanged, Direction::Widening)
-                            .policy(&k.0)
+                            .policy(&r.policy.key)
                             .was(r.rows().1)
                             .now(n.rows().1)
                             .sure(false, RULE_CHANGED),
@@ -907,7 +1045,7 @@ fn rows(b: &[RowCandidate], a: &[RowCandidate], changed: bool, after: &World) ->
                 }
                 if r.audience() != n.audience() {
                     out.extend(audience(
-                        &k.0,
+                        &r.policy.key,
                         r.audience(),
                         n.audience(),
                         "see every row of",
@@ -915,18 +1053,9 @@ fn rows(b: &[RowCandidate], a: &[RowCandidate], changed: bool, after: &World) ->
                     ));
                 }
             }
-        }
-    }
-    for (k, r) in &am {
-        if !bm.contains_key(k) {
-            out.push(
-                Template::new(FindingKind::RowRestrictionAdded, Direction::Narrowing)
-                    .policy(&k.0)
-                    .now(r.rows().1)
-                    .sure(r.level == Level::Certain, AMBIGUOUS),
-            );
-        }
-    }
+            _ => {}
+        },
+    );
     out
 }
 
@@ -1043,96 +1172,96 @@ fn access_changes(b: &Access, a: &Access, verb: &str) -> Vec<(Direction, String)
     out
 }
 
-/// Subscription policies of one table, before and after (rules S1–S4).
+/// Subscription policies of one table, before and after (rules S1–S4). Both lists are sorted
+/// by policy key.
 fn subscriptions(b: &[SubCandidate], a: &[SubCandidate], changed: bool) -> Vec<Template> {
-    let bm: BTreeMap<&str, &SubCandidate> = b.iter().map(|s| (s.policy.key.as_str(), s)).collect();
-    let am: BTreeMap<&str, &SubCandidate> = a.iter().map(|s| (s.policy.key.as_str(), s)).collect();
     let mut out = Vec::new();
-    let listing = |m: &BTreeMap<&str, &SubCandidate>| {
-        m.iter()
-            .map(|(k, s)| format!("`{k}`: {}", s.access().describe()))
+    let listing = |l: &[SubCandidate]| {
+        l.iter()
+            .map(|s| format!("`{}`: {}", s.policy.key, s.access().describe()))
             .collect::<Vec<_>>()
             .join("; ")
     };
     if !b.is_empty() && a.is_empty() {
         let certain = b.iter().any(|s| s.level == Level::Certain);
         let mut t = Template::new(FindingKind::SubscriptionUngoverned, Direction::Widening)
-            .was(listing(&bm))
+            .was(listing(b))
             .sure(!changed, TAGS_CHANGED)
             .sure(certain, AMBIGUOUS);
-        if bm.len() == 1 {
-            t.policy = bm.keys().next().map(|k| (*k).to_owned());
+        if let [only] = b {
+            t.policy = Some(only.policy.key.clone());
         }
         out.push(t);
         return out;
     }
     let sole = b.len() <= 1 && a.len() <= 1;
-    for (k, s) in &am {
-        if bm.contains_key(k) {
-            continue;
+    let by_key = |x: &SubCandidate, y: &SubCandidate| {
+        if Arc::ptr_eq(&x.policy, &y.policy) {
+            std::cmp::Ordering::Equal
+        } else {
+            x.policy.key.cmp(&y.policy.key)
         }
-        let open = s.access().openness();
-        if b.is_empty() {
-            let t = if open >= Openness::Unknown {
-                Template::new(FindingKind::SubscriptionWidened, Direction::Widening)
-                    .now(format!("{} may subscribe", s.access().describe()))
-                    .was("no subscription policy (the data platform's own grants)")
-            } else {
-                Template::new(FindingKind::SubscriptionNarrowed, Direction::Narrowing)
-                    .now(format!("only {} may subscribe", s.access().describe()))
-                    .was("no subscription policy (the data platform's own grants)")
-            };
-            out.push(t.policy(k).sure(s.level == Level::Certain, AMBIGUOUS));
-        } else if open != Openness::Manual {
-            out.push(
-                Template::new(FindingKind::SubscriptionWidened, Direction::Widening)
-                    .policy(k)
-                    .now(format!(
-                        "the policy now also applies: {} may subscribe",
-                        s.access().describe()
-                    ))
-                    .was(listing(&bm))
-                    .sure(false, MERGE),
-            );
+    };
+    merge(b, a, by_key, |x, y| match (x, y) {
+        (None, Some(s)) => {
+            let open = s.access().openness();
+            let k = &s.policy.key;
+            if b.is_empty() {
+                let t = if open >= Openness::Unknown {
+                    Template::new(FindingKind::SubscriptionWidened, Direction::Widening)
+                        .now(format!("{} may subscribe", s.access().describe()))
+                        .was("no subscription policy (the data platform's own grants)")
+                } else {
+                    Template::new(FindingKind::SubscriptionNarrowed, Direction::Narrowing)
+                        .now(format!("only {} may subscribe", s.access().describe()))
+                        .was("no subscription policy (the data platform's own grants)")
+                };
+                out.push(t.policy(k).sure(s.level == Level::Certain, AMBIGUOUS));
+            } else if open != Openness::Manual {
+                out.push(
+                    Template::new(FindingKind::SubscriptionWidened, Direction::Widening)
+                        .policy(k)
+                        .now(format!(
+                            "the policy now also applies: {} may subscribe",
+                            s.access().describe()
+                        ))
+                        .was(listing(b))
+                        .sure(false, MERGE),
+                );
+            }
         }
-    }
-    for (k, s) in &bm {
-        if am.contains_key(k) {
-            continue;
-        }
-        out.push(
+        (Some(s), None) => out.push(
             Template::new(FindingKind::SubscriptionWidened, Direction::Widening)
-                .policy(k)
+                .policy(&s.policy.key)
                 .now(format!(
                     "the policy no longer applies (it admitted {}); still applying: {}",
                     s.access().describe(),
-                    codes(am.keys().copied())
+                    codes(a.iter().map(|x| x.policy.key.as_str()))
                 ))
-                .was(listing(&bm))
+                .was(listing(b))
                 .sure(false, MERGE)
                 .sure(!changed, TAGS_CHANGED),
-        );
-    }
-    for (k, sa) in &am {
-        let Some(sb) = bm.get(k) else { continue };
-        if sb.access() == sa.access() {
-            continue;
+        ),
+        (Some(sb), Some(sa))
+            if !Arc::ptr_eq(&sb.policy, &sa.policy) && sb.access() != sa.access() =>
+        {
+            for (direction, now) in access_changes(sb.access(), sa.access(), "subscribe") {
+                let kind = match direction {
+                    Direction::Widening => FindingKind::SubscriptionWidened,
+                    Direction::Narrowing => FindingKind::SubscriptionNarrowed,
+                };
+                let certain = sole && sa.level == Level::Certain && sb.level == Level::Certain;
+                out.push(
+                    Template::new(kind, direction)
+                        .policy(&sa.policy.key)
+                        .now(now)
+                        .was(sb.access().describe())
+                        .sure(certain, if sole { AMBIGUOUS } else { MERGE }),
+                );
+            }
         }
-        for (direction, now) in access_changes(sb.access(), sa.access(), "subscribe") {
-            let kind = match direction {
-                Direction::Widening => FindingKind::SubscriptionWidened,
-                Direction::Narrowing => FindingKind::SubscriptionNarrowed,
-            };
-            let certain = sole && sa.level == Level::Certain && sb.level == Level::Certain;
-            out.push(
-                Template::new(kind, direction)
-                    .policy(k)
-                    .now(now)
-                    .was(sb.access().describe())
-                    .sure(certain, if sole { AMBIGUOUS } else { MERGE }),
-            );
-        }
-    }
+        _ => {}
+    });
     out
 }
 
@@ -1153,15 +1282,15 @@ fn references(
     for key in changes.connections {
         let tb = before.connections.get(*key);
         let ta = after.connections.get(*key);
-        let ids: HashSet<&str> = ta.iter().flat_map(|t| t.iter()).map(|t| t.id.as_str()).collect();
-        for t in tb.iter().flat_map(|t| t.iter()).filter(|t| t.id != "*") {
-            if !ids.contains(t.id.as_str()) {
+        let ids: HashSet<&str> = ta.iter().flat_map(|t| t.iter()).map(|t| t.id()).collect();
+        for t in tb.iter().flat_map(|t| t.iter()).filter(|t| t.id() != "*") {
+            if !ids.contains(t.id()) {
                 let why = if ta.is_none() {
                     format!("connection `{key}` is deleted")
                 } else {
-                    format!("table `{}` is dropped from connection `{key}`", t.id)
+                    format!("table `{}` is dropped from connection `{key}`", t.id())
                 };
-                removed.insert(t.name.clone(), why);
+                removed.insert(t.name().to_owned(), why);
             }
         }
         if ta.is_none() {
@@ -1181,7 +1310,7 @@ fn references(
         }
     }
     for t in after.tables() {
-        kept.insert(t.name.clone());
+        kept.insert(t.name().to_owned());
     }
     removed.retain(|n, _| !kept.contains(n));
     let removed_purposes: BTreeSet<&String> = before.purposes.difference(&after.purposes).collect();

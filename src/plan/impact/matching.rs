@@ -10,7 +10,53 @@
 //! Nothing here reads a file or the network, and nothing here knows about plans: these are the
 //! rules, applied by `model.rs`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast, non-cryptographic hasher for the model's own keys (tags, names): the model looks
+/// tags up hundreds of thousands of times on a large tree, and SipHash's resistance to
+/// hash flooding buys nothing for keys the tool builds itself. (FxHash's multiply-rotate.)
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(K);
+    }
+}
+
+/// Builds [`Fx`] hashers.
+pub type FxBuild = BuildHasherDefault<Fx>;
+/// A hash map with [`Fx`].
+pub type FxMap<K, V> = HashMap<K, V, FxBuild>;
+/// A hash set with [`Fx`].
+pub type FxSet<K> = HashSet<K, FxBuild>;
 
 /// How surely a relation holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,8 +140,8 @@ impl TagRef {
 pub struct TagSet {
     /// The tags as carried (no ancestors), sorted.
     pub tags: BTreeSet<String>,
-    exact: HashSet<String>,
-    lower: HashSet<String>,
+    exact: FxSet<String>,
+    lower: FxSet<String>,
 }
 
 impl TagSet {
@@ -263,18 +309,22 @@ pub fn data_source_name(format: Option<&str>, table: &str, schema: &str, databas
             _ => None,
         };
         match value {
+            Some(v) if v.is_ascii() && placeholder.chars().all(|c| !c.is_uppercase()) => {
+                let at = out.len();
+                out.push_str(v);
+                out[at..].make_ascii_lowercase();
+            }
             Some(v) if placeholder.chars().all(|c| !c.is_uppercase()) => {
-                out.push_str(&v.to_lowercase());
+                out.extend(v.chars().flat_map(char::to_lowercase));
             }
             Some(v) if placeholder.chars().all(|c| !c.is_lowercase()) => {
-                out.push_str(&v.to_uppercase());
+                out.extend(v.chars().flat_map(char::to_uppercase));
             }
             Some(v) => {
-                let lower = v.to_lowercase();
-                let mut chars = lower.chars();
+                let mut chars = v.chars().flat_map(char::to_lowercase);
                 if let Some(first) = chars.next() {
                     out.extend(first.to_uppercase());
-                    out.push_str(chars.as_str());
+                    out.extend(chars);
                 }
             }
             None => {

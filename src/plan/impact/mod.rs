@@ -112,7 +112,7 @@ mod diff;
 mod matching;
 mod model;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -160,9 +160,6 @@ pub struct Input<'a> {
     pub after: Vec<Side<'a>>,
     /// What the tenant says, `None` offline.
     pub tenant: Option<&'a TenantFacts>,
-    /// Objects taken under management from the tenant: their current form there is unknown,
-    /// so what their findings say is only possible.
-    pub adopted: Vec<(Kind, &'a str)>,
 }
 
 /// Less protection or more access, or the opposite.
@@ -282,33 +279,38 @@ impl FindingKind {
     }
 }
 
-/// Something a finding is about.
+/// A data source, as findings name it: shared by every finding and column about it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DataSourceRef {
+    /// Its name (from the connection's `nameTemplate`, rule N1).
+    pub data_source: String,
+    /// Its connection's `connectionKey` (empty for a name only a project lists).
+    pub connection: Arc<str>,
+    /// `SCHEMA.TABLE`, or `*` for every table of a connection under schema monitoring (empty
+    /// for a name only a project lists).
+    pub table: String,
+}
+
+/// Something a finding is about. Data sources are shared with the model (cloning a subject is
+/// a reference count), since a finding may list every table of a large tree.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Subject {
     /// A column of a data source.
     Column {
-        /// The data source's name.
-        data_source: String,
+        /// The data source.
+        source: Arc<DataSourceRef>,
         /// The column (or `(columns not named in the specs)`).
-        column: String,
-        /// Its connection's `connectionKey`.
-        connection: String,
-        /// `SCHEMA.TABLE`.
-        table: String,
+        column: Arc<str>,
     },
     /// A data source.
     DataSource {
-        /// Its name.
-        data_source: String,
-        /// Its connection's `connectionKey`.
-        connection: String,
-        /// `SCHEMA.TABLE` (or `*` for every table of a connection under schema monitoring).
-        table: String,
+        /// The data source.
+        source: Arc<DataSourceRef>,
     },
     /// A project.
     Project {
         /// Its `projectKey`.
-        key: String,
+        key: Arc<str>,
     },
 }
 
@@ -316,9 +318,17 @@ impl Subject {
     /// How a list names it: `` `sales customers.EMAIL` ``, `` `sales orders` ``.
     pub fn label(&self) -> String {
         match self {
-            Subject::Column { data_source, column, .. } => format!("`{data_source}.{column}`"),
-            Subject::DataSource { data_source, .. } => format!("`{data_source}`"),
+            Subject::Column { source, column } => format!("`{}.{column}`", source.data_source),
+            Subject::DataSource { source } => format!("`{}`", source.data_source),
             Subject::Project { key } => format!("`{key}`"),
+        }
+    }
+
+    /// The data source it is about, when one.
+    pub fn data_source(&self) -> Option<&DataSourceRef> {
+        match self {
+            Subject::Column { source, .. } | Subject::DataSource { source } => Some(source),
+            Subject::Project { .. } => None,
         }
     }
 
@@ -355,7 +365,8 @@ pub struct Finding {
     pub confidence: Confidence,
     /// The policy (or project) it comes from, when one.
     pub policy: Option<String>,
-    /// What it is about, sorted.
+    /// What it is about: data sources and columns in the order of their connections
+    /// (`connectionKey`) and tables, columns by name; projects by key.
     pub subjects: Vec<Subject>,
     /// What it was (`Constant, policy mask-passport-constant`).
     pub was: Option<String>,
@@ -548,15 +559,15 @@ impl Impact {
 
 /// Objects of one kind on both sides, and which changed.
 struct Pairs<'s, 'a> {
-    before: HashMap<&'a str, &'s Side<'a>>,
-    after: HashMap<&'a str, &'s Side<'a>>,
+    before: matching::FxMap<&'a str, &'s Side<'a>>,
+    after: matching::FxMap<&'a str, &'s Side<'a>>,
     changed: BTreeSet<&'a str>,
 }
 
 fn pairs<'s, 'a>(input: &'s Input<'a>, kind: Kind) -> Pairs<'s, 'a> {
-    let before: HashMap<&str, &Side<'_>> =
+    let before: matching::FxMap<&str, &Side<'_>> =
         input.before.iter().filter(|s| s.kind == kind).map(|s| (s.key, s)).collect();
-    let after: HashMap<&str, &Side<'_>> =
+    let after: matching::FxMap<&str, &Side<'_>> =
         input.after.iter().filter(|s| s.kind == kind).map(|s| (s.key, s)).collect();
     let mut changed = BTreeSet::new();
     for (k, b) in &before {
@@ -589,14 +600,14 @@ pub fn impact(input: &Input<'_>) -> Impact {
     {
         return out;
     }
-
     // Policies: parsed once when the same on both sides.
     let mut before = World::default();
     let mut after = World::default();
     for (key, b) in &policies.before {
-        if let Some(p) = Policy::parse(b.payload) {
+        if let Some(mut p) = Policy::parse(b.payload) {
+            p.shared = policies.after.get(key).is_some_and(|a| a.digest == b.digest);
             let p = Arc::new(p);
-            if policies.after.get(key).is_some_and(|a| a.digest == b.digest) {
+            if p.shared {
                 after.policies.insert((*key).to_owned(), Arc::clone(&p));
             }
             before.policies.insert((*key).to_owned(), p);
@@ -661,17 +672,33 @@ pub fn impact(input: &Input<'_>) -> Impact {
             after.connections.insert(key.to_owned(), Arc::new(tables));
         }
     }
-
-    for (side, world) in [(&projects.before, &mut before), (&projects.after, &mut after)] {
-        for (key, s) in side {
-            if let Some(p) = Project::parse(s.payload) {
-                world.projects.insert((*key).to_owned(), Arc::new(p));
+    // Projects matter when one changed, when a data source or purpose may go away (their
+    // references), or when a changed policy names purposes (who meets its exceptions);
+    // purposes only when one changed.
+    let names_purposes = policies.changed.iter().any(|k| {
+        [before.policies.get(*k), after.policies.get(*k)]
+            .into_iter()
+            .flatten()
+            .any(|p| !p.purposes().is_empty())
+    });
+    if !projects.changed.is_empty()
+        || !connections.changed.is_empty()
+        || !purposes.changed.is_empty()
+        || names_purposes
+    {
+        for (side, world) in [(&projects.before, &mut before), (&projects.after, &mut after)] {
+            for (key, s) in side {
+                if let Some(p) = Project::parse(s.payload) {
+                    world.projects.insert((*key).to_owned(), Arc::new(p));
+                }
             }
         }
     }
-    for (side, world) in [(&purposes.before, &mut before), (&purposes.after, &mut after)] {
-        for s in side.values() {
-            purpose_names(s.payload, &mut world.purposes);
+    if !purposes.changed.is_empty() {
+        for (side, world) in [(&purposes.before, &mut before), (&purposes.after, &mut after)] {
+            for s in side.values() {
+                purpose_names(s.payload, &mut world.purposes);
+            }
         }
     }
 
@@ -681,7 +708,16 @@ pub fn impact(input: &Input<'_>) -> Impact {
         projects: &projects.changed,
     };
     diff::diff(&before, &after, &interner, &changes, input.tenant, &mut out);
-    for f in &mut out.findings {
+    out
+}
+
+/// Marks the findings about objects taken under management from the tenant (`adopted`) as
+/// possible: their current form there is unknown, so they were compared as if new.
+pub fn adopted(impact: &mut Impact, adopted: &[(Kind, &str)]) {
+    if adopted.is_empty() {
+        return;
+    }
+    for f in &mut impact.findings {
         let kind = match f.kind {
             FindingKind::ProjectReachAdded
             | FindingKind::ProjectReachRemoved
@@ -693,12 +729,11 @@ pub fn impact(input: &Input<'_>) -> Impact {
             | FindingKind::ProjectSettingNarrowed => Kind::Project,
             _ => Kind::Policy,
         };
-        if f.policy.as_deref().is_some_and(|p| input.adopted.contains(&(kind, p))) {
+        if f.policy.as_deref().is_some_and(|p| adopted.contains(&(kind, p))) {
             f.confidence = Confidence::Possible;
             f.caveat = Some(ADOPTED.to_owned());
         }
     }
-    out
 }
 
 /// Why a finding about an adopted object is only possible.

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::matching::{Level, Op, Openness, Strength, TagRef, TagSet, column_tagged};
+use super::DataSourceRef;
+use super::matching::{FxMap, Level, Op, Openness, Strength, TagRef, TagSet, column_tagged};
 use super::matching::{data_source_name, literal_regex, purpose_meets};
 
 /// Index of a profile in the [`Interner`].
@@ -66,9 +67,13 @@ pub struct Needs {
 pub struct Interner {
     needs: Needs,
     profiles: Vec<Profile>,
-    profile_ids: HashMap<String, ProfileId>,
+    profile_ids: FxMap<String, ProfileId>,
     classes: Vec<Class>,
-    class_ids: HashMap<(ProfileId, String), ClassId>,
+    class_ids: FxMap<ProfileId, FxMap<String, ClassId>>,
+    /// A reused buffer for keys.
+    key: String,
+    /// Column names, shared by every table that has them.
+    column_names: super::matching::FxSet<Arc<str>>,
 }
 
 impl Interner {
@@ -92,8 +97,25 @@ impl Interner {
         self.profiles.len()
     }
 
-    fn profile_id(&mut self, facts: &TableFacts<'_>) -> ProfileId {
-        let mut key = String::with_capacity(128);
+    /// A column name, shared.
+    fn column_name(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.column_names.get(name) {
+            return Arc::clone(n);
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.column_names.insert(Arc::clone(&n));
+        n
+    }
+
+    /// The profile of the table in `sc` (its lists are sorted in place).
+    fn profile_id(
+        &mut self,
+        sc: &mut Scratch<'_>,
+        domain: Option<&str>,
+        tenant: bool,
+    ) -> ProfileId {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
         let push = |key: &mut String, items: &mut Vec<&str>| {
             items.sort_unstable();
             items.dedup();
@@ -103,67 +125,87 @@ impl Interner {
             }
             key.push('\u{1e}');
         };
-        let mut table = facts.table_tags.clone();
-        push(&mut key, &mut table);
-        let mut columns: Vec<&str> =
-            facts.columns.iter().flat_map(|c| c.tags.iter().copied()).collect();
-        push(&mut key, &mut columns);
-        let mut names: Vec<&str> = Vec::new();
-        if self.needs.names {
-            names = facts.columns.iter().map(|c| c.name).collect();
-            push(&mut key, &mut names);
+        push(&mut key, &mut sc.table);
+        sc.all.clear();
+        for (_, start, end) in &sc.columns {
+            sc.all.extend_from_slice(&sc.tags[*start..*end]);
         }
-        let mut owners: Vec<String> = Vec::new();
+        push(&mut key, &mut sc.all);
+        sc.names.clear();
+        if self.needs.names {
+            sc.names.extend(sc.columns.iter().map(|c| c.0));
+            push(&mut key, &mut sc.names);
+        }
         if self.needs.owners {
-            owners = facts.owners.clone();
-            owners.sort_unstable();
-            owners.dedup();
-            for o in &owners {
+            sc.owners.sort_unstable();
+            sc.owners.dedup();
+            for o in &sc.owners {
                 key.push_str(o);
                 key.push('\u{1f}');
             }
             key.push('\u{1e}');
         }
-        let domain = if self.needs.domains { facts.domain.map(str::to_owned) } else { None };
-        if let Some(d) = &domain {
+        let domain = if self.needs.domains { domain } else { None };
+        if let Some(d) = domain {
             key.push_str(d);
         }
         key.push('\u{1e}');
-        if facts.tenant {
+        if tenant {
             key.push('t');
         }
-        if let Some(id) = self.profile_ids.get(&key) {
-            return *id;
+        if let Some(id) = self.profile_ids.get(key.as_str()) {
+            let id = *id;
+            self.key = key;
+            return id;
         }
         let id = self.profiles.len();
         self.profiles.push(Profile {
-            table: TagSet::new(table),
-            columns: TagSet::new(columns),
-            column_names: names.into_iter().map(str::to_owned).collect(),
-            owners,
-            domain,
-            tenant: facts.tenant,
+            table: TagSet::new(sc.table.iter().copied()),
+            columns: TagSet::new(sc.all.iter().copied()),
+            column_names: sc.names.iter().map(|n| (*n).to_owned()).collect(),
+            owners: if self.needs.owners { sc.owners.clone() } else { Vec::new() },
+            domain: domain.map(str::to_owned),
+            tenant,
         });
-        self.profile_ids.insert(key, id);
+        self.profile_ids.insert(key.clone(), id);
+        self.key = key;
         id
     }
 
-    fn class_id(&mut self, profile: ProfileId, tags: Option<&[&str]>) -> ClassId {
-        let key = match tags {
-            None => "\u{0}unknown".to_owned(),
+    /// The class of a column of `profile` with `tags` (sorted in place), or of the columns no
+    /// spec names (`None`).
+    fn class_id(&mut self, profile: ProfileId, tags: Option<&mut [&str]>) -> ClassId {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        let mut tags = tags;
+        if let Some(t) = tags.as_deref_mut() {
+            t.sort_unstable();
+        }
+        match &tags {
+            None => key.push_str("\u{0}unknown"),
             Some(tags) => {
-                let mut sorted: Vec<&str> = tags.to_vec();
-                sorted.sort_unstable();
-                sorted.dedup();
-                sorted.join("\u{1f}")
+                let mut last = None;
+                for t in tags.iter() {
+                    if last != Some(*t) {
+                        key.push_str(t);
+                        key.push('\u{1f}');
+                    }
+                    last = Some(*t);
+                }
+            }
+        }
+        let ids = self.class_ids.entry(profile).or_default();
+        let id = match ids.get(key.as_str()) {
+            Some(id) => *id,
+            None => {
+                let id = self.classes.len();
+                self.classes
+                    .push(Class { profile, tags: tags.map(|t| TagSet::new(t.iter().copied())) });
+                ids.insert(key.clone(), id);
+                id
             }
         };
-        if let Some(id) = self.class_ids.get(&(profile, key.clone())) {
-            return *id;
-        }
-        let id = self.classes.len();
-        self.classes.push(Class { profile, tags: tags.map(|t| TagSet::new(t.iter().copied())) });
-        self.class_ids.insert((profile, key), id);
+        self.key = key;
         id
     }
 }
@@ -174,32 +216,54 @@ pub const OTHER_COLUMNS: &str = "(columns not named in the specs)";
 /// One table (one data source) of a connection.
 #[derive(Debug, Clone)]
 pub struct Table {
-    /// `connectionKey`.
-    pub connection: String,
-    /// `SCHEMA.TABLE`, the query's data-source name, or `*` for every table of a connection
-    /// under schema monitoring.
-    pub id: String,
-    /// The data-source name Immuta gives it (rule N1); for `*`, a description.
-    pub name: String,
+    /// Its connection, `SCHEMA.TABLE` (the query's data-source name, or `*` for every table
+    /// of a connection under schema monitoring) and the data-source name Immuta gives it
+    /// (rule N1; for `*`, a description).
+    pub source: Arc<DataSourceRef>,
     /// Its profile.
     pub profile: ProfileId,
     /// Known columns and their classes, the columns no spec names last ([`OTHER_COLUMNS`]).
-    pub columns: Vec<(String, ClassId)>,
+    pub columns: Vec<(Arc<str>, ClassId)>,
 }
 
-/// A column as the specs describe it, before interning.
-struct ColumnFacts<'a> {
-    name: &'a str,
+impl Table {
+    /// The data-source name.
+    pub fn name(&self) -> &str {
+        &self.source.data_source
+    }
+
+    /// `SCHEMA.TABLE` (or `*`).
+    pub fn id(&self) -> &str {
+        &self.source.table
+    }
+}
+
+/// A table as the specs describe it, before interning: buffers reused from table to table
+/// (a large tree has tens of thousands of tables).
+#[derive(Default)]
+struct Scratch<'a> {
+    /// Table tags.
+    table: Vec<&'a str>,
+    /// Column tags, one range per column.
     tags: Vec<&'a str>,
+    /// Columns: name and range in `tags`.
+    columns: Vec<(&'a str, usize, usize)>,
+    /// Every column tag (the profile's).
+    all: Vec<&'a str>,
+    /// Column names (when a policy matches them).
+    names: Vec<&'a str>,
+    /// Owners (when a policy restricts to them).
+    owners: Vec<String>,
 }
 
-/// A table as the specs describe it, before interning.
-struct TableFacts<'a> {
-    table_tags: Vec<&'a str>,
-    columns: Vec<ColumnFacts<'a>>,
-    owners: Vec<String>,
-    domain: Option<&'a str>,
-    tenant: bool,
+/// `v[key]`, scanning a small object instead of hashing the key: spec objects have a handful
+/// of fields, and a large tree has tens of thousands of them (serde_json's maps hash with
+/// SipHash).
+fn get<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
+    match v {
+        Value::Object(m) if m.len() <= 8 => m.iter().find(|(k, _)| *k == key).map(|(_, v)| v),
+        other => other.get(key),
+    }
 }
 
 fn strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
@@ -223,6 +287,8 @@ pub type TenantTags = HashMap<String, Vec<String>>;
 /// The tables of a data-source connection payload.
 pub fn tables(payload: &Value, interner: &mut Interner, tenant: Option<&TenantTags>) -> Vec<Table> {
     let connection = payload.get("connectionKey").and_then(Value::as_str).unwrap_or_default();
+    let other_columns: Arc<str> = interner.column_name(OTHER_COLUMNS);
+    let connection_key: Arc<str> = Arc::from(connection);
     let options = payload.get("options");
     let shared_tags: Vec<&str> = strs(options.and_then(|o| o.get("tableTags"))).collect();
     let domain = options.and_then(|o| o.get("domainCollectionId")).and_then(Value::as_str);
@@ -236,91 +302,111 @@ pub fn tables(payload: &Value, interner: &mut Interner, tenant: Option<&TenantTa
         .unwrap_or_default();
     let sources = payload.get("sources").and_then(Value::as_array);
     let every_table = sources
-        .is_none_or(|s| s.iter().any(|x| x.get("all").and_then(Value::as_bool) == Some(true)));
-    let mut out = Vec::new();
+        .is_none_or(|s| s.iter().any(|x| get(x, "all").and_then(Value::as_bool) == Some(true)));
+    let mut out = Vec::with_capacity(sources.map_or(1, Vec::len));
+    let mut sc = Scratch::default();
     if every_table {
         // Schema monitoring: the tables are not known offline; what every one of them carries
         // (the connection's tags and owners) is.
-        let facts = TableFacts {
-            table_tags: shared_tags.clone(),
-            columns: Vec::new(),
-            owners: owners.clone(),
-            domain,
-            tenant: false,
-        };
-        let profile = interner.profile_id(&facts);
+        sc.table.extend(&shared_tags);
+        sc.owners.clone_from(&owners);
+        let profile = interner.profile_id(&mut sc, domain, false);
         let other = interner.class_id(profile, None);
         out.push(Table {
-            connection: connection.to_owned(),
-            id: "*".to_owned(),
-            name: format!("every table of connection {connection}"),
+            source: Arc::new(DataSourceRef {
+                data_source: format!("every table of connection {connection}"),
+                connection: Arc::clone(&connection_key),
+                table: "*".to_owned(),
+            }),
             profile,
-            columns: vec![(OTHER_COLUMNS.to_owned(), other)],
+            columns: vec![(Arc::clone(&other_columns), other)],
         });
     }
     for s in sources.into_iter().flatten() {
-        if s.get("all").is_some() {
+        if get(s, "all").is_some() {
             continue;
         }
-        let naming = s.get("naming");
-        let named = naming.and_then(|n| n.get("datasource")).and_then(Value::as_str);
-        let (id, name) = match (s.get("tableName").and_then(Value::as_str), named) {
+        let named = get(s, "naming").and_then(|n| get(n, "datasource")).and_then(Value::as_str);
+        let (id, name) = match (get(s, "tableName").and_then(Value::as_str), named) {
             (Some(table), _) => {
-                let schema = s.get("schema").and_then(Value::as_str).unwrap_or_default();
+                let schema = get(s, "schema").and_then(Value::as_str).unwrap_or_default();
                 let name = named.map_or_else(
                     || data_source_name(format, table, schema, database),
                     str::to_owned,
                 );
-                (format!("{schema}.{table}"), name)
+                let mut id = String::with_capacity(schema.len() + 1 + table.len());
+                id.push_str(schema);
+                id.push('.');
+                id.push_str(table);
+                (id, name)
             }
             (None, Some(name)) => (name.to_owned(), name.to_owned()),
             (None, None) => continue,
         };
-        let tags = s.get("tags");
-        let mut table_tags = shared_tags.clone();
-        table_tags.extend(strs(tags.and_then(|t| t.get("table"))));
+        let tags = get(s, "tags");
+        sc.table.clear();
+        sc.table.extend(&shared_tags);
+        sc.table.extend(strs(tags.and_then(|t| get(t, "table"))));
         let reported = tenant.and_then(|t| t.get(&name));
         if let Some(reported) = reported {
-            table_tags.extend(reported.iter().map(String::as_str));
+            sc.table.extend(reported.iter().map(String::as_str));
         }
-        let mut columns: Vec<ColumnFacts<'_>> = Vec::new();
-        for c in tags.and_then(|t| t.get("columns")).and_then(Value::as_array).into_iter().flatten()
+        sc.tags.clear();
+        sc.columns.clear();
+        for c in
+            tags.and_then(|t| get(t, "columns")).and_then(Value::as_array).into_iter().flatten()
         {
-            if let Some(n) = c.get("columnName").and_then(Value::as_str) {
-                let t: Vec<&str> = strs(c.get("tags")).collect();
-                match columns.iter_mut().find(|x| x.name == n) {
-                    Some(x) => x.tags.extend(t),
-                    None => columns.push(ColumnFacts { name: n, tags: t }),
+            let Some(n) = get(c, "columnName").and_then(Value::as_str) else { continue };
+            let start = sc.tags.len();
+            if let Some(i) = sc.columns.iter().position(|x| x.0 == n) {
+                // The same column twice: its tags move to the end, with the new ones.
+                let (_, a, b) = sc.columns[i];
+                for k in a..b {
+                    let t = sc.tags[k];
+                    sc.tags.push(t);
                 }
+                sc.tags.extend(strs(get(c, "tags")));
+                sc.columns[i] = (n, start, sc.tags.len());
+            } else {
+                sc.tags.extend(strs(get(c, "tags")));
+                sc.columns.push((n, start, sc.tags.len()));
             }
         }
         for (list, field) in [("columns", "name"), ("columnDescriptions", "columnName")] {
-            for c in s.get(list).and_then(Value::as_array).into_iter().flatten() {
-                if let Some(n) = c.get(field).and_then(Value::as_str)
-                    && !columns.iter().any(|x| x.name == n)
+            for c in get(s, list).and_then(Value::as_array).into_iter().flatten() {
+                if let Some(n) = get(c, field).and_then(Value::as_str)
+                    && !sc.columns.iter().any(|x| x.0 == n)
                 {
-                    columns.push(ColumnFacts { name: n, tags: Vec::new() });
+                    let at = sc.tags.len();
+                    sc.columns.push((n, at, at));
                 }
             }
         }
-        let mut table_owners = owners.clone();
-        table_owners.extend(owner_names(s.get("owners")));
-        let facts = TableFacts {
-            table_tags,
-            columns,
-            owners: table_owners,
-            domain,
-            tenant: reported.is_some_and(|r| !r.is_empty()),
-        };
-        let profile = interner.profile_id(&facts);
-        let mut cols: Vec<(String, ClassId)> = facts
-            .columns
-            .iter()
-            .map(|c| (c.name.to_owned(), interner.class_id(profile, Some(&c.tags))))
-            .collect();
-        cols.sort_by(|a, b| a.0.cmp(&b.0));
-        cols.push((OTHER_COLUMNS.to_owned(), interner.class_id(profile, None)));
-        out.push(Table { connection: connection.to_owned(), id, name, profile, columns: cols });
+        // Owners matter only to `ownerRestrictions` (rule C5).
+        sc.owners.clear();
+        if interner.needs.owners {
+            sc.owners.extend(owners.iter().cloned());
+            sc.owners.extend(owner_names(get(s, "owners")));
+        }
+        let tenant = reported.is_some_and(|r| !r.is_empty());
+        let profile = interner.profile_id(&mut sc, domain, tenant);
+        let mut cols: Vec<(Arc<str>, ClassId)> = Vec::with_capacity(sc.columns.len() + 1);
+        let Scratch { tags, columns, .. } = &mut sc;
+        for (n, a, b) in columns.iter() {
+            let class = interner.class_id(profile, Some(&mut tags[*a..*b]));
+            cols.push((interner.column_name(n), class));
+        }
+        cols.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        cols.push((Arc::clone(&other_columns), interner.class_id(profile, None)));
+        out.push(Table {
+            source: Arc::new(DataSourceRef {
+                data_source: name,
+                connection: Arc::clone(&connection_key),
+                table: id,
+            }),
+            profile,
+            columns: cols,
+        });
     }
     out
 }
@@ -386,22 +472,22 @@ impl Principals {
             .into_iter()
             .flatten()
             .filter_map(|a| {
-                let name = a.get("name").and_then(Value::as_str)?;
-                Some(match a.get("value").and_then(Value::as_str) {
+                let name = get(a, "name").and_then(Value::as_str)?;
+                Some(match get(a, "value").and_then(Value::as_str) {
                     Some(value) => format!("{name}={value}"),
                     None => name.to_owned(),
                 })
             })
             .collect();
         Some(Principals {
-            op: match v.get("operator").and_then(Value::as_str) {
+            op: match get(v, "operator").and_then(Value::as_str) {
                 Some("any") => Some(Op::Any),
                 Some("all") => Some(Op::All),
                 _ => None,
             },
-            groups: strs(v.get("groups")).map(str::to_owned).collect(),
+            groups: strs(get(v, "groups")).map(str::to_owned).collect(),
             attributes,
-            purposes: strs(v.get("purposes")).map(str::to_owned).collect(),
+            purposes: strs(get(v, "purposes")).map(str::to_owned).collect(),
         })
     }
 
@@ -487,8 +573,8 @@ pub struct Masking {
     pub strength: Strength,
     /// `conditionalPredicate` (cell-level masking: rule M4).
     pub condition: Option<String>,
-    /// Everything of the rule's config, to tell a changed rule.
-    pub config: String,
+    /// A digest of the rule's config, to tell a changed rule.
+    pub config: u64,
 }
 
 impl Masking {
@@ -511,8 +597,8 @@ pub enum RuleKind {
     Rows {
         /// The type as written (canonical spelling).
         kind: String,
-        /// The config as text, to tell a changed rule.
-        config: String,
+        /// A digest of the config, to tell a changed rule.
+        config: u64,
         /// What it does, for people (`where STATUS = 'CLOSED'`).
         summary: String,
         /// Tags the rule reads columns by (`matches[].tag`, `@columnTagged`, `column.name`).
@@ -559,19 +645,19 @@ impl Access {
         let Some(v) = v.filter(|v| v.is_object()) else {
             return Access { kind: default.to_owned(), ..Access::default() };
         };
-        let bool_at = |k: &str| v.get(k).and_then(Value::as_bool);
+        let bool_at = |k: &str| get(v, k).and_then(Value::as_bool);
         Access {
-            kind: v.get("type").and_then(Value::as_str).unwrap_or(default).to_owned(),
-            entitlements: Principals::parse(v.get("entitlements")),
-            advanced: v.get("advanced").and_then(Value::as_str).map(str::to_owned),
+            kind: get(v, "type").and_then(Value::as_str).unwrap_or(default).to_owned(),
+            entitlements: Principals::parse(get(v, "entitlements")),
+            advanced: get(v, "advanced").and_then(Value::as_str).map(str::to_owned),
             approvals: v
                 .get("approvals")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .map(|a| {
-                    let p = a.get("requiredPermission").and_then(Value::as_str).unwrap_or("?");
-                    if a.get("specificApproverRequired").and_then(Value::as_bool) == Some(true) {
+                    let p = get(a, "requiredPermission").and_then(Value::as_str).unwrap_or("?");
+                    if get(a, "specificApproverRequired").and_then(Value::as_bool) == Some(true) {
                         format!("{p} (a specific approver)")
                     } else {
                         p.to_owned()
@@ -580,7 +666,7 @@ impl Access {
                 .collect(),
             automatic: bool_at("automaticSubscription").unwrap_or(false),
             discovery: bool_at("allowDiscovery").unwrap_or(false),
-            grant: v.get("accessGrant").and_then(Value::as_str).map(str::to_owned),
+            grant: get(v, "accessGrant").and_then(Value::as_str).map(str::to_owned),
             share: bool_at("shareResponsibility"),
         }
     }
@@ -649,6 +735,9 @@ pub struct Policy {
     pub access: Option<Access>,
     /// Every tag it names (circumstances, fields, matches, predicates), for the reference check.
     pub tags: Vec<TagRef>,
+    /// The same on both sides of the plan (one `Arc` for both): what it does to a profile is
+    /// the same before and after.
+    pub shared: bool,
 }
 
 fn tag_ref(v: Option<&Value>) -> Option<TagRef> {
@@ -658,18 +747,20 @@ fn tag_ref(v: Option<&Value>) -> Option<TagRef> {
 impl Policy {
     /// The policy of a payload, `None` when it is not a data or subscription policy.
     pub fn parse(payload: &Value) -> Option<Policy> {
-        let key = payload.get("policyKey").and_then(Value::as_str)?.to_owned();
-        let kind = match payload.get("type").and_then(Value::as_str) {
+        let key = get(payload, "policyKey").and_then(Value::as_str)?.to_owned();
+        let kind = match get(payload, "type").and_then(Value::as_str) {
             Some("data") => PolicyKind::Data,
             Some("subscription") => PolicyKind::Subscription,
             _ => return None,
         };
         let mut tags = Vec::new();
-        let circumstances = match payload.get("circumstances") {
+        let circumstances = match get(payload, "circumstances") {
             None => Circumstances::Absent,
             Some(Value::Array(list)) if !list.is_empty() => {
-                let op =
-                    Op::parse(payload.get("circumstanceOperator").and_then(Value::as_str), Op::Any);
+                let op = Op::parse(
+                    get(payload, "circumstanceOperator").and_then(Value::as_str),
+                    Op::Any,
+                );
                 let list: Vec<Circumstance> = list.iter().map(circumstance).collect();
                 for c in &list {
                     if let Circumstance::ColumnTag(t) | Circumstance::Tag(t) = c {
@@ -680,23 +771,23 @@ impl Policy {
             }
             Some(_) => Circumstances::Empty,
         };
-        let owners = payload.get("ownerRestrictions").filter(|v| v.is_object()).map(|o| {
-            o.get("users")
+        let owners = get(payload, "ownerRestrictions").filter(|v| v.is_object()).map(|o| {
+            get(o, "users")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|u| u.get("username").and_then(Value::as_str))
+                .filter_map(|u| get(u, "username").and_then(Value::as_str))
                 .map(|u| format!("user:{u}"))
-                .chain(strs(o.get("groups")).map(|g| format!("group:{g}")))
+                .chain(strs(get(o, "groups")).map(|g| format!("group:{g}")))
                 .collect()
         });
         let mut rules = Vec::new();
         let mut access = None;
         match kind {
             PolicyKind::Data => {
-                let actions = payload.get("actions").and_then(Value::as_array);
+                let actions = get(payload, "actions").and_then(Value::as_array);
                 for (a, action) in actions.into_iter().flatten().enumerate() {
-                    let list = action.get("rules").and_then(Value::as_array);
+                    let list = get(action, "rules").and_then(Value::as_array);
                     for (r, rule) in list.into_iter().flatten().enumerate() {
                         if let Some(kind) = data_rule(rule, &mut tags) {
                             rules.push(DataRule {
@@ -704,8 +795,8 @@ impl Policy {
                                 rule: r,
                                 kind,
                                 audience: Audience {
-                                    inclusions: Principals::parse(rule.get("inclusions")),
-                                    exceptions: Principals::parse(rule.get("exceptions")),
+                                    inclusions: Principals::parse(get(rule, "inclusions")),
+                                    exceptions: Principals::parse(get(rule, "exceptions")),
                                 },
                             });
                         }
@@ -713,7 +804,7 @@ impl Policy {
                 }
             }
             PolicyKind::Subscription => {
-                access = Some(Access::parse(payload.get("actions"), "unknown"));
+                access = Some(Access::parse(get(payload, "actions"), "unknown"));
             }
         }
         tags.sort();
@@ -721,12 +812,13 @@ impl Policy {
         Some(Policy {
             key,
             kind,
-            staged: payload.get("staged").and_then(Value::as_bool) == Some(true),
+            staged: get(payload, "staged").and_then(Value::as_bool) == Some(true),
             circumstances,
             owners,
             rules,
             access,
             tags,
+            shared: false,
         })
     }
 
@@ -778,24 +870,24 @@ impl Policy {
 }
 
 fn circumstance(c: &Value) -> Circumstance {
-    match c.get("type").and_then(Value::as_str).unwrap_or_default() {
-        "columnTags" => tag_ref(c.get("columnTag"))
+    match get(c, "type").and_then(Value::as_str).unwrap_or_default() {
+        "columnTags" => tag_ref(get(c, "columnTag"))
             .map_or_else(|| Circumstance::Unknown("columnTags".into()), Circumstance::ColumnTag),
-        "tags" => tag_ref(c.get("tag"))
+        "tags" => tag_ref(get(c, "tag"))
             .map_or_else(|| Circumstance::Unknown("tags".into()), Circumstance::Tag),
         "columnRegex" => Circumstance::ColumnRegex {
-            regex: c.get("regex").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            case_insensitive: c.get("caseInsensitive").and_then(Value::as_bool) == Some(true),
+            regex: get(c, "regex").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            case_insensitive: get(c, "caseInsensitive").and_then(Value::as_bool) == Some(true),
         },
         "anyTag" => Circumstance::AnyTag,
         "noTags" => Circumstance::NoTags,
         "domains" => Circumstance::Domains(
-            c.get("domains")
+            get(c, "domains")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .map(|d| {
-                    let s = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_owned);
+                    let s = |k: &str| get(d, k).and_then(Value::as_str).map(str::to_owned);
                     (s("id"), s("name"))
                 })
                 .collect(),
@@ -804,10 +896,37 @@ fn circumstance(c: &Value) -> Circumstance {
     }
 }
 
+/// A digest of a JSON value (to tell whether two configs differ, without keeping them).
+fn digest(v: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn feed(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+        match v {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => (2u8, n.to_string()).hash(h),
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(h);
+                items.iter().for_each(|x| feed(x, h));
+            }
+            Value::Object(m) => {
+                (5u8, m.len()).hash(h);
+                for (k, x) in m {
+                    k.hash(h);
+                    feed(x, h);
+                }
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    feed(v, &mut h);
+    h.finish()
+}
+
 fn data_rule(rule: &Value, tags: &mut Vec<TagRef>) -> Option<RuleKind> {
-    let kind = rule.get("type").and_then(Value::as_str)?;
-    let config = rule.get("config");
-    let config_text = config.map(Value::to_string).unwrap_or_default();
+    let kind = get(rule, "type").and_then(Value::as_str)?;
+    let config = get(rule, "config");
+    let config_text = config.map_or(0, digest);
     let predicate_tags = |sql: Option<&Value>, tags: &mut Vec<TagRef>| -> Vec<TagRef> {
         let found: Vec<TagRef> = sql
             .and_then(Value::as_str)
@@ -826,8 +945,8 @@ fn data_rule(rule: &Value, tags: &mut Vec<TagRef>) -> Option<RuleKind> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|f| match f.get("type").and_then(Value::as_str).unwrap_or_default() {
-                "columnTags" => tag_ref(f.get("columnTag"))
+            .map(|f| match get(f, "type").and_then(Value::as_str).unwrap_or_default() {
+                "columnTags" => tag_ref(get(f, "columnTag"))
                     .map_or_else(|| Field::Unknown("columnTags".into()), Field::ColumnTag),
                 "anyTag" => Field::AnyTag,
                 "noTags" => Field::NoTags,
@@ -839,20 +958,20 @@ fn data_rule(rule: &Value, tags: &mut Vec<TagRef>) -> Option<RuleKind> {
                 tags.push(t.clone());
             }
         }
-        let masking = config.get("maskingConfig");
+        let masking = get(config, "maskingConfig");
         let masking_type =
-            masking.and_then(|m| m.get("type")).and_then(Value::as_str).unwrap_or("?").to_owned();
-        let sql = masking.and_then(|m| m.get("sqlFunction")).and_then(Value::as_str);
+            masking.and_then(|m| get(m, "type")).and_then(Value::as_str).unwrap_or("?").to_owned();
+        let sql = masking.and_then(|m| get(m, "sqlFunction")).and_then(Value::as_str);
         let condition =
-            config.get("conditionalPredicate").and_then(Value::as_str).map(str::to_owned);
-        predicate_tags(config.get("conditionalPredicate"), tags);
+            get(config, "conditionalPredicate").and_then(Value::as_str).map(str::to_owned);
+        predicate_tags(get(config, "conditionalPredicate"), tags);
         let mut strength = Strength::of(&masking_type, sql);
         if condition.is_some() && strength > Strength::Partial {
             strength = Strength::Partial;
         }
         return Some(RuleKind::Masking(Masking {
             fields,
-            operator: match config.get("operator").and_then(Value::as_str) {
+            operator: match get(config, "operator").and_then(Value::as_str) {
                 Some("any") => Some(Op::Any),
                 Some("all") => Some(Op::All),
                 _ => None,
@@ -865,15 +984,15 @@ fn data_rule(rule: &Value, tags: &mut Vec<TagRef>) -> Option<RuleKind> {
     }
     let mut rule_tags = Vec::new();
     if let Some(c) = config {
-        for m in c.get("matches").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(t) = tag_ref(m.get("tag")) {
+        for m in get(c, "matches").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(t) = tag_ref(get(m, "tag")) {
                 rule_tags.push(t);
             }
         }
-        rule_tags.extend(predicate_tags(c.get("predicate"), tags));
-        if let Some(col) = c.get("column")
-            && col.get("type").and_then(Value::as_str) == Some("tag")
-            && let Some(t) = tag_ref(col.get("name"))
+        rule_tags.extend(predicate_tags(get(c, "predicate"), tags));
+        if let Some(col) = get(c, "column")
+            && get(col, "type").and_then(Value::as_str) == Some("tag")
+            && let Some(t) = tag_ref(get(col, "name"))
         {
             rule_tags.push(t);
         }
@@ -886,7 +1005,7 @@ fn data_rule(rule: &Value, tags: &mut Vec<TagRef>) -> Option<RuleKind> {
 /// A row rule for people: `where STATUS = 'CLOSED'`, `rows whose column tagged Sales.Region
 /// matches the user's attribute Region`, `minimization`.
 fn row_summary(kind: &str, config: Option<&Value>) -> String {
-    let text = |k: &str| config.and_then(|c| c.get(k)).and_then(Value::as_str);
+    let text = |k: &str| config.and_then(|c| get(c, k)).and_then(Value::as_str);
     match kind {
         "Row Restriction by Custom Where Clause" => match text("predicate") {
             Some(p) => format!("only rows where `{p}`"),
@@ -894,19 +1013,19 @@ fn row_summary(kind: &str, config: Option<&Value>) -> String {
         },
         "Row Restriction By User Entitlements" => {
             let matches: Vec<String> = config
-                .and_then(|c| c.get("matches"))
+                .and_then(|c| get(c, "matches"))
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .map(|m| {
-                    let what = match m.get("type").and_then(Value::as_str) {
+                    let what = match get(m, "type").and_then(Value::as_str) {
                         Some("group") => "groups".to_owned(),
                         _ => format!(
                             "attribute `{}`",
-                            m.get("attribute").and_then(Value::as_str).unwrap_or("?")
+                            get(m, "attribute").and_then(Value::as_str).unwrap_or("?")
                         ),
                     };
-                    let tag = m.get("tag").and_then(Value::as_str).unwrap_or("?");
+                    let tag = get(m, "tag").and_then(Value::as_str).unwrap_or("?");
                     format!("the column tagged `{tag}` matches the user's {what}")
                 })
                 .collect();
@@ -949,12 +1068,12 @@ impl Project {
     /// The project of a payload.
     pub fn parse(payload: &Value) -> Option<Project> {
         Some(Project {
-            key: payload.get("projectKey").and_then(Value::as_str)?.to_owned(),
-            datasources: strs(payload.get("datasources")).map(str::to_owned).collect(),
-            purposes: strs(payload.get("purposes")).map(str::to_owned).collect(),
-            join: Access::parse(payload.get("subscriptionPolicy"), "manual"),
-            masked_joins: payload.get("allowMaskedJoins").and_then(Value::as_bool) == Some(true),
-            equalization: payload.get("equalization").and_then(Value::as_bool) == Some(true),
+            key: get(payload, "projectKey").and_then(Value::as_str)?.to_owned(),
+            datasources: strs(get(payload, "datasources")).map(str::to_owned).collect(),
+            purposes: strs(get(payload, "purposes")).map(str::to_owned).collect(),
+            join: Access::parse(get(payload, "subscriptionPolicy"), "manual"),
+            masked_joins: get(payload, "allowMaskedJoins").and_then(Value::as_bool) == Some(true),
+            equalization: get(payload, "equalization").and_then(Value::as_bool) == Some(true),
         })
     }
 }
@@ -987,34 +1106,38 @@ pub struct World {
     pub recorded_names: HashMap<String, Vec<String>>,
     /// Connections whose dropped tables are deleted (`hardDelete: true`), not disabled.
     pub hard_delete: std::collections::HashSet<String>,
-    /// Policies by lower-cased circumstance tag ([`Policy::index_tags`]).
-    index: HashMap<String, Vec<Arc<Policy>>>,
-    /// Policies to evaluate against every profile.
-    generic: Vec<Arc<Policy>>,
+    /// Active (not staged) policies sorted by key: the index and the models refer to them
+    /// by position, so that candidates sort as numbers.
+    ordered: Vec<Arc<Policy>>,
+    /// Positions in `ordered` by lower-cased circumstance tag ([`Policy::index_tags`]).
+    index: FxMap<String, Vec<u32>>,
+    /// Positions of the policies to evaluate against every profile.
+    generic: Vec<u32>,
+    /// Active policies that are not shared with the other side (changed, added), by key.
+    pub changed: Vec<Arc<Policy>>,
 }
 
 impl World {
     /// Builds the policy index (call once every policy is in).
     pub fn index(&mut self) {
-        let mut keys: Vec<&String> = self.policies.keys().collect();
-        keys.sort();
-        for key in keys {
-            let p = &self.policies[key];
-            if p.staged {
-                continue;
-            }
+        let mut ordered: Vec<Arc<Policy>> =
+            self.policies.values().filter(|p| !p.staged).cloned().collect();
+        ordered.sort_by(|a, b| a.key.cmp(&b.key));
+        for (i, p) in ordered.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
             match p.index_tags() {
-                Some(tags) => {
-                    let mut tags = tags;
+                Some(mut tags) => {
                     tags.sort_unstable();
                     tags.dedup();
                     for t in tags {
-                        self.index.entry(t.to_owned()).or_default().push(Arc::clone(p));
+                        self.index.entry(t.to_owned()).or_default().push(i);
                     }
                 }
-                None => self.generic.push(Arc::clone(p)),
+                None => self.generic.push(i),
             }
         }
+        self.changed = ordered.iter().filter(|p| !p.shared).cloned().collect();
+        self.ordered = ordered;
     }
 
     /// Every table, in a stable order.
@@ -1024,17 +1147,19 @@ impl World {
 
     /// The policies that may apply to `profile` (a superset; [`applies`] decides), sorted by
     /// key and without duplicates.
-    fn candidates(&self, profile: &Profile) -> Vec<&Arc<Policy>> {
-        let mut out: Vec<&Arc<Policy>> = self.generic.iter().collect();
+    fn candidates(&self, profile: &Profile) -> impl Iterator<Item = &Arc<Policy>> {
+        // Marks, not a sort: the lists of a tag hierarchy overlap and add up to thousands.
+        let mut marks = vec![false; self.ordered.len()];
+        for &i in &self.generic {
+            marks[i as usize] = true;
+        }
         for t in profile.table.lower_with_ancestors().chain(profile.columns.lower_with_ancestors())
         {
-            if let Some(list) = self.index.get(t) {
-                out.extend(list);
+            for &i in self.index.get(t).into_iter().flatten() {
+                marks[i as usize] = true;
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        out.dedup_by(|a, b| a.key == b.key);
-        out
+        self.ordered.iter().zip(marks).filter(|(_, m)| *m).map(|(p, _)| p)
     }
 }
 
@@ -1098,8 +1223,8 @@ fn circumstance_level(c: &Circumstance, profile: &Profile) -> Level {
 /// Whether masking `fields` select a column of `class` (rules M1, M2), and the depth of the
 /// tag that selects it (rule M5: `anyTag`, `noTags` and unknown selectors rank at depth 0).
 fn field_level(m: &Masking, class: &Class) -> (Level, usize) {
-    let mut levels = Vec::with_capacity(m.fields.len());
     let mut depth = 0;
+    let (mut any, mut all) = (Level::No, Level::Certain);
     for f in &m.fields {
         let level = match (f, &class.tags) {
             (Field::ColumnTag(t), Some(tags)) => {
@@ -1117,17 +1242,16 @@ fn field_level(m: &Masking, class: &Class) -> (Level, usize) {
             (Field::NoTags, _) => Level::Possible,
             (Field::Unknown(_), _) => Level::Possible,
         };
-        levels.push(level);
+        any = any.or(level);
+        all = all.and(level);
     }
     // `any` (and possible under any operator): one field is enough; certain under `all` (or
     // no operator) only when every field selects the column.
-    let possible = Op::Any.combine(levels.iter().copied());
     let certain = match m.operator {
-        Some(Op::Any) => possible,
-        _ => Op::All.combine(levels.iter().copied()),
+        Some(Op::Any) => any,
+        _ => all,
     };
-    let level =
-        if certain == Level::Certain { Level::Certain } else { possible.and(Level::Possible) };
+    let level = if certain == Level::Certain { Level::Certain } else { any.and(Level::Possible) };
     (level, depth)
 }
 
@@ -1176,11 +1300,11 @@ pub struct RowCandidate {
 }
 
 impl RowCandidate {
-    /// The rule's config (as text) and what it does, for people.
-    pub fn rows(&self) -> (&str, &str) {
+    /// The digest of the rule's config and what it does, for people.
+    pub fn rows(&self) -> (u64, &str) {
         match &self.policy.rules[self.rule].kind {
-            RuleKind::Rows { config, summary, .. } => (config, summary),
-            RuleKind::Masking(_) => ("", ""),
+            RuleKind::Rows { config, summary, .. } => (*config, summary),
+            RuleKind::Masking(_) => (0, ""),
         }
     }
 
@@ -1224,56 +1348,130 @@ impl ProfileModel {
     pub fn new(world: &World, profile: &Profile) -> ProfileModel {
         let mut model = ProfileModel::default();
         for p in world.candidates(profile) {
-            let level = applies(p, profile);
-            if !level.possible() {
-                continue;
-            }
-            match p.kind {
-                PolicyKind::Subscription => {
-                    model.subscriptions.push(SubCandidate { policy: Arc::clone(p), level });
-                }
-                PolicyKind::Data => {
-                    for (i, r) in p.rules.iter().enumerate() {
-                        if let RuleKind::Rows { tags, .. } = &r.kind {
-                            // A rule that reads columns by tag is certain only where a column
-                            // in Git carries it (rule R2).
-                            let reads = tags.iter().map(|t| profile.columns.has(t));
-                            let level = level.and(if tags.is_empty() {
-                                Level::Certain
-                            } else {
-                                Op::All.combine(reads).or(Level::Possible)
-                            });
-                            model.rows.push(RowCandidate { policy: Arc::clone(p), rule: i, level });
-                        }
-                    }
-                    model.data.push((Arc::clone(p), level));
-                }
-            }
+            model.add(p, profile);
         }
         model
     }
 
-    /// The masking rules that may decide a column of `class`: every rule that selects it, minus
-    /// those a certain candidate with a deeper tag overrides (rule M5). Sorted by policy key.
+    /// The model of `profile` after the plan, from its model before (`base`): the shared
+    /// policies do the same on both sides, so only the after side's changed policies are
+    /// evaluated. Lists stay sorted by policy key (and rule).
+    pub fn derive(base: &ProfileModel, after: &World, profile: &Profile) -> ProfileModel {
+        let mut fresh = ProfileModel::default();
+        for p in &after.changed {
+            fresh.add(p, profile);
+        }
+        let by_key = |a: &Arc<Policy>, b: &Arc<Policy>| a.key.cmp(&b.key);
+        ProfileModel {
+            data: merge_sorted(
+                base.data.iter().filter(|(p, _)| p.shared).cloned(),
+                fresh.data,
+                |a, b| by_key(&a.0, &b.0),
+            ),
+            rows: merge_sorted(
+                base.rows.iter().filter(|r| r.policy.shared).cloned(),
+                fresh.rows,
+                |a, b| by_key(&a.policy, &b.policy).then(a.rule.cmp(&b.rule)),
+            ),
+            subscriptions: merge_sorted(
+                base.subscriptions.iter().filter(|s| s.policy.shared).cloned(),
+                fresh.subscriptions,
+                |a, b| by_key(&a.policy, &b.policy),
+            ),
+        }
+    }
+
+    /// Adds what `p` does to `profile`, when it may apply.
+    fn add(&mut self, p: &Arc<Policy>, profile: &Profile) {
+        let level = applies(p, profile);
+        if !level.possible() {
+            return;
+        }
+        match p.kind {
+            PolicyKind::Subscription => {
+                self.subscriptions.push(SubCandidate { policy: Arc::clone(p), level });
+            }
+            PolicyKind::Data => {
+                for (i, r) in p.rules.iter().enumerate() {
+                    if let RuleKind::Rows { tags, .. } = &r.kind {
+                        // A rule that reads columns by tag is certain only where a column in
+                        // Git carries it (rule R2).
+                        let reads = tags.iter().map(|t| profile.columns.has(t));
+                        let level = level.and(if tags.is_empty() {
+                            Level::Certain
+                        } else {
+                            Op::All.combine(reads).or(Level::Possible)
+                        });
+                        self.rows.push(RowCandidate { policy: Arc::clone(p), rule: i, level });
+                    }
+                }
+                self.data.push((Arc::clone(p), level));
+            }
+        }
+    }
+
+    /// Every masking rule that may select a column of `class`, sorted by policy key and rule
+    /// (before [`winners`] keeps the deciding ones).
     pub fn masking(&self, class: &Class) -> Vec<MaskCandidate> {
         let mut out = Vec::new();
         for (p, level) in &self.data {
-            for (i, r) in p.rules.iter().enumerate() {
-                if let RuleKind::Masking(m) = &r.kind {
-                    let (fields, depth) = field_level(m, class);
-                    let level = level.and(fields);
-                    if level.possible() {
-                        out.push(MaskCandidate { policy: Arc::clone(p), rule: i, level, depth });
-                    }
-                }
-            }
-        }
-        let deepest = out.iter().filter(|c| c.level == Level::Certain).map(|c| c.depth).max();
-        if let Some(d) = deepest {
-            out.retain(|c| c.depth >= d);
+            masking_of(p, *level, class, &mut out);
         }
         out
     }
+
+    /// [`ProfileModel::masking`] after the plan, from the list before (`base`): only the
+    /// changed policies of this (after-side) model are evaluated.
+    pub fn derive_masking(&self, base: &[MaskCandidate], class: &Class) -> Vec<MaskCandidate> {
+        let mut fresh = Vec::new();
+        for (p, level) in self.data.iter().filter(|(p, _)| !p.shared) {
+            masking_of(p, *level, class, &mut fresh);
+        }
+        merge_sorted(base.iter().filter(|c| c.policy.shared).cloned(), fresh, |a, b| {
+            a.policy.key.cmp(&b.policy.key).then(a.rule.cmp(&b.rule))
+        })
+    }
+}
+
+/// The masking rules of `p` (applying at `level`) that may select a column of `class`.
+fn masking_of(p: &Arc<Policy>, level: Level, class: &Class, out: &mut Vec<MaskCandidate>) {
+    for (i, r) in p.rules.iter().enumerate() {
+        if let RuleKind::Masking(m) = &r.kind {
+            let (fields, depth) = field_level(m, class);
+            let level = level.and(fields);
+            if level.possible() {
+                out.push(MaskCandidate { policy: Arc::clone(p), rule: i, level, depth });
+            }
+        }
+    }
+}
+
+/// The masking rules that decide a column: every candidate, minus those a certain candidate
+/// with a deeper tag overrides (rule M5).
+pub fn winners(mut list: Vec<MaskCandidate>) -> Vec<MaskCandidate> {
+    let deepest = list.iter().filter(|c| c.level == Level::Certain).map(|c| c.depth).max();
+    if let Some(d) = deepest {
+        list.retain(|c| c.depth >= d);
+    }
+    list
+}
+
+/// Two sorted sequences merged into one sorted vector.
+fn merge_sorted<T>(
+    a: impl Iterator<Item = T>,
+    b: Vec<T>,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.size_hint().0 + b.len());
+    let mut b = b.into_iter().peekable();
+    for x in a {
+        while let Some(y) = b.next_if(|y| cmp(y, &x).is_lt()) {
+            out.push(y);
+        }
+        out.push(x);
+    }
+    out.extend(b);
+    out
 }
 
 /// The projects whose purposes meet a purpose an exception names (rule P2), with the level.

@@ -75,7 +75,7 @@ fn sides(v: &[(Kind, String, Value, String)]) -> Vec<Side<'_>> {
 
 fn run(before: &[(String, String)], after: &[(String, String)]) -> Impact {
     let (b, a) = (load(before), load(after));
-    impact(&Input { before: sides(&b), after: sides(&a), tenant: None, adopted: Vec::new() })
+    impact(&Input { before: sides(&b), after: sides(&a), tenant: None })
 }
 
 fn lines(i: &Impact) -> Vec<String> {

@@ -312,23 +312,19 @@ impl From<&Finding> for FindingDoc {
             subjects: f
                 .subjects
                 .iter()
-                .map(|s| match s.clone() {
-                    Subject::Column { data_source, column, connection, table } => {
-                        SubjectDoc::Column {
-                            data_source: text(&data_source),
-                            column: text(&column),
-                            connection: text(&connection),
-                            table: text(&table),
-                        }
-                    }
-                    Subject::DataSource { data_source, connection, table } => {
-                        SubjectDoc::DataSource {
-                            data_source: text(&data_source),
-                            connection: text(&connection),
-                            table: text(&table),
-                        }
-                    }
-                    Subject::Project { key } => SubjectDoc::Project { key: text(&key) },
+                .map(|s| match s {
+                    Subject::Column { source, column } => SubjectDoc::Column {
+                        data_source: text(&source.data_source),
+                        column: text(column),
+                        connection: text(&source.connection),
+                        table: text(&source.table),
+                    },
+                    Subject::DataSource { source } => SubjectDoc::DataSource {
+                        data_source: text(&source.data_source),
+                        connection: text(&source.connection),
+                        table: text(&source.table),
+                    },
+                    Subject::Project { key } => SubjectDoc::Project { key: text(key) },
                 })
                 .collect(),
             was: opt_text(f.was.as_ref()),
