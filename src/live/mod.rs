@@ -1,11 +1,13 @@
 //! The Immuta tenant: a REST client ([`client`]), the retry classifier ([`retry`]), the
-//! endpoints this tool uses (this file), and [`observe`], which reads what a plan needs.
+//! endpoints this tool uses (this file), [`observe`], which reads what a plan needs, and
+//! [`metadata`], the table tags the access impact asks for.
 //!
 //! Wire formats of the Immuta API live here and only here: V2 responses and V1 listings are
 //! decoded into the plain [`crate::plan::observed`] types the planner reads.
 
 pub mod client;
 mod license;
+pub mod metadata;
 pub mod retry;
 
 use futures::{StreamExt, TryStreamExt, stream};

@@ -36,22 +36,39 @@ impl<'a> Prepared<'a> {
         refresh: bool,
         parallelism: usize,
     ) -> Result<Planned<'a>> {
-        let observed =
+        let mut observed =
             observe(client, &self.targets, &self.state, &self.specs.secrets, refresh, parallelism)
                 .await?;
         check_references(self.desired(), &observed)?;
-        let plan = plan::plan(&PlanInput {
+        let mut plan = plan::plan(&self.input(&observed, refresh));
+        // The access impact asks for the table tags the tenant reports for the managed data
+        // sources it may concern (tags from outside Git are seen only this way); with them,
+        // the plan is made again. The same specs, state and tenant ask for the same reads, so
+        // a saved plan's fingerprint is reproduced at apply.
+        let wanted = tag_reads(&plan, &observed);
+        if !wanted.is_empty() {
+            observed.tags =
+                live::metadata::table_tags(client, &wanted, parallelism.saturating_mul(2)).await?;
+            plan = plan::plan(&self.input(&observed, refresh));
+        }
+        Ok(Planned { prepared: self, observed, plan })
+    }
+}
+
+impl Prepared<'_> {
+    /// What the plan is computed from, with what the tenant said.
+    fn input<'o>(&'o self, observed: &'o Observed, refresh: bool) -> PlanInput<'o> {
+        PlanInput {
             targets: &self.targets,
             state: &self.state,
-            observed: Some(&observed),
+            observed: Some(observed),
             settings: &self.desired().settings,
             tenant: self.tenant.clone(),
             revision: self.desired().revision.clone(),
             base: None,
             refresh,
             now: SystemTime::now(),
-        });
-        Ok(Planned { prepared: self, observed, plan })
+        }
     }
 }
 
@@ -106,6 +123,24 @@ pub async fn observe(
     let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
     // Dry runs and probes change nothing on the tenant: they run twice as wide as writes.
     Ok(live::observe(client, requests, probe_keys, licenses, parallelism.saturating_mul(2)).await?)
+}
+
+/// The data sources (name and id) whose table tags the plan's access impact asks for, at most
+/// [`live::metadata::MAX_TAG_READS`] (the impact says how many it could not read).
+fn tag_reads(plan: &Plan, observed: &Observed) -> Vec<(String, i64)> {
+    let ids: HashMap<&str, i64> = observed
+        .inventory
+        .data_sources
+        .iter()
+        .filter(|d| !d.deleted)
+        .map(|d| (d.name.as_str(), d.id))
+        .collect();
+    plan.impact
+        .wanted_tags
+        .iter()
+        .filter_map(|n| Some((n.clone(), *ids.get(n.as_str())?)))
+        .take(live::metadata::MAX_TAG_READS)
+        .collect()
 }
 
 /// Errors for projects naming purposes that neither the specs nor the tenant have.

@@ -261,3 +261,70 @@ fn a_pull_request_that_fixes_its_reference_plans_clean_of_errors() {
         "{text}"
     );
 }
+
+/// Against a tenant, the table tags the tenant reports for managed data sources (a tag applied
+/// outside Git, here by hand on `sales orders`) go into the impact, and the findings they
+/// change say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_applied_outside_git_come_from_the_tenant() {
+    use crate::support::tenant::{Env, copy_example, edit};
+
+    let env = Env::start().await;
+    env.set_catalog(&crate::apply::catalog(&[])).await;
+    copy_example(&env.specs);
+    env.apply(&[]).await.must_exit(0);
+    let view = env.view().await;
+    let orders = view.data_sources["snowflake-sales"]
+        .iter()
+        .find(|d| d.name == "sales orders")
+        .expect("sales orders is registered");
+    // A catalog tags ORDERS as personal data; Git does not know.
+    env.tamper(
+        "datasource",
+        &orders.id.to_string(),
+        &serde_json::json!({"tags": ["Discovered.PII"]}),
+    )
+    .await;
+
+    edit(
+        &env.specs,
+        "policies/subscription.yaml",
+        "  type: approval\n  approvals:\n    - specificApproverRequired: false\n      requiredPermission: OWNER\n",
+        "  type: anyone\n",
+    );
+    let plan = env.plan_json(&[]).await;
+    let basis = &plan["impact_basis"];
+    assert_eq!(basis["offline"], false, "{basis}");
+    assert!(basis["tenant_tags_read"].as_u64().unwrap_or(0) >= 2, "{basis}");
+    assert_eq!(basis["tenant_tagged"], 1, "{basis}");
+    assert_eq!(basis["tenant_tags_unread"], 0, "{basis}");
+    let widened: Vec<&Value> = plan["impact"]
+        .as_array()
+        .expect("impact")
+        .iter()
+        .filter(|f| f["type"] == "subscription_widened" && f["policy"] == "subscribe-pii-approval")
+        .collect();
+    let tenant =
+        widened.iter().find(|f| f["source"] == "tenant").unwrap_or_else(|| panic!("{widened:#?}"));
+    let names: Vec<&str> = tenant["subjects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["data_source"].as_str())
+        .collect();
+    assert_eq!(names, ["sales orders"], "{tenant:#}");
+    assert!(
+        widened.iter().any(|f| f["source"] == "specs"
+            && f["subjects"][0]["data_source"] == "sales customers"),
+        "{widened:#?}"
+    );
+
+    let text = env.plan(&[]).await.must_exit(0).stdout;
+    assert!(text.contains("with the table tags the tenant reports for"), "{text}");
+    assert!(
+        text.contains(
+            "subscription to data source `sales orders` widened: anyone may now subscribe"
+        ) && text.contains("[tenant tags]"),
+        "{text}"
+    );
+}

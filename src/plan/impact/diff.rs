@@ -322,18 +322,23 @@ pub(super) fn diff(
         let reported: HashSet<&str> = t.tags.keys().map(String::as_str).collect();
         let managed: HashSet<&str> =
             before.tables().filter(|t| t.id() != "*").map(|t| t.name()).collect();
-        let mut wanted: BTreeSet<String> = BTreeSet::new();
-        for f in &out.findings {
-            for s in &f.subjects {
-                let Some(name) = s.data_source().map(|d| d.data_source.as_str()) else {
-                    continue;
-                };
-                if managed.contains(name) && !reported.contains(name) {
-                    wanted.insert(name.to_owned());
+        let mut wanted: BTreeSet<&str> = BTreeSet::new();
+        if !reads_table_tags(before, after, changes.policies) {
+            for f in &out.findings {
+                for s in &f.subjects {
+                    if let Some(d) = s.data_source() {
+                        wanted.insert(d.data_source.as_str());
+                    }
                 }
             }
+            wanted.retain(|n| managed.contains(n));
+        } else {
+            wanted.extend(managed.iter().copied());
         }
-        out.wanted_tags = wanted.into_iter().collect();
+        out.wanted_tags =
+            wanted.into_iter().filter(|n| !reported.contains(n)).map(str::to_owned).collect();
+        out.basis.tenant_tags_read = t.tags.len();
+        out.basis.tenant_tags_unread = out.wanted_tags.len();
         out.basis.tenant_tagged = before
             .tables()
             .chain(after.tables())
@@ -343,6 +348,37 @@ pub(super) fn diff(
             .len();
     }
     out.references = references(before, after, interner, changes, tenant);
+}
+
+/// Whether a changed policy's matching changed and looks at table tags (a `tags`, `anyTag` or
+/// `noTags` circumstance on either side): then a tag the tenant reports on any managed data
+/// source may change what it reaches, so every one is worth reading.
+fn reads_table_tags(before: &World, after: &World, keys: &BTreeSet<&str>) -> bool {
+    keys.iter().any(|k| {
+        let (b, a) = (before.policies.get(*k), after.policies.get(*k));
+        let same = match (b, a) {
+            (Some(b), Some(a)) => {
+                b.staged == a.staged
+                    && b.circumstances == a.circumstances
+                    && b.owners == a.owners
+                    && b.rules == a.rules
+                    && b.access == a.access
+            }
+            _ => false,
+        };
+        !same
+            && [b, a].into_iter().flatten().any(|p| match &p.circumstances {
+                super::model::Circumstances::List(_, list) => list.iter().any(|c| {
+                    matches!(
+                        c,
+                        super::model::Circumstance::Tag(_)
+                            | super::model::Circumstance::AnyTag
+                            | super::model::Circumstance::NoTags
+                    )
+                }),
+                _ => false,
+            })
+    })
 }
 
 /// The comparison state.

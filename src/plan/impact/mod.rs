@@ -351,6 +351,10 @@ impl Subject {
     }
 }
 
+/// Most data sources whose table tags one plan reads from the tenant (one request each); the
+/// impact counts those it wanted and did not get ([`Basis::tenant_tags_unread`]).
+pub const MAX_TAG_READS: usize = 200;
+
 /// Subjects named in a sentence before "and N more".
 pub const SUBJECTS_SHOWN: usize = 5;
 
@@ -522,8 +526,14 @@ pub struct BrokenReference {
 pub struct Basis {
     /// Offline: the specs only.
     pub offline: bool,
-    /// Data sources whose table tags the tenant reported and that went into the model.
+    /// Data sources whose table tags were read from the tenant.
+    pub tenant_tags_read: usize,
+    /// Data sources on which the tenant reports tags the specs do not declare (findings about
+    /// them say so).
     pub tenant_tagged: usize,
+    /// Managed data sources whose tags the impact wanted but were not read (the read is
+    /// bounded).
+    pub tenant_tags_unread: usize,
 }
 
 /// The access impact of a plan.
@@ -535,8 +545,10 @@ pub struct Impact {
     pub references: Vec<BrokenReference>,
     /// Where the facts came from.
     pub basis: Basis,
-    /// Managed data sources whose tenant tags would sharpen the findings (names), for the
-    /// caller that can read them.
+    /// Managed data sources whose table tags, as the tenant reports them, the impact wants and
+    /// has not had (names, sorted): every managed data source when a changed policy's matching
+    /// looks at table tags (it may match a tag applied outside Git anywhere), otherwise those
+    /// the findings are about. The caller that can read the tenant reads them and plans again.
     pub wanted_tags: Vec<String>,
 }
 
@@ -590,7 +602,7 @@ pub fn impact(input: &Input<'_>) -> Impact {
     let projects = pairs(input, Kind::Project);
     let purposes = pairs(input, Kind::Purpose);
     let mut out = Impact {
-        basis: Basis { offline: input.tenant.is_none(), tenant_tagged: 0 },
+        basis: Basis { offline: input.tenant.is_none(), ..Basis::default() },
         ..Impact::default()
     };
     if policies.changed.is_empty()
@@ -668,7 +680,28 @@ pub fn impact(input: &Input<'_>) -> Impact {
         if let Some(a) = a
             && !shared
         {
-            let tables = model::tables(a.payload, &mut interner, tenant_tags.as_ref());
+            // A tag the last applied payload declared is the post's to keep or drop: what the
+            // tenant reports of it says nothing about the state after this post.
+            let reported = match (&tenant_tags, b) {
+                (Some(t), Some(b)) => {
+                    let declared = model::declared_tags(b.payload);
+                    Some(
+                        t.iter()
+                            .map(|(name, tags)| {
+                                let gone = declared.get(name);
+                                let kept = tags
+                                    .iter()
+                                    .filter(|x| !gone.is_some_and(|g| g.contains(x)))
+                                    .cloned()
+                                    .collect();
+                                (name.clone(), kept)
+                            })
+                            .collect(),
+                    )
+                }
+                (t, _) => t.clone(),
+            };
+            let tables = model::tables(a.payload, &mut interner, reported.as_ref());
             after.connections.insert(key.to_owned(), Arc::new(tables));
         }
     }

@@ -284,6 +284,18 @@ fn owner_names(v: Option<&Value>) -> Vec<String> {
 /// Tags the tenant reports, by data-source name.
 pub type TenantTags = HashMap<String, Vec<String>>;
 
+/// The table tags a data-source payload declares, by data-source name (what a post of it
+/// sets, and so what a later post without them may take away).
+pub fn declared_tags(payload: &Value) -> HashMap<String, Vec<String>> {
+    let mut interner = Interner::default();
+    let mut out = HashMap::new();
+    for t in tables(payload, &mut interner, None) {
+        let tags = interner.profile(t.profile).table.tags.iter().cloned().collect();
+        out.insert(t.name().to_owned(), tags);
+    }
+    out
+}
+
 /// The tables of a data-source connection payload.
 pub fn tables(payload: &Value, interner: &mut Interner, tenant: Option<&TenantTags>) -> Vec<Table> {
     let connection = payload.get("connectionKey").and_then(Value::as_str).unwrap_or_default();
@@ -348,6 +360,8 @@ pub fn tables(payload: &Value, interner: &mut Interner, tenant: Option<&TenantTa
         sc.table.extend(&shared_tags);
         sc.table.extend(strs(tags.and_then(|t| get(t, "table"))));
         let reported = tenant.and_then(|t| t.get(&name));
+        // Tags the tenant reports that the specs do not declare come from outside Git.
+        let outside = reported.is_some_and(|r| r.iter().any(|t| !sc.table.contains(&t.as_str())));
         if let Some(reported) = reported {
             sc.table.extend(reported.iter().map(String::as_str));
         }
@@ -388,8 +402,7 @@ pub fn tables(payload: &Value, interner: &mut Interner, tenant: Option<&TenantTa
             sc.owners.extend(owners.iter().cloned());
             sc.owners.extend(owner_names(get(s, "owners")));
         }
-        let tenant = reported.is_some_and(|r| !r.is_empty());
-        let profile = interner.profile_id(&mut sc, domain, tenant);
+        let profile = interner.profile_id(&mut sc, domain, outside);
         let mut cols: Vec<(Arc<str>, ClassId)> = Vec::with_capacity(sc.columns.len() + 1);
         let Scratch { tags, columns, .. } = &mut sc;
         for (n, a, b) in columns.iter() {

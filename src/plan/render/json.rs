@@ -94,7 +94,9 @@ enum SubjectDoc {
 #[derive(Debug, Serialize)]
 struct BasisDoc {
     offline: bool,
+    tenant_tags_read: usize,
     tenant_tagged: usize,
+    tenant_tags_unread: usize,
 }
 
 /// A reference the plan leaves dangling.
@@ -270,7 +272,9 @@ impl From<&Plan> for PlanDoc {
             impact: plan.impact.findings.iter().map(FindingDoc::from).collect(),
             impact_basis: BasisDoc {
                 offline: plan.impact.basis.offline,
+                tenant_tags_read: plan.impact.basis.tenant_tags_read,
                 tenant_tagged: plan.impact.basis.tenant_tagged,
+                tenant_tags_unread: plan.impact.basis.tenant_tags_unread,
             },
             broken_references: plan.impact.references.iter().map(ReferenceDoc::from).collect(),
             changes: plan.changes.iter().map(ChangeDoc::from).collect(),

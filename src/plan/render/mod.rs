@@ -266,18 +266,29 @@ fn allow_destroy_note(destructive: usize, marked: &str) -> String {
 fn impact_basis(plan: &Plan) -> String {
     let b = &plan.impact.basis;
     if b.offline {
-        "from the specs alone; tags applied outside Git (identification, catalogs) are not seen"
-            .to_owned()
-    } else if b.tenant_tagged > 0 {
+        return "from the specs alone; tags applied outside Git (identification, catalogs) are \
+                not seen"
+            .to_owned();
+    }
+    let mut text = if b.tenant_tags_read == 0 {
+        "from the specs and the state; no table tags were read from the tenant".to_owned()
+    } else {
         format!(
             "from the specs and the state, with the table tags the tenant reports for {} data \
-             source{}",
-            b.tenant_tagged,
-            plural(b.tenant_tagged)
+             source{} ({} with tags from outside Git)",
+            b.tenant_tags_read,
+            plural(b.tenant_tags_read),
+            b.tenant_tagged
         )
-    } else {
-        "from the specs and the state; no table tags were read from the tenant".to_owned()
+    };
+    if b.tenant_tags_unread > 0 {
+        text.push_str(&format!(
+            "; the tenant's tags of {} data source{} were not read",
+            b.tenant_tags_unread,
+            plural(b.tenant_tags_unread),
+        ));
     }
+    text
 }
 
 /// A finding's sentence with its confidence: `... (possible: <caveat>)`, and `[tenant tags]`
