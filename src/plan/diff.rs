@@ -1,7 +1,7 @@
 //! Field-level differences between two canonical payloads, with secrets kept masked.
 //!
 //! Lists whose order Immuta ignores (owners, tags, groups, purposes, sources, columns...:
-//! [`normalize::SET_LIKE`]) are diffed as sets, never by position: an item in both lists is
+//! `normalize::SET_LIKE`) are diffed as sets, never by position: an item in both lists is
 //! no change; an item only before is removed (its path indexes the list before), one only
 //! after is added (its path indexes the list after); items with the same natural name (a
 //! column, a table, an owner) on both sides are compared field by field. So removing one

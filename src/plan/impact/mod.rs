@@ -14,7 +14,8 @@
 //!
 //! **Invariant:** no I/O. The "before" side is the last applied payloads (the state, or the
 //! specs at `plan --base REV`), the "after" side the desired payloads; tags the tenant reports
-//! come in as plain values ([`TenantFacts`]), read by `live::metadata`.
+//! come in as plain values ([`TenantFacts`]), read by `live::metadata` (at most
+//! [`MAX_TAG_READS`] data sources per plan).
 //!
 //! The work is incremental: only the profiles a changed policy may match and the tables of a
 //! changed connection are evaluated, so a plan that changes 1% of a 10,000-object tree costs
@@ -35,41 +36,42 @@
 //!
 //! # The rules, with their sources
 //!
-//! Tags: `[doc]` Immuta's documentation says it; `[code]` public code or real exports show it;
-//! `[inferred]` our reading of the evidence; `[silent]` no source, the conservative rule is
+//! Tags: `\[doc\]` Immuta's documentation says it; `\[code\]` public code or real exports show it;
+//! `\[inferred\]` our reading of the evidence; `\[silent\]` no source, the conservative rule is
 //! taken. Short names of sources are listed after the table.
 //!
 //! | Rule | What | Source |
 //! |---|---|---|
-//! | T1 | A policy on tag `A` reaches columns and data sources tagged `A` or any descendant (`A.B`), by path segments (`PII` does not reach `PIIX`); never upwards. | [doc CONFLICTS, HIER]; for table tags [inferred] from the V2-POL examples |
-//! | T2 | Tags also come from outside Git (identification, catalogs, lineage, by hand), and removing one in Git does not prove it is gone. They are not guessed: a finding that rests on a tag change is never *certain*. | [doc META, TAGS, SF]; [silent] on whether a V2 post removes tags of other origins |
-//! | T3 | Tag case: *certain* as written, *possible* case-insensitively. | [silent] |
-//! | T4 | A data source's tags are `options.tableTags` ∪ `sources[].tags.table`; column tags are `sources[].tags.columns`. | [doc DS-V2]; the union is [inferred] |
-//! | C1 | No `circumstances`: every data source (certain). `null` or `[]`: "when selected by data owners" in V1: possible everywhere, certain nowhere. | [doc V1-WRITE, V1-POL]; V2 [silent] |
+//! | T1 | A policy on tag `A` reaches columns and data sources tagged `A` or any descendant (`A.B`), by path segments (`PII` does not reach `PIIX`); never upwards. | [doc CONFLICTS, HIER]; for table tags \[inferred\] from the V2-POL examples |
+//! | T2 | Tags also come from outside Git (identification, catalogs, lineage, by hand), and removing one in Git does not prove it is gone. They are not guessed: a finding that rests on a tag change is never *certain*. | [doc META, TAGS, SF]; \[silent\] on whether a V2 post removes tags of other origins |
+//! | T3 | Tag case: *certain* as written, *possible* case-insensitively. | \[silent\] |
+//! | T4 | A data source's tags are `options.tableTags` ∪ `sources[].tags.table`; column tags are `sources[].tags.columns`. | [doc DS-V2]; the union is \[inferred\] |
+//! | C1 | No `circumstances`: every data source (certain). `null` or `[]`: "when selected by data owners" in V1: possible everywhere, certain nowhere. | [doc V1-WRITE, V1-POL]; V2 \[silent\] |
 //! | C2 | `circumstanceOperator`: `any` (default) or `all`, evaluated three-valued. | [doc V2-POL] |
-//! | C3 | `columnTags` (some column carries the tag), `tags` (the data source carries it), `columnRegex` (possible everywhere; certain only for a literal naming a column in Git: the dialect and anchoring are undocumented and the core has no regex engine), `anyTag` (certain with a tag in Git, otherwise possible), `noTags` and unknown types (possible everywhere), `domains` (certain by id against `domainCollectionId`, possible by name). | [doc V2-POL, MASK-HOWTO; code FH, SAK]; `noTags`, `anyTag`, `columnRegex` semantics [silent] |
+//! | C3 | `columnTags` (some column carries the tag), `tags` (the data source carries it), `columnRegex` (possible everywhere; certain only for a literal naming a column in Git: the dialect and anchoring are undocumented and the core has no regex engine), `anyTag` (certain with a tag in Git, otherwise possible), `noTags` and unknown types (possible everywhere), `domains` (certain by id against `domainCollectionId`, possible by name). | [doc V2-POL, MASK-HOWTO; code FH, SAK]; `noTags`, `anyTag`, `columnRegex` semantics \[silent\] |
 //! | C4 | A `staged: true` policy applies to nothing; un-staging it is every effect it has. | [doc V1-WRITE] |
 //! | C5 | `ownerRestrictions`: possible ignoring it; certain only with an owner declared in Git. | [doc SUB-RESTRICTED] |
-//! | M1 | Masking `fields`: `columnTags` (T1), `anyTag`, `noTags`; unknown selectors ("all columns", "names spelled like") are possible on every column. Columns no spec names are one pseudo-column per table, `(columns not named in the specs)`. | [doc V2-POL, MASK-HOWTO]; V2 spellings of the UI's other selectors [silent] |
-//! | M2 | `config.operator`: possible under `any`, certain under `all` (or absent) only when every field matches. | [silent] ([code SAK] shows it in every export) |
-//! | M3 | Strength, weakest first: none (also `Custom Function` returning `@column`), unknown (`Custom Function`, unknown types), reversible, partial (`Regex`, `Rounding`, `K-Anonymization`, `Randomized Response`), one-way (`Hash`), redact (`Null`, `Constant`). Only a strictly stronger *known* class is certain narrowing. | [doc MASK-REF matrix]; the order is [inferred] |
+//! | M1 | Masking `fields`: `columnTags` (T1), `anyTag`, `noTags`; unknown selectors ("all columns", "names spelled like") are possible on every column. Columns no spec names are one pseudo-column per table, `(columns not named in the specs)`. | [doc V2-POL, MASK-HOWTO]; V2 spellings of the UI's other selectors \[silent\] |
+//! | M2 | `config.operator`: possible under `any`, certain under `all` (or absent) only when every field matches. | \[silent\] ([code SAK] shows it in every export) |
+//! | M3 | Strength, weakest first: none (also `Custom Function` returning `@column`), unknown (`Custom Function`, unknown types), reversible, partial (`Regex`, `Rounding`, `K-Anonymization`, `Randomized Response`), one-way (`Hash`), redact (`Null`, `Constant`). Only a strictly stronger *known* class is certain narrowing. | [doc MASK-REF matrix]; the order is \[inferred\] |
 //! | M4 | `conditionalPredicate`: cell-level masking; rows outside the condition are in the clear, so it is partial at most. | [doc MASK-REF, V2-POL] |
-//! | M5 | One masking rule decides a column: the deepest matching tag wins; at equal depth "the policy that was authored first" (not known offline: the column is "masked by one of" them, weakest after against strongest before). `anyTag`/`noTags` rank at depth 0. An excepted user sees clear values (no fallback to the losing policy). | [doc CONFLICTS]; the exception fallback [silent] |
+//! | M5 | One masking rule decides a column: the deepest matching tag wins; at equal depth "the policy that was authored first" (not known offline: the column is "masked by one of" them, weakest after against strongest before). `anyTag`/`noTags` rank at depth 0. An excepted user sees clear values (no fallback to the losing policy). | [doc CONFLICTS]; the exception fallback \[silent\] |
 //! | R1 | Row-level rules all apply, AND'ed; removing any one is lost protection. | [doc CONFLICTS] |
-//! | R2 | A rule reading columns by tag (`matches[].tag`, `@columnTagged`) is certain only where a column in Git carries the tag. Minimization, time and purpose restrictions are opaque row protection: any change is possible widening. | [doc ROW-REF, MIN, TIME, PURP]; behaviour without a tagged column [silent] |
-//! | E1 | `exceptions`: everyone but the users meeting it (`any`, the default here, or `all`); an empty exception excepts no one. Adding a principal (or `all` → `any`) widens. | [doc V2-POL, DATA-REF]; default operator [silent] |
+//! | R2 | A rule reading columns by tag (`matches[].tag`, `@columnTagged`) is certain only where a column in Git carries the tag. Minimization, time and purpose restrictions are opaque row protection: any change is possible widening. | [doc ROW-REF, MIN, TIME, PURP]; behaviour without a tagged column \[silent\] |
+//! | E1 | `exceptions`: everyone but the users meeting it (`any`, the default here, or `all`); an empty exception excepts no one. Adding a principal (or `all` → `any`) widens. | [doc V2-POL, DATA-REF]; default operator \[silent\] |
 //! | E2 | `inclusions`: only the users meeting it (an "otherwise" chain). Fewer included on a protective rule widens. | [doc V2-POL, DATA-REF] |
-//! | P1 | A project listing a data source is a possible access path for its members; widening its `subscriptionPolicy` (default `manual`), `allowMaskedJoins: true` and `equalization: false` widen. | [doc PROJ, PROJ-HOWTO; `immuta-api.md` §1.4]; membership granting access [silent] |
-//! | P2 | A purpose exception `P` is met by projects acting under `P` (certain) or a descendant or ancestor of `P` (possible). | [doc PURP, PROJ-HOWTO]; the hierarchy [silent] |
+//! | P1 | A project listing a data source is a possible access path for its members; widening its `subscriptionPolicy` (default `manual`), `allowMaskedJoins: true` and `equalization: false` widen. | [doc PROJ, PROJ-HOWTO; `immuta-api.md` §1.4]; membership granting access \[silent\] |
+//! | P2 | A purpose exception `P` is met by projects acting under `P` (certain) or a descendant or ancestor of `P` (possible). | [doc PURP, PROJ-HOWTO]; the hierarchy \[silent\] |
 //! | S1 | Subscription policies apply by the circumstances above (C1–C5). | [doc V2-POL] |
 //! | S2 | Openness: `anyone` > `approval` ≈ `entitlements` > `manual`; entitlements under `any` widen with more principals. `automaticSubscription`, `allowDiscovery`, `accessGrant: WRITE` and `shareResponsibility: true` widen. | [doc SUB-REF, V1-POL, SUB-DSL] |
-//! | S3 | Several subscription policies on one data source: the merge rule is ambiguous (grant/guardrail, `shareResponsibility`), so a change to one of several is *possible*. | [doc SUB-REF, SUB-2022]; V2 spelling [silent] |
+//! | S3 | Several subscription policies on one data source: the merge rule is ambiguous (grant/guardrail, `shareResponsibility`), so a change to one of several is *possible*. | [doc SUB-REF, SUB-2022]; V2 spelling \[silent\] |
 //! | S4 | A data source losing its last subscription policy falls back to the data platform's own grants: widening. | [doc SUB-DEFAULT] |
 //! | N1 | Data-source names come from `nameTemplate.dataSourceFormat` (default `<schema> <tablename>`), the placeholder's case setting the value's case. | [doc DS-V2]; the default is the emulator's assumption |
-//! | D1 | A table dropped from `sources` (disabled, or deleted with `hardDelete`) possibly loses every Immuta protection. | [doc DS-V2]; enforcement after disabling [silent] |
+//! | D1 | A table dropped from `sources` (disabled, or deleted with `hardDelete`) possibly loses every Immuta protection. | [doc DS-V2]; enforcement after disabling \[silent\] |
 //!
-//! Sources (each read as stored copies; full list with every URL in
-//! `/work/notes`-era research, summarised in `docs/access-impact.md`):
+//! Sources (Immuta's documentation as stored copies of the pages, often only their first
+//! part; `docs/access-impact.md` lists every page with all its versions, and what would settle
+//! each silent point against a real tenant):
 //!
 //! - V2-POL: <https://documentation.immuta.com/latest/developer-guides/api-intro/immuta-v2-api/policies>
 //! - CONFLICTS: <https://documentation.immuta.com/SaaS/secure-your-data/authoring-policies-in-secure/data-policies/reference-guides/data-policy-conflicts>

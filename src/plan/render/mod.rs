@@ -1,6 +1,6 @@
 //! Renderers of plans: text (terminal), JSON (tools and saved plans) and Markdown (PR comments).
 //!
-//! Every renderer is a pure function of a [`Plan`](crate::plan::Plan): no I/O, no clock, no
+//! Every renderer is a pure function of a [`Plan`]: no I/O, no clock, no
 //! terminal detection. Colour is decided by the caller ([`TextOptions::color`]).
 //!
 //! - [`text`]: Terraform-like output with unified diffs of the canonical YAML.
@@ -12,7 +12,7 @@
 //! possible, then the references the plan breaks), then the per-object changes.
 //!
 //! Secrets: the planner already masks them (`(sensitive)`, `(sensitive, changed)`); every
-//! renderer still passes payloads through [`display_value`](crate::plan::diff::display_value) and
+//! renderer still passes payloads through [`display_value`] and
 //! free text through `scrub`, so a raw `(sensitive:<digest>)` string is never printed.
 
 mod json;
