@@ -145,6 +145,36 @@ impl Findings {
         self.list[i].1.push(subject);
     }
 
+    /// Lists the data sources of connection `key` (of `tables` tables, more than
+    /// [`SUBJECTS_SHOWN`](super::SUBJECTS_SHOWN)) once, as the connection, in the findings that
+    /// name every one of them since `marks` (their subject counts before the connection was
+    /// compared).
+    fn collapse(&mut self, key: &str, tables: usize, marks: &[usize]) {
+        // A few tables read better by name.
+        if tables <= super::SUBJECTS_SHOWN {
+            return;
+        }
+        for (i, (_, subjects)) in self.list.iter_mut().enumerate() {
+            let from = marks.get(i).copied().unwrap_or(0);
+            let added = &subjects[from..];
+            let whole = added.iter().filter(|s| matches!(s, Subject::DataSource { .. })).count();
+            if whole == tables {
+                let connection = match &added[0] {
+                    Subject::DataSource { source } | Subject::Column { source, .. } => {
+                        Arc::clone(&source.connection)
+                    }
+                    _ => Arc::from(key),
+                };
+                let mut rest: Vec<Subject> = subjects
+                    .drain(from..)
+                    .filter(|s| !matches!(s, Subject::DataSource { .. }))
+                    .collect();
+                subjects.push(Subject::Connection { connection, data_sources: tables });
+                subjects.append(&mut rest);
+            }
+        }
+    }
+
     fn finish(self) -> Vec<Finding> {
         let mut out: Vec<Finding> = self
             .list
@@ -241,7 +271,14 @@ impl<'w> Models<'w> {
         if let Some(m) = self.masks[side].get(&class) {
             return Rc::clone(m);
         }
-        let list = Rc::new(winners(self.candidates(side, class).as_ref().clone()));
+        let all = self.candidates(side, class);
+        if side == AFTER {
+            // Every class is compared once: the candidate lists are not needed again (and
+            // hold most of the model's memory on a large tree).
+            self.candidates[AFTER].remove(&class);
+            self.candidates[BEFORE].remove(&class);
+        }
+        let list = Rc::new(winners(Rc::try_unwrap(all).unwrap_or_else(|rc| rc.as_ref().clone())));
         self.masks[side].insert(class, Rc::clone(&list));
         list
     }
@@ -285,9 +322,11 @@ pub(super) fn diff(
         let (tb, ta) = (before.connections.get(key), after.connections.get(key));
         match (tb, ta) {
             (Some(b), Some(a)) if Arc::ptr_eq(b, a) => {
+                let marks: Vec<usize> = cx.findings.list.iter().map(|f| f.1.len()).collect();
                 for t in b.iter().filter(|t| affected[t.profile]) {
                     cx.compare(t, t);
                 }
+                cx.findings.collapse(key, b.len(), &marks);
             }
             _ => {
                 let empty = Vec::new();
@@ -328,6 +367,9 @@ pub(super) fn diff(
                 for s in &f.subjects {
                     if let Some(d) = s.data_source() {
                         wanted.insert(d.data_source.as_str());
+                    } else if let Subject::Connection { connection, .. } = s {
+                        let tables = before.connections.get(connection.as_ref());
+                        wanted.extend(tables.into_iter().flat_map(|t| t.iter()).map(|t| t.name()));
                     }
                 }
             }
@@ -1039,7 +1081,7 @@ fn merge<'x, T>(
 
 /// Orders (policy, rule) pairs by key then rule; the same shared policy needs no string
 /// comparison.
-fn by_rule(x: (&Arc<Policy>, usize), y: (&Arc<Policy>, usize)) -> std::cmp::Ordering {
+fn by_rule(x: (&Arc<Policy>, u32), y: (&Arc<Policy>, u32)) -> std::cmp::Ordering {
     if Arc::ptr_eq(x.0, y.0) {
         x.1.cmp(&y.1)
     } else {

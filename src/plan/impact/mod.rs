@@ -309,6 +309,14 @@ pub enum Subject {
         /// The data source.
         source: Arc<DataSourceRef>,
     },
+    /// Every data source of a connection (when a finding concerns all of them, they are listed
+    /// once, not table by table).
+    Connection {
+        /// Its `connectionKey`.
+        connection: Arc<str>,
+        /// How many data sources it has.
+        data_sources: usize,
+    },
     /// A project.
     Project {
         /// Its `projectKey`.
@@ -322,7 +330,18 @@ impl Subject {
         match self {
             Subject::Column { source, column } => format!("`{}.{column}`", source.data_source),
             Subject::DataSource { source } => format!("`{}`", source.data_source),
+            Subject::Connection { connection, data_sources } => {
+                format!("every data source of connection `{connection}` ({data_sources})")
+            }
             Subject::Project { key } => format!("`{key}`"),
+        }
+    }
+
+    /// How many data sources (or columns, or projects) it stands for.
+    pub fn count(&self) -> usize {
+        match self {
+            Subject::Connection { data_sources, .. } => *data_sources,
+            _ => 1,
         }
     }
 
@@ -330,7 +349,7 @@ impl Subject {
     pub fn data_source(&self) -> Option<&DataSourceRef> {
         match self {
             Subject::Column { source, .. } | Subject::DataSource { source } => Some(source),
-            Subject::Project { .. } => None,
+            Subject::Connection { .. } | Subject::Project { .. } => None,
         }
     }
 
@@ -338,7 +357,7 @@ impl Subject {
     pub fn noun(&self) -> &'static str {
         match self {
             Subject::Column { .. } => "column",
-            Subject::DataSource { .. } => "data source",
+            Subject::DataSource { .. } | Subject::Connection { .. } => "data source",
             Subject::Project { .. } => "project",
         }
     }
@@ -347,7 +366,7 @@ impl Subject {
     pub fn plural(&self) -> &'static str {
         match self {
             Subject::Column { .. } => "columns",
-            Subject::DataSource { .. } => "data sources",
+            Subject::DataSource { .. } | Subject::Connection { .. } => "data sources",
             Subject::Project { .. } => "projects",
         }
     }
@@ -390,19 +409,27 @@ impl Finding {
     /// The subjects as a phrase: `column `a.X``, `3 columns (`a.X`, `a.Y`, `b.Z`)`.
     pub fn subject_phrase(&self) -> String {
         let Some(first) = self.subjects.first() else { return String::new() };
-        if self.subjects.len() == 1 {
+        if self.count() == 1 {
             return format!("{} {}", first.noun(), first.label());
+        }
+        if let [only] = self.subjects.as_slice() {
+            return only.label();
         }
         let shown: Vec<String> =
             self.subjects.iter().take(SUBJECTS_SHOWN).map(Subject::label).collect();
         let more = self.subjects.len().saturating_sub(SUBJECTS_SHOWN);
         let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
-        format!("{} {} ({}{tail})", self.subjects.len(), first.plural(), shown.join(", "))
+        format!("{} {} ({}{tail})", self.count(), first.plural(), shown.join(", "))
+    }
+
+    /// How many columns, data sources or projects it concerns.
+    pub fn count(&self) -> usize {
+        self.subjects.iter().map(Subject::count).sum()
     }
 
     /// The singular or the plural form, for the subjects.
     fn agree<'s>(&self, one: &'s str, many: &'s str) -> &'s str {
-        if self.subjects.len() == 1 { one } else { many }
+        if self.count() == 1 { one } else { many }
     }
 
     /// One sentence for people (without the confidence and caveat, which renderers add).

@@ -1274,17 +1274,17 @@ pub struct MaskCandidate {
     /// The policy.
     pub policy: Arc<Policy>,
     /// Index of the rule in [`Policy::rules`].
-    pub rule: usize,
+    pub rule: u32,
     /// How surely it applies to the column.
     pub level: Level,
     /// The depth of the tag that selects the column (rule M5).
-    pub depth: usize,
+    pub depth: u16,
 }
 
 impl MaskCandidate {
     /// The masking of the rule.
     pub fn masking(&self) -> Option<&Masking> {
-        match &self.policy.rules[self.rule].kind {
+        match &self.policy.rules[self.rule as usize].kind {
             RuleKind::Masking(m) => Some(m),
             RuleKind::Rows { .. } => None,
         }
@@ -1297,7 +1297,7 @@ impl MaskCandidate {
 
     /// Who the rule applies to.
     pub fn audience(&self) -> &Audience {
-        &self.policy.rules[self.rule].audience
+        &self.policy.rules[self.rule as usize].audience
     }
 }
 
@@ -1307,7 +1307,7 @@ pub struct RowCandidate {
     /// The policy.
     pub policy: Arc<Policy>,
     /// Index of the rule in [`Policy::rules`].
-    pub rule: usize,
+    pub rule: u32,
     /// How surely it applies.
     pub level: Level,
 }
@@ -1315,7 +1315,7 @@ pub struct RowCandidate {
 impl RowCandidate {
     /// The digest of the rule's config and what it does, for people.
     pub fn rows(&self) -> (u64, &str) {
-        match &self.policy.rules[self.rule].kind {
+        match &self.policy.rules[self.rule as usize].kind {
             RuleKind::Rows { config, summary, .. } => (*config, summary),
             RuleKind::Masking(_) => (0, ""),
         }
@@ -1323,7 +1323,7 @@ impl RowCandidate {
 
     /// Who the rule applies to.
     pub fn audience(&self) -> &Audience {
-        &self.policy.rules[self.rule].audience
+        &self.policy.rules[self.rule as usize].audience
     }
 }
 
@@ -1415,7 +1415,8 @@ impl ProfileModel {
                         } else {
                             Op::All.combine(reads).or(Level::Possible)
                         });
-                        self.rows.push(RowCandidate { policy: Arc::clone(p), rule: i, level });
+                        let rule = u32::try_from(i).unwrap_or(u32::MAX);
+                        self.rows.push(RowCandidate { policy: Arc::clone(p), rule, level });
                     }
                 }
                 self.data.push((Arc::clone(p), level));
@@ -1453,7 +1454,9 @@ fn masking_of(p: &Arc<Policy>, level: Level, class: &Class, out: &mut Vec<MaskCa
             let (fields, depth) = field_level(m, class);
             let level = level.and(fields);
             if level.possible() {
-                out.push(MaskCandidate { policy: Arc::clone(p), rule: i, level, depth });
+                let rule = u32::try_from(i).unwrap_or(u32::MAX);
+                let depth = u16::try_from(depth).unwrap_or(u16::MAX);
+                out.push(MaskCandidate { policy: Arc::clone(p), rule, level, depth });
             }
         }
     }

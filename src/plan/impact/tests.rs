@@ -287,3 +287,28 @@ fn a_purpose_the_plan_deletes_breaks_the_projects_naming_it() {
           the same change"]
     );
 }
+
+#[test]
+fn every_data_source_of_a_large_connection_is_listed_once() {
+    let tables: String = (0..8).map(|i| format!("  - {{tableName: T{i}, schema: S}}\n")).collect();
+    let ds = format!(
+        "connectionKey: big\nconnection: {{handler: Snowflake, hostname: h, database: D, warehouse: W}}\n\
+         options: {{tableTags: [Dept.X]}}\nsources:\n{tables}"
+    );
+    let policy = "policyKey: rows\nname: Rows\ntype: data\nactions:\n  - rules:\n      \
+                  - type: Row Restriction by Custom Where Clause\n        config: {predicate: \"A = 1\"}\n\
+                  circumstances:\n  - {type: tags, tag: Dept.X}\n";
+    let before = vec![("ds.yaml".to_owned(), ds.clone()), ("p.yaml".to_owned(), policy.to_owned())];
+    let after = vec![("ds.yaml".to_owned(), ds)];
+    let i = run(&before, &after);
+    assert_eq!(i.findings.len(), 1, "{:#?}", lines(&i));
+    assert_eq!(
+        i.findings[0].subjects,
+        [Subject::Connection { connection: "big".into(), data_sources: 8 }]
+    );
+    assert_eq!(
+        lines(&i),
+        ["widening certain row_restriction_removed: every data source of connection `big` (8) \
+          lose their row restriction `rows` (only rows where `A = 1`)"]
+    );
+}

@@ -87,6 +87,7 @@ struct FindingDoc {
 enum SubjectDoc {
     Column { data_source: String, column: String, connection: String, table: String },
     DataSource { data_source: String, connection: String, table: String },
+    Connection { connection: String, data_sources: usize },
     Project { key: String },
 }
 
@@ -327,6 +328,10 @@ impl From<&Finding> for FindingDoc {
                         data_source: text(&source.data_source),
                         connection: text(&source.connection),
                         table: text(&source.table),
+                    },
+                    Subject::Connection { connection, data_sources } => SubjectDoc::Connection {
+                        connection: text(connection),
+                        data_sources: *data_sources,
                     },
                     Subject::Project { key } => SubjectDoc::Project { key: text(key) },
                 })
