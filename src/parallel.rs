@@ -1,5 +1,4 @@
-//! Data parallelism for the pure core, with the standard library only: [`map`] over items,
-//! [`join`] of two computations.
+//! Data parallelism for the pure core, with the standard library only.
 
 /// Maps `items` with `f` on every core (at most 8 threads), in order: the result does not
 /// depend on scheduling. Fewer than `min_per_thread` items per thread run on the caller's
@@ -48,30 +47,8 @@ pub fn map<'a, T: Sync, R: Send>(
     all.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Runs `a` on another thread while `b` runs on the caller's, when the machine has more than
-/// one core (otherwise one after the other), and returns both results. A panic in either is
-/// re-raised.
-pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        let a = a();
-        return (a, b());
-    }
-    std::thread::scope(|scope| {
-        let handle = scope.spawn(a);
-        let b = b();
-        let a = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (a, b)
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn join_returns_both_results() {
-        let items: Vec<u32> = (0..100).collect();
-        let (a, b) = super::join(|| items.iter().sum::<u32>(), || items.len());
-        assert_eq!((a, b), (4950, 100));
-    }
 
     #[test]
     fn results_keep_the_order_of_the_items() {

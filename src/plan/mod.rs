@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use self::decide::{PlanInput, plan};
+pub use self::decide::{PlanInput, decisions, plan};
 pub use self::diff::FieldChange;
 pub use self::effects::Effect;
 pub use self::impact::Impact;

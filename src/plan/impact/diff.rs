@@ -145,36 +145,6 @@ impl Findings {
         self.list[i].1.push(subject);
     }
 
-    /// Lists the data sources of connection `key` (of `tables` tables, more than
-    /// [`SUBJECTS_SHOWN`](super::SUBJECTS_SHOWN)) once, as the connection, in the findings that
-    /// name every one of them since `marks` (their subject counts before the connection was
-    /// compared).
-    fn collapse(&mut self, key: &str, tables: usize, marks: &[usize]) {
-        // A few tables read better by name.
-        if tables <= super::SUBJECTS_SHOWN {
-            return;
-        }
-        for (i, (_, subjects)) in self.list.iter_mut().enumerate() {
-            let from = marks.get(i).copied().unwrap_or(0);
-            let added = &subjects[from..];
-            let whole = added.iter().filter(|s| matches!(s, Subject::DataSource { .. })).count();
-            if whole == tables {
-                let connection = match &added[0] {
-                    Subject::DataSource { source } | Subject::Column { source, .. } => {
-                        Arc::clone(&source.connection)
-                    }
-                    _ => Arc::from(key),
-                };
-                let mut rest: Vec<Subject> = subjects
-                    .drain(from..)
-                    .filter(|s| !matches!(s, Subject::DataSource { .. }))
-                    .collect();
-                subjects.push(Subject::Connection { connection, data_sources: tables });
-                subjects.append(&mut rest);
-            }
-        }
-    }
-
     fn finish(self) -> Vec<Finding> {
         let mut out: Vec<Finding> = self
             .list
@@ -321,13 +291,7 @@ pub(super) fn diff(
     for key in keys {
         let (tb, ta) = (before.connections.get(key), after.connections.get(key));
         match (tb, ta) {
-            (Some(b), Some(a)) if Arc::ptr_eq(b, a) => {
-                let marks: Vec<usize> = cx.findings.list.iter().map(|f| f.1.len()).collect();
-                for t in b.iter().filter(|t| affected[t.profile]) {
-                    cx.compare(t, t);
-                }
-                cx.findings.collapse(key, b.len(), &marks);
-            }
+            (Some(b), Some(a)) if Arc::ptr_eq(b, a) => cx.connection(key, b, &affected),
             _ => {
                 let empty = Vec::new();
                 let b = tb.map_or(&empty, |b| b.as_ref());
@@ -440,43 +404,82 @@ struct Cx<'w> {
 }
 
 fn table_subject(t: &Table) -> Subject {
-    Subject::DataSource { source: Arc::clone(&t.source) }
+    Subject::DataSource { source: Arc::clone(t.source()) }
 }
 
 fn column_subject(t: &Table, column: &Arc<str>) -> Subject {
-    Subject::Column { source: Arc::clone(&t.source), column: Arc::clone(column) }
+    Subject::Column { source: Arc::clone(t.source()), column: Arc::clone(column) }
 }
 
 impl Cx<'_> {
-    /// A table on both sides.
+    /// A table on both sides: its findings and its columns'.
     fn compare(&mut self, tb: &Table, ta: &Table) {
-        let key = (tb.profile, ta.profile);
-        let found = match self.tables.get(&key) {
-            Some(t) => Rc::clone(t),
-            None => {
-                let mb = self.m.profile(BEFORE, tb.profile);
-                let ma = self.m.profile(AFTER, ta.profile);
-                let changed = tb.profile != ta.profile;
-                let tenant = self.tenant(tb.profile, ta.profile);
-                let mut list = rows(&mb.rows, &ma.rows, changed, self.after);
-                list.extend(subscriptions(&mb.subscriptions, &ma.subscriptions, changed));
-                let found: Rc<[usize]> = list
-                    .into_iter()
-                    .map(|mut t| {
-                        t.tenant = tenant;
-                        self.findings.intern(t)
-                    })
-                    .collect();
-                self.tables.insert(key, Rc::clone(&found));
-                found
-            }
-        };
+        let found = self.table_findings(tb, ta);
         if !found.is_empty() {
             let subject = table_subject(ta);
             for &i in found.iter() {
                 self.findings.list[i].1.push(subject.clone());
             }
         }
+        self.columns_of(tb, ta);
+    }
+
+    /// The findings (indices) of a table's rows and subscriptions, before and after.
+    fn table_findings(&mut self, tb: &Table, ta: &Table) -> Rc<[usize]> {
+        let key = (tb.profile, ta.profile);
+        if let Some(t) = self.tables.get(&key) {
+            return Rc::clone(t);
+        }
+        let mb = self.m.profile(BEFORE, tb.profile);
+        let ma = self.m.profile(AFTER, ta.profile);
+        let changed = tb.profile != ta.profile;
+        let tenant = self.tenant(tb.profile, ta.profile);
+        let mut list = rows(&mb.rows, &ma.rows, changed, self.after);
+        list.extend(subscriptions(&mb.subscriptions, &ma.subscriptions, changed));
+        let found: Rc<[usize]> = list
+            .into_iter()
+            .map(|mut t| {
+                t.tenant = tenant;
+                self.findings.intern(t)
+            })
+            .collect();
+        self.tables.insert(key, Rc::clone(&found));
+        found
+    }
+
+    /// The tables of an unchanged connection `key` whose profiles a changed policy may match:
+    /// a finding about every one of its data sources (when there are more than
+    /// [`SUBJECTS_SHOWN`](super::SUBJECTS_SHOWN)) names the connection once; the others name
+    /// their data sources (and no table is named that need not be).
+    fn connection(&mut self, key: &str, all: &[Table], affected: &[bool]) {
+        let tables: Vec<&Table> = all.iter().filter(|t| affected[t.profile]).collect();
+        let found: Vec<Rc<[usize]>> = tables.iter().map(|t| self.table_findings(t, t)).collect();
+        let mut whole: BTreeSet<usize> = BTreeSet::new();
+        if tables.len() == all.len() && all.len() > super::SUBJECTS_SHOWN {
+            let mut counts: FxMap<usize, usize> = FxMap::default();
+            for f in &found {
+                for &i in f.iter() {
+                    *counts.entry(i).or_default() += 1;
+                }
+            }
+            whole.extend(counts.into_iter().filter(|(_, n)| *n == all.len()).map(|(i, _)| i));
+            for &i in &whole {
+                self.findings.list[i].1.push(Subject::Connection {
+                    connection: Arc::from(key),
+                    data_sources: all.len(),
+                });
+            }
+        }
+        for (t, f) in tables.iter().zip(&found) {
+            for &i in f.iter().filter(|i| !whole.contains(i)) {
+                self.findings.list[i].1.push(table_subject(t));
+            }
+            self.columns_of(t, t);
+        }
+    }
+
+    /// The columns of a table on both sides.
+    fn columns_of(&mut self, tb: &Table, ta: &Table) {
         if std::ptr::eq(tb, ta) {
             for (name, c) in &ta.columns {
                 self.column(tb, ta, *c, *c, name);
@@ -1387,8 +1390,14 @@ fn references(
             kept.extend(t.keeping.get(*key).into_iter().flatten().cloned());
         }
     }
-    for t in after.tables() {
-        kept.insert(t.name().to_owned());
+    // A removed name is kept when a changed connection still produces it (a table moved
+    // between connections); an unchanged connection cannot (names are unique).
+    if !removed.is_empty() {
+        for key in changes.connections {
+            for t in after.connections.get(*key).into_iter().flat_map(|t| t.iter()) {
+                kept.insert(t.name().to_owned());
+            }
+        }
     }
     removed.retain(|n, _| !kept.contains(n));
     let removed_purposes: BTreeSet<&String> = before.purposes.difference(&after.purposes).collect();

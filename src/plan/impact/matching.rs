@@ -115,8 +115,17 @@ impl Op {
     }
 }
 
-/// A tag a policy names, prepared for matching: as written, lower-cased, and its depth (the
-/// number of dot-separated segments, which decides between masking policies, rule M5).
+/// The [`Fx`] hash of a string, computed once per tag so that lookups compare numbers.
+fn fx(s: &str) -> u64 {
+    use std::hash::Hash;
+    let mut h = Fx::default();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// A tag a policy names, prepared for matching: as written, lower-cased, its depth (the
+/// number of dot-separated segments, which decides between masking policies, rule M5), and
+/// the hashes of both spellings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TagRef {
     /// As written (`Discovered.Passport`).
@@ -125,23 +134,33 @@ pub struct TagRef {
     pub lower: String,
     /// Segments (`Discovered.Passport` is 2).
     pub depth: usize,
+    exact_hash: u64,
+    lower_hash: u64,
 }
 
 impl TagRef {
     /// A tag as a policy writes it.
     pub fn new(tag: &str) -> TagRef {
-        TagRef { exact: tag.to_owned(), lower: tag.to_lowercase(), depth: tag.split('.').count() }
+        let lower = tag.to_lowercase();
+        TagRef {
+            exact: tag.to_owned(),
+            exact_hash: fx(tag),
+            lower_hash: fx(&lower),
+            lower,
+            depth: tag.split('.').count(),
+        }
     }
 }
 
 /// The tags something carries, with every ancestor (rule T1: a policy on a parent tag reaches
-/// every descendant), as written and lower-cased (rule T3: case is undocumented).
+/// every descendant), as written and lower-cased (rule T3: case is undocumented). Looked up by
+/// precomputed hash, then compared as text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TagSet {
     /// The tags as carried (no ancestors), sorted.
     pub tags: BTreeSet<String>,
-    exact: FxSet<String>,
-    lower: FxSet<String>,
+    exact: FxMap<u64, Vec<String>>,
+    lower: FxMap<u64, Vec<String>>,
 }
 
 impl TagSet {
@@ -163,8 +182,13 @@ impl TagSet {
         let mut end = tag.len();
         loop {
             let prefix = &tag[..end];
-            self.exact.insert(prefix.to_owned());
-            self.lower.insert(prefix.to_lowercase());
+            let lower = prefix.to_lowercase();
+            for (map, text) in [(&mut self.exact, prefix), (&mut self.lower, lower.as_str())] {
+                let same = map.entry(fx(text)).or_default();
+                if !same.iter().any(|s| s == text) {
+                    same.push(text.to_owned());
+                }
+            }
             match prefix.rfind('.') {
                 Some(dot) => end = dot,
                 None => break,
@@ -175,9 +199,12 @@ impl TagSet {
     /// Whether the set carries `tag` or a descendant of it: `Certain` with the case as
     /// written, `Possible` when only a case-insensitive comparison matches (rules T1, T3).
     pub fn has(&self, tag: &TagRef) -> Level {
-        if self.exact.contains(&tag.exact) {
+        let found = |map: &FxMap<u64, Vec<String>>, hash: u64, text: &str| {
+            map.get(&hash).is_some_and(|same| same.iter().any(|s| s == text))
+        };
+        if found(&self.exact, tag.exact_hash, &tag.exact) {
             Level::Certain
-        } else if self.lower.contains(&tag.lower) {
+        } else if found(&self.lower, tag.lower_hash, &tag.lower) {
             Level::Possible
         } else {
             Level::No
@@ -191,7 +218,7 @@ impl TagSet {
 
     /// Every tag and ancestor, lower-cased (the keys of the policy index).
     pub fn lower_with_ancestors(&self) -> impl Iterator<Item = &str> {
-        self.lower.iter().map(String::as_str)
+        self.lower.values().flatten().map(String::as_str)
     }
 }
 

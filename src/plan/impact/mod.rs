@@ -131,8 +131,8 @@ pub struct Side<'a> {
     pub kind: Kind,
     /// Its natural key.
     pub key: &'a str,
-    /// Its canonical payload.
-    pub payload: &'a Value,
+    /// Its canonical payload (shared: tables keep a reference to name themselves later).
+    pub payload: &'a Arc<Value>,
     /// The digest of the payload (equal digests: the same object on both sides).
     pub digest: &'a str,
     /// Data sources: the names the tenant gave them (state), when recorded.
@@ -748,11 +748,16 @@ pub fn impact(input: &Input<'_>) -> Impact {
         || !purposes.changed.is_empty()
         || names_purposes
     {
-        for (side, world) in [(&projects.before, &mut before), (&projects.after, &mut after)] {
-            for (key, s) in side {
-                if let Some(p) = Project::parse(s.payload) {
-                    world.projects.insert((*key).to_owned(), Arc::new(p));
-                }
+        // Before, only changed projects are compared; after, every project may be named (by
+        // a reference, or as acting under an excepted purpose).
+        for key in &projects.changed {
+            if let Some(p) = projects.before.get(key).and_then(|s| Project::parse(s.payload)) {
+                before.projects.insert((*key).to_owned(), Arc::new(p));
+            }
+        }
+        for (key, s) in &projects.after {
+            if let Some(p) = Project::parse(s.payload) {
+                after.projects.insert((*key).to_owned(), Arc::new(p));
             }
         }
     }

@@ -213,13 +213,20 @@ impl Interner {
 /// The column name under which the columns no spec names are reported.
 pub const OTHER_COLUMNS: &str = "(columns not named in the specs)";
 
-/// One table (one data source) of a connection.
+/// One table (one data source) of a connection. Its names are built on first use from the
+/// connection's payload: most tables of a large tree are never named in a finding.
 #[derive(Debug, Clone)]
 pub struct Table {
-    /// Its connection, `SCHEMA.TABLE` (the query's data-source name, or `*` for every table
-    /// of a connection under schema monitoring) and the data-source name Immuta gives it
-    /// (rule N1; for `*`, a description).
-    pub source: Arc<DataSourceRef>,
+    /// The connection's payload (shared).
+    payload: Arc<Value>,
+    /// Its `connectionKey` (shared by the connection's tables).
+    connection: Arc<str>,
+    /// Its entry in `sources`, or `None` for every table of a connection under schema
+    /// monitoring.
+    index: Option<u32>,
+    /// Its connection, `SCHEMA.TABLE` (the query's data-source name, or `*`) and data-source
+    /// name (rule N1; for `*`, a description), once asked for.
+    source: std::sync::OnceLock<Arc<DataSourceRef>>,
     /// Its profile.
     pub profile: ProfileId,
     /// Known columns and their classes, the columns no spec names last ([`OTHER_COLUMNS`]).
@@ -227,14 +234,61 @@ pub struct Table {
 }
 
 impl Table {
+    /// Its connection, `SCHEMA.TABLE` and data-source name.
+    pub fn source(&self) -> &Arc<DataSourceRef> {
+        self.source.get_or_init(|| Arc::new(self.describe()))
+    }
+
     /// The data-source name.
     pub fn name(&self) -> &str {
-        &self.source.data_source
+        &self.source().data_source
     }
 
     /// `SCHEMA.TABLE` (or `*`).
     pub fn id(&self) -> &str {
-        &self.source.table
+        &self.source().table
+    }
+
+    fn describe(&self) -> DataSourceRef {
+        let connection = Arc::clone(&self.connection);
+        let payload: &Value = &self.payload;
+        let source = self.index.and_then(|i| get(payload, "sources")?.as_array()?.get(i as usize));
+        let Some(s) = source else {
+            return DataSourceRef {
+                data_source: format!("every table of connection {connection}"),
+                connection,
+                table: "*".to_owned(),
+            };
+        };
+        let format = get(payload, "nameTemplate")
+            .and_then(|t| get(t, "dataSourceFormat"))
+            .and_then(Value::as_str);
+        let database = get(payload, "connection")
+            .and_then(|c| get(c, "database"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let (table, name) = source_names(s, format, database).unwrap_or_default();
+        DataSourceRef { data_source: name, connection, table }
+    }
+}
+
+/// `SCHEMA.TABLE` (or the query's data-source name) and the data-source name of a `sources`
+/// entry (rule N1), `None` for an entry that names no table.
+fn source_names(s: &Value, format: Option<&str>, database: &str) -> Option<(String, String)> {
+    let named = get(s, "naming").and_then(|n| get(n, "datasource")).and_then(Value::as_str);
+    match (get(s, "tableName").and_then(Value::as_str), named) {
+        (Some(table), _) => {
+            let schema = get(s, "schema").and_then(Value::as_str).unwrap_or_default();
+            let name = named
+                .map_or_else(|| data_source_name(format, table, schema, database), str::to_owned);
+            let mut id = String::with_capacity(schema.len() + 1 + table.len());
+            id.push_str(schema);
+            id.push('.');
+            id.push_str(table);
+            Some((id, name))
+        }
+        (None, Some(name)) => Some((name.to_owned(), name.to_owned())),
+        (None, None) => None,
     }
 }
 
@@ -286,7 +340,7 @@ pub type TenantTags = HashMap<String, Vec<String>>;
 
 /// The table tags a data-source payload declares, by data-source name (what a post of it
 /// sets, and so what a later post without them may take away).
-pub fn declared_tags(payload: &Value) -> HashMap<String, Vec<String>> {
+pub fn declared_tags(payload: &Arc<Value>) -> HashMap<String, Vec<String>> {
     let mut interner = Interner::default();
     let mut out = HashMap::new();
     for t in tables(payload, &mut interner, None) {
@@ -297,7 +351,12 @@ pub fn declared_tags(payload: &Value) -> HashMap<String, Vec<String>> {
 }
 
 /// The tables of a data-source connection payload.
-pub fn tables(payload: &Value, interner: &mut Interner, tenant: Option<&TenantTags>) -> Vec<Table> {
+pub fn tables(
+    shared: &Arc<Value>,
+    interner: &mut Interner,
+    tenant: Option<&TenantTags>,
+) -> Vec<Table> {
+    let payload: &Value = shared;
     let connection = payload.get("connectionKey").and_then(Value::as_str).unwrap_or_default();
     let other_columns: Arc<str> = interner.column_name(OTHER_COLUMNS);
     let connection_key: Arc<str> = Arc::from(connection);
@@ -325,41 +384,38 @@ pub fn tables(payload: &Value, interner: &mut Interner, tenant: Option<&TenantTa
         let profile = interner.profile_id(&mut sc, domain, false);
         let other = interner.class_id(profile, None);
         out.push(Table {
-            source: Arc::new(DataSourceRef {
-                data_source: format!("every table of connection {connection}"),
-                connection: Arc::clone(&connection_key),
-                table: "*".to_owned(),
-            }),
+            payload: Arc::clone(shared),
+            connection: Arc::clone(&connection_key),
+            index: None,
+            source: std::sync::OnceLock::new(),
             profile,
             columns: vec![(Arc::clone(&other_columns), other)],
         });
     }
-    for s in sources.into_iter().flatten() {
+    for (index, s) in sources.into_iter().flatten().enumerate() {
         if get(s, "all").is_some() {
             continue;
         }
-        let named = get(s, "naming").and_then(|n| get(n, "datasource")).and_then(Value::as_str);
-        let (id, name) = match (get(s, "tableName").and_then(Value::as_str), named) {
-            (Some(table), _) => {
-                let schema = get(s, "schema").and_then(Value::as_str).unwrap_or_default();
-                let name = named.map_or_else(
-                    || data_source_name(format, table, schema, database),
-                    str::to_owned,
-                );
-                let mut id = String::with_capacity(schema.len() + 1 + table.len());
-                id.push_str(schema);
-                id.push('.');
-                id.push_str(table);
-                (id, name)
-            }
-            (None, Some(name)) => (name.to_owned(), name.to_owned()),
-            (None, None) => continue,
-        };
         let tags = get(s, "tags");
+        // The name is needed now only to look up what the tenant reports.
+        let source = std::sync::OnceLock::new();
+        let mut reported = None;
+        if let Some(t) = tenant {
+            let Some((id, name)) = source_names(s, format, database) else { continue };
+            reported = t.get(&name);
+            let _ = source.set(Arc::new(DataSourceRef {
+                data_source: name,
+                connection: Arc::clone(&connection_key),
+                table: id,
+            }));
+        } else if get(s, "tableName").is_none()
+            && get(s, "naming").and_then(|n| get(n, "datasource")).is_none()
+        {
+            continue;
+        }
         sc.table.clear();
         sc.table.extend(&shared_tags);
         sc.table.extend(strs(tags.and_then(|t| get(t, "table"))));
-        let reported = tenant.and_then(|t| t.get(&name));
         // Tags the tenant reports that the specs do not declare come from outside Git.
         let outside = reported.is_some_and(|r| r.iter().any(|t| !sc.table.contains(&t.as_str())));
         if let Some(reported) = reported {
@@ -412,11 +468,10 @@ pub fn tables(payload: &Value, interner: &mut Interner, tenant: Option<&TenantTa
         cols.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         cols.push((Arc::clone(&other_columns), interner.class_id(profile, None)));
         out.push(Table {
-            source: Arc::new(DataSourceRef {
-                data_source: name,
-                connection: Arc::clone(&connection_key),
-                table: id,
-            }),
+            payload: Arc::clone(shared),
+            connection: Arc::clone(&connection_key),
+            index: u32::try_from(index).ok(),
+            source,
             profile,
             columns: cols,
         });
@@ -916,7 +971,11 @@ fn digest(v: &Value) -> u64 {
         match v {
             Value::Null => 0u8.hash(h),
             Value::Bool(b) => (1u8, b).hash(h),
-            Value::Number(n) => (2u8, n.to_string()).hash(h),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => (2u8, i).hash(h),
+                (None, Some(f)) => (6u8, f.to_bits()).hash(h),
+                (None, None) => (7u8, n.to_string()).hash(h),
+            },
             Value::String(s) => (3u8, s).hash(h),
             Value::Array(items) => {
                 (4u8, items.len()).hash(h);
