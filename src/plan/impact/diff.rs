@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::matching::{FxMap, Level, Op, Openness, Strength, loose_name};
+use super::matching::{FxMap, FxSet, Level, Op, Openness, Strength, loose_name};
 use super::model::{
     Access, Audience, ClassId, Interner, MaskCandidate, Policy, Principals, ProfileId,
     ProfileModel, Project, RowCandidate, SubCandidate, Table, World, applies, projects_meeting,
@@ -182,6 +182,8 @@ struct Models<'w> {
     interner: &'w Interner,
     /// Profile models, before and after.
     profiles: [FxMap<ProfileId, Rc<ProfileModel>>; 2],
+    /// What the after side's changed policies do to a profile.
+    fresh: FxMap<ProfileId, Rc<ProfileModel>>,
     /// Every masking candidate of a column class, before and after.
     candidates: [FxMap<ClassId, Rc<Vec<MaskCandidate>>>; 2],
     /// The deciding masking candidates of a column class, before and after.
@@ -199,6 +201,7 @@ impl<'w> Models<'w> {
             after,
             interner,
             profiles: Default::default(),
+            fresh: FxMap::default(),
             candidates: Default::default(),
             masks: Default::default(),
         }
@@ -213,10 +216,20 @@ impl<'w> Models<'w> {
             ProfileModel::new(self.before, profile)
         } else {
             let base = self.profile(BEFORE, id);
-            ProfileModel::derive(&base, self.after, profile)
+            ProfileModel::derive(&base, &self.fresh(id))
         };
         let model = Rc::new(model);
         self.profiles[side].insert(id, Rc::clone(&model));
+        model
+    }
+
+    /// What the after side's changed policies do to profile `id`.
+    fn fresh(&mut self, id: ProfileId) -> Rc<ProfileModel> {
+        if let Some(m) = self.fresh.get(&id) {
+            return Rc::clone(m);
+        }
+        let model = Rc::new(ProfileModel::fresh(self.after, self.interner.profile(id)));
+        self.fresh.insert(id, Rc::clone(&model));
         model
     }
 
@@ -225,16 +238,27 @@ impl<'w> Models<'w> {
             return Rc::clone(m);
         }
         let c = self.interner.class(class);
-        let model = self.profile(side, c.profile);
         let list = if side == BEFORE {
-            model.masking(c)
+            self.profile(BEFORE, c.profile).masking(c)
         } else {
             let base = self.candidates(BEFORE, class);
-            model.derive_masking(&base, c)
+            self.fresh(c.profile).derive_masking(&base, c)
         };
         let list = Rc::new(list);
         self.candidates[side].insert(class, Rc::clone(&list));
         list
+    }
+
+    /// Drops what is held for profile `id` and its `classes` (recomputed if asked again).
+    fn forget(&mut self, id: ProfileId, classes: &[ClassId]) {
+        for side in [BEFORE, AFTER] {
+            self.profiles[side].remove(&id);
+            for c in classes {
+                self.masks[side].remove(c);
+                self.candidates[side].remove(c);
+            }
+        }
+        self.fresh.remove(&id);
     }
 
     fn masks(&mut self, side: usize, class: ClassId) -> Rc<Vec<MaskCandidate>> {
@@ -284,6 +308,10 @@ pub(super) fn diff(
         purposes: None,
         names: None,
     };
+    let unchanged = before.connections.iter().filter_map(|(k, b)| {
+        after.connections.get(k).filter(|a| Arc::ptr_eq(a, b)).map(|_| b.iter())
+    });
+    cx.unchanged_profiles(unchanged.flatten(), &affected);
     let mut keys: Vec<&String> =
         before.connections.keys().chain(after.connections.keys()).collect();
     keys.sort();
@@ -296,7 +324,7 @@ pub(super) fn diff(
                 let empty = Vec::new();
                 let b = tb.map_or(&empty, |b| b.as_ref());
                 let a = ta.map_or(&empty, |a| a.as_ref());
-                let by_id: HashMap<&str, &Table> = a.iter().map(|t| (t.id(), t)).collect();
+                let by_id: FxMap<&str, &Table> = a.iter().map(|t| (t.id(), t)).collect();
                 for t in b {
                     match by_id.get(t.id()) {
                         Some(n) => cx.compare(t, n),
@@ -312,7 +340,7 @@ pub(super) fn diff(
                         }
                     }
                 }
-                let old: HashSet<&str> = b.iter().map(|t| t.id()).collect();
+                let old: FxSet<&str> = b.iter().map(|t| t.id()).collect();
                 for t in a.iter().filter(|t| !old.contains(t.id())) {
                     cx.added(t);
                 }
@@ -426,16 +454,37 @@ impl Cx<'_> {
 
     /// The findings (indices) of a table's rows and subscriptions, before and after.
     fn table_findings(&mut self, tb: &Table, ta: &Table) -> Rc<[usize]> {
-        let key = (tb.profile, ta.profile);
+        self.profile_findings(tb.profile, ta.profile)
+    }
+
+    /// The findings (indices) of the rows and subscriptions of a table of profile `pb` before
+    /// and `pa` after.
+    fn profile_findings(&mut self, pb: ProfileId, pa: ProfileId) -> Rc<[usize]> {
+        let key = (pb, pa);
         if let Some(t) = self.tables.get(&key) {
             return Rc::clone(t);
         }
-        let mb = self.m.profile(BEFORE, tb.profile);
-        let ma = self.m.profile(AFTER, ta.profile);
-        let changed = tb.profile != ta.profile;
-        let tenant = self.tenant(tb.profile, ta.profile);
-        let mut list = rows(&mb.rows, &ma.rows, changed, self.after);
-        list.extend(subscriptions(&mb.subscriptions, &ma.subscriptions, changed));
+        let mb = self.m.profile(BEFORE, pb);
+        let changed = pb != pa;
+        let tenant = self.tenant(pb, pa);
+        let mut list;
+        if changed {
+            let ma = self.m.profile(AFTER, pa);
+            list = rows(&mb.rows, &ma.rows, changed, self.after);
+            list.extend(subscriptions(&mb.subscriptions, &ma.subscriptions, changed));
+        } else {
+            // The same profile on both sides: shared policies do the same, so only the
+            // changed ones' entries are compared (the after side is not materialised).
+            let fresh = self.m.fresh(pa);
+            let gone: Vec<RowCandidate> =
+                mb.rows.iter().filter(|r| !r.policy.shared).cloned().collect();
+            list = rows(&gone, &fresh.rows, changed, self.after);
+            if !fresh.subscriptions.is_empty() || mb.subscriptions.iter().any(|s| !s.policy.shared)
+            {
+                let after = super::model::derive_subscriptions(&mb, &fresh);
+                list.extend(subscriptions(&mb.subscriptions, &after, changed));
+            }
+        }
         let found: Rc<[usize]> = list
             .into_iter()
             .map(|mut t| {
@@ -481,52 +530,90 @@ impl Cx<'_> {
     /// The columns of a table on both sides.
     fn columns_of(&mut self, tb: &Table, ta: &Table) {
         if std::ptr::eq(tb, ta) {
-            for (name, c) in &ta.columns {
-                self.column(tb, ta, *c, *c, name);
+            for (name, c) in ta.columns.iter() {
+                self.column(ta, *c, *c, name);
             }
             return;
         }
         let other = |t: &Table| t.columns.last().map(|c| c.1);
         let (Some(ob), Some(oa)) = (other(tb), other(ta)) else { return };
         let mut names: BTreeMap<&Arc<str>, (ClassId, ClassId)> = BTreeMap::new();
-        for (n, c) in &tb.columns {
+        for (n, c) in tb.columns.iter() {
             names.insert(n, (*c, oa));
         }
-        for (n, c) in &ta.columns {
+        for (n, c) in ta.columns.iter() {
             names.entry(n).and_modify(|e| e.1 = *c).or_insert((ob, *c));
         }
         for (name, (cb, ca)) in names {
-            self.column(tb, ta, cb, ca, name);
+            self.column(ta, cb, ca, name);
         }
     }
 
     /// A column of a table on both sides, of class `cb` before and `ca` after.
-    fn column(&mut self, tb: &Table, ta: &Table, cb: ClassId, ca: ClassId, name: &Arc<str>) {
-        let found = match self.columns.get(&(cb, ca)) {
-            Some(t) => Rc::clone(t),
-            None => {
-                let mb = self.m.masks(BEFORE, cb);
-                let ma = self.m.masks(AFTER, ca);
-                let changed = tb.profile != ta.profile || !same_tags(self.interner, cb, ca);
-                let tenant = self.tenant(tb.profile, ta.profile);
-                let m = masking(&mb, &ma, changed, self.after);
-                let found: Rc<[usize]> = m
-                    .into_iter()
-                    .map(|mut t| {
-                        t.tenant = tenant;
-                        self.findings.intern(t)
-                    })
-                    .collect();
-                self.columns.insert((cb, ca), Rc::clone(&found));
-                found
-            }
-        };
+    fn column(&mut self, ta: &Table, cb: ClassId, ca: ClassId, name: &Arc<str>) {
+        let found = self.class_findings(cb, ca);
         if found.is_empty() {
             return;
         }
         let subject = column_subject(ta, name);
         for &i in found.iter() {
             self.findings.list[i].1.push(subject.clone());
+        }
+    }
+
+    /// The findings (indices) of the masking of a column of class `cb` before and `ca`
+    /// after.
+    fn class_findings(&mut self, cb: ClassId, ca: ClassId) -> Rc<[usize]> {
+        if let Some(t) = self.columns.get(&(cb, ca)) {
+            return Rc::clone(t);
+        }
+        let (pb, pa) = (self.interner.class(cb).profile, self.interner.class(ca).profile);
+        let mb = self.m.masks(BEFORE, cb);
+        let ma = self.m.masks(AFTER, ca);
+        let changed = pb != pa || !same_tags(self.interner, cb, ca);
+        let tenant = self.tenant(pb, pa);
+        let m = masking(&mb, &ma, changed, self.after);
+        let found: Rc<[usize]> = m
+            .into_iter()
+            .map(|mut t| {
+                t.tenant = tenant;
+                self.findings.intern(t)
+            })
+            .collect();
+        self.columns.insert((cb, ca), Rc::clone(&found));
+        found
+    }
+
+    /// Compares the affected tables of unchanged connections profile by profile, each
+    /// profile's models dropped once it and its column classes are compared: the findings of
+    /// a pair are a few indices, a profile's models on a large tree are thousands of entries.
+    /// The walk over the connections then only hands out subjects.
+    fn unchanged_profiles<'t>(
+        &mut self,
+        tables: impl Iterator<Item = &'t Table>,
+        affected: &[bool],
+    ) {
+        let mut order: Vec<ProfileId> = Vec::new();
+        let mut classes: FxMap<ProfileId, Vec<ClassId>> = FxMap::default();
+        let mut seen = vec![false; self.interner.classes()];
+        for t in tables.filter(|t| affected[t.profile]) {
+            let list = classes.entry(t.profile).or_insert_with(|| {
+                order.push(t.profile);
+                Vec::new()
+            });
+            for (_, c) in t.columns.iter() {
+                if !std::mem::replace(&mut seen[*c], true) {
+                    list.push(*c);
+                }
+            }
+        }
+        for p in order {
+            self.profile_findings(p, p);
+            let list = classes.remove(&p).unwrap_or_default();
+            for &c in &list {
+                self.class_findings(c, c);
+            }
+            self.m.forget(p, &list);
         }
     }
 
@@ -1470,13 +1557,16 @@ fn references(
     }
     // Tags: only when every connection was read (a policy or a connection changed).
     if !changes.policies.is_empty() || !changes.connections.is_empty() {
-        let universe = |w: &World| -> HashSet<String> {
-            let profiles: HashSet<ProfileId> = w.tables().map(|t| t.profile).collect();
-            let mut set = HashSet::new();
-            for id in profiles {
+        let universe = |w: &World| -> FxSet<&str> {
+            let mut profiles = vec![false; interner.profiles()];
+            for t in w.tables() {
+                profiles[t.profile] = true;
+            }
+            let mut set = FxSet::default();
+            for (id, _) in profiles.iter().enumerate().filter(|(_, p)| **p) {
                 let p = interner.profile(id);
-                set.extend(p.table.lower_with_ancestors().map(str::to_owned));
-                set.extend(p.columns.lower_with_ancestors().map(str::to_owned));
+                set.extend(p.table.lower_with_ancestors());
+                set.extend(p.columns.lower_with_ancestors());
             }
             set
         };
@@ -1484,7 +1574,7 @@ fn references(
         for p in policies.iter().filter(|p| !p.staged) {
             let changed = changes.policies.contains(p.key.as_str());
             for t in &p.tags {
-                if ua.contains(&t.lower) || !(changed || ub.contains(&t.lower)) {
+                if ua.contains(t.lower.as_str()) || !(changed || ub.contains(t.lower.as_str())) {
                     continue;
                 }
                 out.push(BrokenReference {
@@ -1498,7 +1588,7 @@ fn references(
                          identification, a catalog)",
                         p.key,
                         t.exact,
-                        if ub.contains(&t.lower) { "any more after" } else { "after" }
+                        if ub.contains(t.lower.as_str()) { "any more after" } else { "after" }
                     ),
                 });
             }

@@ -74,7 +74,13 @@ pub struct Interner {
     key: String,
     /// Column names, shared by every table that has them.
     column_names: super::matching::FxSet<Arc<str>>,
+    /// Column lists, shared by every table that has the same (most tables of a large tree
+    /// repeat a few shapes).
+    column_lists: super::matching::FxSet<Columns>,
 }
+
+/// A table's known columns and their classes, sorted by name, the columns no spec names last.
+pub type Columns = Arc<[(Arc<str>, ClassId)]>;
 
 impl Interner {
     /// An interner for policies that need `needs`.
@@ -95,6 +101,21 @@ impl Interner {
     /// How many profiles there are.
     pub fn profiles(&self) -> usize {
         self.profiles.len()
+    }
+
+    /// How many column classes there are.
+    pub fn classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// A column list, shared.
+    fn column_list(&mut self, list: &[(Arc<str>, ClassId)]) -> Columns {
+        if let Some(l) = self.column_lists.get(list) {
+            return Arc::clone(l);
+        }
+        let l: Columns = Arc::from(list);
+        self.column_lists.insert(Arc::clone(&l));
+        l
     }
 
     /// A column name, shared.
@@ -230,7 +251,7 @@ pub struct Table {
     /// Its profile.
     pub profile: ProfileId,
     /// Known columns and their classes, the columns no spec names last ([`OTHER_COLUMNS`]).
-    pub columns: Vec<(Arc<str>, ClassId)>,
+    pub columns: Columns,
 }
 
 impl Table {
@@ -308,6 +329,8 @@ struct Scratch<'a> {
     names: Vec<&'a str>,
     /// Owners (when a policy restricts to them).
     owners: Vec<String>,
+    /// The table's column list, before it is shared.
+    list: Vec<(Arc<str>, ClassId)>,
 }
 
 /// `v[key]`, scanning a small object instead of hashing the key: spec objects have a handful
@@ -389,7 +412,7 @@ pub fn tables(
             index: None,
             source: std::sync::OnceLock::new(),
             profile,
-            columns: vec![(Arc::clone(&other_columns), other)],
+            columns: interner.column_list(&[(Arc::clone(&other_columns), other)]),
         });
     }
     for (index, s) in sources.into_iter().flatten().enumerate() {
@@ -459,7 +482,8 @@ pub fn tables(
             sc.owners.extend(owner_names(get(s, "owners")));
         }
         let profile = interner.profile_id(&mut sc, domain, outside);
-        let mut cols: Vec<(Arc<str>, ClassId)> = Vec::with_capacity(sc.columns.len() + 1);
+        let mut cols = std::mem::take(&mut sc.list);
+        cols.clear();
         let Scratch { tags, columns, .. } = &mut sc;
         for (n, a, b) in columns.iter() {
             let class = interner.class_id(profile, Some(&mut tags[*a..*b]));
@@ -467,13 +491,15 @@ pub fn tables(
         }
         cols.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         cols.push((Arc::clone(&other_columns), interner.class_id(profile, None)));
+        let columns = interner.column_list(&cols);
+        sc.list = cols;
         out.push(Table {
             payload: Arc::clone(shared),
             connection: Arc::clone(&connection_key),
             index: u32::try_from(index).ok(),
             source,
             profile,
-            columns: cols,
+            columns,
         });
     }
     out
@@ -806,6 +832,8 @@ pub struct Policy {
     /// The same on both sides of the plan (one `Arc` for both): what it does to a profile is
     /// the same before and after.
     pub shared: bool,
+    /// It has a masking rule (only such policies can decide a column's masking).
+    pub masks: bool,
 }
 
 fn tag_ref(v: Option<&Value>) -> Option<TagRef> {
@@ -877,6 +905,10 @@ impl Policy {
         }
         tags.sort();
         tags.dedup();
+        // Thousands of policies are held at once: no spare capacity (a rule is large).
+        tags.shrink_to_fit();
+        rules.shrink_to_fit();
+        let masks = rules.iter().any(|r| matches!(r.kind, RuleKind::Masking(_)));
         Some(Policy {
             key,
             kind,
@@ -884,6 +916,7 @@ impl Policy {
             circumstances,
             owners,
             rules,
+            masks,
             access,
             tags,
             shared: false,
@@ -964,10 +997,11 @@ fn circumstance(c: &Value) -> Circumstance {
     }
 }
 
-/// A digest of a JSON value (to tell whether two configs differ, without keeping them).
+/// A digest of a JSON value (to tell whether two configs differ, without keeping them; the
+/// fast hash suffices: both sides are digested in the same process).
 fn digest(v: &Value) -> u64 {
     use std::hash::{Hash, Hasher};
-    fn feed(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+    fn feed(v: &Value, h: &mut super::matching::Fx) {
         match v {
             Value::Null => 0u8.hash(h),
             Value::Bool(b) => (1u8, b).hash(h),
@@ -990,7 +1024,7 @@ fn digest(v: &Value) -> u64 {
             }
         }
     }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = super::matching::Fx::default();
     feed(v, &mut h);
     h.finish()
 }
@@ -1167,17 +1201,17 @@ pub fn purpose_names(payload: &Value, out: &mut BTreeSet<String>) {
 #[derive(Debug, Default)]
 pub struct World {
     /// Tables by connection key.
-    pub connections: HashMap<String, Arc<Vec<Table>>>,
+    pub connections: FxMap<String, Arc<Vec<Table>>>,
     /// Policies by key.
-    pub policies: HashMap<String, Arc<Policy>>,
+    pub policies: FxMap<String, Arc<Policy>>,
     /// Projects by key.
-    pub projects: HashMap<String, Arc<Project>>,
+    pub projects: FxMap<String, Arc<Project>>,
     /// Every purpose name.
     pub purposes: BTreeSet<String>,
     /// Data-source names recorded by the tenant for each connection (state), when known.
-    pub recorded_names: HashMap<String, Vec<String>>,
+    pub recorded_names: FxMap<String, Vec<String>>,
     /// Connections whose dropped tables are deleted (`hardDelete: true`), not disabled.
-    pub hard_delete: std::collections::HashSet<String>,
+    pub hard_delete: super::matching::FxSet<String>,
     /// Active (not staged) policies sorted by key: the index and the models refer to them
     /// by position, so that candidates sort as numbers.
     ordered: Vec<Arc<Policy>>,
@@ -1407,7 +1441,7 @@ impl SubCandidate {
 /// What applies to one profile on one side.
 #[derive(Debug, Default)]
 pub struct ProfileModel {
-    /// Data policies that may apply (with their level), by key order.
+    /// Data policies with a masking rule that may apply (with their level), by key order.
     data: Vec<(Arc<Policy>, Level)>,
     /// Row rules (AND'ed: rule R1).
     pub rows: Vec<RowCandidate>,
@@ -1425,31 +1459,33 @@ impl ProfileModel {
         model
     }
 
-    /// The model of `profile` after the plan, from its model before (`base`): the shared
-    /// policies do the same on both sides, so only the after side's changed policies are
-    /// evaluated. Lists stay sorted by policy key (and rule).
-    pub fn derive(base: &ProfileModel, after: &World, profile: &Profile) -> ProfileModel {
+    /// What the after side's changed policies (not shared with the before side) do to
+    /// `profile`: all that can differ from the model before.
+    pub fn fresh(after: &World, profile: &Profile) -> ProfileModel {
         let mut fresh = ProfileModel::default();
         for p in &after.changed {
             fresh.add(p, profile);
         }
+        fresh
+    }
+
+    /// The model of a profile after the plan, from its model before (`base`) and what the
+    /// changed policies do to it (`fresh`): the shared policies do the same on both sides.
+    /// Lists stay sorted by policy key (and rule).
+    pub fn derive(base: &ProfileModel, fresh: &ProfileModel) -> ProfileModel {
         let by_key = |a: &Arc<Policy>, b: &Arc<Policy>| a.key.cmp(&b.key);
         ProfileModel {
             data: merge_sorted(
                 base.data.iter().filter(|(p, _)| p.shared).cloned(),
-                fresh.data,
+                fresh.data.clone(),
                 |a, b| by_key(&a.0, &b.0),
             ),
             rows: merge_sorted(
                 base.rows.iter().filter(|r| r.policy.shared).cloned(),
-                fresh.rows,
+                fresh.rows.clone(),
                 |a, b| by_key(&a.policy, &b.policy).then(a.rule.cmp(&b.rule)),
             ),
-            subscriptions: merge_sorted(
-                base.subscriptions.iter().filter(|s| s.policy.shared).cloned(),
-                fresh.subscriptions,
-                |a, b| by_key(&a.policy, &b.policy),
-            ),
+            subscriptions: derive_subscriptions(base, fresh),
         }
     }
 
@@ -1478,7 +1514,9 @@ impl ProfileModel {
                         self.rows.push(RowCandidate { policy: Arc::clone(p), rule, level });
                     }
                 }
-                self.data.push((Arc::clone(p), level));
+                if p.masks {
+                    self.data.push((Arc::clone(p), level));
+                }
             }
         }
     }
@@ -1529,6 +1567,15 @@ pub fn winners(mut list: Vec<MaskCandidate>) -> Vec<MaskCandidate> {
         list.retain(|c| c.depth >= d);
     }
     list
+}
+
+/// The subscription policies of a profile after the plan (see [`ProfileModel::derive`]).
+pub fn derive_subscriptions(base: &ProfileModel, fresh: &ProfileModel) -> Vec<SubCandidate> {
+    merge_sorted(
+        base.subscriptions.iter().filter(|s| s.policy.shared).cloned(),
+        fresh.subscriptions.clone(),
+        |a, b| a.policy.key.cmp(&b.policy.key),
+    )
 }
 
 /// Two sorted sequences merged into one sorted vector.
