@@ -170,17 +170,21 @@ pub struct Offline {
 /// the snapshot of revision `base_name`, which play the role of the last applied state. No
 /// tenant, no state file and no secret values are needed: both sides are compared with
 /// placeholders. Fails on invalid current specs.
+///
+/// Both snapshots are consumed: once the base state is made their texts are freed, before
+/// the plan (a large tree's peak memory is the plan's).
 pub fn plan_offline(
     specs: &Specs,
-    current: &Snapshot,
-    base: &Snapshot,
+    current: Snapshot,
+    base: Snapshot,
     base_name: &str,
 ) -> Result<Offline> {
     specs.require_valid()?;
     let desired = &specs.desired;
     let targets = targets(desired, None, OFFLINE_SALT)?;
-    let (state, base_diagnostics) = base_state(base, current, &targets, &specs.options)?;
-    let revision = &base.revision;
+    let (state, base_diagnostics) = base_state(&base, &current, &targets, &specs.options)?;
+    let revision = base.revision;
+    drop((current, base.files));
     let plan = plan::plan(&PlanInput {
         targets: &targets,
         state: &state,
@@ -188,7 +192,7 @@ pub fn plan_offline(
         settings: &desired.settings,
         tenant: "offline".into(),
         revision: desired.revision.clone(),
-        base: Some(format!("{base_name} ({})", revision.get(..12).unwrap_or(revision))),
+        base: Some(format!("{base_name} ({})", revision.get(..12).unwrap_or(&revision))),
         refresh: false,
         now: SystemTime::now(),
     });
@@ -304,7 +308,7 @@ mod tests {
             ("b.yaml", "name: Audit\n".to_owned()),
         ]);
         let specs = Specs::load(&current, &inputs);
-        let offline = plan_offline(&specs, &current, &base, "main").unwrap();
+        let offline = plan_offline(&specs, current, base, "main").unwrap();
         assert_eq!(offline.plan.summary().create, 1, "{}", offline.plan.summary_line());
         assert_eq!(offline.plan.tenant, "offline");
         let shown = offline.plan.base.as_deref().unwrap_or_default();

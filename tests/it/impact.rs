@@ -57,7 +57,7 @@ fn plan_offline(before: &Path, after: &Path) -> Plan {
         secrets_dir: "/nonexistent".into(),
     };
     let specs = Specs::load(&current, &inputs);
-    pipeline::plan_offline(&specs, &current, &base, "base").expect("the specs plan").plan
+    pipeline::plan_offline(&specs, current, base, "base").expect("the specs plan").plan
 }
 
 #[test]
