@@ -8,7 +8,7 @@
 //! `docs/access-impact.md`.
 //!
 //! Nothing here reads a file or the network, and nothing here knows about plans: these are the
-//! rules, applied by `model.rs`.
+//! rules, applied by `model/`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
