@@ -49,6 +49,7 @@ pub fn map<'a, T: Sync, R: Send>(
 
 #[cfg(test)]
 mod tests {
+
     #[test]
     fn results_keep_the_order_of_the_items() {
         let items: Vec<u32> = (0..1000).collect();

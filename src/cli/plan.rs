@@ -131,11 +131,10 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     if report(&specs.diagnostics) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
-    // The files' bytes are needed again only by `--base` (to compare them with the base's).
-    let snapshot = args.base.is_some().then_some(snapshot);
-    let plan = match (&args.base, &snapshot) {
-        (Some(rev), Some(snapshot)) => plan_offline(args, snapshot, &specs, rev)?,
-        _ => runtime()?.block_on(async {
+    let plan = match &args.base {
+        Some(rev) => plan_offline(args, snapshot, &specs, rev)?,
+        None => runtime()?.block_on(async {
+            drop(snapshot);
             let tenant = tenant::connect(&args.tenant, None).await?;
             if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
                 print_banner(&banner, args.format == Format::Text);
@@ -151,7 +150,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         saved::save(out, &plan, &args.path)?;
     }
     print_out(&render(&plan, args.format))?;
-    let code = if !plan.errors.is_empty() {
+    let code = if plan.has_errors() {
         EXIT_ERROR
     } else if args.detailed_exitcode && plan.has_changes() {
         EXIT_CHANGES
@@ -160,7 +159,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     };
     // The process exits next: freeing a large tree value by value would take longer than
     // planning its few changes (a tenth of a second at 10,000 objects); the OS reclaims it.
-    std::mem::forget((plan, specs, snapshot));
+    std::mem::forget((plan, specs));
     Ok(ExitCode::from(code))
 }
 
@@ -168,7 +167,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 /// state file and no secret values are needed: both sides are compared with placeholders.
 fn plan_offline(
     args: &PlanArgs,
-    snapshot: &Snapshot,
+    snapshot: Snapshot,
     specs: &Specs,
     rev: &str,
 ) -> anyhow::Result<Plan> {
@@ -179,9 +178,9 @@ fn plan_offline(
         &sub,
         spec::is_snapshot_file,
         source::dir::DEFAULT_MAX_FILE_SIZE,
-        snapshot,
+        &snapshot,
     )?;
-    let offline = pipeline::plan_offline(specs, snapshot, &base, rev)?;
+    let offline = pipeline::plan_offline(specs, snapshot, base, rev)?;
     let base_errors = offline.base_diagnostics.iter().filter(|d| d.is_error()).count();
     if base_errors > 0 {
         let _ = writeln!(

@@ -1,6 +1,6 @@
 //! The Immuta tenant: a REST client ([`client`]), the retry classifier ([`retry`]), tolerant
-//! V1 listings ([`listing`]), the endpoints this tool uses (this file), and [`observe`], which
-//! reads what a plan needs.
+//! V1 listings ([`listing`]), the endpoints this tool uses (this file), [`observe`], which
+//! reads what a plan needs, and [`metadata`], the table tags the access impact asks for.
 //!
 //! Wire formats of the Immuta API live here and only here: V2 responses and V1 listings are
 //! decoded into the plain [`crate::plan::observed`] types the planner reads.
@@ -24,6 +24,7 @@ pub mod client;
 pub mod doctor;
 mod license;
 pub mod listing;
+pub mod metadata;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -925,7 +926,7 @@ pub async fn observe(client: &Client, reads: Reads, parallelism: usize) -> Resul
         inventory.data_keys.extend(found);
     }
     let dry_runs = answers.into_iter().filter_map(|(id, d)| d.map(|d| (id, d))).collect();
-    Ok(Observed { inventory, dry_runs })
+    Ok(Observed { inventory, dry_runs, tags: Default::default() })
 }
 
 #[cfg(test)]

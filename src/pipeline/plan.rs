@@ -36,22 +36,39 @@ impl<'a> Prepared<'a> {
         refresh: bool,
         parallelism: usize,
     ) -> Result<Planned<'a>> {
-        let observed =
+        let mut observed =
             observe(client, &self.targets, &self.state, &self.specs.secrets, refresh, parallelism)
                 .await?;
         check_references(self.desired(), &observed)?;
-        let plan = plan::plan(&PlanInput {
+        let mut plan = plan::plan(&self.input(&observed, refresh));
+        // The access impact asks for the table tags the tenant reports for the managed data
+        // sources it may concern (tags from outside Git are seen only this way); with them,
+        // the plan is made again. The same specs, state and tenant ask for the same reads, so
+        // a saved plan's fingerprint is reproduced at apply.
+        let wanted = tag_reads(&plan, &observed);
+        if !wanted.is_empty() {
+            observed.tags =
+                live::metadata::table_tags(client, &wanted, parallelism.saturating_mul(2)).await?;
+            plan = plan::plan(&self.input(&observed, refresh));
+        }
+        Ok(Planned { prepared: self, observed, plan })
+    }
+}
+
+impl Prepared<'_> {
+    /// What the plan is computed from, with what the tenant said.
+    fn input<'o>(&'o self, observed: &'o Observed, refresh: bool) -> PlanInput<'o> {
+        PlanInput {
             targets: &self.targets,
             state: &self.state,
-            observed: Some(&observed),
+            observed: Some(observed),
             settings: &self.desired().settings,
             tenant: self.tenant.clone(),
             revision: self.desired().revision.clone(),
             base: None,
             refresh,
             now: SystemTime::now(),
-        });
-        Ok(Planned { prepared: self, observed, plan })
+        }
     }
 }
 
@@ -115,6 +132,24 @@ pub async fn observe(
     Ok(live::observe(client, reads, parallelism.saturating_mul(2)).await?)
 }
 
+/// The data sources (name and id) whose table tags the plan's access impact asks for, at most
+/// [`live::metadata::MAX_TAG_READS`] (the impact says how many it could not read).
+fn tag_reads(plan: &Plan, observed: &Observed) -> Vec<(String, i64)> {
+    let ids: HashMap<&str, i64> = observed
+        .inventory
+        .data_sources
+        .iter()
+        .filter(|d| !d.deleted)
+        .map(|d| (d.name.as_str(), d.id))
+        .collect();
+    plan.impact
+        .wanted_tags
+        .iter()
+        .filter_map(|n| Some((n.clone(), *ids.get(n.as_str())?)))
+        .take(live::metadata::MAX_TAG_READS)
+        .collect()
+}
+
 /// Errors for projects naming purposes that neither the specs nor the tenant have.
 fn check_references(desired: &Desired, observed: &Observed) -> Result<()> {
     let defined = desired.purpose_names();
@@ -142,17 +177,21 @@ pub struct Offline {
 /// the snapshot of revision `base_name`, which play the role of the last applied state. No
 /// tenant, no state file and no secret values are needed: both sides are compared with
 /// placeholders. Fails on invalid current specs.
+///
+/// Both snapshots are consumed: once the base state is made their texts are freed, before
+/// the plan (a large tree's peak memory is the plan's).
 pub fn plan_offline(
     specs: &Specs,
-    current: &Snapshot,
-    base: &Snapshot,
+    current: Snapshot,
+    base: Snapshot,
     base_name: &str,
 ) -> Result<Offline> {
     specs.require_valid()?;
     let desired = &specs.desired;
     let targets = targets(desired, None, OFFLINE_SALT.into(), None)?;
-    let (state, base_diagnostics) = base_state(base, current, &targets, &specs.options)?;
-    let revision = &base.revision;
+    let (state, base_diagnostics) = base_state(&base, &current, &targets, &specs.options)?;
+    let revision = base.revision;
+    drop((current, base.files));
     let plan = plan::plan(&PlanInput {
         targets: &targets,
         state: &state,
@@ -160,7 +199,7 @@ pub fn plan_offline(
         settings: &desired.settings,
         tenant: "offline".into(),
         revision: desired.revision.clone(),
-        base: Some(format!("{base_name} ({})", revision.get(..12).unwrap_or(revision))),
+        base: Some(format!("{base_name} ({})", revision.get(..12).unwrap_or(&revision))),
         refresh: false,
         now: SystemTime::now(),
     });
@@ -276,7 +315,7 @@ mod tests {
             ("b.yaml", "name: Audit\n".to_owned()),
         ]);
         let specs = Specs::load(&current, &inputs);
-        let offline = plan_offline(&specs, &current, &base, "main").unwrap();
+        let offline = plan_offline(&specs, current, base, "main").unwrap();
         assert_eq!(offline.plan.summary().create, 1, "{}", offline.plan.summary_line());
         assert_eq!(offline.plan.tenant, "offline");
         let shown = offline.plan.base.as_deref().unwrap_or_default();

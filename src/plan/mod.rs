@@ -16,6 +16,8 @@
 //!   monitoring, the license rule ([`license_warnings`], also behind `license status`),
 //!   unmanaged objects).
 //! - `safety.rs`: why `apply` refuses a plan ([`refusals`]).
+//! - [`impact`]: what the plan does to people's access (who loses protection, who gains
+//!   access) and the references it leaves dangling, from the payloads on both sides.
 //!
 //! **Invariant:** this module does no I/O. The tenant's answers arrive as [`Observed`] values
 //! that the caller fetched; the clock arrives as a parameter.
@@ -25,6 +27,7 @@ pub mod diff;
 pub mod effects;
 #[cfg(test)]
 mod fixtures;
+pub mod impact;
 pub mod normalize;
 pub mod observed;
 mod order;
@@ -37,9 +40,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use self::decide::{PlanInput, plan};
+pub use self::decide::{PlanInput, decisions, plan};
 pub use self::diff::FieldChange;
 pub use self::effects::Effect;
+pub use self::impact::Impact;
 pub use self::observed::{DryRun, ObjectId, Observed};
 pub use self::order::dependencies;
 pub use self::safety::{Refusal, Safety, refusals};
@@ -226,6 +230,8 @@ pub struct Plan {
     pub errors: Vec<PlanError>,
     /// Objects on the tenant nobody manages.
     pub unmanaged: Vec<Unmanaged>,
+    /// What the plan does to people's access, and the references it breaks.
+    pub impact: Impact,
     /// What it was computed from.
     pub fingerprint: Fingerprint,
 }
@@ -276,6 +282,12 @@ impl Plan {
     /// Whether applying would change anything on the tenant or in the state.
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| c.action != Action::NoOp)
+    }
+
+    /// Whether the plan cannot be applied as is: the tenant refuses an object, or the plan
+    /// leaves a reference dangling that would fail the apply half-way.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty() || self.impact.errors().next().is_some()
     }
 
     /// The `N to create, M to update, K to delete, E implicit effects` line.

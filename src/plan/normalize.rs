@@ -12,8 +12,9 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-/// Lists (by their key) whose order Immuta ignores.
-const SET_LIKE: &[&str] = &[
+/// Lists (by their key) whose order Immuta ignores: sorted here, and diffed as sets
+/// ([`diff`](super::diff)).
+pub(crate) const SET_LIKE: &[&str] = &[
     "tableTags",
     "tags",
     "table",
@@ -114,7 +115,7 @@ fn canon(value: Value, key: Option<&str>) -> Value {
 /// Orders list items as their [`sort_key`]s would (digests in existing state files depend on
 /// that order), without building the keys where they are not needed: two plain strings compare
 /// as their JSON texts do, two named items by schema and name (JSON text only on a tie).
-fn order(a: &Value, b: &Value) -> Ordering {
+pub(crate) fn order(a: &Value, b: &Value) -> Ordering {
     // serde_json escapes only `"`, `\` and control characters.
     let plain = |s: &str| !s.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20);
     let no_nul = |(schema, name): (&str, &str)| !schema.contains('\0') && !name.contains('\0');
@@ -132,7 +133,7 @@ fn order(a: &Value, b: &Value) -> Ordering {
 }
 
 /// The schema (or `""`) and natural name of a list item that has one.
-fn natural(v: &Value) -> Option<(&str, &str)> {
+pub(crate) fn natural(v: &Value) -> Option<(&str, &str)> {
     let Value::Object(m) = v else { return None };
     ["name", "columnName", "tableName", "table", "query", "tag", "columnTag", "username"]
         .iter()

@@ -193,6 +193,10 @@ pub struct Observed {
     pub inventory: Inventory,
     /// Dry-run answers by object.
     pub dry_runs: BTreeMap<ObjectId, DryRun>,
+    /// Table tags the tenant reports (`GET /dataSource/{id}`), by data-source name: read only
+    /// for the managed data sources an access-impact finding is about (`live::metadata`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, Vec<String>>,
 }
 
 impl Observed {
@@ -201,7 +205,14 @@ impl Observed {
         // `dry_runs` has struct keys, which JSON maps cannot hold: hash it as a list of pairs.
         let dry_runs: Vec<(&ObjectId, &DryRun)> = self.dry_runs.iter().collect();
         let mut h = Sha256::new();
-        for part in [serde_json::to_string(&self.inventory), serde_json::to_string(&dry_runs)] {
+        let mut parts =
+            vec![serde_json::to_string(&self.inventory), serde_json::to_string(&dry_runs)];
+        // Tags read for the access impact are part of what was reviewed (older plans read none,
+        // and their fingerprints stay what they were).
+        if !self.tags.is_empty() {
+            parts.push(serde_json::to_string(&self.tags));
+        }
+        for part in parts {
             // Serializing these plain types cannot fail; hash the error text if it ever does,
             // so that a failure can never make two different tenants look the same.
             let text = part.unwrap_or_else(|e| format!("unserializable: {e}"));

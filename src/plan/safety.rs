@@ -1,6 +1,7 @@
-//! The safety rules of `apply`: a plan the tenant refuses, a destructive plan without
-//! `--allow-destroy`, and a mass deletion (every managed object, or more than
-//! `maxDeletePercent` of them) without `--force` are refused ([`refusals`]).
+//! The safety rules of `apply`: a plan the tenant refuses, a plan that leaves a reference
+//! dangling (a project listing a data source or purpose the plan removes) without `--force`, a
+//! destructive plan without `--allow-destroy`, and a mass deletion (every managed object, or
+//! more than `maxDeletePercent` of them) without `--force` are refused ([`refusals`]).
 
 use super::{Action, Plan};
 use crate::state::State;
@@ -38,6 +39,20 @@ pub fn refusals(plan: &Plan, state: &State, safety: &Safety) -> Vec<Refusal> {
                 plan.errors.len()
             ),
             hint: "fix the specs so that the tenant accepts them, then plan again".into(),
+        });
+    }
+    let broken: Vec<String> = plan.impact.errors().map(|r| r.message.clone()).collect();
+    if !broken.is_empty() && !safety.force {
+        out.push(Refusal {
+            message: format!(
+                "the plan leaves {} reference(s) dangling: {}",
+                broken.len(),
+                broken.join("; ")
+            ),
+            hint:
+                "fix the references in the same change (the apply would otherwise fail half-way); \
+                   if the tenant has those objects outside these specs, re-run with --force"
+                    .into(),
         });
     }
     let destructive: Vec<String> =

@@ -53,6 +53,11 @@ mod secrets;
 /// every encoding, redirects to a login page, HTML, empty and odd answers, lost answers.
 mod hostile_tenant;
 
+/// Access impact: the scenario suite (`tests/fixtures/impact/`, pairs of spec trees and the
+/// impact each must report) and `specs-example` edited like a pull request, planned with
+/// `plan --base` in text, JSON and Markdown through the real binary.
+mod impact;
+
 /// `plan` and `apply` end to end against the emulator (and the sandbox): `specs-example`,
 /// every implicit effect, deletes and their guards, drift, adoption, saved plans, a killed
 /// apply, secrets, and a property test of random edit sequences.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{clean, scrub};
+use crate::plan::impact::{BrokenReference, Direction, Finding, Subject};
 use crate::plan::{Action, Change, DryRun, Effect, FieldChange, Fingerprint, ObjectId, Plan};
 use crate::spec::Kind;
 
@@ -35,6 +36,9 @@ struct PlanDoc {
     refreshed: bool,
     has_changes: bool,
     summary: SummaryDoc,
+    impact: Vec<FindingDoc>,
+    impact_basis: BasisDoc,
+    broken_references: Vec<ReferenceDoc>,
     changes: Vec<ChangeDoc>,
     warnings: Vec<WarningDoc>,
     errors: Vec<ErrorDoc>,
@@ -55,6 +59,55 @@ struct SummaryDoc {
     effects: usize,
     destructive: usize,
     errors: usize,
+    widening: usize,
+    narrowing: usize,
+    broken_references: usize,
+}
+
+/// One access-impact finding.
+#[derive(Debug, Serialize)]
+struct FindingDoc {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    direction: &'static str,
+    confidence: &'static str,
+    policy: Option<String>,
+    subjects: Vec<SubjectDoc>,
+    was: Option<String>,
+    now: Option<String>,
+    who: Option<String>,
+    caveat: Option<String>,
+    source: &'static str,
+    description: String,
+}
+
+/// What a finding is about, tagged by `type`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum SubjectDoc {
+    Column { data_source: String, column: String, connection: String, table: String },
+    DataSource { data_source: String, connection: String, table: String },
+    Connection { connection: String, data_sources: usize },
+    Project { key: String },
+}
+
+/// Where the impact's facts came from.
+#[derive(Debug, Serialize)]
+struct BasisDoc {
+    offline: bool,
+    tenant_tags_read: usize,
+    tenant_tagged: usize,
+    tenant_tags_unread: usize,
+}
+
+/// A reference the plan leaves dangling.
+#[derive(Debug, Serialize)]
+struct ReferenceDoc {
+    severity: &'static str,
+    code: &'static str,
+    object: ObjectDoc,
+    name: String,
+    message: String,
 }
 
 /// One object's change.
@@ -219,7 +272,18 @@ impl From<&Plan> for PlanDoc {
                 effects: s.effects,
                 destructive: s.destructive,
                 errors: plan.errors.len(),
+                widening: plan.impact.count(Direction::Widening),
+                narrowing: plan.impact.count(Direction::Narrowing),
+                broken_references: plan.impact.references.len(),
             },
+            impact: plan.impact.findings.iter().map(FindingDoc::from).collect(),
+            impact_basis: BasisDoc {
+                offline: plan.impact.basis.offline,
+                tenant_tags_read: plan.impact.basis.tenant_tags_read,
+                tenant_tagged: plan.impact.basis.tenant_tagged,
+                tenant_tags_unread: plan.impact.basis.tenant_tags_unread,
+            },
+            broken_references: plan.impact.references.iter().map(ReferenceDoc::from).collect(),
             changes: plan.changes.iter().map(ChangeDoc::from).collect(),
             warnings: plan
                 .warnings
@@ -245,6 +309,57 @@ impl From<&Plan> for PlanDoc {
                 state: plan.fingerprint.state.clone(),
                 live: plan.fingerprint.live.clone(),
             },
+        }
+    }
+}
+
+impl From<&Finding> for FindingDoc {
+    fn from(f: &Finding) -> Self {
+        FindingDoc {
+            kind: f.kind.as_str(),
+            direction: f.direction.as_str(),
+            confidence: f.confidence.as_str(),
+            policy: opt_text(f.policy.as_ref()),
+            subjects: f
+                .subjects
+                .iter()
+                .map(|s| match s {
+                    Subject::Column { source, column } => SubjectDoc::Column {
+                        data_source: text(&source.data_source),
+                        column: text(column),
+                        connection: text(&source.connection),
+                        table: text(&source.table),
+                    },
+                    Subject::DataSource { source } => SubjectDoc::DataSource {
+                        data_source: text(&source.data_source),
+                        connection: text(&source.connection),
+                        table: text(&source.table),
+                    },
+                    Subject::Connection { connection, data_sources } => SubjectDoc::Connection {
+                        connection: text(connection),
+                        data_sources: *data_sources,
+                    },
+                    Subject::Project { key } => SubjectDoc::Project { key: text(key) },
+                })
+                .collect(),
+            was: opt_text(f.was.as_ref()),
+            now: opt_text(f.now.as_ref()),
+            who: opt_text(f.who.as_ref()),
+            caveat: opt_text(f.caveat.as_ref()),
+            source: if f.tenant { "tenant" } else { "specs" },
+            description: text(&f.describe()),
+        }
+    }
+}
+
+impl From<&BrokenReference> for ReferenceDoc {
+    fn from(r: &BrokenReference) -> Self {
+        ReferenceDoc {
+            severity: r.severity.as_str(),
+            code: r.code,
+            object: object_doc(&r.object),
+            name: text(&r.name),
+            message: text(&r.message),
         }
     }
 }

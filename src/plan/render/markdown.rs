@@ -1,13 +1,18 @@
 //! The plan as Markdown PR comments (GitHub/GitLab flavoured), split to fit a size limit.
 //!
-//! A comment is a title, a context line, then blocks: errors, the destructive-change notice, a
-//! summary table, warnings, one `<details>` per changed object (with a ```` ```diff ```` fence),
-//! unmanaged objects. Blocks are never cut: when the whole does not fit, it is split between
+//! A comment is a title, a context line, then blocks: errors, the destructive-change notice,
+//! the access impact (widening, narrowing, broken references) and every implicit effect, never
+//! collapsed; then a summary table, warnings, one `<details>` per changed object (with a
+//! ```` ```diff ```` fence), unmanaged objects. Blocks are never cut: when the whole does not fit, it is split between
 //! blocks (table rows and list items count as blocks; their table header or list opening is
 //! repeated in the next comment), each comment carrying the title with "part i of n". An object
 //! whose block alone is too long has its diff truncated with a note.
 
-use super::{DiffLine, allow_destroy_note, change_lines, participle, plural, scrub, server_notes};
+use super::{
+    DiffLine, allow_destroy_note, change_lines, finding_caveat, finding_text, impact_basis,
+    participle, plural, scrub, server_notes,
+};
+use crate::plan::impact::{Direction, Severity};
 use crate::plan::{Action, Change, Plan};
 
 /// GitHub's limit on the size of an issue or PR comment, in characters. Callers pass a bit less
@@ -79,6 +84,8 @@ impl<'a> Doc<'a> {
         let mut doc = Doc { plan, groups: Vec::new(), blocks: Vec::new() };
         doc.errors();
         doc.notices();
+        doc.impact();
+        doc.effects();
         doc.table();
         doc.warnings();
         for (i, change) in plan.changes.iter().enumerate() {
@@ -160,6 +167,14 @@ impl<'a> Doc<'a> {
     }
 
     fn notices(&mut self) {
+        let broken = self.plan.impact.errors().count();
+        if broken > 0 {
+            self.text(format!(
+                "> [!CAUTION]\n> **The plan leaves {broken} reference{} dangling (see Broken \
+                 references below): `apply` refuses it.**\n\n",
+                plural(broken)
+            ));
+        }
         let destructive = self.plan.summary().destructive;
         if destructive > 0 {
             self.text(format!(
@@ -169,6 +184,90 @@ impl<'a> Doc<'a> {
         }
         if !self.plan.has_changes() {
             self.text("No changes. The tenant matches the specs.\n\n".to_owned());
+        }
+    }
+
+    /// The access impact, never collapsed: widening, narrowing, broken references.
+    fn impact(&mut self) {
+        let plan = self.plan;
+        let impact = &plan.impact;
+        if impact.is_empty() {
+            if plan.has_changes() {
+                self.text(
+                    "**Access impact:** none found (no change to who is masked, row-restricted, \
+                     may subscribe or reaches a project).\n\n"
+                        .to_owned(),
+                );
+            }
+            return;
+        }
+        self.text(format!("#### Access impact\n\n_{}._\n\n", inline(&impact_basis(plan))));
+        for (direction, title) in [
+            (Direction::Widening, "**🔴 Widening** (less protection, more access)"),
+            (Direction::Narrowing, "**🟢 Narrowing** (more protection, less access)"),
+        ] {
+            let items: Vec<String> = impact
+                .findings
+                .iter()
+                .filter(|f| f.direction == direction)
+                .map(|f| {
+                    let caveat = finding_caveat(f)
+                        .map(|c| format!(" · _{}_", inline(&c)))
+                        .unwrap_or_default();
+                    format!("- {}{caveat}\n", inline(&finding_text(f)))
+                })
+                .collect();
+            if items.is_empty() {
+                continue;
+            }
+            let g = self.group(format!("{title}\n\n"), "\n");
+            for item in items {
+                self.item(g, item);
+            }
+        }
+        if !impact.references.is_empty() {
+            let items: Vec<String> = impact
+                .references
+                .iter()
+                .map(|r| {
+                    let mark = match r.severity {
+                        Severity::Error => "⛔ **error:**",
+                        Severity::Warning => "⚠️",
+                    };
+                    format!("- {mark} {}\n", inline(&r.message))
+                })
+                .collect();
+            let g = self.group("**Broken references**\n\n".to_owned(), "\n");
+            for item in items {
+                self.item(g, item);
+            }
+        }
+    }
+
+    /// Every implicit effect of every change, never collapsed.
+    fn effects(&mut self) {
+        let items: Vec<String> = self
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.blocked.is_none())
+            .flat_map(|c| {
+                c.effects.iter().map(move |e| {
+                    let mark = if e.is_destructive() { "⚠️ **destructive:** " } else { "" };
+                    format!("- {}: {mark}{}\n", object(&c.id), inline(&e.describe()))
+                })
+            })
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        let g = self.group(
+            "#### Implicit effects\n\n_What Immuta's full-replace semantics also do._\n\n"
+                .to_owned(),
+            "\n",
+        );
+        for item in items {
+            self.item(g, item);
         }
     }
 

@@ -1,6 +1,6 @@
 //! Renderers of plans: text (terminal), JSON (tools and saved plans) and Markdown (PR comments).
 //!
-//! Every renderer is a pure function of a [`Plan`](crate::plan::Plan): no I/O, no clock, no
+//! Every renderer is a pure function of a [`Plan`]: no I/O, no clock, no
 //! terminal detection. Colour is decided by the caller ([`TextOptions::color`]).
 //!
 //! - [`text`]: Terraform-like output with unified diffs of the canonical YAML.
@@ -8,8 +8,11 @@
 //!   `plan --out`, read back by [`read_saved`].
 //! - [`markdown`]: PR comments, split at object boundaries to fit a comment-size limit.
 //!
+//! Every format shows the plan's access impact first (widening before narrowing, certain before
+//! possible, then the references the plan breaks), then the per-object changes.
+//!
 //! Secrets: the planner already masks them (`(sensitive)`, `(sensitive, changed)`); every
-//! renderer still passes payloads through [`display_value`](crate::plan::diff::display_value) and
+//! renderer still passes payloads through [`display_value`] and
 //! free text through `scrub`, so a raw `(sensitive:<digest>)` string is never printed.
 
 mod json;
@@ -28,7 +31,8 @@ pub use self::json::{FORMAT_VERSION, SavedChange, SavedPlan, SavedPlanError, jso
 pub use self::markdown::{GITHUB_COMMENT_LIMIT, markdown};
 pub use self::text::{TextOptions, text};
 use crate::plan::diff::display_value;
-use crate::plan::{Action, DryRun};
+use crate::plan::impact::{Confidence, Finding};
+use crate::plan::{Action, DryRun, Plan};
 use crate::spec::node::to_yaml;
 
 /// Lines of context around each change in a unified diff.
@@ -259,4 +263,52 @@ fn allow_destroy_note(destructive: usize, marked: &str) -> String {
         s = plural(destructive),
         them = if destructive == 1 { "it" } else { "them" },
     )
+}
+
+/// Where the facts of the access impact came from, for the section's heading.
+fn impact_basis(plan: &Plan) -> String {
+    let b = &plan.impact.basis;
+    if b.offline {
+        return "from the specs alone; tags applied outside Git (identification, catalogs) are \
+                not seen"
+            .to_owned();
+    }
+    let mut text = if b.tenant_tags_read == 0 {
+        "from the specs and the state; no table tags were read from the tenant".to_owned()
+    } else {
+        format!(
+            "from the specs and the state, with the table tags the tenant reports for {} data \
+             source{} ({} with tags from outside Git)",
+            b.tenant_tags_read,
+            plural(b.tenant_tags_read),
+            b.tenant_tagged
+        )
+    };
+    if b.tenant_tags_unread > 0 {
+        text.push_str(&format!(
+            "; the tenant's tags of {} data source{} were not read",
+            b.tenant_tags_unread,
+            plural(b.tenant_tags_unread),
+        ));
+    }
+    text
+}
+
+/// A finding's sentence with its confidence: `... (possible: <caveat>)`, and `[tenant tags]`
+/// when facts the tenant reported went into it.
+fn finding_text(f: &Finding) -> String {
+    let mut text = scrub(&f.describe()).into_owned();
+    if f.tenant {
+        text.push_str(" [tenant tags]");
+    }
+    text
+}
+
+/// The caveat of a possible finding (`possible: ...`), `None` for a certain one.
+fn finding_caveat(f: &Finding) -> Option<String> {
+    match (f.confidence, &f.caveat) {
+        (Confidence::Certain, _) => None,
+        (Confidence::Possible, Some(c)) => Some(format!("possible: {}", scrub(c))),
+        (Confidence::Possible, None) => Some("possible".to_owned()),
+    }
 }

@@ -68,10 +68,16 @@ connection:
   database: SALES
   username: immuta_svc
   password: ${PW}
+nameTemplate:
+  dataSourceFormat: Sales <Tablename>
 options:
   tableTags: [Sales]
 sources:
-  - {schema: PUBLIC, tableName: CUSTOMERS}
+  - schema: PUBLIC
+    tableName: CUSTOMERS
+    tags:
+      columns:
+        - {columnName: EMAIL, tags: [PII.Email]}
   - {schema: PUBLIC, tableName: ORDERS}
   - {schema: PUBLIC, tableName: REFUNDS}
 ";
@@ -120,13 +126,13 @@ actions:
     groups: [Analysts]
   automaticSubscription: true
 circumstances:
-  - {type: tags, tag: Department.Sales}
+  - {type: tags, tag: Sales}
 ";
 const PROJECT: &str = "\
 projectKey: churn
 name: Churn analysis
 purposes: [Research.Clinical, Research.Marketing]
-datasources: [Sales Customers]
+datasources: [Sales Customers, Sales Refunds]
 ";
 
 /// Last applied (r1) and desired (r2) spec trees covering every action.
@@ -151,7 +157,13 @@ fn realistic_trees() -> (Desired, Desired) {
                 .replace("tableTags: [Sales]", "tableTags: [Sales, Finance]"),
         ),
         ("data/warehouse.yaml", &WAREHOUSE.replace("pg-old.internal", "pg-new.internal")),
-        ("policies/mask-email.yaml", &MASK_EMAIL.replace("Mask email", "Mask email addresses")),
+        (
+            "policies/mask-email.yaml",
+            &MASK_EMAIL.replace("Mask email", "Mask email addresses").replace(
+                "      - type: Masking\n",
+                "      - type: Masking\n        exceptions: {groups: [support]}\n",
+            ),
+        ),
         ("policies/k-anon-zip.yaml", K_ANON),
         ("policies/analysts-subscribe.yaml", ADOPTED),
         ("projects/churn.yaml", &PROJECT.replace(", Research.Marketing]", "]")),
@@ -492,8 +504,10 @@ fn markdown_splits_at_object_boundaries_under_a_small_limit() {
         let summary = format!("<code>+ policy \"mask-{i:02}\"</code> will be created");
         assert_eq!(all.matches(&summary).count(), 1, "mask-{i:02}");
     }
-    // The table continues in the next part with its header repeated.
-    assert!(parts[1].contains("| Action | Object | Notes |"), "{}", parts[1]);
+    // Lists and the table continue in the next part with their heading repeated.
+    let continued = |heading: &str| parts[1..].iter().filter(|p| p.contains(heading)).count();
+    assert!(continued("| Action | Object | Notes |") >= 1, "{parts:#?}");
+    assert!(continued("**Broken references**") >= 1, "{parts:#?}");
 }
 
 #[test]

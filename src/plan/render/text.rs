@@ -3,8 +3,10 @@
 use owo_colors::OwoColorize;
 
 use super::{
-    DiffLine, LineKind, allow_destroy_note, change_lines, participle, plural, scrub, server_notes,
+    DiffLine, LineKind, allow_destroy_note, change_lines, finding_caveat, finding_text,
+    impact_basis, participle, plural, scrub, server_notes,
 };
+use crate::plan::impact::{Direction, Severity};
 use crate::plan::{Action, Change, Plan};
 
 /// Options of [`text`].
@@ -20,9 +22,10 @@ const BODY: &str = "      ";
 
 /// Renders `plan` for a terminal.
 ///
-/// A header naming the tenant and revision; one block per change that is not a no-op (symbol,
-/// object, what happens, destructive marker, reason, the diff, implicit effects, the server's
-/// dry-run answer); then warnings, errors, unmanaged objects and the summary.
+/// A header naming the tenant and revision; the access impact (widening in red, then
+/// narrowing, then the references the plan breaks); one block per change that is not a no-op
+/// (symbol, object, what happens, destructive marker, reason, the diff, implicit effects, the
+/// server's dry-run answer); then warnings, errors, unmanaged objects and the summary.
 pub fn text(plan: &Plan, options: &TextOptions) -> String {
     let p = Paint(options.color);
     let mut out: Vec<String> = Vec::new();
@@ -43,6 +46,8 @@ pub fn text(plan: &Plan, options: &TextOptions) -> String {
     if plan.refreshed {
         out.push(p.dimmed("Every object was checked with a dry run on the tenant (--refresh)."));
     }
+
+    impact(plan, &p, &mut out);
 
     let shown: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
     if !shown.is_empty() {
@@ -88,6 +93,12 @@ pub fn text(plan: &Plan, options: &TextOptions) -> String {
 
     out.push(String::new());
     out.push(p.bold(&format!("Plan: {}.", plan.summary_line())));
+    let (widening, narrowing) =
+        (plan.impact.count(Direction::Widening), plan.impact.count(Direction::Narrowing));
+    if widening + narrowing > 0 {
+        let line = format!("Access: {widening} widening, {narrowing} narrowing.");
+        out.push(if widening > 0 { p.red_bold(&line) } else { p.bold(&line) });
+    }
     let kept = plan.changes.iter().filter(|c| c.blocked.is_some()).count();
     if kept > 0 {
         out.push(p.dimmed(&format!(
@@ -105,10 +116,75 @@ pub fn text(plan: &Plan, options: &TextOptions) -> String {
     if !plan.errors.is_empty() {
         out.push(p.red_bold("The tenant refuses part of this plan: it cannot be applied."));
     }
+    let broken = plan.impact.errors().count();
+    if broken > 0 {
+        out.push(p.red_bold(&format!(
+            "The plan leaves {broken} reference{} dangling (see Access impact): `apply` refuses it.",
+            plural(broken)
+        )));
+    }
 
     let mut text = out.join("\n");
     text.push('\n');
     text
+}
+
+/// The "Access impact" section: widening (red), narrowing (green), then broken references;
+/// possible findings carry their caveat on the next line. Nothing when the plan changes
+/// nothing; one line when it changes objects but not access.
+fn impact(plan: &Plan, p: &Paint, out: &mut Vec<String>) {
+    let impact = &plan.impact;
+    if !plan.has_changes() && impact.is_empty() {
+        return;
+    }
+    out.push(String::new());
+    if impact.is_empty() {
+        out.push(format!(
+            "{} {}",
+            p.bold("Access impact:"),
+            p.dimmed("none found (no change to who is masked, row-restricted, may subscribe or reaches a project)")
+        ));
+        return;
+    }
+    out.push(format!(
+        "{} {}",
+        p.bold("Access impact"),
+        p.dimmed(&format!("({}):", impact_basis(plan)))
+    ));
+    for (direction, title) in [
+        (Direction::Widening, "Widening (less protection, more access):"),
+        (Direction::Narrowing, "Narrowing (more protection, less access):"),
+    ] {
+        let findings: Vec<_> =
+            impact.findings.iter().filter(|f| f.direction == direction).collect();
+        if findings.is_empty() {
+            continue;
+        }
+        out.push(match direction {
+            Direction::Widening => format!("  {}", p.red_bold(title)),
+            Direction::Narrowing => format!("  {}", p.green(title)),
+        });
+        for f in findings {
+            let text = finding_text(f);
+            out.push(match direction {
+                Direction::Widening => format!("    {} {}", p.red("-"), p.red(&text)),
+                Direction::Narrowing => format!("    {} {text}", p.green("+")),
+            });
+            if let Some(caveat) = finding_caveat(f) {
+                out.push(format!("      {}", p.dimmed(&caveat)));
+            }
+        }
+    }
+    if !impact.references.is_empty() {
+        out.push(format!("  {}", p.bold("Broken references:")));
+        for r in &impact.references {
+            let text = scrub(&r.message).into_owned();
+            out.push(match r.severity {
+                Severity::Error => format!("    {} {}", p.red_bold("x"), p.red(&text)),
+                Severity::Warning => format!("    {} {text}", p.yellow("!")),
+            });
+        }
+    }
 }
 
 /// `Symbols: + create, ~ update` for the actions present.
