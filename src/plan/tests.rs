@@ -215,6 +215,30 @@ fn deleting_everything_or_too_much_is_refused_without_force() {
 }
 
 #[test]
+fn data_sources_a_post_drops_count_towards_the_mass_deletion_guard() {
+    // One connection of six tables is one object, but six data sources: cutting it to one
+    // disables (or, with hardDelete, deletes) five of them.
+    let six: String = (1..=6).map(|i| format!("  - {{tableName: T{i}, schema: S}}\n")).collect();
+    let ds = |sources: &str| {
+        DS.replace("  - {tableName: A, schema: S}\n  - {tableName: B, schema: S}\n", sources)
+    };
+    let before = load(&[("ds.yaml", &ds(&six))]);
+    let mut state = applied(&targets(&before, None));
+    state.objects[0].names = (1..=6).map(|i| format!("S T{i}")).collect();
+    let after = load(&[("ds.yaml", &ds("  - {tableName: T1, schema: S}\n"))]);
+    let p = run(&targets(&after, None), &state, None);
+    assert_eq!(crate::plan::safety::deletions(&p.changes[0], &state), 5);
+    let strict = Safety { allow_destroy: true, force: false, max_delete_percent: 25 };
+    let r = refusals(&p, &state, &strict);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].message.contains("5 of 6"), "{r:?}");
+    assert!(refusals(&p, &state, &Safety { force: true, ..strict }).is_empty());
+    // Deleting the connection deletes its six data sources: every managed one.
+    let p = run(&[], &state, None);
+    assert!(refusals(&p, &state, &strict)[0].message.contains("every managed object"));
+}
+
+#[test]
 fn existing_objects_are_adopted_without_a_write_when_identical() {
     let d = load(&[("policy.yaml", POLICY)]);
     let t = targets(&d, None);
