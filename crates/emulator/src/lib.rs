@@ -306,6 +306,7 @@ mod faults;
 mod http;
 mod json;
 mod license;
+mod lies;
 mod naming;
 mod policy;
 mod project;
