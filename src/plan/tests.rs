@@ -239,6 +239,30 @@ fn data_sources_a_post_drops_count_towards_the_mass_deletion_guard() {
 }
 
 #[test]
+fn a_managed_object_a_listing_leaves_out_is_forgotten_only_once_a_read_by_id_confirms_it() {
+    let d = load(&[("policy.yaml", POLICY)]);
+    let state = applied(&targets(&d, None));
+    let id = ObjectId::new(Kind::Policy, "mask");
+    // An empty (or capped) listing, and nothing else asked: the delete is still sent.
+    let empty = Observed::default();
+    let p = run(&[], &state, Some(&empty));
+    let c = change(&p, "mask");
+    assert_eq!(c.action, Action::Delete);
+    assert!(c.write, "an unverified object must be deleted, not forgotten");
+    assert!(c.reason.as_deref().unwrap().starts_with("missing on the tenant: not verified"));
+    // The read by id finds it: the listing lied; a plain delete.
+    let mut observed = Observed::default();
+    observed.inventory.read_by_id = vec![(id.clone(), true)];
+    let c = run(&[], &state, Some(&observed)).changes.remove(0);
+    assert!(c.write && c.reason.is_none(), "{c:?}");
+    // The read by id answers 404: gone, only the state changes.
+    observed.inventory.read_by_id = vec![(id, false)];
+    let c = run(&[], &state, Some(&observed)).changes.remove(0);
+    assert!(!c.write);
+    assert!(c.reason.as_deref().unwrap().starts_with("already deleted on the tenant (confirmed"));
+}
+
+#[test]
 fn existing_objects_are_adopted_without_a_write_when_identical() {
     let d = load(&[("policy.yaml", POLICY)]);
     let t = targets(&d, None);
