@@ -77,6 +77,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     order(&mut changes);
     unverifiable(&mut changes, &mut errors, &mut warnings, input);
 
+    warnings.extend(settings_raised(input.settings, input.state));
     if let Some(o) = observed {
         warnings.extend(license_warnings(&o.inventory, input.now));
     }
@@ -496,4 +497,33 @@ fn replaced_on_adoption(t: &Target<'_>, dry: Option<&DryRun>, o: &Observed) -> V
         }
         _ => Vec::new(),
     }
+}
+
+/// A repository that raises `allowDestroy` or `maxDeletePercent` above what the state records
+/// as accepted (the defaults when nothing is) weakens the operator's protection: a destructive
+/// change, shown on every plan, that takes effect only through an apply with `--allow-destroy`.
+fn settings_raised(settings: &RepoSettings, state: &State) -> Option<Warning> {
+    let accepted = state.safety.unwrap_or_default();
+    let mut raised = Vec::new();
+    if settings.allow_destroy && !accepted.allow_destroy {
+        raised.push("`allowDestroy` false -> true".to_owned());
+    }
+    if settings.max_delete_percent > accepted.max_delete_percent {
+        raised.push(format!(
+            "`maxDeletePercent` {} -> {}",
+            accepted.max_delete_percent, settings.max_delete_percent
+        ));
+    }
+    if raised.is_empty() {
+        return None;
+    }
+    Some(Warning {
+        object: None,
+        code: "settings-raised",
+        message: format!(
+            "destructive: the repository settings raise {}; until an apply with --allow-destroy \
+             accepts them, the values last applied hold",
+            raised.join(" and ")
+        ),
+    })
 }

@@ -263,6 +263,34 @@ fn a_managed_object_a_listing_leaves_out_is_forgotten_only_once_a_read_by_id_con
 }
 
 #[test]
+fn raising_the_repository_safety_settings_is_shown_until_accepted() {
+    let state = State::new("t", SALT);
+    let raised =
+        RepoSettings { allow_destroy: true, max_delete_percent: 100, ..RepoSettings::default() };
+    let plan_with = |state: &State| {
+        plan(&PlanInput {
+            targets: &[],
+            state,
+            observed: None,
+            settings: &raised,
+            tenant: "t".into(),
+            revision: "r".into(),
+            base: None,
+            refresh: false,
+            now: SystemTime::UNIX_EPOCH,
+        })
+    };
+    let p = plan_with(&state);
+    let w = p.warnings.iter().find(|w| w.code == "settings-raised").expect("a warning");
+    assert!(w.message.contains("`allowDestroy` false -> true"), "{}", w.message);
+    assert!(w.message.contains("`maxDeletePercent` 25 -> 100"), "{}", w.message);
+    let mut accepted = state.clone();
+    accepted.safety =
+        Some(crate::state::SafetySettings { allow_destroy: true, max_delete_percent: 100 });
+    assert!(plan_with(&accepted).warnings.iter().all(|w| w.code != "settings-raised"));
+}
+
+#[test]
 fn existing_objects_are_adopted_without_a_write_when_identical() {
     let d = load(&[("policy.yaml", POLICY)]);
     let t = targets(&d, None);
