@@ -152,6 +152,7 @@ impl Planned<'_> {
             .settings_in_effect(&prepared.desired().settings, recorder.state().safety.as_ref());
         if outcome.is_success() && recorder.state().safety != Some(in_effect) {
             recorder.record(Record::Safety { settings: in_effect }).await?;
+            recorder.finish().await?;
         }
         Ok(outcome)
     }
