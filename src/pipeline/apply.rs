@@ -83,6 +83,17 @@ pub struct ApplyOptions {
 }
 
 impl Planned<'_> {
+    /// The safety settings an apply under `overrides` would record although the plan has no
+    /// change: a raise the operator accepts with `--allow-destroy`, or a lowering, in an
+    /// existing state (`None`: nothing to record).
+    pub fn settings_to_record(&self, overrides: Overrides) -> Option<SafetySettings> {
+        let prepared = &self.prepared;
+        let state = &prepared.state;
+        let in_effect =
+            overrides.settings_in_effect(&prepared.desired().settings, state.safety.as_ref());
+        (prepared.exists && state.safety.unwrap_or_default() != in_effect).then_some(in_effect)
+    }
+
     /// The reasons the plan must not be carried out (empty: go ahead): objects the tenant
     /// refuses, destruction not allowed, a mass deletion without `--force`.
     pub fn refusals(&self, overrides: Overrides) -> Vec<Refusal> {

@@ -89,8 +89,8 @@ pub fn managed(state: &State) -> usize {
 
 /// How many objects and data sources `change` deletes or disables: a delete counts one object,
 /// or every data source recorded for a connection; a post counts every data source it drops
-/// (`sources` cut, or what the tenant's dry run says it deletes, whichever is more), every data
-/// source a changed connection recreates, and every subpurpose it removes. A change kept back
+/// or recreates (`sources` cut, identity fields changed, or what the tenant's dry run says it
+/// deletes, whichever is more), and every subpurpose it removes. A change kept back
 /// (`prune: false`) deletes nothing.
 pub fn deletions(change: &Change, state: &State) -> usize {
     if change.blocked.is_some() {
@@ -104,18 +104,20 @@ pub fn deletions(change: &Change, state: &State) -> usize {
             _ => 1,
         };
     }
-    let mut dropped = 0;
-    let mut other = 0;
+    // Data sources dropped or recreated, as the spec says; the dry run may say more (it names
+    // the same data sources, so the larger count is taken, never the sum).
+    let mut data_sources = 0;
+    let mut subpurposes = 0;
     for effect in &change.effects {
         match effect {
-            Effect::TablesRemoved { tables, .. } => dropped += tables.len(),
-            Effect::DataSourcesRecreated { names, .. } => other += names.len().max(1),
-            Effect::SubpurposesRemoved { names } => other += names.len(),
+            Effect::TablesRemoved { tables, .. } => data_sources += tables.len(),
+            Effect::DataSourcesRecreated { names, .. } => data_sources += names.len().max(1),
+            Effect::SubpurposesRemoved { names } => subpurposes += names.len(),
             _ => {}
         }
     }
     if let Some(DryRun::Data { deleting, .. }) = &change.server {
-        dropped = dropped.max(deleting.len());
+        data_sources = data_sources.max(deleting.len());
     }
-    dropped + other
+    data_sources + subpurposes
 }
