@@ -33,6 +33,8 @@
 //! - [`server`]: the reconciler's HTTP server (webhooks, health, metrics, `/status`); it only
 //!   sends triggers and reads shared state, and never calls Immuta. It runs beside the daemon,
 //!   which does not know it.
+//! - [`redact`]: the one redaction layer every output passes through (secrets and credentials
+//!   in every encoding).
 //! - [`metrics`]: the Prometheus registry the daemon, the client and the server record into.
 //!
 //! The command line is the binary's (`src/main.rs`, `src/cli/`): the only code that uses
@@ -50,6 +52,7 @@ pub mod metrics;
 pub mod parallel;
 pub mod pipeline;
 pub mod plan;
+pub mod redact;
 pub mod secret_store;
 pub mod server;
 pub mod snapshot;

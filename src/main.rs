@@ -8,8 +8,8 @@
 // The library's modules, at the root of the binary so that the CLI names them as the library
 // does (`crate::plan`, `crate::pipeline`...).
 use immuta_gitops::{
-    apply, daemon, diagnostic, live, metrics, pipeline, plan, secret_store, server, snapshot,
-    source, spec, state,
+    apply, daemon, diagnostic, live, metrics, pipeline, plan, redact, secret_store, server,
+    snapshot, source, spec, state,
 };
 
 mod cli;

@@ -39,6 +39,8 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
+use crate::redact;
+
 /// GitOps reconciler for the Immuta data-governance platform.
 #[derive(Debug, Parser)]
 #[command(name = "immuta-gitops", version = version::LONG_VERSION, about, long_about = None)]
@@ -146,7 +148,8 @@ pub fn main() -> ExitCode {
                 // Keep stderr one JSON object per line.
                 tracing::error!("{e:#}");
             } else {
-                let _ = writeln!(anstream::stderr(), "error: {e:#}");
+                let message = format!("{e:#}");
+                let _ = writeln!(anstream::stderr(), "error: {}", redact::redact(&message));
             }
             ExitCode::from(EXIT_ERROR)
         }
@@ -158,7 +161,8 @@ fn init_logging(format: LogFormat, long_running: bool) {
     let default = if long_running { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Every log line passes the redaction layer.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(redact::stderr);
     // A second initialisation (never in the binary) is harmless: ignore it.
     let _ = match format {
         LogFormat::Json => builder.event_format(logs::FlatJson).try_init(),
@@ -248,13 +252,18 @@ fn secret_from_file_or_env(
         }
         None => std::env::var(env).ok(),
     };
-    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(SecretString::from))
+    let secret = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    // Every credential is known to the redaction layer before it is used.
+    if let Some(s) = &secret {
+        redact::register(s);
+    }
+    Ok(secret.map(SecretString::from))
 }
 
-/// Writes `text` to stdout.
+/// Writes `text` to stdout, through the redaction layer.
 fn print_out(text: &str) -> anyhow::Result<()> {
     let mut out = anstream::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(redact::redact(text).as_bytes())?;
     out.flush()?;
     Ok(())
 }

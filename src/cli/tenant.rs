@@ -186,14 +186,17 @@ fn retry_policy(args: &TenantArgs) -> crate::live::retry::RetryPolicy {
     policy
 }
 
+/// The label of a tenant URL: without its userinfo (registered with the redaction layer) and
+/// trailing slashes.
+fn tenant_label(url: &str) -> String {
+    crate::redact::strip_userinfo(url.trim()).trim_end_matches('/').to_owned()
+}
+
 /// The tenant label and the state location of `args` without connecting (the `state`
 /// commands): the URL, or `sandbox`.
 pub fn state_of(args: &TenantArgs) -> (String, Location) {
     match args.url.as_deref().filter(|u| !u.trim().is_empty()) {
-        Some(url) => (
-            url.trim_end_matches('/').to_owned(),
-            args.state.location(&args.state_dir.join("state.json")),
-        ),
+        Some(url) => (tenant_label(url), args.state.location(&args.state_dir.join("state.json"))),
         None => (
             "sandbox".to_owned(),
             args.state.location(&args.state_dir.join("sandbox").join("state.json")),
@@ -213,6 +216,9 @@ pub async fn connect(
         .filter(|u| !u.trim().is_empty())
     {
         Some(url) => {
+            // The URL's userinfo is never shown nor stored (the state keeps the label).
+            let label = tenant_label(url);
+            let url = label.as_str();
             let Some(api_key) = secret_from_file_or_env(
                 args.api_key_file.as_deref(),
                 "IMMUTA_API_KEY",
@@ -230,7 +236,7 @@ pub async fn connect(
                 "IMMUTA_ADMIN_API_KEY",
                 API_KEY_FILE,
             )?;
-            (url.trim_end_matches('/').to_owned(), config, None, args.state_dir.join("state.json"))
+            (label.clone(), config, None, args.state_dir.join("state.json"))
         }
         None => {
             let dir = args.state_dir.join("sandbox");

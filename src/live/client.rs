@@ -26,15 +26,21 @@
 //! server ignores or caps, concurrent pages once the count is known, a hard page limit).
 //!
 //! API keys and tokens are held as `SecretString`s, sent in headers marked sensitive, and never
-//! logged. Error messages quote the server's message with every secret value of the request
-//! replaced by `(sensitive)`.
+//! logged; they and the secret values of every request are registered with [`crate::redact`]
+//! before the first byte is sent, and the userinfo of the tenant URL is dropped (and
+//! registered). Error messages quote the server's body only after it went through the
+//! redaction layer, whole, before it is cut to length: an answer echoing the request or the
+//! `Authorization` header shows `(sensitive)`.
+//!
+//! Redirects are not followed: a `3xx` is an error (a login page or a proxy answered, not the
+//! Immuta API).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::Retryable;
-use reqwest::header::{AUTHORIZATION, DATE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, DATE, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -269,6 +275,8 @@ pub struct RawResponse {
 struct Exchanged {
     status: StatusCode,
     retry_after: Option<String>,
+    /// Where a redirect points.
+    location: Option<String>,
     date: Option<SystemTime>,
     body: Vec<u8>,
 }
@@ -320,7 +328,12 @@ impl Client {
 
     /// A client reporting every request to `observer`.
     pub fn with_observer(config: ClientConfig, observer: Arc<dyn Observer>) -> Result<Self> {
-        let base = config.base_url.trim_end_matches('/').to_owned();
+        let base =
+            crate::redact::strip_userinfo(config.base_url.trim()).trim_end_matches('/').to_owned();
+        crate::redact::register(config.api_key.expose_secret());
+        if let Some(admin) = &config.admin_api_key {
+            crate::redact::register(admin.expose_secret());
+        }
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Config(format!(
                 "the Immuta URL `{base}` must start with https:// (or http:// for a local emulator)"
@@ -330,6 +343,8 @@ impl Client {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .tcp_keepalive(Duration::from_secs(30))
+            // A redirect is a login page or a proxy, never the Immuta API: it is an error.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("immuta-gitops/", env!("CARGO_PKG_VERSION")));
         if base.starts_with("http://") {
             // Plain HTTP (the sandbox, a local emulator) needs no trust store: do not load the
@@ -452,7 +467,10 @@ impl Client {
                 self.exchange(credential).await?;
                 continue;
             }
-            if status.is_success() || status.is_redirection() || status == StatusCode::NOT_FOUND {
+            if status.is_redirection() {
+                return Err(AttemptError::Fatal(self.redirected(req, status, answer.location)));
+            }
+            if status.is_success() || status == StatusCode::NOT_FOUND {
                 return Ok(RawResponse { status, date: answer.date, body: answer.body });
             }
             return Err(self.failed(req, status, answer.retry_after.as_deref(), &answer.body));
@@ -548,6 +566,28 @@ impl Client {
         }
     }
 
+    /// The error of a redirect: the answer is not the tenant's (a login page, an SSO gateway, a
+    /// captive proxy).
+    fn redirected(&self, req: &Request<'_>, status: StatusCode, location: Option<String>) -> Error {
+        let to = location
+            .map(|l| {
+                format!(
+                    " to `{}`",
+                    truncate(&crate::redact::redacted(&crate::redact::strip_userinfo(&l)), 200)
+                )
+            })
+            .unwrap_or_default();
+        Error::Status {
+            method: req.method.to_string(),
+            path: req.path.clone(),
+            status: status.as_u16(),
+            message: format!(
+                "the answer is a redirect{to}, not an answer of the Immuta API (a login page, an SSO \
+                 gateway or a proxy?); check the tenant URL and that nothing intercepts the API"
+            ),
+        }
+    }
+
     /// The error of a failed status, retryable or not as the classifier decides.
     fn failed(
         &self,
@@ -556,7 +596,7 @@ impl Client {
         retry_after: Option<&str>,
         body: &[u8],
     ) -> AttemptError {
-        let message = redact(&server_message(body), req.secrets);
+        let message = server_message(body);
         let classify = if req.resend { retry::classify } else { retry::classify_write };
         let error = match status.as_u16() {
             401 => Error::Unauthorized { url: self.url(&req.path), message },
@@ -578,6 +618,8 @@ impl Client {
         req: &Request<'_>,
         auth: Option<&str>,
     ) -> std::result::Result<Exchanged, reqwest::Error> {
+        // Known before the first byte leaves: any answer quoting them is redacted.
+        crate::redact::register_all(req.secrets);
         let mut builder = self.inner.http.request(req.method.clone(), self.url(&req.path));
         match req.deadline {
             Deadline::Default => builder = builder.timeout(self.inner.timeout),
@@ -600,9 +642,10 @@ impl Client {
         let status = resp.status();
         let header = |name| resp.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
         let retry_after = header(RETRY_AFTER).map(str::to_owned);
+        let location = header(LOCATION).map(str::to_owned);
         let date = header(DATE).and_then(|d| httpdate::parse_http_date(d).ok());
         let body = resp.bytes().await?.to_vec();
-        Ok(Exchanged { status, retry_after, date, body })
+        Ok(Exchanged { status, retry_after, location, date, body })
     }
 
     /// Exchanges the API key for a session token (`POST /bim/apikey/authenticate`), with the
@@ -615,6 +658,7 @@ impl Client {
         let req = Request::post(EXCHANGE_PATH, EXCHANGE_PATH, &body).secrets(&secrets);
         let token =
             self.retrying(&req, || self.exchange_once(&req)).await.map_err(AttemptError::Fatal)?;
+        crate::redact::register(token.expose_secret());
         *credential.token.lock().await = Some(token);
         Ok(())
     }
@@ -691,7 +735,7 @@ impl Client {
                 method: req.method.to_string(),
                 path: req.path.clone(),
                 status: 404,
-                message: redact(&server_message_value(&resp.body), req.secrets),
+                message: server_message_value(&resp.body),
             });
         }
         Ok(resp.body)
@@ -782,27 +826,34 @@ fn transport_message(e: &reqwest::Error) -> String {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    message
+    crate::redact::redacted(&message)
 }
 
+/// The longest server message quoted in an error.
+const MESSAGE_LIMIT: usize = 500;
+
+/// The message of an error body: the whole body through the redaction layer first, then its
+/// `message` (or `error`, `detail`), or the text itself, cut to [`MESSAGE_LIMIT`] bytes.
 fn server_message(body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => server_message_value(&v),
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            if text.is_empty() { "(no message)".to_owned() } else { truncate(text, 500) }
+            let text = crate::redact::redact(text.trim());
+            if text.is_empty() { "(no message)".to_owned() } else { truncate(&text, MESSAGE_LIMIT) }
         }
     }
 }
 
+/// As [`server_message`], for a body already parsed.
 fn server_message_value(v: &Value) -> String {
+    let v = crate::redact::redact_value(v.clone());
     for key in ["message", "error", "detail"] {
         if let Some(s) = v.get(key).and_then(Value::as_str) {
-            return truncate(s, 500);
+            return truncate(s, MESSAGE_LIMIT);
         }
     }
-    if v.is_null() { "(no message)".to_owned() } else { truncate(&v.to_string(), 500) }
+    if v.is_null() { "(no message)".to_owned() } else { truncate(&v.to_string(), MESSAGE_LIMIT) }
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -814,15 +865,6 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-/// Replaces every secret value in `message` by `(sensitive)`.
-pub fn redact(message: &str, secrets: &[String]) -> String {
-    let mut out = message.to_owned();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(s.as_str(), crate::spec::secrets::SENSITIVE);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -849,9 +891,20 @@ mod tests {
     }
 
     #[test]
-    fn server_messages_are_redacted() {
-        let m = server_message(br#"{"statusCode":400,"message":"bad password hunter22 for user"}"#);
-        assert_eq!(redact(&m, &["hunter22".into()]), "bad password (sensitive) for user");
+    fn server_messages_are_redacted_before_they_are_cut() {
+        crate::redact::register("client-canary\"pw/7");
+        let m = server_message(
+            br#"{"statusCode":400,"message":"bad password client-canary\"pw/7 for user"}"#,
+        );
+        assert_eq!(m, "bad password (sensitive) for user");
+        // An echo of the request, cut by the server in the middle of the secret.
+        let body = format!(
+            "{{\"body\":\"{}{{\\\"password\\\":\\\"client-canary\\\\\\\"pw",
+            "x".repeat(440)
+        );
+        let m = server_message(body.as_bytes());
+        assert!(!m.contains("client-ca"), "{m}");
+        assert!(m.contains("(sensitive)"), "{m}");
         assert_eq!(server_message(b""), "(no message)");
     }
 }

@@ -100,6 +100,20 @@ pub enum Error {
         /// The server's message (secrets masked).
         message: String,
     },
+    /// A write answered by something other than the tenant's own words: a JSON answer of the
+    /// documented shape. The write is not counted as done.
+    #[error(
+        "{method} {path} is not confirmed: the answer is {answer}, not the Immuta API's (a login \
+         page, an SSO gateway or a proxy may have answered); the next plan shows what the tenant has"
+    )]
+    Unconfirmed {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// What came instead.
+        answer: &'static str,
+    },
     /// An answer we cannot read.
     #[error("unexpected answer from {path}: {message}")]
     Decode {
@@ -221,6 +235,38 @@ pub fn write_deadline(client: &Client, kind: Kind, options: &ObjectOptions) -> D
     }
 }
 
+/// The fields one of which a post's answer of `kind` carries (`DataSourceResponse`,
+/// `PolicyResponse`... in Terraform's client; the license answer is the license).
+fn documented_fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::DataSource => &["creating", "updating", "deleting", "noChange", "dryRun"],
+        Kind::Policy => &["creating", "updating", "dryRun", "policyId"],
+        Kind::Project => &["creating", "updating", "dryRun", "projectId"],
+        Kind::Purpose => &["creating", "updating", "dryRun", "purposeId"],
+        Kind::License => &["id", "licenseKey", "licensekey", "seats", "expires", "uuid"],
+    }
+}
+
+/// Why an answer to a post of `kind` is not the tenant's word, if it is not.
+fn unreadable(kind: Kind, resp: &Value) -> Option<&'static str> {
+    match resp {
+        Value::Object(m) if documented_fields(kind).iter().any(|k| m.contains_key(*k)) => None,
+        Value::Object(_) | Value::Array(_) => Some("a JSON document of an unexpected shape"),
+        Value::Null => Some("empty or not JSON (an HTML page?)"),
+        _ => Some("a bare JSON value"),
+    }
+}
+
+/// `resp` as the answer to a write of `kind` at `path`, or why it confirms nothing.
+fn confirmed(kind: Kind, method: &str, path: &str, resp: &Value) -> Result<Written> {
+    match unreadable(kind, resp) {
+        None => Ok(written(kind, resp)),
+        Some(answer) => {
+            Err(Error::Unconfirmed { method: method.to_owned(), path: path.to_owned(), answer })
+        }
+    }
+}
+
 /// What a successful V2 post of `kind` answered.
 fn written(kind: Kind, resp: &Value) -> Written {
     match kind {
@@ -254,14 +300,7 @@ pub async fn write(
     secrets: &[String],
 ) -> Result<Written> {
     if v2_path(kind).is_none() {
-        // Posted as written: the docs show `licenseKey` (their table) and `licensekey` (their
-        // example body); the spec's own spelling is the one its author checked.
-        let req = Request::post("/admin/license", "/admin/license", payload)
-            .admin()
-            .secrets(secrets)
-            .write();
-        let resp = client.send_ok(&req).await?;
-        return Ok(written(kind, &resp));
+        return write_license(client, payload, secrets).await;
     }
     if kind == Kind::Project {
         return acknowledge::write_project(client, payload, options, secrets).await;
@@ -286,8 +325,11 @@ async fn post_v2(
     let resp = match client.send_ok(&req).await {
         Ok(resp) => resp,
         Err(e) if e.may_have_taken_effect() => {
-            if let Some(done) = took_effect(client, kind, payload, options, secrets).await? {
+            if let Some(mut done) = took_effect(client, kind, payload, options, secrets).await? {
                 tracing::warn!(endpoint = path, "{e}: the dry run shows it took effect");
+                if done.id.is_none() {
+                    done.id = listed_id(client, kind, payload).await?;
+                }
                 return Ok(done);
             }
             tracing::warn!(endpoint = path, "{e}: the dry run shows it did not; sending it again");
@@ -295,7 +337,106 @@ async fn post_v2(
         }
         Err(e) => return Err(e),
     };
-    Ok(written(kind, &resp))
+    confirmed(kind, "POST", path, &resp)
+}
+
+/// The id the listing shows for the object of `payload` (policies by `policyKey`, projects by
+/// `projectKey`, purposes by `name`): a write whose answer was lost still gets its id recorded.
+async fn listed_id(client: &Client, kind: Kind, payload: &Value) -> Result<Option<i64>> {
+    let (path, key_field) = match kind {
+        Kind::Policy => ("/policy/global", "policyKey"),
+        Kind::Project => ("/project", "projectKey"),
+        Kind::Purpose => ("/governance/purpose", "name"),
+        Kind::DataSource | Kind::License => return Ok(None),
+    };
+    let Some(key) = payload.get(key_field).and_then(Value::as_str) else { return Ok(None) };
+    let rows: Vec<Row> = client.list(path, path, &[], false).await?;
+    let key_of = |r: &Row| match kind {
+        Kind::Policy => text(r.policy_key.as_ref()),
+        Kind::Project => text(r.project_key.as_ref()),
+        _ => r.name(),
+    };
+    Ok(rows
+        .iter()
+        .filter(|r| !r.deleted() && key_of(r).as_deref() == Some(key))
+        .find_map(|r| int(r.id.as_ref())))
+}
+
+/// One license post at a time: a post whose answer is lost (or carries no id) is recognised
+/// as the one license the listing shows that it did not show before.
+static LICENSE_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Posts a license key (as written: the docs show `licenseKey` in their table and `licensekey`
+/// in their example body; the spec's own spelling is the one its author checked), and records
+/// its id even when the answer is lost or has none: the listing before and after the post
+/// tells which license is new.
+async fn write_license(client: &Client, payload: &Value, secrets: &[String]) -> Result<Written> {
+    const PATH: &str = "/admin/license";
+    let _one_at_a_time = LICENSE_WRITES.lock().await;
+    // Without the listing (no permission, an error) there is nothing to recover from.
+    let before = license_ids(client).await.ok();
+    let req = Request::post(PATH, PATH, payload).admin().secrets(secrets).write();
+    match client.send_ok(&req).await {
+        Ok(resp) => {
+            let mut done = confirmed(Kind::License, "POST", PATH, &resp)?;
+            if done.id.is_none()
+                && let Some(before) = &before
+            {
+                done.id = new_license(client, before).await?;
+            }
+            Ok(done)
+        }
+        Err(e) if e.may_have_taken_effect() => {
+            let Some(before) = &before else { return Err(e) };
+            match new_license(client, before).await? {
+                Some(id) => {
+                    tracing::warn!(
+                        endpoint = PATH,
+                        id,
+                        "{e}: the listing shows the new license; its id is recorded"
+                    );
+                    Ok(Written { id: Some(id), names: Vec::new() })
+                }
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The ids of the tenant's licenses (`GET /admin/license`).
+async fn license_ids(client: &Client) -> Result<std::collections::BTreeSet<i64>> {
+    let list = client.send_ok(&Request::get("/admin/license", "/admin/license").admin()).await?;
+    let (items, _) = client::envelope(&list).ok_or_else(|| {
+        decode_err("/admin/license", "expected a list of licenses (or an object holding one)")
+    })?;
+    Ok(items
+        .iter()
+        .filter(|l| !bool_field(l, "deleted"))
+        .filter_map(|l| int(l.get("id")))
+        .collect())
+}
+
+/// The one license listed now that `before` did not list; `None` when there is none, an error
+/// when there are several (which one is ours cannot be told).
+async fn new_license(
+    client: &Client,
+    before: &std::collections::BTreeSet<i64>,
+) -> Result<Option<i64>> {
+    let after = license_ids(client).await?;
+    let new: Vec<i64> = after.difference(before).copied().collect();
+    match new.as_slice() {
+        [] => Ok(None),
+        [id] => Ok(Some(*id)),
+        more => Err(decode_err(
+            "/admin/license",
+            format!(
+                "{} licenses appeared during one post ({more:?}): which one it made cannot be told; \
+                 record it by hand (`state` commands) or delete the extra ones",
+                more.len()
+            ),
+        )),
+    }
 }
 
 /// After a write that may have taken effect: whether the dry run of the same payload finds
@@ -315,6 +456,9 @@ async fn took_effect(
         Err(e) if e.is_rejection() => return Ok(None),
         Err(e) => return Err(e),
     };
+    if let Some(answer) = unreadable(kind, &resp) {
+        return Err(Error::Unconfirmed { method: "POST".into(), path: path.to_owned(), answer });
+    }
     let flag = |k: &str| flag(resp.get(k));
     let unchanged = match kind {
         Kind::DataSource => {
@@ -395,6 +539,12 @@ pub async fn dry_run(
         }
         Err(e) => return Err(e),
     };
+    // An answer the tenant did not give in its own words (an HTML page, an empty body, another
+    // shape) says nothing: "unknown", never "no change".
+    if let Some(answer) = unreadable(kind, &resp) {
+        tracing::warn!(endpoint = path, "the dry run's answer cannot be read: it is {answer}");
+        return Ok(Some(DryRun::Unknown { reason: format!("its answer is {answer}") }));
+    }
     let flag = |k: &str| resp.get(k).and_then(Value::as_bool).unwrap_or(false);
     Ok(Some(match kind {
         Kind::DataSource => DryRun::Data {
@@ -866,6 +1016,29 @@ mod tests {
         // A purpose without a name is unreadable.
         let page: listing::Page<Row> = listing::parse("/p", br#"[{"id": 1}]"#).unwrap();
         assert!(decode_purposes(page.items).is_err());
+    }
+
+    #[test]
+    fn only_answers_of_the_documented_shape_confirm_a_write() {
+        let policy = json!({"dryRun": false, "creating": true, "updating": false, "policyId": 4});
+        assert_eq!(confirmed(Kind::Policy, "POST", "/p", &policy).unwrap().id, Some(4));
+        let data = json!({"dryRun": false, "creating": ["a"], "noChange": []});
+        assert_eq!(confirmed(Kind::DataSource, "POST", "/d", &data).unwrap().names, vec!["a"]);
+        assert!(confirmed(Kind::License, "POST", "/l", &json!({"id": 1, "seats": 2})).is_ok());
+        for (answer, what) in [
+            (Value::Null, "empty or not JSON"),
+            (json!({"status": "queued", "ok": true}), "unexpected shape"),
+            (json!([1]), "unexpected shape"),
+            (json!("ok"), "bare JSON value"),
+        ] {
+            for kind in
+                [Kind::DataSource, Kind::Policy, Kind::Project, Kind::Purpose, Kind::License]
+            {
+                let e = confirmed(kind, "POST", "/x", &answer).unwrap_err();
+                assert!(e.to_string().contains(what), "{kind:?} {answer}: {e}");
+                assert!(e.to_string().contains("is not confirmed"), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -47,6 +47,7 @@ impl Specs {
             diagnostics.extend(secret_store::check_files(&desired, &secrets));
             crate::diagnostic::sort(&mut diagnostics);
         }
+        register_with_redaction(&desired);
         Specs { desired, diagnostics, secrets, options: inputs.options.clone() }
     }
 
@@ -226,6 +227,28 @@ pub(super) fn require_valid(diags: &[Diagnostic]) -> Result<()> {
             diagnostics: diags.to_vec(),
         }),
     }
+}
+
+/// Tells the redaction layer what the specs hold: their literal secret values (secrets), and
+/// the rest of the tree, secrets masked (public text: anyone reading the repository sees it, so
+/// a secret sharing a run of characters with it does not mask it everywhere).
+fn register_with_redaction(desired: &Desired) {
+    let mut literal = Vec::new();
+    let mut public = Vec::new();
+    for o in &desired.objects {
+        for p in o.tainted_pointers() {
+            if let Some(s) = o.payload.pointer(p).and_then(serde_json::Value::as_str)
+                && !secrets::has_placeholder(s)
+            {
+                literal.push(s.to_owned());
+            }
+        }
+        public.push(o.key.clone());
+        let masked = secrets::mask(&o.payload, o.tainted_pointers());
+        public.push(masked.to_string());
+    }
+    crate::redact::register_all(literal);
+    crate::redact::register_public(public);
 }
 
 /// The comparable targets of the desired objects (secrets filled in from `secrets` and

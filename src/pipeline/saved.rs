@@ -109,6 +109,8 @@ pub fn save(out: &Path, plan: &Plan, spec_root: &Path) -> Result<()> {
     let mut value: Value = serde_json::from_str(&render::json(plan)).map_err(Error::Render)?;
     let root = std::fs::canonicalize(spec_root).unwrap_or_else(|_| spec_root.to_path_buf());
     value["spec_root"] = Value::String(root.display().to_string());
+    // A saved plan is an output like any other: through the redaction layer.
+    crate::redact::current().redact_value(&mut value);
     let mut text = serde_json::to_vec_pretty(&value).map_err(Error::Render)?;
     text.push(b'\n');
     std::fs::write(out, text)

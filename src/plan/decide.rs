@@ -62,6 +62,17 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 message: format!("the tenant refuses it ({status}): {message}"),
             });
         }
+        if let Some(DryRun::Unknown { reason }) = &change.server {
+            warnings.push(Warning {
+                object: Some(change.id.clone()),
+                code: "dry-run-unknown",
+                message: format!(
+                    "the tenant's dry run of {} cannot be read ({reason}): whether the post changes \
+                     anything is unknown",
+                    change.id
+                ),
+            });
+        }
         if change.action != Action::NoOp {
             warnings.extend(object_warnings(t));
         }
@@ -186,7 +197,7 @@ fn managed(
             change.effects.iter().any(|e| matches!(e, Effect::DataSourcesRecreated { .. }));
         change.action = if replace { Action::Replace } else { Action::Update };
     } else if dry.is_some_and(DryRun::changes_something)
-        && !matches!(dry, Some(DryRun::Rejected { .. }))
+        && !matches!(dry, Some(DryRun::Rejected { .. } | DryRun::Unknown { .. }))
     {
         change.action = Action::Update;
         change.reason = Some(

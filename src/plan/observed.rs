@@ -169,6 +169,12 @@ pub enum DryRun {
         #[serde(default)]
         deleting_workspace: bool,
     },
+    /// The tenant's answer could not be read (an HTML page, an empty body, an unexpected
+    /// shape): what the post would do is unknown — never taken for "no change".
+    Unknown {
+        /// Why (no server text: it is not the tenant's).
+        reason: String,
+    },
     /// The tenant refused the payload (a 4xx): the plan cannot be applied as is.
     Rejected {
         /// HTTP status.
@@ -189,7 +195,7 @@ impl DryRun {
                     || *tags_updated
             }
             DryRun::Object { creating, updating, .. } => *creating || *updating,
-            DryRun::Rejected { .. } => true,
+            DryRun::Rejected { .. } | DryRun::Unknown { .. } => true,
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The read-only routes: `/healthz` (liveness), `/readyz` (readiness), `/metrics` and `/status`.
-//! They read the shared status and registry and change nothing.
+//! They read the shared status and registry and change nothing. `/readyz` and `/status` answer
+//! through the redaction layer ([`crate::redact`]): a reason quoting a tenant's answer or a Git
+//! error cannot carry a secret.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use super::ServerState;
 use crate::daemon::status::Role;
@@ -33,7 +36,7 @@ pub async fn readyz(State(state): State<ServerState>) -> Response {
             "leader": status.leader,
             "degraded": status.degraded,
         });
-        return (StatusCode::OK, Json(body)).into_response();
+        return (StatusCode::OK, redacted(body)).into_response();
     }
     if status.ready {
         let body = json!({
@@ -41,10 +44,10 @@ pub async fn readyz(State(state): State<ServerState>) -> Response {
             "applied_revision": status.applied_revision,
             "degraded": status.degraded,
         });
-        (StatusCode::OK, Json(body)).into_response()
+        (StatusCode::OK, redacted(body)).into_response()
     } else {
         let reason = status.degraded.unwrap_or_else(|| NOT_READY_YET.to_owned());
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "reason": reason })))
+        (StatusCode::SERVICE_UNAVAILABLE, redacted(json!({ "ready": false, "reason": reason })))
             .into_response()
     }
 }
@@ -66,5 +69,12 @@ pub async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Re
 
 /// `GET /status`: the reconciler's [`Status`](crate::daemon::Status) as JSON, never cached.
 pub async fn status(State(state): State<ServerState>) -> Response {
-    ([(header::CACHE_CONTROL, "no-store")], Json(state.status.snapshot())).into_response()
+    ([(header::CACHE_CONTROL, "no-store")], redacted(state.status.snapshot())).into_response()
+}
+
+/// A JSON body with every string through the redaction layer.
+fn redacted(body: impl Serialize) -> Json<Value> {
+    let value = serde_json::to_value(body)
+        .unwrap_or_else(|e| json!({ "error": format!("the status cannot be shown: {e}") }));
+    Json(crate::redact::redact_value(value))
 }

@@ -20,6 +20,13 @@ pub fn local_path(state: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Makes the key known to the redaction layer (when it is text).
+fn register(key: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(trim(key)) {
+        crate::redact::register(text);
+    }
+}
+
 /// Digest key errors. None of them holds key material.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,6 +86,7 @@ pub struct Keys {
 impl Keys {
     /// A key the operator gave; `origin` names where from (`IMMUTA_GITOPS_DIGEST_KEY`, a file).
     pub fn given(key: &[u8], origin: &str) -> Result<Keys> {
+        register(key);
         let key = DigestKey::new(trim(key))
             .map_err(|source| Error::Short { origin: origin.to_owned(), source })?;
         let known = OnceLock::new();
@@ -100,6 +108,7 @@ impl Keys {
         let known = OnceLock::new();
         match std::fs::read(path) {
             Ok(bytes) => {
+                register(&bytes);
                 let key = DigestKey::new(trim(&bytes))
                     .map_err(|source| Error::Short { origin: origin.clone(), source })?;
                 let _ = known.set(key);

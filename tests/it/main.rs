@@ -49,6 +49,10 @@ mod shared_state;
 /// Secret hygiene: canaries in every secret-bearing field, scanned for in every output.
 mod secrets;
 
+/// A tenant that misbehaves (issue 12): echoes of the request and the `Authorization` header in
+/// every encoding, redirects to a login page, HTML, empty and odd answers, lost answers.
+mod hostile_tenant;
+
 /// `plan` and `apply` end to end against the emulator (and the sandbox): `specs-example`,
 /// every implicit effect, deletes and their guards, drift, adoption, saved plans, a killed
 /// apply, secrets, and a property test of random edit sequences.

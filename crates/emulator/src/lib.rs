@@ -127,6 +127,7 @@
 //! | `DELETE /_emulator/objects/{kind}/{key}` | Deletes the object out of band, without checks (`data` takes its data sources and schema projects along, `purpose` its subpurposes). |
 //! | `GET`, `DELETE /_emulator/requests` | The request log `[{method, path, query, body, status}]` (newest last, at most 10,000; secrets `"***"`; `status` 0 = dropped), or clear it. |
 //! | `GET`, `POST`, `DELETE /_emulator/faults` | List, arm, or disarm fault rules: `{"method"?, "pathPrefix"?, "count"? (default 1), "status"?, "retryAfter"?, "delayMs"?, "afterMs"?, "drop"?}`. The next `count` matching requests are delayed, then answered with `status` (and `Retry-After`), or have their TCP connection closed without an answer (`drop`), or are served normally (delay only); `afterMs` serves them normally and then holds the answer (the work is done before a client that gives up can know it). The first matching rule wins. |
+//! | `GET`, `POST`, `DELETE /_emulator/misbehaviours` | List, arm, or disarm answers no documented API gives: `{"kind", "method"?, "pathPrefix"?, "dryRun"?, "count"? (default 1), "cutAt"?}` with `kind` one of `echo` (a `400` quoting the request body as is, form-encoded and base64, and the query; cut at `cutAt` bytes), `echo-text` (the same as `text/plain`), `echo-auth` (a `403` quoting the `Authorization` header), `redirect` (`302` to a login page), `html` (`200 text/html`), `empty` (an empty `200`), `shape` (`200` JSON of another shape), `lose` (served, then the connection dropped without an answer). See `misbehave.rs`. |
 //! | `PUT /_emulator/latency` | `{"ms": N}`: every request is delayed N ms (0 = off). |
 //! | `GET`, `PUT /_emulator/settings` | `{"kAnonymization": bool}`. |
 //! | `PUT /_emulator/users` | Replace the users license usage counts: `[{userType: dataConsumer\|policyOwner, name, email?, iamid? ("bim"), userid? (email), active? (true)}]`. |
@@ -307,6 +308,7 @@ mod http;
 mod json;
 mod license;
 mod lies;
+mod misbehave;
 mod naming;
 mod policy;
 mod project;

@@ -111,21 +111,7 @@ pub(crate) async fn post(call: Call) -> ApiResult {
                             if let Value::Object(m) = &mut partial {
                                 m.remove("purposes");
                             }
-                            let id = next_id(&mut store.ids.project);
-                            let subscription_id = next_id(&mut store.ids.subscription);
-                            store.projects.insert(
-                                id,
-                                Project {
-                                    id,
-                                    project_key: key.clone(),
-                                    payload: partial,
-                                    created_at: now.clone(),
-                                    updated_at: now.clone(),
-                                    subscription_id,
-                                    acknowledged: BTreeSet::new(),
-                                    staged_purposes: missing,
-                                },
-                            );
+                            create(store, &key, partial, &now, BTreeSet::new(), missing);
                         }
                     }
                     return Ok(Err(refusal));
@@ -147,27 +133,9 @@ pub(crate) async fn post(call: Call) -> ApiResult {
                 }
                 None => {
                     let id = (!dry_run).then(|| {
-                        let id = next_id(&mut store.ids.project);
-                        let subscription_id = next_id(&mut store.ids.subscription);
-                        store.projects.insert(
-                            id,
-                            Project {
-                                id,
-                                project_key: key.clone(),
-                                payload: payload.clone(),
-                                created_at: now.clone(),
-                                updated_at: now.clone(),
-                                subscription_id,
-                                // Without the check (the `none` variant), nothing waits.
-                                acknowledged: if checked {
-                                    BTreeSet::new()
-                                } else {
-                                    wanted.clone()
-                                },
-                                staged_purposes: BTreeSet::new(),
-                            },
-                        );
-                        id
+                        // Without the check (the `none` variant), nothing waits.
+                        let acknowledged = if checked { BTreeSet::new() } else { wanted.clone() };
+                        create(store, &key, payload.clone(), &now, acknowledged, BTreeSet::new())
                     });
                     (true, false, new_sources.len(), 0, false, id)
                 }
@@ -410,4 +378,31 @@ pub(crate) async fn delete_by_id(Path(id): Path<String>, call: Call) -> ApiResul
         Ok(Some(json!({ "id": id, "deleted": true, "dataSourcesDeleted": names })))
     })
     .await
+}
+
+/// Creates project `key` with a new id and owner membership; returns the id.
+fn create(
+    store: &mut Store,
+    key: &str,
+    payload: Value,
+    now: &str,
+    acknowledged: BTreeSet<String>,
+    staged_purposes: BTreeSet<String>,
+) -> u64 {
+    let id = next_id(&mut store.ids.project);
+    let subscription_id = next_id(&mut store.ids.subscription);
+    store.projects.insert(
+        id,
+        Project {
+            id,
+            project_key: key.to_owned(),
+            payload,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            subscription_id,
+            acknowledged,
+            staged_purposes,
+        },
+    );
+    id
 }

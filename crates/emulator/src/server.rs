@@ -23,7 +23,8 @@ use super::reqlog::{RequestRecord, logged_body, logged_query};
 use super::state::{EmulatorState, lock};
 use super::variants::{CLOCK_SKEW, Clock};
 use super::{
-    EmulatorConfig, Error, auth, control, data, datasource, license, policy, project, purpose,
+    EmulatorConfig, Error, auth, control, data, datasource, license, misbehave, policy, project,
+    purpose,
 };
 
 /// Largest request body accepted (bytes).
@@ -52,6 +53,7 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         .route("/expire-tokens", post(control::expire_tokens))
         .route("/variants", get(control::get_variants).put(control::put_variants))
         .route("/state", get(control::dump))
+        .route("/misbehaviours", get(misbehave::list).post(misbehave::add).delete(misbehave::clear))
         .route("/lies", put(lies::put_lies).delete(lies::clear_lies))
         .layer(middleware::from_fn(lies::guard));
     Router::new()
@@ -83,6 +85,7 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), lies::lie))
+        .layer(middleware::from_fn_with_state(state.clone(), misbehave::layer))
         .layer(middleware::from_fn_with_state(state.clone(), front_door))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

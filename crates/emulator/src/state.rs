@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) store: Mutex<Store>,
     pub(crate) auth: Mutex<Auth>,
     pub(crate) faults: Mutex<Faults>,
+    /// Answers no documented API gives (`misbehave.rs`).
+    pub(crate) misbehaviours: Mutex<super::misbehave::Misbehaviours>,
     pub(crate) requests: Mutex<RequestLog>,
     persister: Option<Persister>,
     /// [`EmulatorConfig::secret_fields`].
@@ -86,6 +88,7 @@ impl EmulatorState {
                 store: Mutex::new(store),
                 auth: Mutex::new(Auth::new(&config.api_keys, config.token_ttl)),
                 faults: Mutex::new(Faults::default()),
+                misbehaviours: Mutex::default(),
                 requests: Mutex::new(RequestLog::default()),
                 lies: Mutex::default(),
                 persister,

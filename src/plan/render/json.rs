@@ -134,6 +134,9 @@ enum ServerDoc {
         status: u16,
         message: String,
     },
+    Unknown {
+        reason: String,
+    },
 }
 
 /// An object reference.
@@ -342,6 +345,7 @@ impl From<&DryRun> for ServerDoc {
             DryRun::Rejected { status, message } => {
                 ServerDoc::Rejected { status, message: text(&message) }
             }
+            DryRun::Unknown { reason } => ServerDoc::Unknown { reason: text(&reason) },
         }
     }
 }

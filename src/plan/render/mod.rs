@@ -249,6 +249,9 @@ fn server_notes(dry: &DryRun) -> Vec<String> {
         DryRun::Rejected { status, message } => {
             out.push(format!("rejects the payload ({status}): {}", scrub(message)));
         }
+        DryRun::Unknown { reason } => {
+            out.push(format!("unknown: {} (not taken for \"no change\")", scrub(reason)));
+        }
     }
     out
 }
