@@ -5,6 +5,7 @@
 use owo_colors::OwoColorize;
 
 use super::{Outcome, Status};
+use crate::diagnostic::escape::printable;
 
 /// The per-object results of an apply and the summary line.
 pub fn outcome(outcome: &Outcome) -> String {
@@ -21,8 +22,8 @@ pub fn outcome(outcome: &Outcome) -> String {
             Status::Deleted => ("deleted".green().to_string(), String::new()),
             Status::Forgotten => ("no longer managed".green().to_string(), String::new()),
             Status::Recorded => ("recorded in the state".green().to_string(), String::new()),
-            Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {m}")),
-            Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {m}")),
+            Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {}", printable(m))),
+            Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {}", printable(m))),
         };
         if r.status.is_done() {
             done += 1;
@@ -30,7 +31,7 @@ pub fn outcome(outcome: &Outcome) -> String {
         out.push_str(&format!(
             "  {} {} {word}{line} ({} ms)\n",
             r.action.symbol(),
-            r.id,
+            printable(&r.id.to_string()),
             r.took.as_millis()
         ));
     }

@@ -93,7 +93,10 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::from(EXIT_ERROR));
         }
-        if !plan.has_changes() && !planned.prepared.needs_recording() {
+        if !plan.has_changes()
+            && !planned.prepared.needs_recording()
+            && planned.settings_to_record(overrides).is_none()
+        {
             return Ok(ExitCode::from(EXIT_OK));
         }
         if plan.has_changes() && !args.auto_approve && saved.is_none() && !confirm(&tenant.label)? {

@@ -234,10 +234,22 @@ fn secret_from_file_or_env(
     what: Option<&str>,
 ) -> anyhow::Result<Option<SecretString>> {
     let text = match file {
-        Some(path) => Some(std::fs::read_to_string(path).with_context(|| match what {
-            Some(what) => format!("cannot read {what} `{}`", path.display()),
-            None => format!("cannot read `{}`", path.display()),
-        })?),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| match what {
+                Some(what) => format!("cannot read {what} `{}`", path.display()),
+                None => format!("cannot read `{}`", path.display()),
+            })?;
+            // A file given but empty (a Secret mounted before it was filled in) must not
+            // silently turn a feature off: the webhook would stop authenticating anyone.
+            if text.trim().is_empty() {
+                anyhow::bail!(
+                    "`{}` is empty{}: put the secret in it, or leave the option out",
+                    path.display(),
+                    what.map(|w| format!(" (expected {w})")).unwrap_or_default()
+                );
+            }
+            Some(text)
+        }
         None => std::env::var(env).ok(),
     };
     let secret = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());

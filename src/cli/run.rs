@@ -91,6 +91,22 @@ pub struct RunArgs {
     /// File with the GitLab webhook token (default: IMMUTA_GITOPS_GITLAB_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub gitlab_token_file: Option<PathBuf>,
+    /// A Host name /healthz, /readyz, /metrics and /status answer besides IP addresses and
+    /// localhost (DNS-rebinding protection; repeatable, `*` allows any). /webhook answers any.
+    #[arg(
+        long = "allowed-host",
+        value_name = "NAME",
+        env = "IMMUTA_GITOPS_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Most HTTP connections open at once; at the limit the oldest is closed for the newest.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(usize))]
+    pub max_connections: usize,
+    /// Close an HTTP connection that sends no complete request head for this long (idle or
+    /// slow clients).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
     /// Quiet time that ends a burst of file changes (--dir).
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub debounce: Duration,
@@ -185,19 +201,28 @@ fn source_config(args: &RunArgs) -> anyhow::Result<SourceConfig> {
 /// Writes are not concerned: they finish before the loop returns.
 const ABANDONED_READS_GRACE: Duration = Duration::from_secs(2);
 
+/// A webhook secret from its file or variable. Empty is a startup error, never "no webhook":
+/// a Secret mounted before it was filled in would otherwise turn the receiver off unnoticed.
+fn webhook_secret(file: Option<&Path>, env: &str) -> anyhow::Result<Option<secrecy::SecretString>> {
+    if file.is_none() && std::env::var(env).is_ok_and(|v| v.trim().is_empty()) {
+        bail!(
+            "{env} is set but empty: give the webhook secret, or unset it to disable the webhook"
+        );
+    }
+    secret_from_file_or_env(file, env, Some("the webhook secret"))
+}
+
 /// `run`. With `json_logs`, every stderr line is a JSON object (the "serving on" line too).
 pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
     let source = source_config(args)?;
     let webhook = WebhookConfig {
-        github_secret: secret_from_file_or_env(
+        github_secret: webhook_secret(
             args.webhook_secret_file.as_deref(),
             "IMMUTA_GITOPS_WEBHOOK_SECRET",
-            None,
         )?,
-        gitlab_token: secret_from_file_or_env(
+        gitlab_token: webhook_secret(
             args.gitlab_token_file.as_deref(),
             "IMMUTA_GITOPS_GITLAB_TOKEN",
-            None,
         )?,
         branch: match &source {
             SourceConfig::Git(g) => match &g.reference {
@@ -264,7 +289,14 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
             // The loop stopped (a signal, or no trigger sender left): the server stops with it.
             cancel.cancel();
         };
-        let served = server::serve(listener, state, cancel.clone().cancelled_owned());
+        let options = server::ServeOptions {
+            limits: server::Limits {
+                max_connections: args.max_connections.max(1),
+                header_timeout: args.header_timeout,
+            },
+            allowed_hosts: server::AllowedHosts::new(&args.allowed_hosts),
+        };
+        let served = server::serve_with(listener, state, options, cancel.clone().cancelled_owned());
         let ((), served) = tokio::join!(reconciler, served);
         served?;
         drop(tenant);

@@ -10,6 +10,7 @@
 //!
 //! [`render`] turns diagnostics into `validate`'s text and JSON reports.
 
+pub mod escape;
 pub mod render;
 
 use std::fmt;

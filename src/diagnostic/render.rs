@@ -40,7 +40,7 @@ pub struct Count {
 pub fn text(tree: &Tree<'_>, diags: &[Diagnostic]) -> String {
     let mut out = String::new();
     for d in diags {
-        let mut text = d.to_string();
+        let mut text = super::escape::printable(&d.to_string()).into_owned();
         let label = format!("{}[{}]", d.severity.as_str(), d.code.as_str());
         let styled = match d.severity {
             Severity::Error => label.red().bold().to_string(),
@@ -61,7 +61,7 @@ pub fn text(tree: &Tree<'_>, diags: &[Diagnostic]) -> String {
         .collect();
     out.push_str(&format!(
         "{}: {objects} valid object{} in {} file{}",
-        tree.root,
+        super::escape::printable(tree.root),
         if objects == 1 { "" } else { "s" },
         tree.files,
         if tree.files == 1 { "" } else { "s" },

@@ -882,13 +882,17 @@ pub struct Reads {
     pub recorded: Vec<(String, Vec<String>)>,
     /// How license listings are read.
     pub licenses: Licenses,
+    /// Managed objects whose spec is gone, with their Immuta ids: each one its listing does not
+    /// show is read by id ([`Inventory::read_by_id`]), since only that read can tell "deleted"
+    /// from "left out of a listing".
+    pub deleting: Vec<(ObjectId, i64)>,
 }
 
 /// Reads what a plan needs: the inventories, the existence of connection keys, and the dry
 /// runs, with at most `parallelism` requests at a time. Fails closed.
 pub async fn observe(client: &Client, reads: Reads, parallelism: usize) -> Result<Observed> {
     let parallelism = parallelism.max(1);
-    let Reads { dry_runs, probe_keys, recorded, licenses } = reads;
+    let Reads { dry_runs, probe_keys, recorded, licenses, deleting } = reads;
     let probe_keys: std::collections::BTreeSet<String> = probe_keys.into_iter().collect();
     let probe = |keys: Vec<String>| {
         stream::iter(keys)
@@ -925,8 +929,52 @@ pub async fn observe(client: &Client, reads: Reads, parallelism: usize) -> Resul
         let found = probe(unlisted).await?;
         inventory.data_keys.extend(found);
     }
+    let unlisted: Vec<(ObjectId, i64)> =
+        deleting.into_iter().filter(|(id, _)| !listed_in(&inventory, id)).collect();
+    let mut read_by_id: Vec<(ObjectId, bool)> = stream::iter(unlisted)
+        .map(|(id, live_id)| async move { exists_by_id(client, &id, live_id).await })
+        .buffer_unordered(parallelism)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    read_by_id.sort();
+    inventory.read_by_id = read_by_id;
     let dry_runs = answers.into_iter().filter_map(|(id, d)| d.map(|d| (id, d))).collect();
     Ok(Observed { inventory, dry_runs, tags: Default::default() })
+}
+
+/// Whether the listing of `id`'s kind shows it (kinds read otherwise count as shown).
+fn listed_in(inventory: &Inventory, id: &ObjectId) -> bool {
+    match id.kind {
+        Kind::Policy => inventory.policies.iter().any(|p| p.policy_key.as_deref() == Some(&id.key)),
+        Kind::Project => inventory
+            .projects
+            .iter()
+            .any(|p| !p.is_schema && p.project_key.as_deref() == Some(&id.key)),
+        Kind::Purpose => inventory.purposes.iter().any(|p| p.name == id.key),
+        Kind::DataSource | Kind::License => true,
+    }
+}
+
+/// Reads one object by its id: `Some(true)` when the tenant has it, `Some(false)` on a 404,
+/// `None` for kinds without such a read. Any other failure fails the read (fail closed).
+async fn exists_by_id(
+    client: &Client,
+    id: &ObjectId,
+    live_id: i64,
+) -> Result<Option<(ObjectId, bool)>> {
+    let req = match id.kind {
+        Kind::Policy => Request::get(format!("/policy/global/{live_id}"), "/policy/global/{id}"),
+        Kind::Project => Request::get(format!("/project/{live_id}"), "/project/{id}"),
+        Kind::Purpose => {
+            Request::get(format!("/governance/purpose/{live_id}"), "/governance/purpose/{id}")
+        }
+        Kind::DataSource | Kind::License => return Ok(None),
+    };
+    let resp = client.send(&req).await?;
+    Ok(Some((id.clone(), resp.status != reqwest::StatusCode::NOT_FOUND)))
 }
 
 #[cfg(test)]

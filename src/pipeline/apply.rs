@@ -15,7 +15,7 @@ use crate::live::Client;
 use crate::plan::{self, Refusal, Safety};
 use crate::spec::RepoSettings;
 use crate::state::store::Recorder;
-use crate::state::{Record, State};
+use crate::state::{Record, SafetySettings, State};
 
 /// What the operator allows on top of the repository settings (`apply` and `run` flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,12 +29,41 @@ pub struct Overrides {
 
 impl Overrides {
     /// The safety options of an apply: the one place they are made.
-    pub fn safety(self, settings: &RepoSettings) -> Safety {
+    ///
+    /// The repository's `allowDestroy` and `maxDeletePercent` count as far as the operator
+    /// accepted them: up to the values `accepted` (recorded in the state by the last apply;
+    /// the defaults when none was), or in full with `--allow-destroy`. A merged commit that
+    /// raises them therefore cannot take the operator's protection away by itself.
+    pub fn safety(self, settings: &RepoSettings, accepted: Option<&SafetySettings>) -> Safety {
+        let effective = self.settings_in_effect(settings, accepted);
         Safety {
-            allow_destroy: self.allow_destroy || settings.allow_destroy,
+            allow_destroy: self.allow_destroy || effective.allow_destroy,
             force: self.force,
-            max_delete_percent: settings.max_delete_percent,
+            max_delete_percent: effective.max_delete_percent,
         }
+    }
+
+    /// The repository's safety settings in effect for this apply (and recorded by it): as
+    /// written with `--allow-destroy`, otherwise no more than `accepted`.
+    pub fn settings_in_effect(
+        self,
+        settings: &RepoSettings,
+        accepted: Option<&SafetySettings>,
+    ) -> SafetySettings {
+        let written = repository_safety(settings);
+        if self.allow_destroy {
+            written
+        } else {
+            written.stricter(&accepted.copied().unwrap_or_default())
+        }
+    }
+}
+
+/// The safety settings a repository's settings file writes.
+pub fn repository_safety(settings: &RepoSettings) -> SafetySettings {
+    SafetySettings {
+        allow_destroy: settings.allow_destroy,
+        max_delete_percent: settings.max_delete_percent,
     }
 }
 
@@ -54,10 +83,22 @@ pub struct ApplyOptions {
 }
 
 impl Planned<'_> {
+    /// The safety settings an apply under `overrides` would record although the plan has no
+    /// change: a raise the operator accepts with `--allow-destroy`, or a lowering, in an
+    /// existing state (`None`: nothing to record).
+    pub fn settings_to_record(&self, overrides: Overrides) -> Option<SafetySettings> {
+        let prepared = &self.prepared;
+        let state = &prepared.state;
+        let in_effect =
+            overrides.settings_in_effect(&prepared.desired().settings, state.safety.as_ref());
+        (prepared.exists && state.safety.unwrap_or_default() != in_effect).then_some(in_effect)
+    }
+
     /// The reasons the plan must not be carried out (empty: go ahead): objects the tenant
     /// refuses, destruction not allowed, a mass deletion without `--force`.
     pub fn refusals(&self, overrides: Overrides) -> Vec<Refusal> {
-        let safety = overrides.safety(&self.prepared.desired().settings);
+        let prepared = &self.prepared;
+        let safety = overrides.safety(&prepared.desired().settings, prepared.state.safety.as_ref());
         plan::refusals(&self.plan, &self.prepared.state, &safety)
     }
 
@@ -116,6 +157,14 @@ impl Planned<'_> {
             progress,
         )
         .await?;
+        // Record the safety settings this apply ran under once it succeeded: a raise accepted
+        // with --allow-destroy, or a lowering, holds from now on.
+        let in_effect = overrides
+            .settings_in_effect(&prepared.desired().settings, recorder.state().safety.as_ref());
+        if outcome.is_success() && recorder.state().safety != Some(in_effect) {
+            recorder.record(Record::Safety { settings: in_effect }).await?;
+            recorder.finish().await?;
+        }
         Ok(outcome)
     }
 }
@@ -133,14 +182,43 @@ mod tests {
         };
         let none = Overrides::default();
         let both = Overrides { allow_destroy: true, force: true };
+        let accepted = SafetySettings { allow_destroy: true, max_delete_percent: 40 };
         assert_eq!(
-            none.safety(&settings(false)),
+            none.safety(&settings(false), Some(&accepted)),
             Safety { allow_destroy: false, force: false, max_delete_percent: 40 }
         );
-        assert!(none.safety(&settings(true)).allow_destroy);
+        assert!(none.safety(&settings(true), Some(&accepted)).allow_destroy);
         assert_eq!(
-            both.safety(&settings(false)),
+            both.safety(&settings(false), None),
             Safety { allow_destroy: true, force: true, max_delete_percent: 40 }
         );
+    }
+
+    #[test]
+    fn raised_repository_settings_count_only_once_the_operator_accepted_them() {
+        let raised = RepoSettings {
+            allow_destroy: true,
+            max_delete_percent: 100,
+            ..RepoSettings::default()
+        };
+        // Never accepted (a state without settings, or a new one): the defaults hold.
+        let none = Overrides::default();
+        assert_eq!(
+            none.safety(&raised, None),
+            Safety { allow_destroy: false, force: false, max_delete_percent: 25 }
+        );
+        // Accepted lower values hold too.
+        let accepted = SafetySettings { allow_destroy: false, max_delete_percent: 30 };
+        assert_eq!(none.safety(&raised, Some(&accepted)).max_delete_percent, 30);
+        // --allow-destroy accepts them (and the apply records them).
+        let operator = Overrides { allow_destroy: true, force: false };
+        assert_eq!(operator.safety(&raised, None).max_delete_percent, 100);
+        assert_eq!(
+            operator.settings_in_effect(&raised, None),
+            SafetySettings { allow_destroy: true, max_delete_percent: 100 }
+        );
+        // Lowering needs nobody's consent.
+        let lowered = RepoSettings { max_delete_percent: 10, ..RepoSettings::default() };
+        assert_eq!(none.settings_in_effect(&lowered, Some(&accepted)).max_delete_percent, 10);
     }
 }

@@ -127,7 +127,17 @@ pub async fn observe(
     let manages_licenses = targets.iter().any(|t| t.object.kind == Kind::License)
         || state.objects.iter().any(|e| e.kind == Kind::License);
     let licenses = if manages_licenses { Licenses::Required } else { Licenses::IfPermitted };
-    let reads = live::Reads { dry_runs: requests, probe_keys, recorded, licenses };
+    // Managed objects whose spec is gone: each one its listing leaves out is read by id, so
+    // that a listing cut short (a proxy, a cap) never passes for a delete done outside.
+    let desired: BTreeSet<(Kind, &str)> =
+        targets.iter().map(|t| (t.object.kind, t.object.key.as_str())).collect();
+    let deleting = state
+        .objects
+        .iter()
+        .filter(|e| !desired.contains(&(e.kind, e.key.as_str())))
+        .filter_map(|e| Some((crate::plan::ObjectId::new(e.kind, &e.key), e.id?)))
+        .collect();
+    let reads = live::Reads { dry_runs: requests, probe_keys, recorded, licenses, deleting };
     // Dry runs and probes change nothing on the tenant: they run twice as wide as writes.
     Ok(live::observe(client, reads, parallelism.saturating_mul(2)).await?)
 }

@@ -110,6 +110,7 @@ pub fn decisions(input: &PlanInput<'_>) -> Plan {
     order(&mut changes);
     unverifiable(&mut changes, &mut errors, &mut warnings, input);
 
+    warnings.extend(settings_raised(input.settings, input.state));
     if let Some(o) = observed {
         warnings.extend(license_warnings(&o.inventory, input.now));
     }
@@ -208,7 +209,7 @@ fn managed(
         change.before = Some(Arc::clone(&prev.payload));
         change.fields = diff::field_changes(before, &t.comparable);
     }
-    let gone = matches!(presence, Some(Presence::Absent));
+    let gone = matches!(presence, Some(Presence::Absent | Presence::Unlisted));
     if gone {
         change.action = Action::Create;
         change.reason = Some("deleted outside immuta-gitops; it will be created again".to_owned());
@@ -268,9 +269,19 @@ fn plan_delete(entry: &state::Entry, index: Option<&LiveIndex<'_>>) -> Change {
             Some("`gitops: {prune: false}`: left on the tenant and no longer managed".to_owned());
         change.write = false;
     } else if matches!(presence, Some(Presence::Absent)) {
-        change.reason =
-            Some("already deleted on the tenant; only removed from the state".to_owned());
+        change.reason = Some(
+            "already deleted on the tenant (confirmed by reading it); only removed from the state"
+                .to_owned(),
+        );
         change.write = false;
+    } else if matches!(presence, Some(Presence::Unlisted)) {
+        // A listing that leaves an object out proves nothing (a proxy may cut it short): the
+        // delete is sent, and only the tenant's own 404 lets the state forget the object.
+        change.reason = Some(
+            "missing on the tenant: not verified (its listing does not show it); the delete is \
+             sent, and the object leaves the state only once the tenant confirms it is gone"
+                .to_owned(),
+        );
     } else if entry.kind == Kind::DataSource {
         change.reason = Some("every data source of the connection is deleted".to_owned());
     }
@@ -387,8 +398,11 @@ fn still_creating<'a>(input: &PlanInput<'a>) -> BTreeSet<&'a str> {
 enum Presence {
     /// It exists (with its id, when the listing has one).
     Present(Option<i64>),
-    /// It does not.
+    /// It does not: its own check says so (a read by id answering 404, a connection-key
+    /// probe), or, for a desired object, its listing does not show it.
     Absent,
+    /// Its listing does not show it, and nothing else was asked: not verified.
+    Unlisted,
     /// The tenant gives no way to tell.
     Unknown,
 }
@@ -432,14 +446,19 @@ impl<'a> LiveIndex<'a> {
     }
 
     fn presence(&self, id: &ObjectId, entry: Option<&state::Entry>) -> Presence {
-        let found = |v: Option<&i64>| v.map_or(Presence::Absent, |i| Presence::Present(Some(*i)));
+        // Not listed: what a read by id found, if one was made; otherwise unverified.
+        let unlisted = || match self.observed.inventory.found_by_id(id) {
+            Some(true) => Presence::Present(entry.and_then(|e| e.id)),
+            Some(false) => Presence::Absent,
+            None => Presence::Unlisted,
+        };
+        let found = |v: Option<&i64>| v.map_or_else(unlisted, |i| Presence::Present(Some(*i)));
         match id.kind {
             Kind::Policy => found(self.policies.get(id.key.as_str())),
             Kind::Project => found(self.projects.get(id.key.as_str())),
-            Kind::Purpose => self
-                .purposes
-                .get(id.key.as_str())
-                .map_or(Presence::Absent, |i| Presence::Present(*i)),
+            Kind::Purpose => {
+                self.purposes.get(id.key.as_str()).map_or_else(unlisted, |i| Presence::Present(*i))
+            }
             Kind::DataSource => match self.observed.inventory.data_keys.get(&id.key) {
                 Some(true) => Presence::Present(None),
                 Some(false) => Presence::Absent,
@@ -448,14 +467,20 @@ impl<'a> LiveIndex<'a> {
                         if e.names.iter().any(|n| self.data_sources.contains(n.as_str())) {
                             Presence::Present(None)
                         } else {
-                            Presence::Absent
+                            Presence::Unlisted
                         }
                     }
                     _ => Presence::Unknown,
                 },
             },
             Kind::License => match (&self.licenses, entry.and_then(|e| e.id)) {
-                (Some(ids), Some(lid)) => found(ids.get(&lid)),
+                (Some(ids), Some(lid)) => {
+                    if ids.contains(&lid) {
+                        Presence::Present(Some(lid))
+                    } else {
+                        unlisted()
+                    }
+                }
                 _ => Presence::Unknown,
             },
         }
@@ -572,4 +597,33 @@ fn tenant_facts(o: &Observed) -> impact::TenantFacts {
         }
     }
     facts
+}
+
+/// A repository that raises `allowDestroy` or `maxDeletePercent` above what the state records
+/// as accepted (the defaults when nothing is) weakens the operator's protection: a destructive
+/// change, shown on every plan, that takes effect only through an apply with `--allow-destroy`.
+fn settings_raised(settings: &RepoSettings, state: &State) -> Option<Warning> {
+    let accepted = state.safety.unwrap_or_default();
+    let mut raised = Vec::new();
+    if settings.allow_destroy && !accepted.allow_destroy {
+        raised.push("`allowDestroy` false -> true".to_owned());
+    }
+    if settings.max_delete_percent > accepted.max_delete_percent {
+        raised.push(format!(
+            "`maxDeletePercent` {} -> {}",
+            accepted.max_delete_percent, settings.max_delete_percent
+        ));
+    }
+    if raised.is_empty() {
+        return None;
+    }
+    Some(Warning {
+        object: None,
+        code: "settings-raised",
+        message: format!(
+            "destructive: the repository settings raise {}; until an apply with --allow-destroy \
+             accepts them, the values last applied hold",
+            raised.join(" and ")
+        ),
+    })
 }

@@ -32,7 +32,7 @@ pub mod normalize;
 pub mod observed;
 mod order;
 pub mod render;
-mod safety;
+pub(crate) mod safety;
 mod target;
 mod warnings;
 

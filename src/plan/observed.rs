@@ -118,6 +118,20 @@ pub struct Inventory {
     /// Data-source connection keys probed with `DELETE /api/v2/data/{key}?dryRun=true`:
     /// `true` when the key exists.
     pub data_keys: BTreeMap<String, bool>,
+    /// Managed objects whose spec is gone and that their listing does not show, read by their
+    /// id (`GET /policy/global/{id}`...): `true` when the read finds them (the listing left them
+    /// out), `false` when it answers 404. Only such a read confirms that an object is gone; a
+    /// listing alone may be empty or capped by a proxy. Sorted; a list, since JSON maps (which
+    /// the fingerprint hashes) cannot have struct keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_by_id: Vec<(ObjectId, bool)>,
+}
+
+impl Inventory {
+    /// What the read by id of `id` found ([`Inventory::read_by_id`]), if it was read.
+    pub fn found_by_id(&self, id: &ObjectId) -> Option<bool> {
+        self.read_by_id.binary_search_by(|(i, _)| i.cmp(id)).ok().map(|at| self.read_by_id[at].1)
+    }
 }
 
 /// The server's answer to a `dryRun=true` post of the desired payload.

@@ -215,6 +215,82 @@ fn deleting_everything_or_too_much_is_refused_without_force() {
 }
 
 #[test]
+fn data_sources_a_post_drops_count_towards_the_mass_deletion_guard() {
+    // One connection of six tables is one object, but six data sources: cutting it to one
+    // disables (or, with hardDelete, deletes) five of them.
+    let six: String = (1..=6).map(|i| format!("  - {{tableName: T{i}, schema: S}}\n")).collect();
+    let ds = |sources: &str| {
+        DS.replace("  - {tableName: A, schema: S}\n  - {tableName: B, schema: S}\n", sources)
+    };
+    let before = load(&[("ds.yaml", &ds(&six))]);
+    let mut state = applied(&targets(&before, None));
+    state.objects[0].names = (1..=6).map(|i| format!("S T{i}")).collect();
+    let after = load(&[("ds.yaml", &ds("  - {tableName: T1, schema: S}\n"))]);
+    let p = run(&targets(&after, None), &state, None);
+    assert_eq!(crate::plan::safety::deletions(&p.changes[0], &state), 5);
+    let strict = Safety { allow_destroy: true, force: false, max_delete_percent: 25 };
+    let r = refusals(&p, &state, &strict);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].message.contains("5 of 6"), "{r:?}");
+    assert!(refusals(&p, &state, &Safety { force: true, ..strict }).is_empty());
+    // Deleting the connection deletes its six data sources: every managed one.
+    let p = run(&[], &state, None);
+    assert!(refusals(&p, &state, &strict)[0].message.contains("every managed object"));
+}
+
+#[test]
+fn a_managed_object_a_listing_leaves_out_is_forgotten_only_once_a_read_by_id_confirms_it() {
+    let d = load(&[("policy.yaml", POLICY)]);
+    let state = applied(&targets(&d, None));
+    let id = ObjectId::new(Kind::Policy, "mask");
+    // An empty (or capped) listing, and nothing else asked: the delete is still sent.
+    let empty = Observed::default();
+    let p = run(&[], &state, Some(&empty));
+    let c = change(&p, "mask");
+    assert_eq!(c.action, Action::Delete);
+    assert!(c.write, "an unverified object must be deleted, not forgotten");
+    assert!(c.reason.as_deref().unwrap().starts_with("missing on the tenant: not verified"));
+    // The read by id finds it: the listing lied; a plain delete.
+    let mut observed = Observed::default();
+    observed.inventory.read_by_id = vec![(id.clone(), true)];
+    let c = run(&[], &state, Some(&observed)).changes.remove(0);
+    assert!(c.write && c.reason.is_none(), "{c:?}");
+    // The read by id answers 404: gone, only the state changes.
+    observed.inventory.read_by_id = vec![(id, false)];
+    let c = run(&[], &state, Some(&observed)).changes.remove(0);
+    assert!(!c.write);
+    assert!(c.reason.as_deref().unwrap().starts_with("already deleted on the tenant (confirmed"));
+}
+
+#[test]
+fn raising_the_repository_safety_settings_is_shown_until_accepted() {
+    let state = State::new("t", SALT);
+    let raised =
+        RepoSettings { allow_destroy: true, max_delete_percent: 100, ..RepoSettings::default() };
+    let plan_with = |state: &State| {
+        plan(&PlanInput {
+            targets: &[],
+            state,
+            observed: None,
+            settings: &raised,
+            tenant: "t".into(),
+            revision: "r".into(),
+            base: None,
+            refresh: false,
+            now: SystemTime::UNIX_EPOCH,
+        })
+    };
+    let p = plan_with(&state);
+    let w = p.warnings.iter().find(|w| w.code == "settings-raised").expect("a warning");
+    assert!(w.message.contains("`allowDestroy` false -> true"), "{}", w.message);
+    assert!(w.message.contains("`maxDeletePercent` 25 -> 100"), "{}", w.message);
+    let mut accepted = state.clone();
+    accepted.safety =
+        Some(crate::state::SafetySettings { allow_destroy: true, max_delete_percent: 100 });
+    assert!(plan_with(&accepted).warnings.iter().all(|w| w.code != "settings-raised"));
+}
+
+#[test]
 fn existing_objects_are_adopted_without_a_write_when_identical() {
     let d = load(&[("policy.yaml", POLICY)]);
     let t = targets(&d, None);

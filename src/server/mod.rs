@@ -22,7 +22,9 @@
 //! [`serve`] takes a listener the caller bound and a shutdown future (mini-redis's
 //! `run(listener, shutdown)`), so tests run it on `127.0.0.1:0`.
 
+mod conn;
 pub mod health;
+mod host;
 pub mod webhook;
 
 use std::future::Future;
@@ -39,6 +41,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use self::conn::{DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Limits};
+pub use self::host::AllowedHosts;
 use crate::daemon::{StatusHandle, Trigger};
 use crate::metrics::Metrics;
 
@@ -59,9 +63,6 @@ pub enum Error {
         /// `github` or `gitlab`.
         provider: &'static str,
     },
-    /// The server stopped with an I/O error.
-    #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
 }
 
 /// `Result` with this module's [`Error`].
@@ -140,8 +141,19 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
+/// How the server guards itself (`run` flags): connection limits and the Host names its read
+/// endpoints answer.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Connection limit and header read timeout ([`Limits`]).
+    pub limits: Limits,
+    /// Host names `/healthz`, `/readyz`, `/metrics` and `/status` answer besides IP literals
+    /// and `localhost` ([`AllowedHosts`]).
+    pub allowed_hosts: AllowedHosts,
+}
+
 /// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting and lets
-/// requests in flight finish.
+/// requests in flight finish; with the default [`ServeOptions`].
 ///
 /// Refuses to start with an empty webhook secret ([`WebhookConfig::validate`]).
 pub async fn serve(
@@ -149,12 +161,27 @@ pub async fn serve(
     state: ServerState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_with(listener, state, ServeOptions::default(), shutdown).await
+}
+
+/// [`serve`] with `options`: idle and slow connections closed, at most
+/// [`Limits::max_connections`] open (the oldest shut down for the newest), and the read
+/// endpoints refusing Host names that are not expected ([`AllowedHosts`]: DNS-rebinding
+/// protection).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: ServerState,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     state.webhook.validate()?;
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, webhook = state.webhook.is_enabled(), "HTTP server listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Serve)
+    let hosts = Arc::new(options.allowed_hosts);
+    let app = router(state).layer(axum::middleware::from_fn(move |req, next| {
+        host::check(Arc::clone(&hosts), req, next)
+    }));
+    conn::run(listener, app, options.limits, shutdown).await;
+    Ok(())
 }

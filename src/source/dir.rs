@@ -28,12 +28,47 @@ pub struct ReadOptions {
     pub max_file_size: u64,
     /// Which relative paths to include (the caller decides what a spec file is).
     pub include: fn(&str) -> bool,
+    /// The files read may hold at most this many bytes together ([`super::max_tree_size`]).
+    pub max_total_size: u64,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { max_file_size: DEFAULT_MAX_FILE_SIZE, include: |_| true }
+        ReadOptions {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            include: |_| true,
+            max_total_size: super::max_tree_size(),
+        }
     }
+}
+
+/// A walk past the total size limit.
+#[derive(Debug)]
+struct OverLimit;
+
+impl From<OverLimit> for std::io::Error {
+    fn from(_: OverLimit) -> Self {
+        std::io::Error::other(OverLimit)
+    }
+}
+
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the spec tree exceeds the total size limit")
+    }
+}
+
+impl std::error::Error for OverLimit {}
+
+/// Adds what `content` holds to `total`; past `limit`, the walk stops.
+fn count(total: &mut u64, content: &FileContent, limit: u64) -> std::io::Result<()> {
+    if let FileContent::Bytes(bytes) = content {
+        *total = total.saturating_add(bytes.len() as u64);
+        if *total > limit {
+            return Err(OverLimit.into());
+        }
+    }
+    Ok(())
 }
 
 /// Reads the tree under `root` (or the single file `root`) into a snapshot whose revision is a
@@ -50,12 +85,24 @@ pub fn read(root: &Path, options: &ReadOptions) -> Result<Snapshot> {
     if meta.is_file() {
         let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let content = read_file(&canonical_root, options.max_file_size);
+        let mut total = 0;
+        count(&mut total, &content, options.max_total_size).map_err(|_| Error::TreeTooLarge {
+            path: shown.clone(),
+            limit: options.max_total_size,
+        })?;
         files.push(SnapshotFile { path: name, content });
     } else {
         let mut visited = HashSet::new();
         visited.insert(canonical_root.clone());
-        walk(&canonical_root, &canonical_root, "", options, &mut visited, &mut files)
-            .map_err(|e| Error::Io { path: shown, source: e })?;
+        let mut total = 0;
+        walk(&canonical_root, &canonical_root, "", options, &mut visited, &mut files, &mut total)
+            .map_err(|e| {
+            if e.get_ref().is_some_and(|inner| inner.is::<OverLimit>()) {
+                Error::TreeTooLarge { path: shown.clone(), limit: options.max_total_size }
+            } else {
+                Error::Io { path: shown.clone(), source: e }
+            }
+        })?;
     }
     let mut snapshot = Snapshot::new(String::new(), files);
     snapshot.revision = snapshot.content_revision();
@@ -69,6 +116,7 @@ fn walk(
     options: &ReadOptions,
     visited: &mut HashSet<PathBuf>,
     out: &mut Vec<SnapshotFile>,
+    total: &mut u64,
 ) -> std::io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
@@ -112,13 +160,12 @@ fn walk(
         };
         if is_dir {
             if visited.insert(target.clone()) {
-                walk(root, &target, &rel, options, visited, out)?;
+                walk(root, &target, &rel, options, visited, out, total)?;
             }
         } else if (options.include)(&rel) {
-            out.push(SnapshotFile {
-                path: rel,
-                content: read_file(&target, options.max_file_size),
-            });
+            let content = read_file(&target, options.max_file_size);
+            count(total, &content, options.max_total_size)?;
+            out.push(SnapshotFile { path: rel, content });
         }
     }
     Ok(())
@@ -201,7 +248,7 @@ mod tests {
     fn large_files_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("big.yaml"), vec![b'x'; 100]).unwrap();
-        let s = read(dir.path(), &ReadOptions { max_file_size: 10, include: |_| true }).unwrap();
+        let s = read(dir.path(), &ReadOptions { max_file_size: 10, ..Default::default() }).unwrap();
         assert_eq!(s.files[0].content, FileContent::TooLarge { size: 100, limit: 10 });
     }
 
@@ -215,5 +262,20 @@ mod tests {
         fs::write(dir.path().join("one.yaml"), "name: P").unwrap();
         let s = read(&dir.path().join("one.yaml"), &ReadOptions::default()).unwrap();
         assert_eq!(paths(&s), ["one.yaml"]);
+    }
+
+    #[test]
+    fn a_tree_over_the_total_size_limit_is_an_error_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.yaml", "b.yaml", "c.yaml"] {
+            fs::write(dir.path().join(name), "x".repeat(40)).unwrap();
+        }
+        let options = |max_total_size| ReadOptions { max_total_size, ..Default::default() };
+        assert_eq!(read(dir.path(), &options(120)).unwrap().files.len(), 3);
+        let e = read(dir.path(), &options(100)).unwrap_err();
+        assert!(matches!(e, Error::TreeTooLarge { limit: 100, .. }), "{e:?}");
+        assert!(e.to_string().contains(super::super::MAX_TREE_SIZE_ENV), "{e}");
+        let e = read(&dir.path().join("a.yaml"), &options(10)).unwrap_err();
+        assert!(matches!(e, Error::TreeTooLarge { .. }), "{e:?}");
     }
 }

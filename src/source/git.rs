@@ -105,7 +105,10 @@ pub(super) fn read_tree(
         }
     };
     let mut files = Vec::new();
-    walk(&tree, "", include, max_file_size, known, &mut files)?;
+    let mut budget = super::max_tree_size();
+    let limit = budget;
+    walk(&tree, "", include, max_file_size, known, &mut files, &mut budget)
+        .map_err(|e| if e.is_empty() { super::tree_too_large(limit) } else { e })?;
     Ok(Some(Snapshot::new(commit.id.to_string(), files)))
 }
 
@@ -118,6 +121,7 @@ fn walk(
     max_file_size: u64,
     known: &Known,
     files: &mut Vec<SnapshotFile>,
+    budget: &mut u64,
 ) -> std::result::Result<(), String> {
     let text = |e: gix::Error| e.to_string();
     for entry in tree.iter() {
@@ -130,7 +134,7 @@ fn walk(
         let mode = entry.mode();
         if mode.is_tree() {
             let sub = entry.object().and_then(|o| o.peel_to_tree()).map_err(text)?;
-            walk(&sub, &format!("{path}/"), include, max_file_size, known, files)?;
+            walk(&sub, &format!("{path}/"), include, max_file_size, known, files, budget)?;
             continue;
         }
         if mode.is_commit() || !include(&path) {
@@ -147,6 +151,10 @@ fn walk(
         } else {
             // The header gives the size without inflating the object.
             let size = repo.find_header(id).map_err(text)?.size();
+            if size <= max_file_size {
+                // The total size limit, checked before inflating: an empty error means "over".
+                *budget = budget.checked_sub(size).ok_or_else(String::new)?;
+            }
             if size > max_file_size {
                 FileContent::TooLarge { size, limit: max_file_size }
             } else {

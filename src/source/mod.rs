@@ -23,9 +23,44 @@ use std::time::Duration;
 
 pub use self::followed::{Followed, SourceConfig};
 
+/// Default limit on the total size of a spec tree's files: 256 MiB, far above any real tree
+/// (10,000 objects take a few MiB), well below what would exhaust a small pod's memory.
+pub const DEFAULT_MAX_TREE_SIZE: u64 = 256 * 1024 * 1024;
+
+/// The environment variable that raises (or lowers) the total size limit, in MiB.
+pub const MAX_TREE_SIZE_ENV: &str = "IMMUTA_GITOPS_MAX_TREE_SIZE";
+
+/// The total size limit of a spec tree: [`MAX_TREE_SIZE_ENV`] (MiB) when set to a number,
+/// else [`DEFAULT_MAX_TREE_SIZE`]. Every source stops reading past it ([`Error::TreeTooLarge`]).
+pub fn max_tree_size() -> u64 {
+    std::env::var(MAX_TREE_SIZE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_MAX_TREE_SIZE, |mib| mib.saturating_mul(1024 * 1024))
+}
+
+/// The message of a tree over the limit, with how to raise it.
+fn tree_too_large(limit: u64) -> String {
+    format!(
+        "the spec tree is larger than {} MiB in total; reading stopped\n  hint: check that the \
+         spec root is the spec tree (not a data directory); to allow a larger tree, set \
+         {MAX_TREE_SIZE_ENV} to a size in MiB (default {})",
+        limit / (1024 * 1024),
+        DEFAULT_MAX_TREE_SIZE / (1024 * 1024)
+    )
+}
+
 /// Errors of a source as a whole (a single unreadable file is recorded in the snapshot instead).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The files of the spec tree together exceed the total size limit ([`max_tree_size`]).
+    #[error("cannot read spec root `{path}`: {}", tree_too_large(*limit))]
+    TreeTooLarge {
+        /// The path as given.
+        path: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The spec root does not exist.
     #[error("spec root `{path}` does not exist")]
     NotFound {

@@ -13,7 +13,9 @@ use super::model::{self, Spec};
 use super::node::Node;
 use super::secrets;
 use super::text::shown;
-use super::validate::{FileCtx, check_data_source, check_subpurposes, policy, tainted_values};
+use super::validate::{
+    FileCtx, check_data_source, check_keys, check_subpurposes, policy, tainted_values,
+};
 use super::{Kind, Object, ObjectOptions, Reference};
 use crate::diagnostic::{Code, Diagnostic, Location};
 
@@ -31,6 +33,7 @@ pub(crate) fn document(ctx: &mut FileCtx<'_>, node: Node) -> Option<Object> {
     let kind = infer_kind(ctx, root)?;
 
     // Tree checks first: their messages are the most specific.
+    check_keys(ctx, root, kind);
     let tainted = tainted_values(ctx, root);
 
     let spec = match kind {

@@ -9,15 +9,11 @@
 
 use std::borrow::Cow;
 
+use crate::diagnostic::escape::is_unsafe;
+pub use crate::diagnostic::escape::printable;
+
 /// Most characters of user text quoted in one message.
 pub const MAX_SHOWN: usize = 80;
-
-/// Whether `c` must not reach a terminal as is: C0/C1 controls, DEL, and the Unicode
-/// bidirectional overrides, isolates and marks.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
 
 /// Whether `text` holds a character that [`shown`] would escape.
 pub fn has_unsafe(text: &str) -> bool {
@@ -75,6 +71,7 @@ mod tests {
         assert_eq!(shown("a\u{1b}[31mb\u{7}"), "a\\u{1b}[31mb\\u{7}");
         assert_eq!(shown("x\u{202e}y\0"), "x\\u{202e}y\\u{0}");
         assert_eq!(shown("tab\there"), "tab\\u{9}here");
+        assert_eq!(shown("\u{061c}\u{2066}"), "\\u{61c}\\u{2066}");
     }
 
     #[test]

@@ -49,6 +49,46 @@ pub struct State {
     pub revision: Option<String>,
     /// Managed objects, sorted by kind then key.
     pub objects: Vec<Entry>,
+    /// The repository's safety settings as last applied: what the operator accepted. A
+    /// repository that raises them later (`allowDestroy: true`, a higher `maxDeletePercent`)
+    /// gets its new values only through an apply with `--allow-destroy`, which records them
+    /// here; until then the lower values apply. `None` in states written before (read as the
+    /// defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<SafetySettings>,
+}
+
+/// The repository's safety settings (`allowDestroy`, `maxDeletePercent`) as recorded in a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SafetySettings {
+    /// `allowDestroy`.
+    pub allow_destroy: bool,
+    /// `maxDeletePercent`.
+    pub max_delete_percent: u8,
+}
+
+impl Default for SafetySettings {
+    /// The defaults of an unset settings file.
+    fn default() -> Self {
+        SafetySettings { allow_destroy: false, max_delete_percent: 25 }
+    }
+}
+
+impl SafetySettings {
+    /// Whether `self` allows more than `accepted` in any way.
+    pub fn raises(&self, accepted: &SafetySettings) -> bool {
+        (self.allow_destroy && !accepted.allow_destroy)
+            || self.max_delete_percent > accepted.max_delete_percent
+    }
+
+    /// The stricter of the two, setting by setting.
+    pub fn stricter(&self, other: &SafetySettings) -> SafetySettings {
+        SafetySettings {
+            allow_destroy: self.allow_destroy && other.allow_destroy,
+            max_delete_percent: self.max_delete_percent.min(other.max_delete_percent),
+        }
+    }
 }
 
 /// One managed object.
@@ -106,6 +146,11 @@ pub enum Record {
         /// [`DigestKey::id`](crate::spec::secrets::DigestKey::id).
         key_id: String,
     },
+    /// The repository's safety settings were applied ([`State::safety`]).
+    Safety {
+        /// The settings now in effect.
+        settings: SafetySettings,
+    },
 }
 
 impl State {
@@ -120,6 +165,7 @@ impl State {
             serial: 0,
             revision: None,
             objects: Vec::new(),
+            safety: None,
         }
     }
 
@@ -140,6 +186,7 @@ impl State {
                 self.key_id = Some(key_id.clone());
                 self.version = STATE_VERSION;
             }
+            Record::Safety { settings } => self.safety = Some(*settings),
         }
         self.serial += 1;
     }

@@ -85,3 +85,9 @@ mod license;
 /// generated at test time) through `validate` and `apply`: each input's exact diagnostic, no
 /// panic, bounded time and memory, nothing written to the tenant.
 mod hostile;
+
+/// Issue 12's deletes, inputs and servers against a world that misbehaves: a connection cut to
+/// one table, a lying listing, raised repository settings, bidirectional controls, an oversized
+/// tree, 1,000 idle connections, slow clients, foreign Hosts, an empty webhook secret and web
+/// pages driving the emulator.
+mod hostile_world;

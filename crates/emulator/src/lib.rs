@@ -307,6 +307,7 @@ mod faults;
 mod http;
 mod json;
 mod license;
+mod lies;
 mod misbehave;
 mod naming;
 mod policy;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::faults::{ConnectionKill, KillableListener, Outcome};
 use super::http::ApiError;
+use super::lies;
 use super::reqlog::{RequestRecord, logged_body, logged_query};
 use super::state::{EmulatorState, lock};
 use super::variants::{CLOCK_SKEW, Clock};
@@ -52,10 +53,9 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         .route("/expire-tokens", post(control::expire_tokens))
         .route("/variants", get(control::get_variants).put(control::put_variants))
         .route("/state", get(control::dump))
-        .route(
-            "/misbehaviours",
-            get(misbehave::list).post(misbehave::add).delete(misbehave::clear),
-        );
+        .route("/misbehaviours", get(misbehave::list).post(misbehave::add).delete(misbehave::clear))
+        .route("/lies", put(lies::put_lies).delete(lies::clear_lies))
+        .layer(middleware::from_fn(lies::guard));
     Router::new()
         .route("/api/v2/data", post(data::post))
         .route("/api/v2/data/{connection_key}", delete(data::delete))
@@ -84,6 +84,7 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         .nest("/_emulator", controls)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), lies::lie))
         .layer(middleware::from_fn_with_state(state.clone(), misbehave::layer))
         .layer(middleware::from_fn_with_state(state.clone(), front_door))
         .layer(DefaultBodyLimit::max(MAX_BODY))

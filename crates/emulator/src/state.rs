@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     rule_types: &'static [&'static str],
     /// The variants played and the creation delay (`PUT /_emulator/variants` changes them).
     pub(crate) behaviour: Mutex<Behaviour>,
+    /// Listings that lie ([`crate::lies`]).
+    pub(crate) lies: Mutex<crate::lies::Lies>,
 }
 
 /// How the tenant behaves: [`EmulatorConfig::variants`] and
@@ -88,6 +90,7 @@ impl EmulatorState {
                 faults: Mutex::new(Faults::default()),
                 misbehaviours: Mutex::default(),
                 requests: Mutex::new(RequestLog::default()),
+                lies: Mutex::default(),
                 persister,
                 secrets: Secrets::new(config.secret_fields),
                 rule_types: config.rule_types,

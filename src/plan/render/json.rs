@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{clean, scrub};
+use super::{clean, unmarked};
 use crate::plan::impact::{BrokenReference, Direction, Finding, Subject};
 use crate::plan::{Action, Change, DryRun, Effect, FieldChange, Fingerprint, ObjectId, Plan};
 use crate::spec::Kind;
@@ -240,7 +240,7 @@ fn object_doc(id: &ObjectId) -> ObjectDoc {
 }
 
 fn text(s: &str) -> String {
-    scrub(s).into_owned()
+    unmarked(s).into_owned()
 }
 
 fn texts(items: Vec<String>) -> Vec<String> {

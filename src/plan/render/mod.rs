@@ -85,7 +85,7 @@ fn clean(value: &Value, previous: Option<&Value>) -> Value {
     fn scrub_strings(v: &mut Value) {
         match v {
             Value::String(s) => {
-                if let Cow::Owned(clean) = scrub(s) {
+                if let Cow::Owned(clean) = unmarked(s) {
                     *s = clean;
                 }
             }
@@ -146,9 +146,20 @@ fn change_lines(change: &crate::plan::Change, deletes: bool) -> Vec<DiffLine> {
     }
 }
 
-/// Replaces every raw `(sensitive:<digest>)` in `text` by `(sensitive)`. A last line of
-/// defence: the planner should never let one through.
+/// Free text for display: every raw `(sensitive:<digest>)` replaced by `(sensitive)` (a last
+/// line of defence: the planner should never let one through), and control and bidirectional
+/// characters escaped ([`printable`](crate::spec::text::printable)), so that a key, a value or
+/// a server message cannot make a plan read differently from what is applied.
 pub(crate) fn scrub(text: &str) -> Cow<'_, str> {
+    match unmarked(text) {
+        Cow::Borrowed(t) => crate::spec::text::printable(t),
+        Cow::Owned(t) => Cow::Owned(crate::spec::text::printable(&t).into_owned()),
+    }
+}
+
+/// `text` with every raw `(sensitive:<digest>)` replaced by `(sensitive)`, nothing else
+/// changed: the plan JSON is for machines, which read escapes themselves.
+pub(crate) fn unmarked(text: &str) -> Cow<'_, str> {
     const OPEN: &str = "(sensitive:";
     if !text.contains(OPEN) {
         return Cow::Borrowed(text);

@@ -221,6 +221,7 @@ fn realistic_observed() -> Observed {
             }]),
             license_status: Some(LicenseStatus { active_users: 95, seats: 100 }),
             data_keys: [("sales".to_owned(), true), ("warehouse".to_owned(), true)].into(),
+            read_by_id: Vec::new(),
         },
         ..Observed::default()
     };

@@ -44,7 +44,9 @@ pub(crate) fn across(
         }
         for name in o.purpose_names() {
             if let Some(prev) = purposes.get(&name) {
-                if name != o.key {
+                // Whichever comes first (a root purpose `R.A` or the subpurpose `A` of `R`), the
+                // second definition is the error: both would be posted, the later one winning.
+                {
                     diags.push(
                         Diagnostic::error(
                             Code::DuplicateObject,

@@ -17,6 +17,7 @@
 
 mod across;
 mod data_source;
+mod keys;
 mod policy;
 mod purpose;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 pub(crate) use self::across::across;
 pub use self::across::purpose_references;
 pub(super) use self::data_source::check_data_source;
+pub(super) use self::keys::check_keys;
 pub(super) use self::policy::policy;
 pub(super) use self::purpose::check_subpurposes;
 use super::de::{self, Seg, path_string};
@@ -101,9 +103,31 @@ impl<'a> FileCtx<'a> {
             self.error(code, e.message, pos, &path, hint);
         }
         for u in checked.unknown_fields {
+            let in_gitops = matches!(u.path.first(), Some(Seg::Key(k)) if k == "gitops");
             let mut path = base.to_vec();
             path.extend(u.path);
             path.push(Seg::Key(u.key.clone()));
+            if in_gitops {
+                // `gitops:` is this tool's own block and is never posted: a typo there would
+                // silently drop an option (a `prune: false` that does not protect).
+                let hint = match &u.suggestion {
+                    Some(s) => format!(
+                        "did you mean `{s}`? `gitops:` holds this tool's own options and is never \
+                         posted to Immuta"
+                    ),
+                    None => "`gitops:` holds this tool's own options and is never posted to \
+                             Immuta; see `immuta-gitops schema` for the options of this kind"
+                        .to_owned(),
+                };
+                self.error(
+                    Code::UnknownField,
+                    format!("unknown option `{}` in `gitops:`", shown(&u.key)),
+                    u.pos,
+                    &path,
+                    hint,
+                );
+                continue;
+            }
             let hint = match &u.suggestion {
                 Some(s) => {
                     format!("did you mean `{s}`? Unknown fields are posted to Immuta as written")

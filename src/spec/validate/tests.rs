@@ -306,3 +306,70 @@ fn documented_fields_are_known() {
     )]);
     assert!(diags.is_empty(), "{diags:?}");
 }
+
+/// The errors of `files`, as `code: message` (positions vary with the YAML).
+fn errors(files: &[(&str, &str)]) -> Vec<String> {
+    let (_, diags) = run(files);
+    diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}", d.code.as_str(), d.message))
+        .collect()
+}
+
+#[test]
+fn unknown_options_inside_gitops_are_errors_never_posted() {
+    let (desired, diags) = run(&[("p.yaml", "name: R\ngitops: {prun: false}\n")]);
+    assert!(desired.objects.is_empty());
+    let d = diags.iter().find(|d| d.is_error()).expect("an error");
+    assert_eq!(d.message, "unknown option `prun` in `gitops:`");
+    let hint = d.hint.as_deref().unwrap_or_default();
+    assert!(hint.contains("did you mean `prune`?") && hint.contains("never posted"), "{hint}");
+    // Unknown fields outside `gitops:` stay warnings (they are posted as written).
+    let (desired, diags) = run(&[("p.yaml", "name: R\ndescriptio: x\n")]);
+    assert_eq!(desired.objects.len(), 1);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+}
+
+#[test]
+fn a_purpose_defined_twice_is_an_error_whichever_comes_first() {
+    let root = "name: R\nsubpurposes:\n  - name: R.A\n";
+    let alone = "name: R.A\n";
+    for files in [[("a.yaml", root), ("b.yaml", alone)], [("a.yaml", alone), ("b.yaml", root)]] {
+        let e = errors(&files);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("purpose `R.A` is defined twice"), "{e:?}");
+    }
+}
+
+#[test]
+fn empty_or_blank_natural_keys_are_errors() {
+    for (doc, field) in [
+        ("policyKey: ''\nname: M\ntype: subscription\nactions: {type: anyone}\n", "policyKey"),
+        ("projectKey: '   '\nname: P\n", "projectKey"),
+        ("name: ' '\n", "name"),
+        ("name: R\nsubpurposes:\n  - name: ''\n", "name"),
+    ] {
+        let e = errors(&[("x.yaml", doc)]);
+        assert!(
+            e.iter().any(|m| m
+                == &format!("invalid-value: `{field}` is empty: it is the object's natural key")),
+            "{doc}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn natural_keys_and_name_templates_may_not_hold_placeholders() {
+    let e = errors(&[("p.yaml", "projectKey: proj-${LICENSE}\nname: P\n")]);
+    assert!(e.iter().any(|m| m.starts_with("placeholder: `projectKey`")), "{e:?}");
+    let e = errors(&[("p.yaml", "name: R\nsubpurposes:\n  - name: R.${LICENSE}\n")]);
+    assert!(e.iter().any(|m| m.starts_with("placeholder: `name`")), "{e:?}");
+    let ds = "connectionKey: c\nconnection: {handler: PostgreSQL, hostname: h, port: 5432, \
+              database: d, username: u, password: '${LICENSE}'}\nnameTemplate:\n  \
+              dataSourceFormat: '<table>-${LICENSE}'\nsources:\n  - {all: true}\n";
+    let e = errors(&[("ds.yaml", ds)]);
+    assert!(e.iter().any(|m| m.starts_with("placeholder: `nameTemplate` holds")), "{e:?}");
+    // A license key is a secret: its placeholder is what it should be.
+    assert!(errors(&[("l.yaml", "licenseKey: ${LICENSE}\n")]).is_empty());
+}

@@ -22,7 +22,7 @@ impl PgStore {
                 let head = conn
                     .client
                     .query_opt(
-                        "SELECT version, serial, revision, key_id, salt FROM immuta_gitops_states \
+                        "SELECT version, serial, revision, key_id, salt, safety FROM immuta_gitops_states \
                          WHERE tenant = $1 AND name = $2",
                         &[tenant, name],
                     )
@@ -83,6 +83,15 @@ impl PgStore {
                     serial: u64::try_from(head.get::<_, i64>(1)).unwrap_or(0),
                     revision: head.get(2),
                     objects,
+                    safety: head
+                        .get::<_, Option<String>>(5)
+                        .map(|text| {
+                            serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+                                url: inner.shown.clone(),
+                                message: format!("the recorded safety settings are unreadable: {e}"),
+                            })
+                        })
+                        .transpose()?,
                 }))
             })
             .await?;
@@ -155,6 +164,17 @@ impl PgStore {
                         .await
                         .map_err(inner.db(what))?;
                         journal(&tx, inner, "revision", None, None, Some(revision)).await?;
+                    }
+                    Record::Safety { settings } => {
+                        let text = safety_text(Some(settings));
+                        tx.execute(
+                            "UPDATE immuta_gitops_states SET safety = $3 \
+                             WHERE tenant = $1 AND name = $2",
+                            &[tenant, name, &text],
+                        )
+                        .await
+                        .map_err(inner.db(what))?;
+                        journal(&tx, inner, "safety", None, None, text.as_deref()).await?;
                     }
                     Record::Key { key_id } => {
                         tx.execute(
@@ -240,9 +260,11 @@ pub(super) async fn write_head(
 ) -> Result<()> {
     let serial = i64::try_from(state.serial).unwrap_or(i64::MAX);
     tx.execute(
-        "INSERT INTO immuta_gitops_states (tenant, name, version, serial, revision, key_id, salt) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, name) DO UPDATE SET \
-         version = $3, serial = $4, revision = $5, key_id = $6, salt = $7, updated_at = now()",
+        "INSERT INTO immuta_gitops_states \
+         (tenant, name, version, serial, revision, key_id, salt, safety) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, name) DO UPDATE SET \
+         version = $3, serial = $4, revision = $5, key_id = $6, salt = $7, safety = $8, \
+         updated_at = now()",
         &[
             &inner.tenant,
             &inner.name,
@@ -251,11 +273,17 @@ pub(super) async fn write_head(
             &state.revision,
             &state.key_id,
             &state.salt,
+            &safety_text(state.safety.as_ref()),
         ],
     )
     .await
     .map_err(inner.db("writing the state"))?;
     Ok(())
+}
+
+/// The safety settings as stored (JSON text).
+fn safety_text(settings: Option<&crate::state::SafetySettings>) -> Option<String> {
+    settings.and_then(|s| serde_json::to_string(s).ok())
 }
 
 /// Upserts `entries` in one statement.

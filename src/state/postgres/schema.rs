@@ -57,6 +57,8 @@ pub const MIGRATIONS: &[&str] = &[
         acquired_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (tenant, name)
     );",
+    // 2: the repository's safety settings as last applied (`State::safety`, JSON).
+    "ALTER TABLE immuta_gitops_states ADD COLUMN safety text;",
 ];
 
 impl Inner {

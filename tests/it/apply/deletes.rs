@@ -119,7 +119,8 @@ async fn deleting_every_managed_object_needs_force_even_with_allow_destroy() {
     let env = Env::shop_applied().await;
     remove_shop(&env.specs);
     let before = without_times(&env.tenant().await);
-    let refusal = "refusing to apply: the plan deletes every managed object (5 of 5)";
+    // Five objects, seven with the connection's three data sources counted one by one.
+    let refusal = "refusing to apply: the plan deletes every managed object (7 of 7)";
     env.apply_refused(&["--allow-destroy"], refusal).await.stderr_has("--force");
     assert_eq!(env.managed().len(), 5);
 
@@ -154,7 +155,7 @@ async fn deleting_more_than_a_quarter_needs_force() {
 
     // 3 of 6 is 50%.
     env.specs.remove("policies/p3.yaml").remove("policies/p4.yaml").remove("policies/p5.yaml");
-    let refusal = "refusing to apply: the plan deletes 3 of 6 managed objects, more than 25%";
+    let refusal = "refusing to apply: the plan deletes or disables 3 of 6 managed objects and data sources, more than 25%";
     env.apply_refused(&["--allow-destroy"], refusal).await;
     env.apply(&["--allow-destroy", "--force"]).await.must_exit(0);
     assert_eq!(env.view().await.policies.into_iter().collect::<Vec<_>>(), ["p6", "p7", "p8"]);
