@@ -210,7 +210,7 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let metrics = Arc::new(Metrics::new());
-        let tenant = tenant::connect(&args.tenant, Some(metrics.clone())).await?;
+        let tenant = tenant::connect_as(&args.tenant, Some(metrics.clone()), true).await?;
         if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
             tracing::warn!("{banner}");
         }

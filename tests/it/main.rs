@@ -76,3 +76,8 @@ mod license;
 /// generated at test time) through `validate` and `apply`: each input's exact diagnostic, no
 /// panic, bounded time and memory, nothing written to the tenant.
 mod hostile;
+
+/// A new user's first hour (issue 13): the sandbox only when nothing else was meant, one clear
+/// error for an unreachable tenant, `validate --offline`, clickable paths and `--format
+/// github`, the state directory's own `.gitignore`.
+mod first_hour;

