@@ -334,7 +334,7 @@ pub async fn connect_as(
         }
         Which::Sandbox { .. } => {
             let dir = args.state_dir.join("sandbox");
-            std::fs::create_dir_all(&dir).with_context(|| {
+            crate::state::file::create_dir(&dir).with_context(|| {
                 format!("cannot create the sandbox directory `{}`", dir.display())
             })?;
             let handle = Emulator::start_with(EmulatorConfig {

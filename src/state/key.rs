@@ -164,7 +164,7 @@ fn trim(bytes: &[u8]) -> &[u8] {
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let err = |source| Error::Write { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        super::file::create_dir(dir).map_err(err)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -89,3 +89,36 @@ fn the_sandbox_only_when_nothing_else_was_meant() {
         assert!(text.starts_with("Using the embedded sandbox tenant"), "{env:?}: {text}");
     }
 }
+
+#[test]
+fn the_state_directory_ignores_itself_in_git() {
+    // In a Git work tree, as the audit did it: `apply` with the default state directory.
+    let work = tempfile::tempdir().unwrap();
+    let specs = work.path().join("specs");
+    std::fs::create_dir_all(specs.join("policies")).unwrap();
+    std::fs::write(specs.join("policies/p.yaml"), crate::support::tenant::policy_spec("p"))
+        .unwrap();
+    let git = |args: &[&str]| {
+        let out =
+            std::process::Command::new("git").args(args).current_dir(work.path()).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", output_text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["init", "-q"]);
+    let out = bin()
+        .current_dir(work.path())
+        .args(["apply", "specs", "--auto-approve"])
+        .env_remove("IMMUTA_GITOPS_STATE_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let ignore = std::fs::read_to_string(work.path().join(".immuta-gitops/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+    assert!(work.path().join(".immuta-gitops/sandbox/state.json").is_file());
+    // `git add -A` stages the specs and nothing of the state directory.
+    git(&["add", "-A"]);
+    let staged = git(&["diff", "--cached", "--name-only"]);
+    assert_eq!(staged.trim(), "specs/policies/p.yaml", "{staged}");
+    // A directory that exists already is left alone (`--state-dir .` writes no .gitignore).
+    assert!(!work.path().join(".gitignore").exists());
+}
