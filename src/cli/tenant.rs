@@ -163,8 +163,59 @@ pub struct Tenant {
     pub is_sandbox: bool,
     /// Whether `--sandbox` asked for it.
     sandbox_asked: bool,
+    /// Counts the client's retries; reported in one line when the command ends.
+    retries: Arc<Retries>,
     /// Keeps the sandbox running while the command runs.
     _sandbox: Option<EmulatorHandle>,
+}
+
+impl Drop for Tenant {
+    /// The client's retries in one line (each one is at debug level): at the end of a command,
+    /// whether it succeeded or not, before its result or error is printed.
+    fn drop(&mut self) {
+        if let Some(line) = self.retries.summary() {
+            tracing::warn!("{line}");
+        }
+    }
+}
+
+/// An [`Observer`] that counts retries by reason and passes every event on.
+struct Retries {
+    inner: Option<Arc<dyn Observer>>,
+    counts: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+}
+
+impl Retries {
+    /// `N request(s) to the tenant retried (connection 2, 503 1)`, when there were any.
+    fn summary(&self) -> Option<String> {
+        let counts = self.counts.lock().ok()?;
+        let total: usize = counts.values().sum();
+        (total > 0).then(|| {
+            let by: Vec<String> = counts.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+            format!(
+                "{total} retr{} of requests to the tenant ({}); RUST_LOG=debug shows each",
+                if total == 1 { "y" } else { "ies" },
+                by.join(", ")
+            )
+        })
+    }
+}
+
+impl Observer for Retries {
+    fn request(&self, endpoint: &str, method: &str, status: Option<u16>, took: Duration) {
+        if let Some(o) = &self.inner {
+            o.request(endpoint, method, status, took);
+        }
+    }
+
+    fn retry(&self, endpoint: &str, reason: &str) {
+        if let Some(o) = &self.inner {
+            o.retry(endpoint, reason);
+        }
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry(reason.to_owned()).or_default() += 1;
+        }
+    }
 }
 
 impl Tenant {
@@ -351,16 +402,15 @@ pub async fn connect_as(
     let mut config = ClientConfig { timeout: args.timeout, retry, ..config };
     // Reads (listing pages) run twice as wide as writes, as dry runs do.
     config.listing.concurrency = args.parallelism.max(1).saturating_mul(2);
-    let client = match observer {
-        Some(o) => Client::with_observer(config, o)?,
-        None => Client::new(config)?,
-    };
+    let retries = Arc::new(Retries { inner: observer, counts: Default::default() });
+    let client = Client::with_observer(config, retries.clone())?;
     Ok(Tenant {
         is_sandbox: sandbox.is_some(),
         sandbox_asked: asked,
         label,
         client,
         state: args.state.location(&default_state),
+        retries,
         _sandbox: sandbox,
     })
 }

@@ -63,7 +63,7 @@ pub enum Error {
         diagnostics: Vec<Diagnostic>,
     },
     /// A placeholder could not be filled in.
-    #[error("{object}: {source}")]
+    #[error("{object}")]
     Secret {
         /// The object.
         object: String,
@@ -73,7 +73,7 @@ pub enum Error {
     },
     /// The tenant could not be read (fail closed).
     #[error(
-        "cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant): {0}"
+        "cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant)"
     )]
     Live(#[from] live::Error),
     /// The state could not be read or written.

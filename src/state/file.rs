@@ -32,7 +32,7 @@ use super::{Record, STATE_VERSION, State};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read or written.
-    #[error("state file `{path}`: {source}")]
+    #[error("state file `{path}`")]
     Io {
         /// The state file.
         path: PathBuf,

@@ -24,7 +24,7 @@ pub fn local_path(state: &Path) -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The key file cannot be read.
-    #[error("cannot read the digest key file `{path}`: {source}")]
+    #[error("cannot read the digest key file `{path}`")]
     Read {
         /// The file.
         path: PathBuf,
@@ -33,7 +33,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The key file cannot be written.
-    #[error("cannot write the digest key file `{path}`: {source}")]
+    #[error("cannot write the digest key file `{path}`")]
     Write {
         /// The file.
         path: PathBuf,
@@ -42,7 +42,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The key is too short.
-    #[error("{origin}: {source}")]
+    #[error("{origin}")]
     Short {
         /// Where the key came from.
         origin: String,

@@ -22,10 +22,13 @@ fn is_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }
 
+/// What a refused case runs: a name, the arguments, the environment, and what the error says.
+type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn the_sandbox_only_when_nothing_else_was_meant() {
     let specs = one_policy();
-    let cases: [(&str, &[&str], &[(&str, &str)], &str); 5] = [
+    let cases: [Case<'_>; 5] = [
         (
             "empty IMMUTA_URL with a key",
             &["plan"],
@@ -121,4 +124,95 @@ fn the_state_directory_ignores_itself_in_git() {
     assert_eq!(staged.trim(), "specs/policies/p.yaml", "{staged}");
     // A directory that exists already is left alone (`--state-dir .` writes no .gitignore).
     assert!(!work.path().join(".gitignore").exists());
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The `: `-separated parts of `line` that appear more than once (a cause printed twice).
+fn repeated_parts(line: &str) -> Vec<String> {
+    let parts: Vec<&str> = line.split(": ").map(str::trim).filter(|p| p.len() > 12).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    parts.into_iter().filter(|p| !seen.insert(*p)).map(str::to_owned).collect()
+}
+
+#[test]
+fn an_unreachable_tenant_fails_fast_says_it_once_and_leaves_no_file() {
+    let specs = one_policy();
+    for url in [format!("http://127.0.0.1:{}", closed_port()), "http://unreachable.invalid".into()]
+    {
+        let work = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        // The real retry schedule (no IMMUTA_GITOPS_RETRY_BASE_MS), from an empty directory.
+        let out = bin()
+            .current_dir(work.path())
+            .arg("plan")
+            .arg(specs.path())
+            .env("IMMUTA_URL", &url)
+            .env("IMMUTA_API_KEY", "some-key")
+            .env_remove("IMMUTA_GITOPS_STATE_DIR")
+            .env_remove("IMMUTA_GITOPS_RETRY_BASE_MS")
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {}", output_text(&out));
+        assert!(took < Duration::from_secs(10), "{url}: {took:?}\n{stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{url}: {stderr}");
+        assert!(errors[0].contains("cannot reach the Immuta tenant"), "{stderr}");
+        assert!(repeated_parts(errors[0]).is_empty(), "{url}: {:?}", repeated_parts(errors[0]));
+        assert!(
+            !stderr.contains("retrying Immuta request"),
+            "details are at debug level: {stderr}"
+        );
+        assert!(stderr.lines().count() <= 2, "one error and one retry count: {stderr}");
+        assert!(is_empty_dir(work.path()), "{url}: plan wrote a file");
+    }
+}
+
+/// Every error and its causes: no message repeats its cause's text (the CLI prints the chain,
+/// so a cause in the message too would be printed twice).
+#[test]
+fn no_error_repeats_its_cause() {
+    use immuta_gitops::{apply, live, pipeline, plan, source, state};
+    let io = || {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied (os error 13)")
+    };
+    let file = || state::file::Error::Io { path: "s/state.json".into(), source: io() };
+    let json = || serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+    let errors: Vec<Box<dyn std::error::Error>> = vec![
+        Box::new(pipeline::Error::Live(live::Error::Transport {
+            url: "http://127.0.0.1:9/x".into(),
+            message: "tcp connect error: Connection refused (os error 111)".into(),
+        })),
+        Box::new(pipeline::Error::State(state::store::Error::File(file()))),
+        Box::new(pipeline::Error::Apply(apply::Error::State(state::store::Error::File(file())))),
+        Box::new(source::Error::Io { path: "specs".into(), source: io() }),
+        Box::new(state::key::Error::Read { path: "k".into(), source: io() }),
+        Box::new(state::key::Error::Write { path: "k".into(), source: io() }),
+        Box::new(plan::render::SavedPlanError::Syntax(json())),
+        Box::new(plan::render::SavedPlanError::Malformed(json())),
+        Box::new(pipeline::Error::Secret {
+            object: "policy \"p\"".into(),
+            source: immuta_gitops::spec::secrets::InterpolateError::MissingVar {
+                name: "X".into(),
+                path: "$.a".into(),
+            },
+        }),
+    ];
+    for e in &errors {
+        let mut outer: &dyn std::error::Error = e.as_ref();
+        while let Some(cause) = outer.source() {
+            let (text, cause_text) = (outer.to_string(), cause.to_string());
+            assert!(!text.contains(&cause_text), "`{text}` repeats its cause `{cause_text}`");
+            outer = cause;
+        }
+        let chain = immuta_gitops::diagnostic::chain(e.as_ref());
+        assert!(repeated_parts(&chain).is_empty(), "{chain}");
+    }
 }
