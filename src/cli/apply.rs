@@ -62,7 +62,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         saved.ensure_online()?;
     }
     let (_, specs) = load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, false)?;
-    if report(&specs.diagnostics) {
+    if report(&specs.diagnostics, &spec_root) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
     runtime()?.block_on(async {
@@ -76,13 +76,20 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         let state = tenant.open_state(&args.tenant, "apply").await?;
         let lock = store::lock_within(&*state.store, args.lock_timeout, LOCK_POLL).await?;
         let refresh = saved.as_ref().map_or(args.refresh, |s| s.refresh(args.refresh));
-        let planned =
-            plan_against_tenant(&tenant, &state, &specs, refresh, args.tenant.parallelism).await?;
+        let planned = plan_against_tenant(
+            &tenant,
+            &state,
+            &specs,
+            refresh,
+            args.tenant.parallelism,
+            &spec_root,
+        )
+        .await?;
         if let Some(saved) = &saved {
             saved.ensure_fresh(&planned.plan.fingerprint)?;
         }
         let plan = &planned.plan;
-        print_out(&render(plan, Format::Text))?;
+        print_out(&render(plan, Format::Text, &spec_root))?;
         let overrides = Overrides { allow_destroy: args.allow_destroy, force: args.force };
         let refusals = planned.refusals(overrides);
         if !refusals.is_empty() {

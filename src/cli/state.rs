@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use super::tenant::{self, OpenState, TenantArgs};
-use super::validate::Format;
+use super::validate::Report as Format;
 use super::{EXIT_ERROR, EXIT_OK, print_out, runtime};
 use crate::spec::Kind;
 use crate::spec::secrets::{SENSITIVE, is_masked};

@@ -26,6 +26,23 @@ pub enum Severity {
     Warning,
 }
 
+/// `diags` with every file named from `prefix` (the spec root as the user sees it, e.g.
+/// `specs`), so that `file:line:col` opens from the current directory; `prefix` empty leaves
+/// them as they are.
+pub fn rebase(diags: &[Diagnostic], prefix: &str) -> Vec<Diagnostic> {
+    let prefix = prefix.trim_end_matches('/');
+    diags
+        .iter()
+        .cloned()
+        .map(|mut d| {
+            if let Some(l) = d.location.as_mut().filter(|_| !prefix.is_empty()) {
+                l.file = format!("{prefix}/{}", l.file);
+            }
+            d
+        })
+        .collect()
+}
+
 /// An error and its causes on one line, `outer: cause: root cause`, as `anyhow`'s `{:#}` prints
 /// them: for logs and `/status`, where an error is shown without `anyhow`. An error's own message
 /// never repeats its cause (the cause is its `source()`), so each text appears once.

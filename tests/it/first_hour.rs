@@ -216,3 +216,116 @@ fn no_error_repeats_its_cause() {
         assert!(repeated_parts(&chain).is_empty(), "{chain}");
     }
 }
+
+#[test]
+fn validate_offline_checks_placeholders_without_their_values() {
+    let work = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let path = work.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let unset = crate::support::tenant::policy_spec("p")
+        .replace("name: Policy p", "name: \"${FIRST_HOUR_UNSET} ${file:db/password}\"");
+    write("specs/policies/p.yaml", &unset);
+    let validate = |extra: &[&str]| {
+        bin()
+            .current_dir(work.path())
+            .args(["validate", "specs"])
+            .args(extra)
+            .env_remove("FIRST_HOUR_UNSET")
+            .output()
+            .unwrap()
+    };
+    // With values required (before an apply), the unset variable is an error...
+    let out = validate(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(output_text(&out).contains("FIRST_HOUR_UNSET"), "{}", output_text(&out));
+    // ...offline, placeholders only need to be well formed.
+    let out = validate(&["--offline"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    write(
+        "specs/policies/q.yaml",
+        &crate::support::tenant::policy_spec("q").replace("Policy q", "\"${BROKEN\""),
+    );
+    let out = validate(&["--offline"]);
+    assert_eq!(out.status.code(), Some(1), "a malformed placeholder: {}", output_text(&out));
+    // Paths are named from the current directory, as the spec root was given.
+    assert!(
+        output_text(&out).contains("specs/policies/q.yaml:1:7: error[placeholder]"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[test]
+fn diagnostics_are_clickable_and_github_annotations_escape() {
+    let work = tempfile::tempdir().unwrap();
+    let specs = work.path().join("repo/specs");
+    std::fs::create_dir_all(specs.join("policies")).unwrap();
+    std::fs::write(
+        specs.join("policies/p.yaml"),
+        crate::support::tenant::policy_spec("p")
+            .replace("type: data", "type: data\nmaskingConfg: 1"),
+    )
+    .unwrap();
+    std::fs::write(specs.join("policies/bad, 100%.yaml"), "name: [unclosed\n").unwrap();
+    // An absolute root under the current directory is shown relative to it.
+    let out = bin()
+        .current_dir(work.path())
+        .arg("validate")
+        .arg(&specs)
+        .args(["--format", "github"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "::warning file=repo/specs/policies/p.yaml,line=4,col=1,title=warning[unknown-field]::"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("::error file=repo/specs/policies/bad%2C 100%25.yaml,line=")),
+        "{stdout}"
+    );
+    assert!(lines.iter().all(|l| l.starts_with("::")), "one annotation per line: {stdout}");
+    assert!(
+        lines.last().unwrap().starts_with("::notice title=immuta-gitops validate::"),
+        "{stdout}"
+    );
+    // Text: the same files, from the current directory.
+    let out =
+        bin().current_dir(work.path().join("repo")).args(["validate", "./specs"]).output().unwrap();
+    assert!(
+        output_text(&out).contains("\nspecs/policies/p.yaml:4:1: warning[unknown-field]"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_format_github_annotates_spec_warnings_and_destructive_changes() {
+    let env = crate::support::tenant::Env::with_policies(2).await;
+    std::fs::remove_file(env.specs.path().join("policies/p2.yaml")).unwrap();
+    env.specs.write(
+        "policies/p1.yaml",
+        &crate::support::tenant::policy_spec("p1")
+            .replace("type: data", "type: data\nmaskingConfg: 1"),
+    );
+    let run = env.plan(&["--format", "github", "--refresh=false"]).await.must_exit(0);
+    let stdout = &run.stdout;
+    assert!(
+        stdout.contains(
+            "::warning file=policies/p1.yaml,line=4,col=1,title=warning[unknown-field]::"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("::warning title=destructive change (needs --allow-destroy)::policy \"p2\" will be delete"), "{stdout}");
+    assert!(stdout.contains("- policy \"p2\""), "the text plan too: {stdout}");
+    assert!(stdout.contains("::notice title=immuta-gitops plan::Plan for http"), "{stdout}");
+}
