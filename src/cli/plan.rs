@@ -43,9 +43,18 @@ pub struct PlanArgs {
     /// pull requests in CI: no state file, no tenant, no secrets needed).
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
-    /// Ask the tenant's dry run for every object, not only changed ones (finds changes made
-    /// outside immuta-gitops).
-    #[arg(long)]
+    /// Ask the tenant's dry run for every object, not only changed ones: finds changes made
+    /// outside immuta-gitops (on by default, as Terraform's refresh). `--refresh=false`
+    /// compares with the last applied state and the tenant's listings only.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub refresh: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]

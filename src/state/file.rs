@@ -406,11 +406,15 @@ mod tests {
         let state = State::new("sandbox", "salt");
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), Some(state));
-        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
+        let mut leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(leftovers, ["state.json"]);
+        leftovers.sort();
+        // `sub/` was made by the save: it keeps itself out of Git.
+        assert_eq!(leftovers, [".gitignore", "state.json"]);
+        assert_eq!(fs::read_to_string(dir.path().join("sub/.gitignore")).unwrap(), GITIGNORE);
+        assert!(!dir.path().join(".gitignore").exists(), "an existing directory is left alone");
     }
 
     #[test]

@@ -204,7 +204,8 @@ mod tests {
         let b = Keys::given(b"0123456789abcdef0123", "env").unwrap();
         assert_eq!(a.current(), b.current());
         let err = Keys::given(b"short\n", "IMMUTA_GITOPS_DIGEST_KEY").unwrap_err();
-        assert!(err.to_string().starts_with("IMMUTA_GITOPS_DIGEST_KEY: the digest key has 5"));
+        let text = crate::diagnostic::chain(&err);
+        assert!(text.starts_with("IMMUTA_GITOPS_DIGEST_KEY: the digest key has 5"), "{text}");
         let err = Keys::none().ensure("PostgreSQL state `x`").unwrap_err();
         assert!(err.to_string().contains("IMMUTA_GITOPS_DIGEST_KEY"), "{err}");
     }

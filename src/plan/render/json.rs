@@ -33,6 +33,7 @@ struct PlanDoc {
     revision: String,
     base: Option<String>,
     refreshed: bool,
+    compared: String,
     has_changes: bool,
     summary: SummaryDoc,
     changes: Vec<ChangeDoc>,
@@ -204,6 +205,7 @@ impl From<&Plan> for PlanDoc {
             revision: text(&plan.revision),
             base: opt_text(plan.base.as_ref()),
             refreshed: plan.refreshed,
+            compared: plan.compared(),
             has_changes: plan.has_changes(),
             summary: SummaryDoc {
                 create: s.create,
