@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use super::progress::Phases;
 use super::tenant::{self, OpenState, Tenant, TenantArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, print_banner, print_out, runtime};
 use crate::diagnostic::render::{Level, annotation};
@@ -119,12 +120,15 @@ pub(super) async fn plan_against_tenant<'a>(
     refresh: bool,
     parallelism: usize,
     root: &Path,
+    progress: &Phases,
 ) -> anyhow::Result<Planned<'a>> {
+    progress.phase("Reading the state");
     let prepared = specs.prepare(&*state.store, &tenant.label, &state.keys).await?;
-    match prepared.plan(&tenant.client, refresh, parallelism).await {
+    progress.phase("Reading the tenant");
+    match prepared.plan_with(&tenant.client, refresh, parallelism, progress).await {
         Ok(planned) => Ok(planned),
         Err(pipeline::Error::Specs { diagnostics, .. }) => {
-            report(&diagnostics, root);
+            progress.suspend(|| report(&diagnostics, root));
             bail!("the specs name purposes that neither the specs nor the tenant have");
         }
         Err(e) => Err(e.into()),
@@ -143,8 +147,10 @@ pub(super) fn render(plan: &Plan, format: Format, root: &Path) -> String {
 
 /// `plan`.
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let progress = Phases::start(args.format == Format::Text, "Loading the specs");
     let (snapshot, specs) =
         load_specs(&args.path, args.strict, &args.tenant.secrets_dir, args.base.is_some())?;
+
     let failed = if args.format == Format::Github {
         let root = super::validate::shown_root(&args.path);
         let diags = crate::diagnostic::rebase(&specs.diagnostics, &root);
@@ -159,7 +165,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         }
         specs.has_errors()
     } else {
-        report(&specs.diagnostics, &args.path)
+        progress.suspend(|| report(&specs.diagnostics, &args.path))
     };
     if failed {
         return Ok(ExitCode::from(EXIT_ERROR));
@@ -169,9 +175,10 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let plan = match (&args.base, &snapshot) {
         (Some(rev), Some(snapshot)) => plan_offline(args, snapshot, &specs, rev)?,
         _ => runtime()?.block_on(async {
+            progress.phase("Connecting to the tenant");
             let tenant = tenant::connect(&args.tenant, None).await?;
             if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
-                print_banner(&banner, args.format == Format::Text);
+                progress.suspend(|| print_banner(&banner, args.format == Format::Text));
             }
             let state = tenant.open_state(&args.tenant, "plan").await?;
             let planned = plan_against_tenant(
@@ -181,11 +188,13 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
                 args.refresh,
                 args.tenant.parallelism,
                 &args.path,
+                &progress,
             )
             .await?;
             anyhow::Ok(planned.plan)
         })?,
     };
+    drop(progress);
     if let Some(out) = &args.out {
         saved::save(out, &plan, &args.path)?;
     }

@@ -37,7 +37,7 @@ use crate::spec::secrets::InterpolateError;
 use crate::state::store;
 
 pub use self::apply::{ApplyOptions, Overrides};
-pub use self::plan::{OFFLINE_SALT, Offline, Planned, observe, plan_offline};
+pub use self::plan::{OFFLINE_SALT, Offline, PlanProgress, Planned, observe, plan_offline};
 pub use self::prepare::{Prepared, Specs};
 
 /// What loading a spec tree needs from outside the snapshot.

@@ -329,3 +329,85 @@ async fn plan_format_github_annotates_spec_warnings_and_destructive_changes() {
     assert!(stdout.contains("- policy \"p2\""), "the text plan too: {stdout}");
     assert!(stdout.contains("::notice title=immuta-gitops plan::Plan for http"), "{stdout}");
 }
+
+/// Runs `args` of the binary in a pseudo-terminal (`script`), as a person would: stdout and
+/// stderr both reach the terminal. `None` where `script` is not installed.
+fn in_terminal(env: &crate::support::tenant::Env, args: &[&str]) -> Option<(i32, String)> {
+    if !Path::new("/usr/bin/script").exists() {
+        return None;
+    }
+    let mut command = vec![crate::support::BIN.to_owned()];
+    command.extend(args.iter().map(|a| (*a).to_owned()));
+    command.extend(["--url".into(), env.url(), "--state-dir".into()]);
+    command.push(env.state_dir().display().to_string());
+    let quoted: Vec<String> = command.iter().map(|a| format!("'{a}'")).collect();
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &quoted.join(" "), "/dev/null"])
+        .current_dir(env.specs.path())
+        .env("IMMUTA_API_KEY", &env.key)
+        .env("IMMUTA_GITOPS_RETRY_BASE_MS", "5")
+        .env("SHOP_PASSWORD", "shop-password-1")
+        .env_remove("CI")
+        .env_remove("IMMUTA_URL")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    Some((out.status.code().unwrap_or(-1), strip_ansi(&String::from_utf8_lossy(&out.stdout))))
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for n in chars.by_ref() {
+                if n.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_shows_on_a_terminal_only() {
+    let env = crate::support::tenant::Env::with_policies(6).await;
+    for i in 1..=6 {
+        env.specs.write(
+            &format!("policies/p{i}.yaml"),
+            &crate::support::tenant::policy_spec(&format!("p{i}")).replace("Policy", "Edited"),
+        );
+    }
+    env.set_latency(150).await;
+    let specs = env.specs.path().display().to_string();
+    // Not a terminal: stderr stays empty, stdout is the plan alone.
+    let run = env.plan(&[]).await.must_exit(0);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    let run = env.plan(&["--format", "json"]).await.must_exit(0);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    // A terminal: the phases and the dry runs N/M with elapsed time and ETA, then the results
+    // of the apply as they finish, and the bar.
+    let Some((code, screen)) = in_terminal(&env, &["plan", &specs]) else { return };
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Reading the tenant: dry runs"), "{screen}");
+    assert!(screen.contains("/6 [") && screen.contains("ETA"), "{screen}");
+    assert!(screen.contains("Plan: 0 to create, 6 to update"), "{screen}");
+    let Some((code, screen)) = in_terminal(&env, &["apply", &specs, "--auto-approve"]) else {
+        return;
+    };
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Applying"), "{screen}");
+    assert!(screen.contains("~ policy \"p1\" applied"), "{screen}");
+    // JSON logs keep stderr one object per line: no progress there.
+    let Some((_, screen)) =
+        in_terminal(&env, &["--log-format", "json", "plan", &specs, "--format", "json"])
+    else {
+        return;
+    };
+    assert!(!screen.contains("Reading the tenant"), "{screen}");
+}

@@ -773,7 +773,7 @@ pub async fn plan_in_process(
     state: &State,
     secrets: &dyn SecretSource,
 ) -> Result<plan::Plan, String> {
-    let observed = immuta_gitops::pipeline::observe(client, targets, state, secrets, false, 4)
+    let observed = immuta_gitops::pipeline::observe(client, targets, state, secrets, false, 4, &())
         .await
         .map_err(|e| e.to_string())?;
     Ok(plan::plan(&PlanInput {
