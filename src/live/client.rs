@@ -27,8 +27,8 @@
 //!
 //! A tenant that never answered fails fast: a refused connection or a name that does not
 //! resolve is tried once more, not `max_retries` times, and once a request has given up on
-//! such a tenant every other request of the client (in flight or later) fails with the same
-//! error instead of retrying on its own; one error, within a second. Retries are logged at
+//! such a tenant every other request of the client (in flight, or started within the next
+//! 15 s) fails with the same error instead of retrying on its own; one error, within a second. Retries are logged at
 //! debug level; callers count them through the [`Observer`] and report them once.
 //!
 //! API keys and tokens are held as `SecretString`s, sent in headers marked sensitive, and never
@@ -152,9 +152,10 @@ struct Inner {
     observer: Arc<dyn Observer>,
     /// Whether the tenant ever answered (any HTTP status).
     answered: AtomicBool,
-    /// Set when a request gave up on a tenant that never answered: every request then fails at
-    /// once with this error (URL and message of [`Error::Transport`]).
-    unreachable: std::sync::Mutex<Option<(String, String)>>,
+    /// Set when a request gave up on a tenant that never answered: every request for the next
+    /// [`UNREACHABLE_FOR`] fails at once with this error (URL and message of
+    /// [`Error::Transport`]); a long-lived client (the reconciler) tries again after it.
+    unreachable: std::sync::Mutex<Option<(String, String, Instant)>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -306,6 +307,10 @@ fn decided(decision: Decision, error: Error) -> AttemptError {
         Decision::Stop => AttemptError::Fatal(error),
     }
 }
+
+/// How long requests fail at once after one gave up on a tenant that never answered: long
+/// enough for the rest of one command's reads, short against a reconciler's interval.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(15);
 
 /// The token exchange.
 const EXCHANGE_PATH: &str = "/bim/apikey/authenticate";
@@ -466,7 +471,7 @@ impl Client {
             && !self.inner.answered.load(Ordering::Acquire)
             && let Ok(mut latch) = self.inner.unreachable.lock()
         {
-            latch.get_or_insert_with(|| (url.clone(), message.clone()));
+            *latch = Some((url.clone(), message.clone(), Instant::now()));
         }
         Err(error)
     }
@@ -474,9 +479,9 @@ impl Client {
     /// The error every request gets once the tenant is known to be unreachable.
     fn unreachable(&self) -> Option<Error> {
         let latch = self.inner.unreachable.lock().ok()?;
-        latch
-            .as_ref()
-            .map(|(url, message)| Error::Transport { url: url.clone(), message: message.clone() })
+        latch.as_ref().filter(|(_, _, at)| at.elapsed() < UNREACHABLE_FOR).map(
+            |(url, message, _)| Error::Transport { url: url.clone(), message: message.clone() },
+        )
     }
 
     async fn attempt(&self, req: &Request<'_>) -> std::result::Result<RawResponse, AttemptError> {
