@@ -37,7 +37,7 @@ use crate::state::store::{self, Recorder};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The state could not be recorded: stop at once, or applied objects would be forgotten.
-    #[error("cannot record progress in the state: {0}")]
+    #[error("cannot record progress in the state")]
     State(#[from] store::Error),
 }
 

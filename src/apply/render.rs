@@ -1,40 +1,50 @@
 //! The per-object results of an apply, for people: one line per object that was not
-//! unchanged, then a summary. Styled; `anstream` strips the styles when the output is not a
+//! unchanged ([`result_line`], streamed by the CLI as objects finish), then a summary. Styled; `anstream` strips the styles when the output is not a
 //! terminal or `NO_COLOR` is set.
 
 use owo_colors::OwoColorize;
 
-use super::{Outcome, Status};
+use super::{ObjectResult, Outcome, Status};
 use crate::diagnostic::escape::printable;
 
 /// The per-object results of an apply and the summary line.
 pub fn outcome(outcome: &Outcome) -> String {
     let mut out = String::from("\n");
-    let (mut done, mut unchanged) = (0, 0);
     for r in &outcome.results {
-        let (word, line) = match &r.status {
-            Status::Unchanged => {
-                unchanged += 1;
-                continue;
-            }
-            Status::Applied => ("applied".green().to_string(), String::new()),
-            Status::Adopted => ("adopted".green().to_string(), String::new()),
-            Status::Deleted => ("deleted".green().to_string(), String::new()),
-            Status::Forgotten => ("no longer managed".green().to_string(), String::new()),
-            Status::Recorded => ("recorded in the state".green().to_string(), String::new()),
-            Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {}", printable(m))),
-            Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {}", printable(m))),
-        };
-        if r.status.is_done() {
-            done += 1;
+        if let Some(line) = result_line(r) {
+            out.push_str(&line);
         }
-        out.push_str(&format!(
-            "  {} {} {word}{line} ({} ms)\n",
-            r.action.symbol(),
-            printable(&r.id.to_string()),
-            r.took.as_millis()
-        ));
     }
+    out.push_str(&summary(outcome));
+    out
+}
+
+/// One object's result, `  + policy "p" applied (12 ms)`, as it finishes (the CLI streams
+/// them); `None` for an unchanged object, which is only counted.
+pub fn result_line(r: &ObjectResult) -> Option<String> {
+    let (word, line) = match &r.status {
+        Status::Unchanged => return None,
+        Status::Applied => ("applied".green().to_string(), String::new()),
+        Status::Adopted => ("adopted".green().to_string(), String::new()),
+        Status::Deleted => ("deleted".green().to_string(), String::new()),
+        Status::Forgotten => ("no longer managed".green().to_string(), String::new()),
+        Status::Recorded => ("recorded in the state".green().to_string(), String::new()),
+        Status::Failed(m) => ("FAILED".red().bold().to_string(), format!(": {}", printable(m))),
+        Status::Skipped(m) => ("skipped".yellow().to_string(), format!(": {}", printable(m))),
+    };
+    Some(format!(
+        "  {} {} {word}{line} ({} ms)\n",
+        r.action.symbol(),
+        printable(&r.id.to_string()),
+        r.took.as_millis()
+    ))
+}
+
+/// The summary after the results: counts, and what to do after a failure.
+pub fn summary(outcome: &Outcome) -> String {
+    let mut out = String::new();
+    let done = outcome.results.iter().filter(|r| r.status.is_done()).count();
+    let unchanged = outcome.results.iter().filter(|r| r.status == Status::Unchanged).count();
     let failed = outcome.failed();
     let skipped = outcome.skipped();
     let summary = format!(

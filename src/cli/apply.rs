@@ -2,6 +2,7 @@
 //! `plan --out` against a new one), refuse what is unsafe, ask, then carry the plan out with a
 //! progress bar; Ctrl-C finishes the objects in flight and stops.
 
+use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,11 +11,12 @@ use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{Format, load_specs, plan_against_tenant, render, report};
+use super::progress::{self, Phases};
 use super::tenant::{self, TenantArgs};
 use super::{EXIT_ERROR, EXIT_OK, Stop, print_banner, print_out, runtime, stop_signal};
 use crate::apply::{self, ObjectResult, Progress};
 use crate::pipeline::{ApplyOptions, Overrides, saved};
-use crate::plan::Action;
+use crate::plan::{Action, ObjectId};
 use crate::state::store;
 
 /// Arguments of `apply`.
@@ -32,8 +34,17 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Ask the tenant's dry run for every object (as `plan --refresh`).
-    #[arg(long)]
+    /// Ask the tenant's dry run for every object (on by default, as `plan`);
+    /// `--refresh=false` skips it. A saved plan is checked with the reads it was made with.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub refresh: bool,
     /// Treat spec warnings as errors.
     #[arg(long)]
@@ -61,28 +72,41 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     if let Some(saved) = &saved {
         saved.ensure_online()?;
     }
+    let progress = Phases::start(true, "Loading the specs");
     let (_, specs) = load_specs(&spec_root, args.strict, &args.tenant.secrets_dir, false)?;
-    if report(&specs.diagnostics) {
+    if progress.suspend(|| report(&specs.diagnostics, &spec_root)) {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
     runtime()?.block_on(async {
+        progress.phase("Connecting to the tenant");
         let tenant = tenant::connect(&args.tenant, None).await?;
         if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
-            print_banner(&banner, true);
+            progress.suspend(|| print_banner(&banner, true));
         }
         if let Some(saved) = &saved {
             saved.ensure_for(&tenant.label)?;
         }
+        progress.phase("Taking the state's lock");
         let state = tenant.open_state(&args.tenant, "apply").await?;
         let lock = store::lock_within(&*state.store, args.lock_timeout, LOCK_POLL).await?;
-        let refresh = saved.as_ref().map_or(args.refresh, |s| s.refresh(args.refresh));
-        let planned =
-            plan_against_tenant(&tenant, &state, &specs, refresh, args.tenant.parallelism).await?;
+        // A saved plan is checked against what it was made from, with the same reads.
+        let refresh = saved.as_ref().map_or(args.refresh, |s| s.refresh(false));
+        let planned = plan_against_tenant(
+            &tenant,
+            &state,
+            &specs,
+            refresh,
+            args.tenant.parallelism,
+            &spec_root,
+            &progress,
+        )
+        .await?;
+        progress.finish();
         if let Some(saved) = &saved {
             saved.ensure_fresh(&planned.plan.fingerprint)?;
         }
         let plan = &planned.plan;
-        print_out(&render(plan, Format::Text))?;
+        print_out(&render(plan, Format::Text, &spec_root))?;
         let overrides = Overrides { allow_destroy: args.allow_destroy, force: args.force };
         let refusals = planned.refusals(overrides);
         if !refusals.is_empty() {
@@ -114,6 +138,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             );
             on_signal.cancel();
         });
+        print_out("\n")?;
         let progress = Bar::new(plan.changes.iter().filter(|c| c.action != Action::NoOp).count());
         let options = ApplyOptions {
             parallelism: args.tenant.parallelism,
@@ -131,7 +156,9 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         }
         let outcome = outcome?;
         drop(lock);
-        print_out(&apply::render::outcome(&outcome))?;
+        // The per-object results were printed as they finished (`Bar::done`); the rest now.
+        print_out(&progress.unprinted(&outcome))?;
+        print_out(&apply::render::summary(&outcome))?;
         Ok(ExitCode::from(if outcome.is_success() { EXIT_OK } else { EXIT_ERROR }))
     })
 }
@@ -155,19 +182,31 @@ fn confirm(tenant: &str) -> anyhow::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-/// A progress bar on a terminal; nothing otherwise.
-struct Bar(Option<indicatif::ProgressBar>);
+/// The apply's progress: each object's result printed as it finishes (on stdout), and on a
+/// terminal a bar with counts, elapsed time and ETA (on stderr) below them.
+struct Bar(Option<indicatif::ProgressBar>, std::sync::Mutex<HashSet<ObjectId>>);
 
 impl Bar {
     fn new(total: usize) -> Bar {
-        if total < 2 || !std::io::stderr().is_terminal() {
-            return Bar(None);
+        if total < 2 || !progress::enabled() {
+            return Bar(None, Default::default());
         }
         let bar = indicatif::ProgressBar::new(total as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
-            bar.set_style(style);
-        }
-        Bar(Some(bar))
+        bar.set_style(progress::bar_style("Applying"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        Bar(Some(bar), Default::default())
+    }
+
+    /// The results that were not streamed (objects skipped without starting, when a run is
+    /// cancelled), in plan order.
+    fn unprinted(&self, outcome: &apply::Outcome) -> String {
+        let printed = self.1.lock().map(|p| p.clone()).unwrap_or_default();
+        outcome
+            .results
+            .iter()
+            .filter(|r| !printed.contains(&r.id))
+            .filter_map(apply::render::result_line)
+            .collect()
     }
 
     fn finish(&self) {
@@ -175,12 +214,27 @@ impl Bar {
             b.finish_and_clear();
         }
     }
+
+    /// Prints `text` on stdout, above the bar.
+    fn print(&self, text: &str) {
+        let print = || {
+            let mut out = anstream::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        };
+        match &self.0 {
+            Some(b) => b.suspend(print),
+            None => print(),
+        }
+    }
 }
 
 impl Progress for Bar {
     fn waiting(&self, message: &str) {
         match &self.0 {
-            Some(b) => b.println(message),
+            Some(b) => b.suspend(|| {
+                let _ = writeln!(anstream::stderr(), "{message}");
+            }),
             None => {
                 let _ = writeln!(anstream::stderr(), "{message}");
             }
@@ -188,6 +242,12 @@ impl Progress for Bar {
     }
 
     fn done(&self, result: &ObjectResult) {
+        if let Some(line) = apply::render::result_line(result) {
+            self.print(&line);
+        }
+        if let Ok(mut printed) = self.1.lock() {
+            printed.insert(result.id.clone());
+        }
         if let Some(b) = &self.0
             && result.action != Action::NoOp
         {

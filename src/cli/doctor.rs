@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use super::tenant::{self, TenantArgs};
-use super::validate::Format;
+use super::validate::Report as Format;
 use super::{EXIT_ERROR, EXIT_OK, print_out, runtime};
 use crate::live::doctor::{self, Expectations};
 use crate::secret_store::env_names;

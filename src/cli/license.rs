@@ -12,7 +12,7 @@ use anyhow::Context;
 use owo_colors::OwoColorize;
 
 use super::tenant::{self, TenantArgs};
-use super::{EXIT_OK, validate::Format};
+use super::{EXIT_OK, validate::Report as Format};
 use crate::live::{self, Licenses};
 use crate::plan::{days_until, license_status_warnings};
 

@@ -23,6 +23,7 @@ mod license;
 mod logs;
 mod man;
 mod plan;
+mod progress;
 mod run;
 mod schema;
 mod state;
@@ -126,6 +127,7 @@ pub fn main() -> ExitCode {
     };
     choice.write_global();
     init_logging(cli.log_format, matches!(cli.command, Command::Run(_) | Command::Emulator(_)));
+    progress::allow(cli.log_format == LogFormat::Text);
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use super::progress::Phases;
 use super::tenant::{self, OpenState, Tenant, TenantArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, print_banner, print_out, runtime};
+use crate::diagnostic::render::{Level, annotation};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::pipeline::{self, Inputs, Planned, Specs, saved};
 use crate::plan::Plan;
@@ -27,6 +29,9 @@ pub enum Format {
     Json,
     /// Markdown for a pull-request comment.
     Markdown,
+    /// The text plan, then GitHub Actions workflow annotations (`::error file=...::`) for
+    /// spec diagnostics, objects the tenant refuses, destructive changes and warnings.
+    Github,
 }
 
 /// Arguments of `plan`.
@@ -39,9 +44,18 @@ pub struct PlanArgs {
     /// pull requests in CI: no state file, no tenant, no secrets needed).
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
-    /// Ask the tenant's dry run for every object, not only changed ones (finds changes made
-    /// outside immuta-gitops).
-    #[arg(long)]
+    /// Ask the tenant's dry run for every object, not only changed ones: finds changes made
+    /// outside immuta-gitops (on by default, as Terraform's refresh). `--refresh=false`
+    /// compares with the last applied state and the tenant's listings only.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub refresh: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -80,10 +94,12 @@ pub(super) fn load_specs(
     Ok((snapshot, specs))
 }
 
-/// Prints diagnostics to stderr; returns whether any is an error.
-pub(super) fn report(diags: &[Diagnostic]) -> bool {
+/// Prints diagnostics to stderr, files named from the current directory (`root` is the spec
+/// root); returns whether any is an error.
+pub(super) fn report(diags: &[Diagnostic], root: &Path) -> bool {
+    let diags = crate::diagnostic::rebase(diags, &super::validate::shown_root(root));
     let mut err = anstream::stderr().lock();
-    for d in diags {
+    for d in &diags {
         let _ = writeln!(err, "{d}\n");
     }
     let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
@@ -103,53 +119,85 @@ pub(super) async fn plan_against_tenant<'a>(
     specs: &'a Specs,
     refresh: bool,
     parallelism: usize,
+    root: &Path,
+    progress: &Phases,
 ) -> anyhow::Result<Planned<'a>> {
+    progress.phase("Reading the state");
     let prepared = specs.prepare(&*state.store, &tenant.label, &state.keys).await?;
-    match prepared.plan(&tenant.client, refresh, parallelism).await {
+    progress.phase("Reading the tenant");
+    match prepared.plan_with(&tenant.client, refresh, parallelism, progress).await {
         Ok(planned) => Ok(planned),
         Err(pipeline::Error::Specs { diagnostics, .. }) => {
-            report(&diagnostics);
+            progress.suspend(|| report(&diagnostics, root));
             bail!("the specs name purposes that neither the specs nor the tenant have");
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// The plan in `format`.
-pub(super) fn render(plan: &Plan, format: Format) -> String {
+/// The plan in `format` (`root`: the spec root, which `github` names files from).
+pub(super) fn render(plan: &Plan, format: Format, root: &Path) -> String {
     match format {
         Format::Text => render::text(plan, &TextOptions { color: true }),
         Format::Json => render::json(plan),
         Format::Markdown => render::markdown(plan, 65_000).join("\n\n---\n\n"),
+        Format::Github => render::github(plan, &super::validate::shown_root(root)),
     }
 }
 
 /// `plan`.
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let progress = Phases::start(args.format == Format::Text, "Loading the specs");
     let (snapshot, specs) =
         load_specs(&args.path, args.strict, &args.tenant.secrets_dir, args.base.is_some())?;
-    if report(&specs.diagnostics) {
+
+    let failed = if args.format == Format::Github {
+        let root = super::validate::shown_root(&args.path);
+        let diags = crate::diagnostic::rebase(&specs.diagnostics, &root);
+        for d in &diags {
+            let level = if d.is_error() { Level::Error } else { Level::Warning };
+            let title = format!("{}[{}]", d.severity.as_str(), d.code.as_str());
+            let message = match &d.hint {
+                Some(hint) => format!("{}\nhint: {hint}", d.message),
+                None => d.message.clone(),
+            };
+            print_out(&annotation(level, d.location.as_ref(), &title, &message))?;
+        }
+        specs.has_errors()
+    } else {
+        progress.suspend(|| report(&specs.diagnostics, &args.path))
+    };
+    if failed {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
     let plan = match &args.base {
         Some(rev) => plan_offline(args, snapshot, &specs, rev)?,
         None => runtime()?.block_on(async {
             drop(snapshot);
+            progress.phase("Connecting to the tenant");
             let tenant = tenant::connect(&args.tenant, None).await?;
             if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
-                print_banner(&banner, args.format == Format::Text);
+                progress.suspend(|| print_banner(&banner, args.format == Format::Text));
             }
             let state = tenant.open_state(&args.tenant, "plan").await?;
-            let planned =
-                plan_against_tenant(&tenant, &state, &specs, args.refresh, args.tenant.parallelism)
-                    .await?;
+            let planned = plan_against_tenant(
+                &tenant,
+                &state,
+                &specs,
+                args.refresh,
+                args.tenant.parallelism,
+                &args.path,
+                &progress,
+            )
+            .await?;
             anyhow::Ok(planned.plan)
         })?,
     };
+    drop(progress);
     if let Some(out) = &args.out {
         saved::save(out, &plan, &args.path)?;
     }
-    print_out(&render(&plan, args.format))?;
+    print_out(&render(&plan, args.format, &args.path))?;
     let code = if plan.has_errors() {
         EXIT_ERROR
     } else if args.detailed_exitcode && plan.has_changes() {

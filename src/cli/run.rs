@@ -235,7 +235,11 @@ pub fn run(args: &RunArgs, json_logs: bool) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let metrics = Arc::new(Metrics::new());
-        let tenant = tenant::connect(&args.tenant, Some(metrics.clone())).await?;
+        let tenant = tenant::connect_as(&args.tenant, Some(metrics.clone()), true).await?;
+        // The reconciler writes its lock, state and Git cache here: made with its `.gitignore`.
+        crate::state::file::create_dir(&args.tenant.state_dir).with_context(|| {
+            format!("cannot create the state directory `{}`", args.tenant.state_dir.display())
+        })?;
         if let Some(banner) = tenant.banner(&args.tenant.state_dir) {
             tracing::warn!("{banner}");
         }

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use super::tenant::{self, OpenState, TenantArgs};
-use super::validate::Format;
+use super::validate::Report as Format;
 use super::{EXIT_ERROR, EXIT_OK, print_out, runtime};
 use crate::spec::Kind;
 use crate::spec::secrets::{SENSITIVE, is_masked};
@@ -100,7 +100,7 @@ pub fn run(args: &StateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn open(args: &TenantArgs, role: &str) -> anyhow::Result<(String, OpenState)> {
-    let (label, location) = tenant::state_of(args);
+    let (label, location) = tenant::state_of(args)?;
     let state = args.state.open(location, &label, role).await?;
     Ok((label, state))
 }
@@ -281,7 +281,7 @@ async fn migrate(
             out.push_str(&format!("Its digest key is in `{}` (mode 0600).\n", local.display()));
         }
         (Location::Postgres(_), _) if args.state.digest_key_file.is_none() => {
-            if let Location::File(path) = tenant::state_of(args).1 {
+            if let Location::File(path) = tenant::state_of(args)?.1 {
                 out.push_str(&format!(
                     "Give every writer of the new state the digest key of `{}` (IMMUTA_GITOPS_DIGEST_KEY \
                      or --digest-key-file).\n",

@@ -1,14 +1,16 @@
-//! `immuta-gitops validate`: load a spec tree offline and report every problem (the reports
-//! are `diagnostic::render`'s).
+//! `immuta-gitops validate`: load a spec tree without a tenant and report every problem (the
+//! reports are `diagnostic::render`'s). `--offline` reads no secret value either: placeholders
+//! are checked for their syntax only, so CI without secrets can validate. Files are named from
+//! the current directory ([`shown_root`]), so `file:line:col` opens in a terminal and GitHub.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use super::{EXIT_ERROR, EXIT_OK};
-use crate::diagnostic::render;
+use crate::diagnostic::{rebase, render};
 use crate::pipeline::{Inputs, Specs};
 use crate::secret_store::{self, env_names};
 use crate::source;
@@ -19,7 +21,20 @@ use crate::spec::{self, LoadOptions};
 pub enum Format {
     /// Human-readable, `file:line:col: severity[code]: message` (coloured on a terminal).
     Text,
-    /// Machine-readable diagnostics for editors and CI (see README, "validate --format json").
+    /// Machine-readable diagnostics for editors and CI (`format_version` 1; files relative to
+    /// `root`).
+    Json,
+    /// GitHub Actions workflow annotations (`::error file=...,line=...,col=...::message`), shown
+    /// on the pull request's files.
+    Github,
+}
+
+/// Output formats of the reports of `doctor`, `license status` and `state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Report {
+    /// For people (coloured on a terminal; NO_COLOR respected).
+    Text,
+    /// One JSON document, for scripts.
     Json,
 }
 
@@ -32,6 +47,10 @@ pub struct ValidateArgs {
     /// Treat warnings (unknown fields, literal secrets...) as errors.
     #[arg(long)]
     pub strict: bool,
+    /// Read no secret value: `${VAR}` and `${file:PATH}` placeholders are checked for their
+    /// syntax, not for their values (CI without secrets, pull requests from forks).
+    #[arg(long)]
+    pub offline: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -48,16 +67,37 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| "nothing was validated; pass the directory that holds your spec files")?;
     let inputs = Inputs {
-        options: LoadOptions { strict: args.strict, ..LoadOptions::with_env(env_names()) },
+        options: LoadOptions {
+            strict: args.strict,
+            offline: args.offline,
+            ..LoadOptions::with_env(env_names())
+        },
         secrets_dir: args.secrets_dir.clone(),
     };
     let specs = Specs::load(&snapshot, &inputs);
     let root = args.path.display().to_string();
     let tree = specs.tree(&root);
     let out = match args.format {
-        Format::Text => render::text(&tree, &specs.diagnostics),
+        Format::Text => render::text(&tree, &rebase(&specs.diagnostics, &shown_root(&args.path))),
         Format::Json => render::json(&tree, &specs.diagnostics),
+        Format::Github => {
+            render::github(&tree, &rebase(&specs.diagnostics, &shown_root(&args.path)))
+        }
     };
     anstream::stdout().lock().write_all(out.as_bytes())?;
     Ok(ExitCode::from(if specs.has_errors() { EXIT_ERROR } else { EXIT_OK }))
+}
+
+/// The spec root as the files of diagnostics are named from it: relative to the current
+/// directory when it is under it (`specs`, not `/home/me/repo/specs`), the directory of a
+/// single file, empty for the current directory itself.
+pub(super) fn shown_root(root: &Path) -> String {
+    let dir = if root.is_file() { root.parent().unwrap_or(Path::new("")) } else { root };
+    let relative = match std::env::current_dir() {
+        Ok(cwd) if dir.is_absolute() => dir.strip_prefix(&cwd).unwrap_or(dir).to_path_buf(),
+        _ => dir.to_path_buf(),
+    };
+    let parts: PathBuf =
+        relative.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+    parts.display().to_string()
 }

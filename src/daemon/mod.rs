@@ -427,7 +427,8 @@ impl Daemon {
             Err(e) => {
                 let good = self.handles.status.snapshot().applied_revision;
                 let message = format!(
-                    "cannot read the source: {e}; nothing was changed{}",
+                    "cannot read the source: {}; nothing was changed{}",
+                    crate::diagnostic::chain(&e),
                     good.map(|r| format!(" (revision {r} stays applied)")).unwrap_or_default()
                 );
                 self.handles.status.update(|s| s.problem(Problem::Source, Some(message.clone())));

@@ -116,7 +116,7 @@ impl Context<'_> {
                             short(&snapshot.revision)
                         )
                     }
-                    _ => format!("{e}"),
+                    _ => crate::diagnostic::chain(&e),
                 };
                 Reconciled::problem(outcome, 0, message.clone(), message)
             }

@@ -27,6 +27,37 @@ pub enum Severity {
     Warning,
 }
 
+/// `diags` with every file named from `prefix` (the spec root as the user sees it, e.g.
+/// `specs`), so that `file:line:col` opens from the current directory; `prefix` empty leaves
+/// them as they are.
+pub fn rebase(diags: &[Diagnostic], prefix: &str) -> Vec<Diagnostic> {
+    let prefix = prefix.trim_end_matches('/');
+    diags
+        .iter()
+        .cloned()
+        .map(|mut d| {
+            if let Some(l) = d.location.as_mut().filter(|_| !prefix.is_empty()) {
+                l.file = format!("{prefix}/{}", l.file);
+            }
+            d
+        })
+        .collect()
+}
+
+/// An error and its causes on one line, `outer: cause: root cause`, as `anyhow`'s `{:#}` prints
+/// them: for logs and `/status`, where an error is shown without `anyhow`. An error's own message
+/// never repeats its cause (the cause is its `source()`), so each text appears once.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 impl Severity {
     /// The lower-case name used in text and JSON output.
     pub fn as_str(self) -> &'static str {

@@ -1,5 +1,6 @@
-//! The reports of `validate`: every diagnostic and a summary, for people ([`text`]) or for
-//! editors and CI ([`json`], `format_version` 1).
+//! The reports of `validate`: every diagnostic and a summary, for people ([`text`]), for
+//! editors and CI ([`json`], `format_version` 1), or as GitHub Actions workflow annotations
+//! ([`github`], built on [`annotation`], which `plan --format github` uses too).
 //!
 //! This module knows nothing of specs: the caller describes the tree in a [`Tree`] (the
 //! pipeline's `Specs::tree` does), so `diagnostic` stays a leaf every other module can use.
@@ -181,5 +182,105 @@ mod tests {
         assert_eq!(out["objects"], serde_json::json!({"purpose": 0, "policy": 2}));
         assert_eq!(out["diagnostics"][0]["file"], "a.yaml");
         assert!(out["diagnostics"][0].get("line").is_none());
+    }
+}
+
+/// Severity of a GitHub Actions annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `::error`.
+    Error,
+    /// `::warning`.
+    Warning,
+    /// `::notice`.
+    Notice,
+}
+
+/// One GitHub Actions workflow command, `::error file=F,line=L,col=C,title=T::message`, on one
+/// line: the message escaped as GitHub's toolkit does (`%`, `\r`, `\n`), each property also
+/// `:` and `,`. Line and column are left out when unknown (0).
+pub fn annotation(
+    level: Level,
+    location: Option<&super::Location>,
+    title: &str,
+    message: &str,
+) -> String {
+    fn data(s: &str) -> String {
+        s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    }
+    fn property(s: &str) -> String {
+        data(s).replace(':', "%3A").replace(',', "%2C")
+    }
+    let level = match level {
+        Level::Error => "error",
+        Level::Warning => "warning",
+        Level::Notice => "notice",
+    };
+    let mut props = Vec::new();
+    if let Some(l) = location {
+        props.push(format!("file={}", property(&l.file)));
+        if l.line > 0 {
+            props.push(format!("line={}", l.line));
+        }
+        if l.column > 0 {
+            props.push(format!("col={}", l.column));
+        }
+    }
+    if !title.is_empty() {
+        props.push(format!("title={}", property(title)));
+    }
+    let props = if props.is_empty() { String::new() } else { format!(" {}", props.join(",")) };
+    format!("::{level}{props}::{}\n", data(message))
+}
+
+/// `validate --format github`: one annotation per diagnostic (its JSON path and hint in the
+/// message), then a notice with the summary. GitHub shows them on the pull request's files.
+pub fn github(tree: &Tree<'_>, diags: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diags {
+        let level = match d.severity {
+            Severity::Error => Level::Error,
+            Severity::Warning => Level::Warning,
+        };
+        let mut message = d.message.clone();
+        if let Some(path) = &d.path {
+            message.push_str(&format!("\nat: {path}"));
+        }
+        if let Some(hint) = &d.hint {
+            message.push_str(&format!("\nhint: {hint}"));
+        }
+        let title = format!("{}[{}]", d.severity.as_str(), d.code.as_str());
+        out.push_str(&annotation(level, d.location.as_ref(), &title, &message));
+    }
+    let summary = Summary::of(diags);
+    let verdict = if summary.errors > 0 { "invalid" } else { "valid" };
+    out.push_str(&annotation(
+        Level::Notice,
+        None,
+        "immuta-gitops validate",
+        &format!("{}: {verdict}: {summary} in {} files", tree.root, tree.files),
+    ));
+    out
+}
+
+#[cfg(test)]
+mod github_tests {
+    use super::{Level, annotation};
+    use crate::diagnostic::Location;
+
+    #[test]
+    fn annotations_escape_as_github_does() {
+        let at = Location::new("specs/a,b:c%.yaml", 3, 7);
+        let line = annotation(Level::Error, Some(&at), "error[x]: y", "50% off\r\nnext: line, too");
+        assert_eq!(
+            line,
+            "::error file=specs/a%2Cb%3Ac%25.yaml,line=3,col=7,title=error[x]%3A y::50%25 off%0D%0Anext: line, too\n"
+        );
+        let file_only = Location::file("a.yaml");
+        assert_eq!(
+            annotation(Level::Warning, Some(&file_only), "", "m"),
+            "::warning file=a.yaml::m\n"
+        );
+        assert_eq!(annotation(Level::Notice, None, "", "m"), "::notice::m\n");
     }
 }

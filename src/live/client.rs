@@ -25,6 +25,12 @@
 //! V1 listings are read by [`Client::list`] (see `listing.rs`: every envelope, paging that a
 //! server ignores or caps, concurrent pages once the count is known, a hard page limit).
 //!
+//! A tenant that never answered fails fast: a refused connection or a name that does not
+//! resolve is tried once more, not `max_retries` times, and once a request has given up on
+//! such a tenant every other request of the client (in flight, or started within the next
+//! 15 s) fails with the same error instead of retrying on its own; one error, within a second. Retries are logged at
+//! debug level; callers count them through the [`Observer`] and report them once.
+//!
 //! API keys and tokens are held as `SecretString`s, sent in headers marked sensitive, and never
 //! logged; they and the secret values of every request are registered with [`crate::redact`]
 //! before the first byte is sent, and the userinfo of the tenant URL is dropped (and
@@ -36,7 +42,7 @@
 //! Immuta API).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::Retryable;
@@ -150,6 +156,12 @@ struct Inner {
     timeout: Duration,
     listing: Limits,
     observer: Arc<dyn Observer>,
+    /// Whether the tenant ever answered (any HTTP status).
+    answered: AtomicBool,
+    /// Set when a request gave up on a tenant that never answered: every request for the next
+    /// [`UNREACHABLE_FOR`] fails at once with this error (URL and message of
+    /// [`Error::Transport`]); a long-lived client (the reconciler) tries again after it.
+    unreachable: std::sync::Mutex<Option<(String, String, Instant)>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -304,6 +316,10 @@ fn decided(decision: Decision, error: Error) -> AttemptError {
     }
 }
 
+/// How long requests fail at once after one gave up on a tenant that never answered: long
+/// enough for the rest of one command's reads, short against a reconciler's interval.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(15);
+
 /// The token exchange.
 const EXCHANGE_PATH: &str = "/bim/apikey/authenticate";
 
@@ -374,6 +390,8 @@ impl Client {
                 timeout: config.timeout,
                 listing: config.listing,
                 observer,
+                answered: AtomicBool::new(false),
+                unreachable: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -422,12 +440,24 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: Future<Output = std::result::Result<T, AttemptError>>,
     {
+        if let Some(error) = self.unreachable() {
+            return Err(error);
+        }
         let policy = self.inner.policy;
         let observer = &self.inner.observer;
+        let retried = AtomicUsize::new(0);
         let result = attempt
             .retry(retry::Schedule::new(policy))
             .sleep(tokio::time::sleep)
-            .when(|e: &AttemptError| matches!(e, AttemptError::Retry { .. }))
+            .when(|e: &AttemptError| {
+                let AttemptError::Retry { reason, .. } = e else { return false };
+                // Fail fast (module docs): another request gave up on this tenant, or it never
+                // answered and refuses the connection after one more try.
+                let never_answered = !self.inner.answered.load(Ordering::Acquire);
+                let tries = retried.fetch_add(1, Ordering::Relaxed);
+                self.unreachable().is_none()
+                    && !(never_answered && *reason == "connection" && tries >= 1)
+            })
             .adjust(move |e, next| {
                 // `next` is None once the retries are used up: keep it so, or backon retries forever.
                 next.map(|backoff| match e {
@@ -438,7 +468,7 @@ impl Client {
             .notify(|e, wait| {
                 if let AttemptError::Retry { reason, error, .. } = e {
                     observer.retry(req.endpoint, reason);
-                    tracing::warn!(
+                    tracing::debug!(
                         endpoint = req.endpoint,
                         method = %req.method,
                         reason,
@@ -448,7 +478,25 @@ impl Client {
                 }
             })
             .await;
-        result.map_err(AttemptError::into_error)
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(e) => e.into_error(),
+        };
+        if let Error::Transport { url, message } = &error
+            && !self.inner.answered.load(Ordering::Acquire)
+            && let Ok(mut latch) = self.inner.unreachable.lock()
+        {
+            *latch = Some((url.clone(), message.clone(), Instant::now()));
+        }
+        Err(error)
+    }
+
+    /// The error every request gets once the tenant is known to be unreachable.
+    fn unreachable(&self) -> Option<Error> {
+        let latch = self.inner.unreachable.lock().ok()?;
+        latch.as_ref().filter(|(_, _, at)| at.elapsed() < UNREACHABLE_FOR).map(
+            |(url, message, _)| Error::Transport { url: url.clone(), message: message.clone() },
+        )
     }
 
     async fn attempt(&self, req: &Request<'_>) -> std::result::Result<RawResponse, AttemptError> {
@@ -533,6 +581,7 @@ impl Client {
         let method = req.method.as_str();
         match outcome {
             Ok(answer) => {
+                self.inner.answered.store(true, Ordering::Release);
                 self.inner.observer.request(
                     req.endpoint,
                     method,
@@ -817,9 +866,14 @@ pub(super) fn envelope(body: &Value) -> Option<(Vec<Value>, Option<usize>)> {
     }
 }
 
+/// A transport error and its causes on one line, without the URL that [`Error::Transport`]
+/// names already (reqwest's "error sending request for url (...)").
 fn transport_message(e: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut message = e.to_string();
+    if let Some(url) = e.url() {
+        message = message.replace(&format!(" for url ({url})"), "");
+    }
     let mut source = e.source();
     while let Some(s) = source {
         message.push_str(": ");

@@ -891,6 +891,16 @@ pub struct Reads {
 /// Reads what a plan needs: the inventories, the existence of connection keys, and the dry
 /// runs, with at most `parallelism` requests at a time. Fails closed.
 pub async fn observe(client: &Client, reads: Reads, parallelism: usize) -> Result<Observed> {
+    observe_with(client, reads, parallelism, &|| {}).await
+}
+
+/// As [`observe`], calling `answered` as each dry run is answered (progress displays).
+pub async fn observe_with(
+    client: &Client,
+    reads: Reads,
+    parallelism: usize,
+    answered: &(dyn Fn() + Sync),
+) -> Result<Observed> {
     let parallelism = parallelism.max(1);
     let Reads { dry_runs, probe_keys, recorded, licenses, deleting } = reads;
     let probe_keys: std::collections::BTreeSet<String> = probe_keys.into_iter().collect();
@@ -906,7 +916,9 @@ pub async fn observe(client: &Client, reads: Reads, parallelism: usize) -> Resul
     let probes_fut = probe(probe_keys.iter().cloned().collect());
     let dry_fut = stream::iter(dry_runs)
         .map(|r| async move {
-            dry_run(client, r.id.kind, &r.payload, &r.options, &r.secrets).await.map(|d| (r.id, d))
+            let answer = dry_run(client, r.id.kind, &r.payload, &r.options, &r.secrets).await;
+            answered();
+            answer.map(|d| (r.id, d))
         })
         .buffer_unordered(parallelism)
         .try_collect::<Vec<_>>();

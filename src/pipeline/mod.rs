@@ -37,7 +37,7 @@ use crate::spec::secrets::InterpolateError;
 use crate::state::store;
 
 pub use self::apply::{ApplyOptions, Overrides};
-pub use self::plan::{OFFLINE_SALT, Offline, Planned, observe, plan_offline};
+pub use self::plan::{OFFLINE_SALT, Offline, PlanProgress, Planned, observe, plan_offline};
 pub use self::prepare::{Prepared, Specs};
 
 /// What loading a spec tree needs from outside the snapshot.
@@ -63,7 +63,7 @@ pub enum Error {
         diagnostics: Vec<Diagnostic>,
     },
     /// A placeholder could not be filled in.
-    #[error("{object}: {source}")]
+    #[error("{object}")]
     Secret {
         /// The object.
         object: String,
@@ -73,7 +73,7 @@ pub enum Error {
     },
     /// The tenant could not be read (fail closed).
     #[error(
-        "cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant): {0}"
+        "cannot read the tenant; nothing was planned (a failed read is never taken for an empty tenant)"
     )]
     Live(#[from] live::Error),
     /// The state could not be read or written.

@@ -26,6 +26,17 @@ pub struct Planned<'a> {
     pub plan: Plan,
 }
 
+/// The phases of a plan as they happen, for a progress display (the CLI draws one on a
+/// terminal). Every method does nothing by default; `()` reports nowhere.
+pub trait PlanProgress: Sync {
+    /// The tenant is being read: its listings, and `dry_runs` dry runs.
+    fn reading(&self, _dry_runs: usize) {}
+    /// One dry run was answered.
+    fn dry_run_answered(&self) {}
+}
+
+impl PlanProgress for () {}
+
 impl<'a> Prepared<'a> {
     /// Reads the tenant (every object's dry run with `refresh`, else only changed objects'),
     /// checks that every purpose a project names exists in the specs or on the tenant, and
@@ -36,8 +47,20 @@ impl<'a> Prepared<'a> {
         refresh: bool,
         parallelism: usize,
     ) -> Result<Planned<'a>> {
+        self.plan_with(client, refresh, parallelism, &()).await
+    }
+
+    /// As [`Prepared::plan`], reporting its phases to `progress`.
+    pub async fn plan_with(
+        self,
+        client: &Client,
+        refresh: bool,
+        parallelism: usize,
+        progress: &dyn PlanProgress,
+    ) -> Result<Planned<'a>> {
+        let secrets = &self.specs.secrets;
         let mut observed =
-            observe(client, &self.targets, &self.state, &self.specs.secrets, refresh, parallelism)
+            observe(client, &self.targets, &self.state, secrets, refresh, parallelism, progress)
                 .await?;
         check_references(self.desired(), &observed)?;
         let mut plan = plan::plan(&self.input(&observed, refresh));
@@ -81,6 +104,7 @@ pub async fn observe(
     secrets: &dyn SecretSource,
     refresh: bool,
     parallelism: usize,
+    progress: &dyn PlanProgress,
 ) -> Result<Observed> {
     let mut requests = Vec::new();
     let by_id: HashMap<(Kind, &str), &Target<'_>> =
@@ -137,9 +161,11 @@ pub async fn observe(
         .filter(|e| !desired.contains(&(e.kind, e.key.as_str())))
         .filter_map(|e| Some((crate::plan::ObjectId::new(e.kind, &e.key), e.id?)))
         .collect();
+    progress.reading(requests.len());
     let reads = live::Reads { dry_runs: requests, probe_keys, recorded, licenses, deleting };
     // Dry runs and probes change nothing on the tenant: they run twice as wide as writes.
-    Ok(live::observe(client, reads, parallelism.saturating_mul(2)).await?)
+    let answered = || progress.dry_run_answered();
+    Ok(live::observe_with(client, reads, parallelism.saturating_mul(2), &answered).await?)
 }
 
 /// The data sources (name and id) whose table tags the plan's access impact asks for, at most

@@ -16,6 +16,7 @@ use super::{
     Action, Change, DryRun, Effect, Fingerprint, ObjectId, Observed, Plan, PlanError, Target,
     Warning, diff, effects, impact, specs_fingerprint,
 };
+use crate::spec::text::shown;
 use crate::spec::{Kind, RepoSettings};
 use crate::state::{self, State};
 
@@ -156,7 +157,7 @@ fn plan_target(t: &Target<'_>, input: &PlanInput<'_>, index: Option<&LiveIndex<'
     };
     match prev {
         None => new_object(&mut change, t, presence, dry, input.observed),
-        Some(prev) => managed(&mut change, t, prev, presence, dry),
+        Some(prev) => managed(&mut change, t, prev, presence, dry, input.observed),
     }
     change
 }
@@ -199,6 +200,7 @@ fn managed(
     prev: &state::Entry,
     presence: Option<Presence>,
     dry: Option<&DryRun>,
+    observed: Option<&Observed>,
 ) {
     let kind = change.id.kind;
     let before: &Value = &prev.payload;
@@ -223,10 +225,7 @@ fn managed(
         && !matches!(dry, Some(DryRun::Rejected { .. } | DryRun::Unknown { .. }))
     {
         change.action = Action::Update;
-        change.reason = Some(
-            "changed outside immuta-gitops (the tenant reports a difference); the spec is posted again"
-                .to_owned(),
-        );
+        change.reason = dry.map(|d| drifted(&change.id, before, d, observed));
         change.effects =
             effects::effects(kind, before, &t.comparable, &prev.names, dry, &t.object.options);
     } else if prev.prune != t.object.options.prune {
@@ -240,6 +239,61 @@ fn managed(
             "`gitops: {prune: false}` added: the object will be kept on the tenant when its spec is deleted; only the state is updated".to_owned()
         });
     }
+}
+
+/// Why an object whose spec did not change is posted again: what the tenant's dry run reported
+/// and, where a listing exposes the field, which one differs. Immuta's V1 listings show a
+/// policy's and a project's `name` in the V2 vocabulary; their other fields are in V1 shapes,
+/// which are never compared with V2 specs field by field (`reference/immuta-api.md` §2.3).
+fn drifted(id: &ObjectId, applied: &Value, dry: &DryRun, observed: Option<&Observed>) -> String {
+    let names = |items: &[String]| {
+        let shown: Vec<String> = items.iter().take(5).map(|n| format!("`{}`", shown(n))).collect();
+        let more = items.len().saturating_sub(5);
+        if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+    };
+    let reported = match dry {
+        DryRun::Data { creating, updating, deleting, tags_updated, .. } => {
+            let mut parts = Vec::new();
+            for (verb, items) in [("create", creating), ("update", updating), ("delete", deleting)]
+            {
+                if !items.is_empty() {
+                    parts.push(format!("{verb} data sources {}", names(items)));
+                }
+            }
+            if *tags_updated {
+                parts.push("change tags".to_owned());
+            }
+            format!("the tenant's dry run says posting the spec would {}", parts.join(", "))
+        }
+        DryRun::Object { creating: true, .. } => {
+            "the tenant's dry run says posting the spec would create it".to_owned()
+        }
+        DryRun::Object { .. } | DryRun::Rejected { .. } => {
+            "the tenant's dry run says posting the spec would update it".to_owned()
+        }
+        DryRun::Unknown { reason } => format!(
+            "the tenant's dry run could not be read ({reason}): what posting the spec would do \
+             is unknown"
+        ),
+    };
+    let listed = observed.and_then(|o| match id.kind {
+        Kind::Policy => o.policy(&id.key).map(|p| p.name.as_str()),
+        Kind::Project => o.project(&id.key).map(|p| p.name.as_str()),
+        _ => None,
+    });
+    let field = match (listed, applied.get("name").and_then(Value::as_str)) {
+        (Some(live), Some(spec)) if live != spec => format!(
+            "; `name` differs: the tenant lists `{}`, the spec says `{}`",
+            shown(live),
+            shown(spec)
+        ),
+        (Some(_), Some(_)) => "; its listing shows the same `name`, and the listings show no \
+             other field of it: compare it on the tenant to see what was edited"
+            .to_owned(),
+        _ => "; the tenant's listings do not show which field differs: compare it on the tenant"
+            .to_owned(),
+    };
+    format!("changed outside immuta-gitops: {reported}{field}; the spec is posted again")
 }
 
 /// The delete of a managed object whose spec is gone: blocked by `prune: false`, state-only

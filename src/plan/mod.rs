@@ -290,6 +290,37 @@ impl Plan {
         !self.errors.is_empty() || self.impact.errors().next().is_some()
     }
 
+    /// What the plan compared, in one sentence every renderer shows: a plan claims only what
+    /// it checked.
+    pub fn compared(&self) -> String {
+        match &self.base {
+            Some(base) => {
+                format!("Compared the specs with the specs at {base}; the tenant was not read.")
+            }
+            None if self.refreshed => "Compared the specs with the last applied state, the \
+                 tenant's listings and every object's dry run (changes made on the tenant by hand \
+                 are found)."
+                .to_owned(),
+            None => "Compared the specs with the last applied state and the tenant's listings \
+                 only (--refresh=false): objects deleted on the tenant are found, other changes \
+                 made there by hand are not."
+                .to_owned(),
+        }
+    }
+
+    /// The sentence of a plan without changes, saying what matches what ([`Plan::compared`]).
+    pub fn no_changes(&self) -> String {
+        match &self.base {
+            Some(base) => {
+                format!("No changes. The specs match the specs at {base}; the tenant was not read.")
+            }
+            None if self.refreshed => "No changes. The tenant matches the specs.".to_owned(),
+            None => "No changes. The specs match what was last applied; changes made on the \
+                 tenant by hand were not checked (--refresh=false)."
+                .to_owned(),
+        }
+    }
+
     /// The `N to create, M to update, K to delete, E implicit effects` line.
     pub fn summary_line(&self) -> String {
         let s = self.summary();

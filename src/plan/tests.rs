@@ -321,7 +321,19 @@ fn objects_deleted_outside_are_created_again_and_changes_outside_are_updated() {
     observed.dry_runs.insert(ObjectId::new(Kind::Policy, "mask"), object_dry_run(false, true));
     let p = run(&t, &state, Some(&observed));
     assert_eq!(p.changes[0].action, Action::Update);
-    assert!(p.changes[0].reason.as_deref().unwrap().contains("changed outside"));
+    let reason = p.changes[0].reason.clone().unwrap();
+    // What the tenant reported, and that its listing cannot tell which field was edited.
+    assert!(reason.contains("changed outside"), "{reason}");
+    assert!(reason.contains("the tenant's dry run says posting the spec would update it"));
+    assert!(reason.contains("same `name`") && reason.contains("compare it on the tenant"));
+    // A field the listing does show is named, with both values.
+    let mut renamed = listing_policies(vec![live_policy(1, Some("mask"), "Mask (edited)", false)]);
+    renamed.dry_runs = observed.dry_runs.clone();
+    let reason = run(&t, &state, Some(&renamed)).changes[0].reason.clone().unwrap();
+    assert!(
+        reason.contains("`name` differs: the tenant lists `Mask (edited)`, the spec says `Mask`"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -76,7 +76,7 @@ pub enum Error {
         message: String,
     },
     /// The spec root cannot be read.
-    #[error("cannot read spec root `{path}`: {source}")]
+    #[error("cannot read spec root `{path}`")]
     Io {
         /// The path as given.
         path: String,

@@ -32,7 +32,7 @@ use super::{Record, STATE_VERSION, State};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read or written.
-    #[error("state file `{path}`: {source}")]
+    #[error("state file `{path}`")]
     Io {
         /// The state file.
         path: PathBuf,
@@ -180,13 +180,38 @@ fn load_file(path: &Path) -> Result<Option<State>> {
     Ok(Some(state))
 }
 
+/// What the `.gitignore` of a directory this tool creates says: everything in it (the state,
+/// its journal, lock and key, the sandbox tenant, the Git cache) stays out of the repository it
+/// may sit in (`.immuta-gitops/` is made in the current directory by default).
+pub const GITIGNORE: &str =
+    "# Made by immuta-gitops: its state, keys, lock and sandbox stay out of Git.\n*\n";
+
+/// Creates `dir` and its missing parents; the topmost directory it creates gets a `.gitignore`
+/// of `*` ([`GITIGNORE`]), as Python's virtualenvs and pytest's cache do. A directory that
+/// exists already is left as it is.
+pub fn create_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let topmost = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .last()
+        .map(Path::to_path_buf);
+    fs::create_dir_all(dir)?;
+    if let Some(top) = topmost {
+        fs::write(top.join(".gitignore"), GITIGNORE)?;
+    }
+    Ok(())
+}
+
 /// Writes the state atomically (temporary file, fsync, rename, fsync of the directory).
 pub fn save(path: &Path, state: &State) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&dir).map_err(io(path))?;
+    create_dir(&dir).map_err(io(path))?;
     let mut text = serde_json::to_vec_pretty(state)
         .map_err(|e| Error::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
     text.push(b'\n');
@@ -328,7 +353,7 @@ impl Lock {
     pub fn acquire_as(state_path: &Path, holder: &str) -> Result<Lock> {
         let lock_path = sibling(state_path, ".lock");
         if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(io(state_path))?;
+            create_dir(dir).map_err(io(state_path))?;
         }
         let mut file = OpenOptions::new()
             .read(true)
@@ -381,11 +406,15 @@ mod tests {
         let state = State::new("sandbox", "salt");
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), Some(state));
-        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
+        let mut leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(leftovers, ["state.json"]);
+        leftovers.sort();
+        // `sub/` was made by the save: it keeps itself out of Git.
+        assert_eq!(leftovers, [".gitignore", "state.json"]);
+        assert_eq!(fs::read_to_string(dir.path().join("sub/.gitignore")).unwrap(), GITIGNORE);
+        assert!(!dir.path().join(".gitignore").exists(), "an existing directory is left alone");
     }
 
     #[test]

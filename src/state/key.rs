@@ -31,7 +31,7 @@ fn register(key: &[u8]) {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The key file cannot be read.
-    #[error("cannot read the digest key file `{path}`: {source}")]
+    #[error("cannot read the digest key file `{path}`")]
     Read {
         /// The file.
         path: PathBuf,
@@ -40,7 +40,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The key file cannot be written.
-    #[error("cannot write the digest key file `{path}`: {source}")]
+    #[error("cannot write the digest key file `{path}`")]
     Write {
         /// The file.
         path: PathBuf,
@@ -49,7 +49,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The key is too short.
-    #[error("{origin}: {source}")]
+    #[error("{origin}")]
     Short {
         /// Where the key came from.
         origin: String,
@@ -173,7 +173,7 @@ fn trim(bytes: &[u8]) -> &[u8] {
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let err = |source| Error::Write { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        super::file::create_dir(dir).map_err(err)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -213,7 +213,8 @@ mod tests {
         let b = Keys::given(b"0123456789abcdef0123", "env").unwrap();
         assert_eq!(a.current(), b.current());
         let err = Keys::given(b"short\n", "IMMUTA_GITOPS_DIGEST_KEY").unwrap_err();
-        assert!(err.to_string().starts_with("IMMUTA_GITOPS_DIGEST_KEY: the digest key has 5"));
+        let text = crate::diagnostic::chain(&err);
+        assert!(text.starts_with("IMMUTA_GITOPS_DIGEST_KEY: the digest key has 5"), "{text}");
         let err = Keys::none().ensure("PostgreSQL state `x`").unwrap_err();
         assert!(err.to_string().contains("IMMUTA_GITOPS_DIGEST_KEY"), "{err}");
     }

@@ -91,3 +91,8 @@ mod hostile;
 /// tree, 1,000 idle connections, slow clients, foreign Hosts, an empty webhook secret and web
 /// pages driving the emulator.
 mod hostile_world;
+
+/// A new user's first hour (issue 13): the sandbox only when nothing else was meant, one clear
+/// error for an unreachable tenant, `validate --offline`, clickable paths and `--format
+/// github`, the state directory's own `.gitignore`.
+mod first_hour;

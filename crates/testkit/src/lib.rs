@@ -39,10 +39,15 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// The `immuta-gitops` binary at `path`, run from the repository root, with colours off and no
 /// Immuta settings leaking in from the developer's environment.
+///
+/// `CI` is removed too: `.ci/run` exports `CI=true`, under which a command without a tenant URL
+/// refuses the embedded sandbox. Tests run the binary as on a developer's machine, where the
+/// README's first command applies to the sandbox; tests of the CI rule set `CI` themselves.
 pub fn bin(path: impl AsRef<Path>) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(path.as_ref());
     cmd.current_dir(repo_root())
         .env("NO_COLOR", "1")
+        .env_remove("CI")
         .env_remove("IMMUTA_URL")
         .env_remove("IMMUTA_API_KEY")
         .env_remove("IMMUTA_ADMIN_API_KEY")

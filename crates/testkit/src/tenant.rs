@@ -197,6 +197,7 @@ impl Env {
         let mut cmd = std::process::Command::new(&self.bin);
         cmd.current_dir(self.specs.path())
             .env("NO_COLOR", "1")
+            .env_remove("CI")
             .env_remove("IMMUTA_URL")
             .env_remove("IMMUTA_ADMIN_API_KEY")
             .env_remove("IMMUTA_GITOPS_STATE_DIR")
@@ -772,7 +773,7 @@ pub async fn plan_in_process(
     state: &State,
     secrets: &dyn SecretSource,
 ) -> Result<plan::Plan, String> {
-    let observed = immuta_gitops::pipeline::observe(client, targets, state, secrets, false, 4)
+    let observed = immuta_gitops::pipeline::observe(client, targets, state, secrets, false, 4, &())
         .await
         .map_err(|e| e.to_string())?;
     Ok(plan::plan(&PlanInput {

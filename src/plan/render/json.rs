@@ -34,6 +34,7 @@ struct PlanDoc {
     revision: String,
     base: Option<String>,
     refreshed: bool,
+    compared: String,
     has_changes: bool,
     summary: SummaryDoc,
     impact: Vec<FindingDoc>,
@@ -260,6 +261,7 @@ impl From<&Plan> for PlanDoc {
             revision: text(&plan.revision),
             base: opt_text(plan.base.as_ref()),
             refreshed: plan.refreshed,
+            compared: plan.compared(),
             has_changes: plan.has_changes(),
             summary: SummaryDoc {
                 create: s.create,
@@ -499,7 +501,7 @@ pub struct SavedChange {
 #[derive(Debug, thiserror::Error)]
 pub enum SavedPlanError {
     /// Not JSON at all.
-    #[error("the saved plan is not valid JSON: {0}")]
+    #[error("the saved plan is not valid JSON")]
     Syntax(#[source] serde_json::Error),
     /// JSON, but not a plan (no `format_version`).
     #[error("not an immuta-gitops plan: `format_version` is missing or not a number")]
@@ -516,7 +518,7 @@ pub enum SavedPlanError {
         supported: u32,
     },
     /// The right version, but fields are missing or of the wrong type.
-    #[error("the saved plan (format_version 1) is malformed: {0}")]
+    #[error("the saved plan (format_version 1) is malformed")]
     Malformed(#[source] serde_json::Error),
     /// A kind or action this build does not know.
     #[error("the saved plan names an unknown {field} `{value}`")]

@@ -113,6 +113,7 @@ impl<'a> Doc<'a> {
         if let Some(base) = &self.plan.base {
             context.push_str(&format!(" · against `--base` {}", code(&scrub(base))));
         }
+        context.push_str(&format!("  \n{}", inline(&self.plan.compared())));
         format!("### immuta-gitops plan{part}: {}\n\n{context}\n\n", self.plan.summary_line())
     }
 
@@ -183,7 +184,7 @@ impl<'a> Doc<'a> {
             ));
         }
         if !self.plan.has_changes() {
-            self.text("No changes. The tenant matches the specs.\n\n".to_owned());
+            self.text(format!("{}\n\n", inline(&self.plan.no_changes())));
         }
     }
 

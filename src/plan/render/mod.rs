@@ -7,6 +7,7 @@
 //! - [`json`]: the versioned, documented plan format (`docs/plan-json.md`), also the format of
 //!   `plan --out`, read back by [`read_saved`].
 //! - [`markdown`]: PR comments, split at object boundaries to fit a comment-size limit.
+//! - [`github`]: the text plan and GitHub Actions annotations at the specs' `file:line:col`.
 //!
 //! Every format shows the plan's access impact first (widening before narrowing, certain before
 //! possible, then the references the plan breaks), then the per-object changes.
@@ -15,6 +16,7 @@
 //! renderer still passes payloads through [`display_value`] and
 //! free text through `scrub`, so a raw `(sensitive:<digest>)` string is never printed.
 
+mod github;
 mod json;
 mod markdown;
 mod text;
@@ -27,6 +29,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
+pub use self::github::github;
 pub use self::json::{FORMAT_VERSION, SavedChange, SavedPlan, SavedPlanError, json, read_saved};
 pub use self::markdown::{GITHUB_COMMENT_LIMIT, markdown};
 pub use self::text::{TextOptions, text};

@@ -460,8 +460,24 @@ fn an_unchanged_tenant_says_so() {
     let out = text(&p, &TextOptions { color: false });
     insta::assert_snapshot!("text_no_changes", out);
     let md = markdown(&p, GITHUB_COMMENT_LIMIT);
-    assert!(md[0].contains("No changes. The tenant matches the specs."), "{}", md[0]);
+    // A plan claims only what it checked: against --base, nothing about the tenant.
+    assert!(md[0].contains("No changes. The specs match the specs at main"), "{}", md[0]);
     assert!(md[0].contains("against `--base` `main`"), "{}", md[0]);
+    assert!(!md[0].contains("The tenant matches"), "{}", md[0]);
+    // Against a tenant: only a refreshed plan says the tenant matches; every format says
+    // what was compared.
+    let mut online = p.clone();
+    online.base = None;
+    online.tenant = "https://acme.immuta.com".into();
+    for (refreshed, says) in [(true, "The tenant matches the specs."), (false, "--refresh=false")] {
+        online.refreshed = refreshed;
+        let text = text(&online, &TextOptions { color: false });
+        let md = markdown(&online, GITHUB_COMMENT_LIMIT).join("");
+        let doc: serde_json::Value = serde_json::from_str(&json(&online)).unwrap();
+        assert!(text.contains(says) && md.contains(says), "{text}\n{md}");
+        assert_eq!(doc["compared"], online.compared().as_str());
+        assert!(text.contains(&online.compared()) && md.contains(&online.compared()), "{text}");
+    }
 }
 
 fn many_policies(n: usize) -> Desired {

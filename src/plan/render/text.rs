@@ -43,9 +43,7 @@ pub fn text(plan: &Plan, options: &TextOptions) -> String {
         ));
     }
     out.push(header);
-    if plan.refreshed {
-        out.push(p.dimmed("Every object was checked with a dry run on the tenant (--refresh)."));
-    }
+    out.push(p.dimmed(&scrub(&plan.compared())));
 
     impact(plan, &p, &mut out);
 
@@ -107,7 +105,7 @@ pub fn text(plan: &Plan, options: &TextOptions) -> String {
         )));
     }
     if !plan.has_changes() {
-        out.push(p.green("No changes. The tenant matches the specs."));
+        out.push(p.green(&scrub(&plan.no_changes())));
     }
     let destructive = plan.summary().destructive;
     if destructive > 0 {

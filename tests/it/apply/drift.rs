@@ -54,7 +54,7 @@ async fn objects_deleted_out_of_band_are_created_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edited_object_is_found_by_refresh_and_restored() {
+async fn an_edited_object_is_found_by_default_and_restored() {
     let env = Env::shop_applied().await;
     let original = comparable(&env.tenant().await);
     let orders_id = data_source_records(&env.tenant().await)["public orders"]["id"].to_string();
@@ -64,13 +64,32 @@ async fn an_edited_object_is_found_by_refresh_and_restored() {
     env.tamper("project", "insights", &json!({"description": "edited in the UI"})).await;
     env.tamper("datasource", &orders_id, &json!({"tableTags": ["Added.In.UI"]})).await;
 
-    // Without --refresh, unchanged specs are not re-checked: the edits are invisible.
-    env.plan(&["--detailed-exitcode"]).await.must_exit(0);
+    // With --refresh=false, unchanged specs are not re-checked: the edits are invisible, and
+    // the plan says so instead of claiming the tenant matches.
+    let run = env.plan(&["--refresh=false", "--detailed-exitcode"]).await.must_exit(0);
+    assert!(run.stdout.contains("changes made on the tenant by hand were not checked"));
+    assert!(!run.stdout.contains("The tenant matches the specs"), "{}", run.stdout);
 
-    let run = env.plan(&["--refresh", "--detailed-exitcode"]).await.must_exit(2);
+    // By default (Terraform's refresh) every object's dry run finds them.
+    let run = env.plan(&["--detailed-exitcode"]).await.must_exit(2);
     assert!(run.stdout.contains("changed outside immuta-gitops"), "{}", run.stdout);
-    let plan = env.plan_json(&["--refresh"]).await;
+    let plan = env.plan_json(&[]).await;
     assert_eq!(plan["refreshed"], true);
+    // Per object: what the tenant reported, and the field when a listing shows it.
+    let reason =
+        |kind, key| change(&plan, kind, key)["reason"].as_str().unwrap_or_default().to_owned();
+    let policy = reason("policy", "mask-email");
+    assert!(
+        policy.contains("`name` differs: the tenant lists `Renamed in the UI`, the spec says"),
+        "{policy}"
+    );
+    let shop = reason("datasource", "shop");
+    assert!(shop.contains("would update data sources `public orders`"), "{shop}");
+    let project = reason("project", "insights");
+    assert!(
+        project.contains("same `name`") && project.contains("compare it on the tenant"),
+        "{project}"
+    );
     let edited = [
         ("datasource", "shop"),
         ("policy", "mask-email"),
@@ -81,7 +100,7 @@ async fn an_edited_object_is_found_by_refresh_and_restored() {
     assert_eq!(change(&plan, "datasource", "shop")["server"]["updating"], json!(["public orders"]));
 
     env.clear_requests().await;
-    env.apply(&["--refresh"]).await.must_exit(0);
+    env.apply(&[]).await.must_exit(0);
     let mut posted = writes(&env.requests().await);
     posted.sort();
     assert_eq!(
@@ -94,8 +113,9 @@ async fn an_edited_object_is_found_by_refresh_and_restored() {
         ]
     );
     assert_eq!(comparable(&env.tenant().await), original, "every edit is undone, ids kept");
-    let run = env.plan(&["--refresh", "--detailed-exitcode"]).await;
+    let run = env.plan(&["--detailed-exitcode"]).await;
     assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains("No changes. The tenant matches the specs."), "{}", run.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +123,7 @@ async fn without_refresh_only_changed_objects_are_dry_run() {
     let env = Env::shop_applied().await;
 
     env.clear_requests().await;
-    env.plan(&[]).await.must_exit(0);
+    env.plan(&["--refresh=false"]).await.must_exit(0);
     // No dry runs at all: managed connections are found in the `/dataSource` listing by the
     // data-source names the state recorded (a per-key existence probe is only needed for a
     // connection that produced no data sources).
@@ -111,13 +131,14 @@ async fn without_refresh_only_changed_objects_are_dry_run() {
 
     edit(&env.specs, "policies/policies.yaml", "Employees subscribe", "Staff subscribe");
     env.clear_requests().await;
-    env.plan(&[]).await.must_exit(0);
+    env.plan(&["-refresh=false"]).await.must_exit(0);
     let mut asked = dry_runs(&env.requests().await);
     asked.sort();
     assert_eq!(asked, ["POST /api/v2/policy"]);
 
+    // The default refreshes: every object's dry run.
     env.clear_requests().await;
-    env.plan(&["--refresh"]).await.must_exit(0);
+    env.plan(&[]).await.must_exit(0);
     let mut asked = dry_runs(&env.requests().await);
     asked.sort();
     assert_eq!(
