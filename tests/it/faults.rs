@@ -289,8 +289,13 @@ async fn case(op: Op, fault: &Fault) {
                 _ => format!("{method} {prefix}"),
             };
             assert!(text.contains(&named), "names {named}: {text}");
+            // The writes after the dry runs run concurrently: the log holds them in the order
+            // they finished, so the failed one is among them, not necessarily first.
             let skip = usize::try_from(skip).unwrap();
-            assert_eq!(statuses[skip], u64::from(status));
+            assert!(
+                statuses[skip..].contains(&u64::from(status)),
+                "{status} after the dry runs: {statuses:?}"
+            );
             let failed = statuses.iter().filter(|s| **s == u64::from(status)).count();
             if matches!(fault.expect, Expect::GivesUp(_)) {
                 assert_eq!(
