@@ -198,6 +198,29 @@ async fn one_writer_at_a_time_and_the_others_are_told_who() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_in_another_database_on_the_same_server_is_not_this_ones() {
+    // Two databases on one server (two teams, or staging and production) with the same tenant
+    // and state name: each has its own writer, and a refused writer is told its own
+    // database's holder, never the other's.
+    let (one, two) =
+        (Backend::Postgres(TestDb::create().await), Backend::Postgres(TestDb::create().await));
+    if let (Backend::Postgres(a), Backend::Postgres(b)) = (&one, &two)
+        && a.name == b.name
+    {
+        return; // An external server that lets the test user create no database.
+    }
+    let here = one.open("https://t.example", "default", "pid 1 on a: apply").await;
+    let there = two.open("https://t.example", "default", "pid 2 on b: run").await;
+    let _there = there.try_lock().await.expect("the other database's lock is its own");
+    let _here = here.try_lock().await.expect("this database's lock is free");
+    let third = one.open("https://t.example", "default", "pid 3 on c: apply").await;
+    match third.try_lock().await {
+        Err(store::Error::Locked { holder, .. }) => assert_eq!(holder, "pid 1 on a: apply"),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_and_names_stand_side_by_side_and_a_state_is_replaced_whole() {
     for backend in Backend::all().await {
         let states = [

@@ -38,6 +38,8 @@ impl PgStore {
             })
             .await?;
         if !got {
+            // `pg_locks` lists the advisory locks of every database on the server: only this
+            // database's holder is ours (another database may use the same keys).
             let holder = inner
                 .timed("naming the lock holder", async {
                     let row = conn
@@ -47,7 +49,10 @@ impl PgStore {
                              FROM pg_locks l LEFT JOIN immuta_gitops_locks k \
                                ON k.backend_pid = l.pid AND k.tenant = $3 AND k.name = $4 \
                              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
-                               AND l.classid::bigint = $1 AND l.objid::bigint = $2 LIMIT 1",
+                               AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
+                               AND l.database = (SELECT oid FROM pg_database \
+                                                 WHERE datname = current_database()) \
+                             LIMIT 1",
                             &[&i64::from(k1), &i64::from(k2), &inner.tenant, &inner.name],
                         )
                         .await
