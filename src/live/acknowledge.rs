@@ -19,9 +19,10 @@
 
 use serde_json::{Value, json};
 
-use super::{
-    Client, Error, Kind, ObjectOptions, Request, Result, Row, Written, flag, int, post_v2, text,
-};
+use super::read::{Row, flag, int, text};
+use super::write::{Written, post_v2};
+use super::{Client, Error, Request, Result};
+use crate::spec::{Kind, ObjectOptions};
 
 /// Whether the tenant refused a project post until its purposes are acknowledged.
 pub(super) fn asks_for_it(e: &Error) -> bool {

@@ -1,4 +1,5 @@
-//! The Immuta REST client: authentication, retries, and the endpoints this tool uses.
+//! The Immuta REST client: authentication (`auth.rs`), requests (`request.rs`), retries and
+//! listings.
 //!
 //! Requests carry `Authorization: Bearer <api key>`; on a `401` the client exchanges the key for
 //! a session token (`POST /bim/apikey/authenticate`) once and retries with the token, which it
@@ -46,13 +47,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::Retryable;
+use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, DATE, HeaderValue, LOCATION, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+mod auth;
+mod request;
+
+use self::auth::Credential;
+pub use self::auth::{ProbeAuth, Role};
+pub use self::request::{Deadline, RawResponse, Request, Response, encode_segment};
 use super::listing::{self, Ask, Limits, Listed, Page};
 use super::retry::{self, Attempt, Decision, RetryPolicy};
 use super::{Error, Result};
@@ -107,40 +114,6 @@ impl Observer for NoObserver {
     fn retry(&self, _: &str, _: &str) {}
 }
 
-/// The form a probe sends the credential in (`Client::probe`).
-#[derive(Debug, Clone, Copy)]
-pub enum ProbeAuth<'a> {
-    /// No `Authorization` header.
-    None,
-    /// `Authorization: Bearer <key>`.
-    BearerKey,
-    /// `Authorization: <key>`.
-    RawKey,
-    /// `Authorization: Bearer <token>`.
-    Bearer(&'a SecretString),
-}
-
-/// Which credential a request uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The governance key.
-    Governance,
-    /// The license-admin key (falls back to the governance key).
-    Admin,
-}
-
-struct Credential {
-    api_key: SecretString,
-    token: Mutex<Option<SecretString>>,
-    /// Whether the form the tenant takes this credential in is known (see `settle`).
-    settled: AtomicBool,
-    /// Held by the request that settles it; the others wait.
-    settling: Mutex<()>,
-}
-
-/// Where the credential is tried before its first request.
-const WHOAMI: &str = "/bim/rpc/user/current";
-
 /// A client for one tenant. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
@@ -168,119 +141,6 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("base", &self.inner.base).finish_non_exhaustive()
     }
-}
-
-/// How long a request may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deadline {
-    /// The client's timeout.
-    Default,
-    /// This long.
-    Within(Duration),
-    /// No limit (a data-source post with a negative `wait`); only cancellation ends it.
-    Unbounded,
-}
-
-/// A request: method, path, query, optional JSON body, and the secret values it carries (for
-/// redacting error messages).
-#[derive(Debug, Clone)]
-pub struct Request<'a> {
-    /// HTTP method.
-    pub method: Method,
-    /// Path, already percent-encoded (`/api/v2/data/my%20key`).
-    pub path: String,
-    /// Low-cardinality name for metrics (`/api/v2/data/{key}`).
-    pub endpoint: &'static str,
-    /// Query parameters.
-    pub query: Vec<(&'static str, String)>,
-    /// JSON body.
-    pub body: Option<&'a Value>,
-    /// Which credential.
-    pub role: Role,
-    /// Secret values in the body, masked in any error message.
-    pub secrets: &'a [String],
-    /// How long it may take.
-    pub deadline: Deadline,
-    /// Whether it may be sent again when it got no answer (a timeout, a dropped connection).
-    /// False for writes: the tenant may have carried them out.
-    pub resend: bool,
-}
-
-impl<'a> Request<'a> {
-    /// A GET.
-    pub fn get(path: impl Into<String>, endpoint: &'static str) -> Self {
-        Request {
-            method: Method::GET,
-            path: path.into(),
-            endpoint,
-            query: Vec::new(),
-            body: None,
-            role: Role::Governance,
-            secrets: &[],
-            deadline: Deadline::Default,
-            resend: true,
-        }
-    }
-
-    /// A POST with a JSON body.
-    pub fn post(path: impl Into<String>, endpoint: &'static str, body: &'a Value) -> Self {
-        Request { method: Method::POST, body: Some(body), ..Request::get(path, endpoint) }
-    }
-
-    /// A DELETE.
-    pub fn delete(path: impl Into<String>, endpoint: &'static str) -> Self {
-        Request { method: Method::DELETE, ..Request::get(path, endpoint) }
-    }
-
-    /// Adds a query parameter.
-    pub fn query(mut self, name: &'static str, value: impl ToString) -> Self {
-        self.query.push((name, value.to_string()));
-        self
-    }
-
-    /// Uses the license-admin credential.
-    pub fn admin(mut self) -> Self {
-        self.role = Role::Admin;
-        self
-    }
-
-    /// Declares the secret values of the body.
-    pub fn secrets(mut self, secrets: &'a [String]) -> Self {
-        self.secrets = secrets;
-        self
-    }
-
-    /// Sets the deadline.
-    pub fn deadline(mut self, deadline: Deadline) -> Self {
-        self.deadline = deadline;
-        self
-    }
-
-    /// Marks the request as a write: never sent again once it may have reached the tenant.
-    pub fn write(mut self) -> Self {
-        self.resend = false;
-        self
-    }
-}
-
-/// A response: status and body.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// Status code.
-    pub status: StatusCode,
-    /// The body parsed as JSON (`Null` when empty or not JSON).
-    pub body: Value,
-}
-
-/// A response as it came: status, the `Date` header, and the body's bytes.
-#[derive(Debug, Clone)]
-pub struct RawResponse {
-    /// Status code.
-    pub status: StatusCode,
-    /// The server's clock (`Date`), when it sent one.
-    pub date: Option<SystemTime>,
-    /// The body.
-    pub body: Vec<u8>,
 }
 
 /// What one HTTP exchange gave: status, `Retry-After`, `Date`, body.
@@ -319,22 +179,6 @@ fn decided(decision: Decision, error: Error) -> AttemptError {
 /// How long requests fail at once after one gave up on a tenant that never answered: long
 /// enough for the rest of one command's reads, short against a reconciler's interval.
 const UNREACHABLE_FOR: Duration = Duration::from_secs(15);
-
-/// The token exchange.
-const EXCHANGE_PATH: &str = "/bim/apikey/authenticate";
-
-/// Percent-encodes one path segment (a natural key can contain spaces and slashes).
-pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 impl Client {
     /// A client for the tenant in `config`.
@@ -409,13 +253,6 @@ impl Client {
     /// Whether a license-admin key of its own is configured.
     pub fn has_admin_key(&self) -> bool {
         self.inner.admin.is_some()
-    }
-
-    fn credential(&self, role: Role) -> &Credential {
-        match role {
-            Role::Admin => self.inner.admin.as_ref().unwrap_or(&self.inner.governance),
-            Role::Governance => &self.inner.governance,
-        }
     }
 
     /// Sends a request with retries. Any status below 400 is returned; `404` is returned too
@@ -523,50 +360,6 @@ impl Client {
             }
             return Err(self.failed(req, status, answer.retry_after.as_deref(), &answer.body));
         }
-    }
-
-    /// `Bearer <token>` once a token is held, else `Bearer <key>`.
-    async fn authorization(&self, credential: &Credential) -> String {
-        match credential.token.lock().await.as_ref() {
-            Some(token) => format!("Bearer {}", token.expose_secret()),
-            None => format!("Bearer {}", credential.api_key.expose_secret()),
-        }
-    }
-
-    /// Settles, once, which form of `credential` the tenant takes (see the module docs): one
-    /// `GET /bim/rpc/user/current` with the key; a `401` or `500` is answered by the exchange.
-    /// Only a key refused with `401` whose exchange fails too fails the request (with the
-    /// exchange's error; the next request tries again): anything else (a `500` that was a
-    /// server error, an unreachable tenant) is left to the request itself and its retries.
-    async fn settle(&self, credential: &Credential) -> std::result::Result<(), AttemptError> {
-        if credential.settled.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let _settling = credential.settling.lock().await;
-        if credential.settled.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let probe = Request::get(WHOAMI, WHOAMI);
-        let auth = self.authorization(credential).await;
-        let status = self.observed(&probe, Some(&auth)).await.ok().map(|a| a.status.as_u16());
-        if matches!(status, Some(401 | 500)) {
-            let exchanged = self.exchange(credential).await;
-            if status == Some(401) {
-                exchanged?;
-            }
-        }
-        credential.settled.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    /// What the tenant says about the user a credential acts as (`GET /bim/rpc/user/current`:
-    /// `permissions`, `groupPermissions`, `projectId`...).
-    pub async fn whoami(&self, admin: bool) -> Result<Value> {
-        let mut req = Request::get(WHOAMI, WHOAMI);
-        if admin {
-            req = req.admin();
-        }
-        self.send_ok(&req).await
     }
 
     /// One HTTP exchange, reported to the observer; a transport failure is classified.
@@ -697,83 +490,8 @@ impl Client {
         Ok(Exchanged { status, retry_after, location, date, body })
     }
 
-    /// Exchanges the API key for a session token (`POST /bim/apikey/authenticate`), with the
-    /// same classifier, retries and observer as every other request. A failure is final for
-    /// the request that needed the token: the exchange has used its retries already.
-    async fn exchange(&self, credential: &Credential) -> std::result::Result<(), AttemptError> {
-        let key = credential.api_key.expose_secret();
-        let body = serde_json::json!({ "apikey": key });
-        let secrets = [key.to_owned()];
-        let req = Request::post(EXCHANGE_PATH, EXCHANGE_PATH, &body).secrets(&secrets);
-        let token =
-            self.retrying(&req, || self.exchange_once(&req)).await.map_err(AttemptError::Fatal)?;
-        crate::redact::register(token.expose_secret());
-        *credential.token.lock().await = Some(token);
-        Ok(())
-    }
-
-    async fn exchange_once(
-        &self,
-        req: &Request<'_>,
-    ) -> std::result::Result<SecretString, AttemptError> {
-        let Exchanged { status, retry_after, body, .. } = self.observed(req, None).await?;
-        let url = self.url(&req.path);
-        if status.is_success() {
-            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            return match value.get("token").and_then(Value::as_str) {
-                Some(token) if !token.is_empty() => Ok(SecretString::from(token.to_owned())),
-                _ => Err(AttemptError::Fatal(Error::Decode {
-                    path: req.path.clone(),
-                    message: "the token exchange answered no `token`".into(),
-                })),
-            };
-        }
-        if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
-            return Err(AttemptError::Fatal(Error::Unauthorized {
-                url,
-                message: format!(
-                    "the API key was refused ({status}); check IMMUTA_API_KEY (or --api-key-file) and that \
-                     the key is not expired or revoked"
-                ),
-            }));
-        }
-        // 429 and 5xx: the tenant is busy or failing, not refusing the key.
-        Err(self.failed(req, status, retry_after.as_deref(), &body))
-    }
-
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.inner.base, path)
-    }
-
-    /// One request exactly as asked, for `doctor`: the credential in the form `auth` says, no
-    /// retry, no exchange, every status returned. A transport failure is an error.
-    pub async fn probe(&self, req: &Request<'_>, auth: ProbeAuth<'_>) -> Result<RawResponse> {
-        let credential = self.credential(req.role);
-        let header = match auth {
-            ProbeAuth::None => None,
-            ProbeAuth::BearerKey => Some(format!("Bearer {}", credential.api_key.expose_secret())),
-            ProbeAuth::RawKey => Some(credential.api_key.expose_secret().to_owned()),
-            ProbeAuth::Bearer(token) => Some(format!("Bearer {}", token.expose_secret())),
-        };
-        match self.once(req, header.as_deref()).await {
-            Ok(answer) => {
-                Ok(RawResponse { status: answer.status, date: answer.date, body: answer.body })
-            }
-            Err(e) => {
-                Err(Error::Transport { url: self.url(&req.path), message: transport_message(&e) })
-            }
-        }
-    }
-
-    /// One token exchange for the credential of `role`, for `doctor`: the token, or why not.
-    /// The token is not kept.
-    pub async fn probe_exchange(&self, role: Role) -> Result<SecretString> {
-        let credential = self.credential(role);
-        let key = credential.api_key.expose_secret();
-        let body = serde_json::json!({ "apikey": key });
-        let secrets = [key.to_owned()];
-        let req = Request::post(EXCHANGE_PATH, EXCHANGE_PATH, &body).secrets(&secrets);
-        self.exchange_once(&req).await.map_err(AttemptError::into_error)
     }
 
     /// Sends and requires a success status (404 is an error too).
