@@ -438,17 +438,7 @@ mod tests {
     }
 
     fn entry(key: &str) -> crate::state::Entry {
-        crate::state::Entry {
-            kind: crate::spec::Kind::Policy,
-            key: key.into(),
-            id: Some(1),
-            digest: "d".into(),
-            payload: serde_json::json!({}).into(),
-            prune: true,
-            revision: "r".into(),
-            applied_at: "t".into(),
-            names: vec![],
-        }
+        crate::state::tests::entry(crate::spec::Kind::Policy, key)
     }
 
     fn keys(state: &State) -> Vec<&str> {

@@ -251,10 +251,11 @@ pub fn payload_digest(canonical: &serde_json::Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn entry(kind: Kind, key: &str) -> Entry {
+    /// An entry of `kind` and `key` with placeholder values (shared with the store tests).
+    pub(crate) fn entry(kind: Kind, key: &str) -> Entry {
         Entry {
             kind,
             key: key.into(),

@@ -1,10 +1,8 @@
 //! The reconciler end to end: the real `run` binary, a Git repository served by `git daemon`
 //! on loopback (or a watched directory), and the in-process emulator.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -14,7 +12,9 @@ use sha2::Sha256;
 
 use crate::support::git::{GitDaemon, GitFixture, SilentServer};
 use crate::support::tenant::{Env, writes};
-use crate::support::{SpecDir, bin, emulator_config, json_answer, output_text, serving_url};
+use crate::support::{
+    Log, SpecDir, bin, emulator_config, follow_serving, json_answer, output_text,
+};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -22,7 +22,7 @@ const SECRET: &str = "webhook-secret-for-tests";
 struct Reconciler {
     child: Child,
     base: String,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Log,
     http: reqwest::Client,
 }
 
@@ -57,21 +57,7 @@ impl Reconciler {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn the reconciler");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = serving_url(&line) {
-                    let _ = tx.send(url);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("the reconciler did not start:\n{}", log.lock().unwrap().join("\n"))
-        });
+        let (base, log) = follow_serving(&mut child, "the reconciler");
         Reconciler { child, base, log, http: reqwest::Client::new() }
     }
 

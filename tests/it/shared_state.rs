@@ -3,10 +3,8 @@
 //! away mid-apply, two `run` replicas with a leader killed mid-apply, the `state` commands, and
 //! read-only commands that write nothing.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use immuta_emulator::ADMIN_KEY;
@@ -15,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::postgres::{Proxy, TestDb};
 use crate::support::tenant::{Env, Run, write_shop};
-use crate::support::{BIN, SpecDir, serving_url};
+use crate::support::{BIN, Log, SpecDir, follow_serving};
 
 /// The digest key every writer of the shared state is given.
 const KEY: &str = "digest-key-of-the-shared-state-tests";
@@ -220,7 +218,7 @@ async fn the_database_going_away_mid_apply_fails_closed_and_the_next_apply_resum
 struct Replica {
     child: Child,
     base: String,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Log,
 }
 
 impl Replica {
@@ -245,21 +243,7 @@ impl Replica {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = serving_url(&line) {
-                    let _ = tx.send(url);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("the replica did not start:\n{}", log.lock().unwrap().join("\n"))
-        });
+        let (base, log) = follow_serving(&mut child, "the replica");
         Replica { child, base, log }
     }
 

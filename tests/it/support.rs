@@ -4,8 +4,8 @@
 #![allow(dead_code)] // Not every test module uses every helper.
 
 pub use immuta_testkit::{
-    SpecDir, emulator_config, fixture, git, json_answer, output_text, postgres, repo_root,
-    serving_url,
+    Log, SpecDir, emulator_config, fixture, follow_serving, git, json_answer, output_text,
+    postgres, repo_root, serving_url,
 };
 
 /// The `immuta-gitops` binary under test.

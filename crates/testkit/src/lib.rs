@@ -120,3 +120,31 @@ pub fn serving_url(line: &str) -> Option<String> {
     let addr = event["addr"].as_str()?;
     message.starts_with("serving ").then(|| format!("http://{addr}"))
 }
+
+/// The lines a started reconciler has written to stderr so far (shared with the thread that
+/// reads them).
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Follows the stderr of a starting reconciler (`what` names it in the failure): every line is
+/// kept in the returned log, and the base URL it announces ([`serving_url`]) is returned once
+/// it does, within 30 s (a panic with its log otherwise).
+pub fn follow_serving(child: &mut std::process::Child, what: &str) -> (String, Log) {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("the reconciler's stderr is piped");
+    let log = Log::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = serving_url(&line) {
+                let _ = tx.send(url);
+            }
+            lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    });
+    let base = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap_or_else(|_| {
+        let log = log.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+        panic!("{what} did not start:\n{log}")
+    });
+    (base, log)
+}
