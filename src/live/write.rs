@@ -293,6 +293,19 @@ async fn new_license(
     }
 }
 
+/// The dry run of a V2 post of `kind` (none for licenses), with its endpoint.
+fn dry_run_request<'a>(
+    kind: Kind,
+    payload: &'a Value,
+    options: &ObjectOptions,
+    secrets: &'a [String],
+) -> Option<(&'static str, Request<'a>)> {
+    let path = v2_path(kind)?;
+    let mut req = Request::post(path, path, payload).secrets(secrets);
+    req.query = v2_params(kind, options, true);
+    Some((path, req))
+}
+
 /// After a write that may have taken effect: whether the dry run of the same payload finds
 /// nothing left to change, and then what was written.
 async fn took_effect(
@@ -302,9 +315,9 @@ async fn took_effect(
     options: &ObjectOptions,
     secrets: &[String],
 ) -> Result<Option<Written>> {
-    let Some(path) = v2_path(kind) else { return Ok(None) };
-    let mut req = Request::post(path, path, payload).secrets(secrets);
-    req.query = v2_params(kind, options, true);
+    let Some((path, req)) = dry_run_request(kind, payload, options, secrets) else {
+        return Ok(None);
+    };
     let resp = match client.send_ok(&req).await {
         Ok(resp) => resp,
         Err(e) if e.is_rejection() => return Ok(None),
@@ -374,9 +387,9 @@ pub async fn dry_run(
     options: &ObjectOptions,
     secrets: &[String],
 ) -> Result<Option<DryRun>> {
-    let Some(path) = v2_path(kind) else { return Ok(None) };
-    let mut req = Request::post(path, path, payload).secrets(secrets);
-    req.query = v2_params(kind, options, true);
+    let Some((path, req)) = dry_run_request(kind, payload, options, secrets) else {
+        return Ok(None);
+    };
     let resp = match client.send_ok(&req).await {
         Ok(r) => r,
         // A project's owner must acknowledge its purposes: that says nothing about the payload,

@@ -41,16 +41,18 @@ async fn data_sources_a_post_drops_count_towards_the_mass_deletion_guard() {
     env.assert_converged().await;
 }
 
+/// Makes the tenant's policy listing come back empty (with a count of 0); reads by id still
+/// tell the truth.
+async fn lie_about_policies(env: &Env) {
+    let rules = json!({"rules": [{"path": "/policy/global", "keep": 0}]});
+    env.control(Method::PUT, "/lies", Some(&rules)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_that_comes_back_empty_never_turns_a_delete_into_a_forget() {
     let env = Env::with_policies(4).await;
     env.specs.remove("policies/p4.yaml");
-    env.control(
-        Method::PUT,
-        "/lies",
-        Some(&json!({"rules": [{"path": "/policy/global", "keep": 0}]})),
-    )
-    .await;
+    lie_about_policies(&env).await;
     let plan = env.plan_json(&[]).await;
     let c = change(&plan, "policy", "p4");
     assert_eq!(c["action"], "delete", "{c:#}");
@@ -62,12 +64,7 @@ async fn a_listing_that_comes_back_empty_never_turns_a_delete_into_a_forget() {
     // Really deleted outside, with the listing still lying: the read by id confirms it.
     env.specs.remove("policies/p3.yaml");
     env.delete_out_of_band("policy", "p3").await;
-    env.control(
-        Method::PUT,
-        "/lies",
-        Some(&json!({"rules": [{"path": "/policy/global", "keep": 0}]})),
-    )
-    .await;
+    lie_about_policies(&env).await;
     let plan = env.plan_json(&[]).await;
     let c = change(&plan, "policy", "p3");
     assert_eq!(c["write"], false, "{c:#}");
