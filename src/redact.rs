@@ -332,7 +332,8 @@ fn base64_cores(bytes: &[u8]) -> Vec<String> {
 #[derive(Default)]
 struct Registry {
     secrets: BTreeSet<String>,
-    public: BTreeSet<String>,
+    /// Public strings, each once (a reconciler registers its tree's again at every pass).
+    public: BTreeSet<Box<str>>,
     current: Option<Arc<Redactor>>,
 }
 
@@ -377,9 +378,9 @@ pub fn register_public<S: Into<String>>(texts: impl IntoIterator<Item = S>) {
     let mut registry = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
     let mut added = false;
     for t in texts {
-        let t = t.into();
-        if t.chars().count() >= WINDOW && !registry.public.contains(&t) {
-            registry.public.insert(t);
+        let t: String = t.into();
+        if t.chars().count() >= WINDOW && !registry.public.contains(t.as_str()) {
+            registry.public.insert(t.into_boxed_str());
             added = true;
         }
     }

@@ -207,7 +207,7 @@ pub(super) fn migrate(
             })?;
         if state::payload_digest(&salted) == entry.digest {
             let mut keyed = entry.clone();
-            keyed.payload = std::sync::Arc::clone(&t.comparable);
+            keyed.payload = t.comparable.clone();
             keyed.digest = t.digest.clone();
             migrated.push(keyed);
         }
@@ -232,9 +232,13 @@ pub(super) fn require_valid(diags: &[Diagnostic]) -> Result<()> {
 /// Tells the redaction layer what the specs hold: their literal secret values (secrets), and
 /// the rest of the tree, secrets masked (public text: anyone reading the repository sees it, so
 /// a secret sharing a run of characters with it does not mask it everywhere).
+///
+/// The public text is every distinct key and scalar of the masked payloads, each once: a tree
+/// of 10,000 objects repeats its field names and handlers thousands of times, and the redaction
+/// layer keeps what it is given for the life of the process.
 fn register_with_redaction(desired: &Desired) {
     let mut literal = Vec::new();
-    let mut public = Vec::new();
+    let mut public = std::collections::BTreeSet::new();
     for o in &desired.objects {
         for p in o.tainted_pointers() {
             if let Some(s) = o.payload.pointer(p).and_then(serde_json::Value::as_str)
@@ -243,12 +247,36 @@ fn register_with_redaction(desired: &Desired) {
                 literal.push(s.to_owned());
             }
         }
-        public.push(o.key.clone());
-        let masked = secrets::mask(&o.payload, o.tainted_pointers());
-        public.push(masked.to_string());
+        public.insert(o.key.clone());
+        scalars(&secrets::mask(&o.payload, o.tainted_pointers()), &mut public);
     }
     crate::redact::register_all(literal);
     crate::redact::register_public(public);
+}
+
+/// Every key and every scalar (as text) of `v`, into `out`.
+fn scalars(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if !out.contains(k) {
+                    out.insert(k.clone());
+                }
+                scalars(x, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|x| scalars(x, out)),
+        Value::String(s) => {
+            if !out.contains(s) {
+                out.insert(s.clone());
+            }
+        }
+        Value::Number(n) => {
+            out.insert(n.to_string());
+        }
+        Value::Bool(_) | Value::Null => {}
+    }
 }
 
 /// The comparable targets of the desired objects (secrets filled in from `secrets` and
@@ -272,7 +300,7 @@ pub(super) fn targets<'a>(
         if let Some(entry) = state.and_then(|s| s.get(o.kind, &o.key))
             && entry.digest == target.digest
         {
-            target.comparable = std::sync::Arc::clone(&entry.payload);
+            target.comparable = entry.payload.clone();
         }
         Ok(target)
     })

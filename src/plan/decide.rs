@@ -5,7 +5,6 @@
 //! for objects this plan creates first becomes a warning ([`unverifiable`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -147,7 +146,7 @@ fn plan_target(t: &Target<'_>, input: &PlanInput<'_>, index: Option<&LiveIndex<'
         reason: None,
         fields: Vec::new(),
         before: None,
-        after: Some(Arc::clone(&t.comparable)),
+        after: Some(t.comparable.clone()),
         effects: Vec::new(),
         live_id: prev.and_then(|p| p.id),
         location: Some(t.object.location.clone()),
@@ -203,13 +202,14 @@ fn managed(
     observed: Option<&Observed>,
 ) {
     let kind = change.id.kind;
-    let before: &Value = &prev.payload;
+    // Read (parsed, for a payload read from a state) only when the payload changed.
+    let before = || prev.payload.value();
     if prev.digest == t.digest {
         // Unchanged (the usual case): one shared copy, nothing to compare.
         change.before = change.after.clone();
     } else {
-        change.before = Some(Arc::clone(&prev.payload));
-        change.fields = diff::field_changes(before, &t.comparable);
+        change.before = Some(prev.payload.clone());
+        change.fields = diff::field_changes(before(), &t.comparable);
     }
     let gone = matches!(presence, Some(Presence::Absent | Presence::Unlisted));
     if gone {
@@ -217,7 +217,7 @@ fn managed(
         change.reason = Some("deleted outside immuta-gitops; it will be created again".to_owned());
     } else if !change.fields.is_empty() {
         change.effects =
-            effects::effects(kind, before, &t.comparable, &prev.names, dry, &t.object.options);
+            effects::effects(kind, before(), &t.comparable, &prev.names, dry, &t.object.options);
         let replace =
             change.effects.iter().any(|e| matches!(e, Effect::DataSourcesRecreated { .. }));
         change.action = if replace { Action::Replace } else { Action::Update };
@@ -225,9 +225,9 @@ fn managed(
         && !matches!(dry, Some(DryRun::Rejected { .. } | DryRun::Unknown { .. }))
     {
         change.action = Action::Update;
-        change.reason = dry.map(|d| drifted(&change.id, before, d, observed));
+        change.reason = dry.map(|d| drifted(&change.id, before(), d, observed));
         change.effects =
-            effects::effects(kind, before, &t.comparable, &prev.names, dry, &t.object.options);
+            effects::effects(kind, before(), &t.comparable, &prev.names, dry, &t.object.options);
     } else if prev.prune != t.object.options.prune {
         // The payload is unchanged but the protection is not: only the state,
         // which is what a later delete reads, needs to learn it.
@@ -306,7 +306,7 @@ fn plan_delete(entry: &state::Entry, index: Option<&LiveIndex<'_>>) -> Change {
         action: Action::Delete,
         reason: None,
         fields: Vec::new(),
-        before: Some(Arc::clone(&entry.payload)),
+        before: Some(entry.payload.clone()),
         after: None,
         effects: Vec::new(),
         live_id: entry.id,

@@ -36,10 +36,6 @@ pub(crate) mod safety;
 mod target;
 mod warnings;
 
-use std::sync::Arc;
-
-use serde_json::Value;
-
 pub use self::decide::{PlanInput, decisions, plan};
 pub use self::diff::FieldChange;
 pub use self::effects::Effect;
@@ -54,6 +50,7 @@ pub use self::warnings::{
 };
 use crate::diagnostic::Location;
 use crate::spec::Kind;
+use crate::state::Payload;
 
 /// What `apply` does with one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -142,9 +139,9 @@ pub struct Change {
     pub fields: Vec<FieldChange>,
     /// The last applied payload, canonical, secrets as salted digests (shared with the state
     /// entry: renderers mask them for display).
-    pub before: Option<Arc<Value>>,
+    pub before: Option<Payload>,
     /// The desired payload, canonical, secrets as salted digests (shared with the target).
-    pub after: Option<Arc<Value>>,
+    pub after: Option<Payload>,
     /// What Immuta will also do.
     pub effects: Vec<Effect>,
     /// Immuta's id, when known.

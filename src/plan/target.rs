@@ -1,15 +1,13 @@
 //! A desired object as the planner compares it: its payload in canonical form, with secrets
 //! replaced by digests, and which objects need the tenant's dry run.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use super::normalize;
 use super::observed::ObjectId;
 use crate::spec::secrets::{self, Digests, InterpolateError, SecretSource};
 use crate::spec::{Kind, Object};
-use crate::state::{self, State};
+use crate::state::{self, Payload, State};
 
 /// A desired object with its comparable payload.
 #[derive(Debug, Clone)]
@@ -18,7 +16,7 @@ pub struct Target<'a> {
     pub object: &'a Object,
     /// Canonical payload with secrets as `(sensitive:<digest>)`; shared with the state
     /// entries and plan changes made from it.
-    pub comparable: Arc<Value>,
+    pub comparable: Payload,
     /// [`state::payload_digest`] of `comparable`, computed once.
     pub digest: String,
 }
@@ -27,7 +25,7 @@ impl<'a> Target<'a> {
     /// The target of `object` with its comparable payload (see [`comparable`]).
     pub fn new(object: &'a Object, comparable: Value) -> Self {
         let digest = state::payload_digest(&comparable);
-        Target { object, comparable: Arc::new(comparable), digest }
+        Target { object, comparable: Payload::from(comparable), digest }
     }
 
     /// The state entry recording this object as applied.
@@ -43,7 +41,7 @@ impl<'a> Target<'a> {
             key: self.object.key.clone(),
             id,
             digest: self.digest.clone(),
-            payload: Arc::clone(&self.comparable),
+            payload: self.comparable.clone(),
             prune: self.object.options.prune,
             revision: revision.to_owned(),
             applied_at: applied_at.to_owned(),

@@ -111,6 +111,37 @@ fn after_apply_the_plan_is_empty() {
 }
 
 #[test]
+fn a_plan_without_changes_parses_no_payload_the_state_recorded() {
+    let d = tree();
+    let mut t = targets(&d, None);
+    // The state as read from a file (payloads kept as text), shared by the targets whose
+    // payload it recorded, as `pipeline::prepare` does.
+    let mut state = applied(&t);
+    for e in &mut state.objects {
+        e.payload = crate::state::Payload::from_json(&e.payload.to_json()).unwrap();
+    }
+    for target in &mut t {
+        let e = state.get(target.object.kind, &target.object.key).unwrap();
+        assert_eq!(e.digest, target.digest);
+        target.comparable = e.payload.clone();
+    }
+    let p = run(&t, &state, None);
+    assert!(!p.has_changes(), "{:#?}", p.changes);
+    assert!(state.objects.iter().all(|e| !e.payload.is_parsed()), "a payload was parsed");
+    // A change reads what it is compared with (and what the access impact needs).
+    let mut changed = targets(&d, None);
+    changed.retain(|c| c.object.key != "mask");
+    let p = run(&changed, &state, None);
+    assert!(p.has_changes());
+    let mask = state.get(Kind::Policy, "mask").unwrap();
+    assert!(mask.payload.is_parsed());
+    assert_eq!(
+        p.changes.iter().find(|c| c.id.key == "mask").unwrap().before.as_ref(),
+        Some(&mask.payload)
+    );
+}
+
+#[test]
 fn formatting_key_order_and_set_order_make_no_change() {
     let d = tree();
     let t = targets(&d, None);

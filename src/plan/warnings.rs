@@ -140,7 +140,7 @@ pub(super) fn unmanaged(o: &Observed, state: &State, targets: &[Target<'_>]) -> 
     }
     for e in state.objects.iter().filter(|e| e.kind == Kind::Purpose) {
         purposes.insert(e.key.clone());
-        let mut stack: Vec<&Value> = vec![&e.payload];
+        let mut stack: Vec<&Value> = vec![e.payload.value()];
         while let Some(v) = stack.pop() {
             for s in v.get("subpurposes").and_then(Value::as_array).into_iter().flatten() {
                 if let Some(n) = s.get("name").and_then(Value::as_str) {

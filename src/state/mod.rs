@@ -13,8 +13,11 @@
 
 pub mod file;
 pub mod key;
+mod payload;
 pub mod postgres;
 pub mod store;
+
+pub use self::payload::Payload;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -105,8 +108,9 @@ pub struct Entry {
     pub digest: String,
     /// The applied payload in canonical form; secrets are `(sensitive:<digest>)` (keyed, or
     /// salted in a format 1 state).
-    /// Shared with the plan that applied it (the canonical form of 10,000 objects is large).
-    pub payload: std::sync::Arc<serde_json::Value>,
+    /// Shared with the plan that applied it (the canonical form of 10,000 objects is large),
+    /// and kept as text until something reads it ([`Payload`]).
+    pub payload: Payload,
     /// `false` when the spec said `gitops: {prune: false}` (kept after the spec is removed).
     pub prune: bool,
     /// Revision of the specs it was applied from.

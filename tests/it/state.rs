@@ -2,7 +2,6 @@
 //! and against a real PostgreSQL (`support::postgres`: `IMMUTA_GITOPS_TEST_DATABASE_URL`, or a
 //! throw-away cluster), then what only a shared database has (a lost connection, migrations).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::postgres::{Proxy, TestDb};
@@ -87,7 +86,7 @@ fn entry(key: &str, digest: &str) -> Entry {
         key: key.into(),
         id: Some(7),
         digest: digest.into(),
-        payload: Arc::new(json!({"policyKey": key, "password": "(sensitive:k:00ff)"})),
+        payload: json!({"policyKey": key, "password": "(sensitive:k:00ff)"}).into(),
         prune: true,
         revision: "rev-1".into(),
         applied_at: "2026-12-01T00:00:00Z".into(),

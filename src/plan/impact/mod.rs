@@ -125,6 +125,7 @@ pub use self::finding::*;
 pub use self::matching::Level;
 use self::model::{Interner, Needs, Policy, Project, World, purpose_names};
 use crate::spec::Kind;
+use crate::state::Payload;
 
 /// One object on one side of a plan.
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +135,7 @@ pub struct Side<'a> {
     /// Its natural key.
     pub key: &'a str,
     /// Its canonical payload (shared: tables keep a reference to name themselves later).
-    pub payload: &'a Arc<Value>,
+    pub payload: &'a Payload,
     /// The digest of the payload (equal digests: the same object on both sides).
     pub digest: &'a str,
     /// Data sources: the names the tenant gave them (state), when recorded.

@@ -37,7 +37,7 @@ const EXAMPLE: &[(&str, &str)] = &[
 ];
 
 /// The canonical payloads of a tree (offline: placeholders as written).
-fn load(files: &[(String, String)]) -> Vec<(Kind, String, Arc<Value>, String)> {
+fn load(files: &[(String, String)]) -> Vec<(Kind, String, Payload, String)> {
     let options = LoadOptions { offline: true, ..LoadOptions::default() };
     let (desired, diags) = spec::load(&Snapshot::from_texts(files.iter().cloned()), &options);
     assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
@@ -47,7 +47,7 @@ fn load(files: &[(String, String)]) -> Vec<(Kind, String, Arc<Value>, String)> {
         .map(|o| {
             let v = crate::plan::comparable(o, None, "salt").unwrap();
             let digest = crate::state::payload_digest(&v);
-            (o.kind, o.key.clone(), Arc::new(v), digest)
+            (o.kind, o.key.clone(), Payload::from(v), digest)
         })
         .collect()
 }
@@ -67,7 +67,7 @@ fn edited(edits: &[(&str, &str, &str)]) -> Vec<(String, String)> {
     files
 }
 
-fn sides(v: &[(Kind, String, Arc<Value>, String)]) -> Vec<Side<'_>> {
+fn sides(v: &[(Kind, String, Payload, String)]) -> Vec<Side<'_>> {
     v.iter()
         .map(|(kind, key, payload, digest)| Side { kind: *kind, key, payload, digest, names: &[] })
         .collect()

@@ -3,6 +3,7 @@
 
 use super::schema::schema_version;
 use super::*;
+use crate::state::Payload;
 
 pub(super) fn kind_of(text: &str) -> Option<Kind> {
     Kind::ALL.into_iter().find(|k| k.as_str() == text)
@@ -60,14 +61,14 @@ impl PgStore {
                         return Err(corrupt("unknown kind".into()));
                     };
                     let payload: &str = row.get(4);
-                    let payload: serde_json::Value =
-                        serde_json::from_str(payload).map_err(|e| corrupt(e.to_string()))?;
+                    let payload =
+                        Payload::from_json(payload).map_err(|e| corrupt(e.to_string()))?;
                     objects.push(Entry {
                         kind: kind_value,
                         key,
                         id: row.get(2),
                         digest: row.get(3),
-                        payload: Arc::new(payload),
+                        payload,
                         prune: row.get(5),
                         revision: row.get(6),
                         applied_at: row.get(7),
@@ -296,7 +297,7 @@ pub(super) async fn insert_objects(
     let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
     let ids: Vec<Option<i64>> = entries.iter().map(|e| e.id).collect();
     let digests: Vec<&str> = entries.iter().map(|e| e.digest.as_str()).collect();
-    let payloads: Vec<String> = entries.iter().map(|e| e.payload.to_string()).collect();
+    let payloads: Vec<String> = entries.iter().map(|e| e.payload.to_json()).collect();
     let prunes: Vec<bool> = entries.iter().map(|e| e.prune).collect();
     let revisions: Vec<&str> = entries.iter().map(|e| e.revision.as_str()).collect();
     let applied: Vec<&str> = entries.iter().map(|e| e.applied_at.as_str()).collect();

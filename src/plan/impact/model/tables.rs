@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{get, strs};
 use crate::plan::impact::DataSourceRef;
 use crate::plan::impact::matching::{FxMap, TagSet, data_source_name};
+use crate::state::Payload;
 
 /// Index of a profile in the [`Interner`].
 pub type ProfileId = usize;
@@ -230,7 +231,7 @@ pub const OTHER_COLUMNS: &str = "(columns not named in the specs)";
 #[derive(Debug, Clone)]
 pub struct Table {
     /// The connection's payload (shared).
-    payload: Arc<Value>,
+    payload: Payload,
     /// Its `connectionKey` (shared by the connection's tables).
     connection: Arc<str>,
     /// Its entry in `sources`, or `None` for every table of a connection under schema
@@ -340,7 +341,7 @@ pub type TenantTags = HashMap<String, Vec<String>>;
 
 /// The table tags a data-source payload declares, by data-source name (what a post of it
 /// sets, and so what a later post without them may take away).
-pub fn declared_tags(payload: &Arc<Value>) -> HashMap<String, Vec<String>> {
+pub fn declared_tags(payload: &Payload) -> HashMap<String, Vec<String>> {
     let mut interner = Interner::default();
     let mut out = HashMap::new();
     for t in tables(payload, &mut interner, None) {
@@ -352,7 +353,7 @@ pub fn declared_tags(payload: &Arc<Value>) -> HashMap<String, Vec<String>> {
 
 /// The tables of a data-source connection payload.
 pub fn tables(
-    shared: &Arc<Value>,
+    shared: &Payload,
     interner: &mut Interner,
     tenant: Option<&TenantTags>,
 ) -> Vec<Table> {
@@ -384,7 +385,7 @@ pub fn tables(
         let profile = interner.profile_id(&mut sc, domain, false);
         let other = interner.class_id(profile, None);
         out.push(Table {
-            payload: Arc::clone(shared),
+            payload: shared.clone(),
             connection: Arc::clone(&connection_key),
             index: None,
             source: std::sync::OnceLock::new(),
@@ -471,7 +472,7 @@ pub fn tables(
         let columns = interner.column_list(&cols);
         sc.list = cols;
         out.push(Table {
-            payload: Arc::clone(shared),
+            payload: shared.clone(),
             connection: Arc::clone(&connection_key),
             index: u32::try_from(index).ok(),
             source,
