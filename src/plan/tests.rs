@@ -484,6 +484,19 @@ fn the_live_fingerprint_covers_listings_and_dry_runs() {
     let prints: std::collections::BTreeSet<String> =
         [&empty, &with_dry_run, &other_answer, &listed].iter().map(|o| o.fingerprint()).collect();
     assert_eq!(prints.len(), 4);
+    // Streamed into the hash, the fingerprint is what hashing the JSON texts gave (saved plans
+    // made before keep their fingerprints).
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let pairs: Vec<_> = with_dry_run.dry_runs.iter().collect();
+    for text in [
+        serde_json::to_string(&with_dry_run.inventory).unwrap(),
+        serde_json::to_string(&pairs).unwrap(),
+    ] {
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    assert_eq!(with_dry_run.fingerprint(), hex::encode(&h.finalize()[..16]));
 }
 
 #[test]
