@@ -34,18 +34,8 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Ask the tenant's dry run for every object (on by default, as `plan`);
-    /// `--refresh=false` skips it. A saved plan is checked with the reads it was made with.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        default_value_t = true,
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        action = clap::ArgAction::Set
-    )]
-    pub refresh: bool,
+    #[command(flatten)]
+    pub refresh: super::plan::Refresh,
     /// Treat spec warnings as errors.
     #[arg(long)]
     pub strict: bool,
@@ -90,7 +80,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         let state = tenant.open_state(&args.tenant, "apply").await?;
         let lock = store::lock_within(&*state.store, args.lock_timeout, LOCK_POLL).await?;
         // A saved plan is checked against what it was made from, with the same reads.
-        let refresh = saved.as_ref().map_or(args.refresh, |s| s.refresh(false));
+        let refresh = saved.as_ref().map_or(args.refresh.on, |s| s.refresh(false));
         let planned = plan_against_tenant(
             &tenant,
             &state,

@@ -34,6 +34,25 @@ pub enum Format {
     Github,
 }
 
+/// `--refresh[=BOOL]` of `plan` and `apply`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Refresh {
+    /// Ask the tenant's dry run for every object, not only changed ones: finds changes made
+    /// outside immuta-gitops (on by default, as Terraform's refresh). `--refresh=false`
+    /// compares with the last applied state and the tenant's listings only. A saved plan is
+    /// applied with the reads it was made with.
+    #[arg(
+        long = "refresh",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub on: bool,
+}
+
 /// Arguments of `plan`.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -44,19 +63,8 @@ pub struct PlanArgs {
     /// pull requests in CI: no state file, no tenant, no secrets needed).
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
-    /// Ask the tenant's dry run for every object, not only changed ones: finds changes made
-    /// outside immuta-gitops (on by default, as Terraform's refresh). `--refresh=false`
-    /// compares with the last applied state and the tenant's listings only.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        default_value_t = true,
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        action = clap::ArgAction::Set
-    )]
-    pub refresh: bool,
+    #[command(flatten)]
+    pub refresh: Refresh,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -184,7 +192,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
                 &tenant,
                 &state,
                 &specs,
-                args.refresh,
+                args.refresh.on,
                 args.tenant.parallelism,
                 &args.path,
                 &progress,

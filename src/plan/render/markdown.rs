@@ -137,6 +137,14 @@ impl<'a> Doc<'a> {
         self.groups.len() - 1
     }
 
+    /// A group opened by `open` and closed by `close`, holding `items`.
+    fn grouped(&mut self, open: String, close: &str, items: Vec<String>) {
+        let g = self.group(open, close);
+        for item in items {
+            self.item(g, item);
+        }
+    }
+
     fn item(&mut self, group: usize, text: String) {
         self.blocks.push(Block { text, group: Some(group), change: None });
     }
@@ -161,10 +169,7 @@ impl<'a> Doc<'a> {
             .iter()
             .map(|e| format!("> - {}: {}\n", object(&e.object), inline(&e.message)))
             .collect();
-        let g = self.group(open, "\n");
-        for item in items {
-            self.item(g, item);
-        }
+        self.grouped(open, "\n", items);
     }
 
     fn notices(&mut self) {
@@ -221,10 +226,7 @@ impl<'a> Doc<'a> {
             if items.is_empty() {
                 continue;
             }
-            let g = self.group(format!("{title}\n\n"), "\n");
-            for item in items {
-                self.item(g, item);
-            }
+            self.grouped(format!("{title}\n\n"), "\n", items);
         }
         if !impact.references.is_empty() {
             let items: Vec<String> = impact
@@ -238,10 +240,7 @@ impl<'a> Doc<'a> {
                     format!("- {mark} {}\n", inline(&r.message))
                 })
                 .collect();
-            let g = self.group("**Broken references**\n\n".to_owned(), "\n");
-            for item in items {
-                self.item(g, item);
-            }
+            self.grouped("**Broken references**\n\n".to_owned(), "\n", items);
         }
     }
 
@@ -262,14 +261,12 @@ impl<'a> Doc<'a> {
         if items.is_empty() {
             return;
         }
-        let g = self.group(
+        self.grouped(
             "#### Implicit effects\n\n_What Immuta's full-replace semantics also do._\n\n"
                 .to_owned(),
             "\n",
+            items,
         );
-        for item in items {
-            self.item(g, item);
-        }
     }
 
     fn table(&mut self) {
@@ -286,10 +283,7 @@ impl<'a> Doc<'a> {
         if rows.is_empty() {
             return;
         }
-        let g = self.group("| Action | Object | Notes |\n|---|---|---|\n".to_owned(), "\n");
-        for row in rows {
-            self.item(g, row);
-        }
+        self.grouped("| Action | Object | Notes |\n|---|---|---|\n".to_owned(), "\n", rows);
     }
 
     fn warnings(&mut self) {
@@ -302,10 +296,7 @@ impl<'a> Doc<'a> {
             .iter()
             .map(|w| format!("- ⚠️ `{}`: {}\n", w.code, inline(&w.message)))
             .collect();
-        let g = self.group("**Warnings**\n\n".to_owned(), "\n");
-        for item in items {
-            self.item(g, item);
-        }
+        self.grouped("**Warnings**\n\n".to_owned(), "\n", items);
     }
 
     fn unmanaged(&mut self) {
@@ -327,10 +318,7 @@ impl<'a> Doc<'a> {
              listed, never touched)</summary>\n\n",
             plural(n)
         );
-        let g = self.group(open, "\n</details>\n\n");
-        for item in items {
-            self.item(g, item);
-        }
+        self.grouped(open, "\n</details>\n\n", items);
     }
 
     fn footer(&mut self) {
@@ -386,14 +374,7 @@ fn change_block(c: &Change, diff_limit: Option<usize>) -> String {
         return out;
     }
 
-    let mut summary = format!(
-        "<code>{} {label}</code> will be {}",
-        html(c.action.symbol()),
-        participle(c.action)
-    );
-    if c.is_destructive() {
-        summary.push_str(" ⚠️ destructive");
-    }
+    let summary = summary(c, &label);
     out.push_str(&format!("<details><summary>{summary}</summary>\n\n"));
 
     let mut facts = Vec::new();
@@ -523,14 +504,7 @@ fn fit_change(c: &Change, room: usize) -> String {
         return change_block(c, Some(lo));
     }
     let label = html(&scrub(&c.id.to_string()));
-    let mut summary = format!(
-        "<code>{} {label}</code> will be {}",
-        html(c.action.symbol()),
-        participle(c.action)
-    );
-    if c.is_destructive() {
-        summary.push_str(" ⚠️ destructive");
-    }
+    let summary = summary(c, &label);
     let n = c.effects.len();
     let mut t = format!(
         "<details><summary>{summary}</summary>\n\nToo long for a comment ({total} diff line{}, \
@@ -590,4 +564,17 @@ fn clamp(s: &mut String, max: usize) {
         }
         s.truncate(end);
     }
+}
+
+/// The summary line of a change's `<details>`: its symbol, object and what it will be.
+fn summary(c: &Change, label: &str) -> String {
+    let mut summary = format!(
+        "<code>{} {label}</code> will be {}",
+        html(c.action.symbol()),
+        participle(c.action)
+    );
+    if c.is_destructive() {
+        summary.push_str(" ⚠️ destructive");
+    }
+    summary
 }
