@@ -33,12 +33,12 @@ enum Inner {
 }
 
 impl Payload {
-    /// A payload from the text of a state (a file, a journal line, a database row), kept as
-    /// text: an error when it is not JSON.
+    /// A payload from the text of a state (a database row), kept as compact text: an error
+    /// when it is not JSON a tree can be made of (a number out of range included). The tree
+    /// made to check it is dropped at once.
     pub fn from_json(text: &str) -> Result<Payload, serde_json::Error> {
-        // Checks the syntax without building a tree.
-        let raw: &RawValue = serde_json::from_str(text)?;
-        Ok(Payload::text(raw.to_owned()))
+        let v: Value = serde_json::from_str(text)?;
+        Ok(Payload::text(RawValue::from_string(v.to_string())?))
     }
 
     fn text(text: Box<RawValue>) -> Payload {
@@ -55,6 +55,15 @@ impl Payload {
             Inner::Text { text, parsed } => {
                 parsed.get_or_init(|| serde_json::from_str(text.get()).unwrap_or(Value::Null))
             }
+        }
+    }
+
+    /// The text of a payload read as text and not parsed yet (`None` otherwise): what a caller
+    /// can search before deciding to parse.
+    pub fn unparsed_text(&self) -> Option<&str> {
+        match &*self.0 {
+            Inner::Text { text, parsed } if parsed.get().is_none() => Some(text.get()),
+            _ => None,
         }
     }
 
@@ -141,6 +150,10 @@ mod tests {
         assert_eq!(p["b"], 1);
         assert_eq!(p, Payload::from(json!({"b": 1, "a": [true, null]})));
         assert!(Payload::from_json("{not json").is_err());
+        assert!(Payload::from_json(r#"{"a": 1e400}"#).is_err(), "out of range");
+        assert_eq!(p.unparsed_text(), None, "parsed by the reads above");
+        let q = Payload::from_json(r#"{"a": 1}"#).unwrap();
+        assert_eq!(q.unparsed_text(), Some(r#"{"a":1}"#));
     }
 
     #[test]
