@@ -23,7 +23,7 @@
 //! the tenant may have carried them out ([`Error::may_have_taken_effect`]); `live::write`
 //! asks a dry run first.
 //!
-//! V1 listings are read by [`Client::list`] (see `listing.rs`: every envelope, paging that a
+//! V1 listings are read by [`Client::list`] (see `listing/`: every envelope, paging that a
 //! server ignores or caps, concurrent pages once the count is known, a hard page limit).
 //!
 //! A tenant that never answered fails fast: a refused connection or a name that does not
